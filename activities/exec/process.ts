@@ -1,0 +1,138 @@
+// Child processes for activities: argv only (never a shell line built from values), a process
+// group per command so cancellation kills the whole tree, output to a log file plus a short tail.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  logFile?: string;
+  signal?: AbortSignal;
+  /** Called every `heartbeatMs` while the process runs. */
+  onTick?: (elapsedMs: number, bytes: number) => void;
+  heartbeatMs?: number;
+  tailBytes?: number;
+  timeoutMs?: number;
+}
+
+export interface RunOutcome {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  tail: string;
+  output: string;
+  durationMs: number;
+  cancelled: boolean;
+  timedOut: boolean;
+}
+
+const KILL_GRACE_MS = 5000;
+
+/** Runs `file args…` to completion. Never throws for a non-zero exit: callers decide what it means. */
+export function runProcess(file: string, args: string[], opts: RunOptions = {}): Promise<RunOutcome> {
+  const tailBytes = opts.tailBytes ?? 4000;
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const log = opts.logFile ? fs.createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
+    let tail = Buffer.alloc(0);
+    // Keep all output only when there is no log file, capped, for short commands (git and the like).
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    let bytes = 0;
+    let cancelled = false;
+    let timedOut = false;
+    const child = spawn(file, args, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // own process group: kill(-pid) reaches every descendant
+    });
+    const onData = (buf: Buffer) => {
+      bytes += buf.length;
+      log?.write(buf);
+      tail = Buffer.concat([tail, buf]);
+      if (tail.length > tailBytes * 2) tail = tail.subarray(tail.length - tailBytes);
+      if (!log && kept < 1_000_000) {
+        chunks.push(buf);
+        kept += buf.length;
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+
+    let killTimer: NodeJS.Timeout | undefined;
+    const killTree = () => {
+      if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      killTimer = setTimeout(() => {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }, KILL_GRACE_MS);
+    };
+    const onAbort = () => {
+      cancelled = true;
+      killTree();
+    };
+    if (opts.signal?.aborted) onAbort();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const tick = opts.onTick ? setInterval(() => opts.onTick?.(Date.now() - started, bytes), opts.heartbeatMs ?? 5000) : undefined;
+    const timeout = opts.timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          killTree();
+        }, opts.timeoutMs)
+      : undefined;
+
+    child.on('error', (err) => {
+      cleanup();
+      reject(err);
+    });
+    child.on('close', (code, sig) => {
+      cleanup();
+      const finish = () => {
+        const tailText = tail.subarray(Math.max(0, tail.length - tailBytes)).toString('utf8');
+        resolve({
+          exitCode: code,
+          signal: sig,
+          tail: tailText,
+          output: log ? tailText : Buffer.concat(chunks).toString('utf8'),
+          durationMs: Date.now() - started,
+          cancelled,
+          timedOut,
+        });
+      };
+      if (log) log.end(finish);
+      else finish();
+    });
+    function cleanup() {
+      if (tick) clearInterval(tick);
+      if (timeout) clearTimeout(timeout);
+      if (killTimer) clearTimeout(killTimer);
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  });
+}
+
+/** Runs a short helper command and returns its stdout; throws with its output on failure. */
+export async function runChecked(file: string, args: string[], opts: RunOptions = {}): Promise<string> {
+  const r = await runProcess(file, args, opts);
+  if (r.exitCode !== 0) {
+    throw new Error(`${file} ${args.join(' ')} exited with ${r.exitCode ?? r.signal}: ${r.output.trim().slice(-2000)}`);
+  }
+  return r.output;
+}
+
+/** The environment a configured step sees: a minimal base plus CONVEYOR_* values. Never the
+ * worker's own secrets (webhook secret, GitHub token, AWS credentials). */
+export function stepEnv(extra: Record<string, string>, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const keep = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'SHELL', 'TERM'];
+  const env: NodeJS.ProcessEnv = {};
+  for (const k of keep) if (base[k] !== undefined) env[k] = base[k];
+  return { ...env, ...extra };
+}

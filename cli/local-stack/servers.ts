@@ -1,0 +1,68 @@
+// The two servers of the local stack: Temporal's dev server (SQLite file, our search attributes
+// registered at start) and moto (S3, EC2, SSM on one port).
+import fs from 'node:fs';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { motoBin, temporalBin } from './tools';
+import { spawnService, waitFor, type Service } from './services';
+
+export interface TemporalServerOptions {
+  port: number;
+  uiPort: number;
+  httpPort: number;
+  metricsPort: number;
+  namespace: string;
+  dbFile: string;
+  searchAttributes: Record<string, string>;
+  logFile: string;
+  headless?: boolean;
+}
+
+export async function startTemporalServer(o: TemporalServerOptions): Promise<Service> {
+  fs.mkdirSync(path.dirname(o.dbFile), { recursive: true });
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(o.port),
+    '--http-port',
+    String(o.httpPort),
+    '--metrics-port',
+    String(o.metricsPort),
+    '--db-filename',
+    o.dbFile,
+    '--namespace',
+    o.namespace,
+    '--log-level',
+    'warn',
+    ...(o.headless ? ['--headless'] : ['--ui-port', String(o.uiPort)]),
+    ...Object.entries(o.searchAttributes).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
+  ];
+  const svc = spawnService('temporal', temporalBin(), args, { logFile: o.logFile });
+  await waitFor(
+    `Temporal at 127.0.0.1:${o.port}`,
+    async () => {
+      const conn = await Connection.connect({ address: `127.0.0.1:${o.port}`, connectTimeout: '1 second' });
+      try {
+        await conn.workflowService.describeNamespace({ namespace: o.namespace });
+        return true;
+      } finally {
+        await conn.close();
+      }
+    },
+    { service: svc, timeoutMs: 60000 },
+  );
+  return svc;
+}
+
+export async function startMoto(o: { port: number; logFile: string }): Promise<Service> {
+  const svc = spawnService('moto', motoBin(), ['-H', '127.0.0.1', '-p', String(o.port)], { logFile: o.logFile });
+  await waitFor(
+    `moto at 127.0.0.1:${o.port}`,
+    async () => (await fetch(`http://127.0.0.1:${o.port}/moto-api/`)).ok,
+    { service: svc, timeoutMs: 60000 },
+  );
+  return svc;
+}

@@ -1,0 +1,209 @@
+// `conveyor dev`: the whole local stack from temporal-dev.yml and a conveyor.yml — Temporal dev
+// server, moto with buckets and staging instances, the orchestrator and builder workers, the
+// webhook API — as child processes, stopped in order on Ctrl-C or SIGTERM. The stack writes
+// .dev/stack.json while it runs: a second `conveyor dev` reads it and says the stack is up instead
+// of failing on busy ports, and the demo reads it to find the API.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createAwsClients } from '../../activities/storage/s3';
+import type { ConveyorConfig } from '../../config/conveyor';
+import type { DevConfig } from '../../config/temporal-dev';
+import { buildQueue, ORCHESTRATOR_QUEUE } from '../../common/queues';
+import { connectClient } from '../../workers/temporal';
+import { provisionBuckets, provisionHosts, type ProvisionedHost } from './provision';
+import { startMoto, startTemporalServer } from './servers';
+import { isAlive, isPortFree, spawnService, tailOf, waitFor, type Service } from './services';
+import { ROOT, tsxBin } from './tools';
+
+export interface StackInfo {
+  pid: number;
+  startedAt: string;
+  configFile: string;
+  temporalAddress: string;
+  namespace: string;
+  uiUrl: string;
+  awsEndpoint: string;
+  apiUrl: string;
+  logDir: string;
+  hosts: ProvisionedHost[];
+}
+
+export function stackFile(dev: DevConfig): string {
+  return path.join(dev.dataDir, 'stack.json');
+}
+
+/** The running stack described by .dev/stack.json, or undefined when none runs. */
+export function runningStack(dev: DevConfig): StackInfo | undefined {
+  try {
+    const info = JSON.parse(fs.readFileSync(stackFile(dev), 'utf8')) as StackInfo;
+    return isAlive(info.pid) ? info : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The webhook secret of the local stack: the env var named in config, else one generated once. */
+export function devWebhookSecret(dev: DevConfig, config: ConveyorConfig, env = process.env): string {
+  const fromEnv = env[config.github.webhookSecretEnv];
+  if (fromEnv) return fromEnv;
+  const file = path.join(dev.dataDir, 'webhook-secret');
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    fs.mkdirSync(dev.dataDir, { recursive: true });
+    const secret = crypto.randomBytes(32).toString('hex');
+    fs.writeFileSync(file, secret + '\n', { mode: 0o600 });
+    return secret;
+  }
+}
+
+export interface StartedStack {
+  info: StackInfo;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the stack. `services` is owned by the caller, so a signal that arrives while the stack is
+ * still starting can stop what has started so far (see stopServices).
+ */
+export async function startStack(
+  dev: DevConfig,
+  config: ConveyorConfig,
+  log: (line: string) => void,
+  services: Service[] = [],
+): Promise<StartedStack> {
+  const already = runningStack(dev);
+  if (already) {
+    throw new Error(
+      `the local stack is already running (pid ${already.pid}, config ${already.configFile}).\n` +
+        `  Web UI: ${already.uiUrl}\n  API:    ${already.apiUrl}\n  Stop it with Ctrl-C in its terminal or \`conveyor dev --stop\`.`,
+    );
+  }
+  const ports: [string, number][] = [
+    ['temporal.port', dev.temporal.port],
+    ['temporal.uiPort', dev.temporal.uiPort],
+    ['temporal.httpPort', dev.temporal.httpPort],
+    ['temporal.metricsPort', dev.temporal.metricsPort],
+    ['aws.port', dev.aws.port],
+    ['api.port', dev.api.port],
+  ];
+  const busy: string[] = [];
+  for (const [key, port] of ports) if (!(await isPortFree(port))) busy.push(`${key} ${port}`);
+  if (busy.length > 0) {
+    throw new Error(`ports in use by another process (not a Conveyor stack): ${busy.join(', ')}; change them in ${dev.file}`);
+  }
+
+  const logDir = path.join(dev.dataDir, 'logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  const stop = () => stopServices(dev, services);
+  try {
+    let t0 = Date.now();
+    services.push(
+      await startTemporalServer({ ...dev.temporal, logFile: path.join(logDir, 'temporal.log') }),
+    );
+    log(`temporal dev server up on 127.0.0.1:${dev.temporal.port} (${Date.now() - t0} ms)`);
+    t0 = Date.now();
+    services.push(await startMoto({ port: dev.aws.port, logFile: path.join(logDir, 'moto.log') }));
+    const awsEndpoint = `http://127.0.0.1:${dev.aws.port}`;
+    const temporalAddress = `127.0.0.1:${dev.temporal.port}`;
+    const stackConfig: ConveyorConfig = {
+      ...config,
+      aws: { region: dev.aws.region, endpoint: awsEndpoint },
+      temporal: { ...config.temporal, address: temporalAddress, namespace: dev.temporal.namespace },
+    };
+    const aws = createAwsClients(stackConfig);
+    const buckets = await provisionBuckets(aws, stackConfig, dev.aws.publicBuckets);
+    const hosts = await provisionHosts(aws, stackConfig, dev);
+    log(`local AWS endpoint up on ${awsEndpoint}: buckets ${buckets.join(', ')}; ${hosts.length} staging instances (${Date.now() - t0} ms)`);
+
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      CONVEYOR_CONFIG: config.file,
+      TEMPORAL_ADDRESS: temporalAddress,
+      TEMPORAL_NAMESPACE: dev.temporal.namespace,
+      AWS_ENDPOINT_URL: awsEndpoint,
+      AWS_REGION: dev.aws.region,
+      [config.github.webhookSecretEnv]: devWebhookSecret(dev, config),
+    };
+    t0 = Date.now();
+    for (const w of dev.workers) {
+      services.push(spawnService(w, tsxBin(), [path.join(ROOT, 'workers', `${w}.ts`)], { env, logFile: path.join(logDir, `${w}.log`), cwd: ROOT }));
+    }
+    const apiPort = dev.api.port;
+    const api = spawnService('api', tsxBin(), [path.join(ROOT, 'api', 'main.ts'), '--port', String(apiPort)], {
+      env,
+      logFile: path.join(logDir, 'api.log'),
+      cwd: ROOT,
+    });
+    services.push(api);
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    await waitFor('the webhook API', async () => (await fetch(`${apiUrl}/healthz`)).ok, { service: api, timeoutMs: 60000 });
+    await waitForPollers(stackConfig, dev, services);
+    log(`workers and API up (${Date.now() - t0} ms)`);
+
+    const info: StackInfo = {
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      configFile: config.file,
+      temporalAddress,
+      namespace: dev.temporal.namespace,
+      uiUrl: `http://127.0.0.1:${dev.temporal.uiPort}`,
+      awsEndpoint,
+      apiUrl,
+      logDir,
+      hosts,
+    };
+    fs.writeFileSync(stackFile(dev), JSON.stringify(info, null, 2) + '\n');
+    for (const svc of services) {
+      void svc.exited.then((code) => {
+        if (services.includes(svc)) log(`${svc.name} exited with code ${code}; see ${svc.logFile}\n${tailOf(svc.logFile, 800)}`);
+      });
+    }
+    return { info, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Stops services newest first (workers and API before the servers they use), then forgets the stack. */
+export async function stopServices(dev: DevConfig, services: Service[]): Promise<void> {
+  for (const svc of [...services].reverse()) await svc.stop();
+  services.length = 0;
+  try {
+    const info = JSON.parse(fs.readFileSync(stackFile(dev), 'utf8')) as StackInfo;
+    if (info.pid === process.pid) fs.rmSync(stackFile(dev), { force: true });
+  } catch {
+    /* no stack file */
+  }
+}
+
+/** Waits until every queue the stack serves has a poller, so a run started next is picked up at once. */
+async function waitForPollers(config: ConveyorConfig, dev: DevConfig, services: Service[]): Promise<void> {
+  const client = await connectClient(config);
+  try {
+    const queues = [
+      ...(dev.workers.includes('orchestrator') ? [ORCHESTRATOR_QUEUE] : []),
+      ...(dev.workers.includes('builder') ? Object.keys(config.distros).map(buildQueue) : []),
+    ];
+    for (const queue of queues) {
+      const kind = queue === ORCHESTRATOR_QUEUE ? 'TASK_QUEUE_TYPE_WORKFLOW' : 'TASK_QUEUE_TYPE_ACTIVITY';
+      const worker = services.find((s) => s.name === (queue === ORCHESTRATOR_QUEUE ? 'orchestrator' : 'builder'));
+      await waitFor(
+        `a worker polling ${queue}`,
+        async () => {
+          const r = await client.workflowService.describeTaskQueue({
+            namespace: config.temporal.namespace,
+            taskQueue: { name: queue },
+            taskQueueType: kind === 'TASK_QUEUE_TYPE_WORKFLOW' ? 1 : 2,
+          });
+          return (r.pollers?.length ?? 0) > 0;
+        },
+        { service: worker, timeoutMs: 120000, intervalMs: 500 },
+      );
+    }
+  } finally {
+    await client.connection.close();
+  }
+}

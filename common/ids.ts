@@ -1,0 +1,18 @@
+// Workflow ID builders: the names the outside world sees (shared/DESIGN.md, "Names").
+// Every ID is built here so a second delivery of the same push lands on the same workflow.
+
+export type StageName = 'test' | 'package' | 'publish' | 'deploy' | 'verify' | 'release' | 'promote';
+
+export function pipelineId(repository: string, branch: string, sha: string): string {
+  return `pipeline/${repository}/${branch}/${sha}`;
+}
+
+/** `<parent id>/<stage>[/<distro>][#<attempt>]`; attempt 1 carries no suffix. */
+export function stageId(parentId: string, stage: StageName, distro?: string, attempt = 1): string {
+  const base = distro ? `${parentId}/${stage}/${distro}` : `${parentId}/${stage}`;
+  return attempt > 1 ? `${base}#${attempt}` : base;
+}
+
+export function branchStateId(repository: string, branch: string): string {
+  return `branch-state/${repository}/${branch}`;
+}

@@ -1,0 +1,122 @@
+// Workflow and activity inputs/results: small JSON only. One input object and one result object
+// per workflow and activity, so fields can be added without breaking running histories.
+import type { StageName } from './ids';
+
+/** The commands of a repository (conveyor.yml `steps`). Trusted: they come from config, never a webhook. */
+export interface RepositorySteps {
+  unit?: string;
+  integration?: string;
+  package?: string;
+  docs?: string;
+  smoke?: string;
+  e2e?: string;
+}
+
+/** What the pipeline needs of a repository's config, snapshotted into the run's input at start so
+ * a run (and a rerun from its history) does not change when conveyor.yml changes later. */
+export interface RepositorySpec {
+  name: string; // GitHub full_name, owner/repo
+  cloneUrl: string;
+  steps: RepositorySteps;
+  distros: string[];
+  channel: string;
+  release: boolean;
+  approval: boolean;
+  stepTimeoutSeconds: number;
+}
+
+/** Facts about the pushed commit shown to people (memo, Web UI); never used in a command line. */
+export interface CommitInfo {
+  message: string;
+  author: string;
+  compareUrl: string;
+  timestamp?: string;
+}
+
+export interface PipelineInput {
+  repository: RepositorySpec;
+  branch: string;
+  sha: string;
+  commit: CommitInfo;
+  deliveryId?: string;
+}
+
+export type RunStatus =
+  | 'running'
+  | 'awaiting-operator'
+  | 'awaiting-approval'
+  | 'succeeded'
+  | 'failed'
+  | 'aborted'
+  | 'expired'
+  | 'superseded';
+
+export type StageState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
+
+export interface StageStatus {
+  name: StageName;
+  distro?: string;
+  state: StageState;
+  attempt: number;
+  workflowId: string;
+  startedAt?: string;
+  endedAt?: string;
+  logKeys: string[];
+  error?: string;
+  tail?: string;
+}
+
+export interface PipelineStatus {
+  workflowId: string;
+  repository: string;
+  branch: string;
+  sha: string;
+  status: RunStatus;
+  stage?: StageName;
+  startedAt: string;
+  endedAt?: string;
+  stages: StageStatus[];
+  failure?: string;
+}
+
+export interface PipelineResult {
+  status: RunStatus;
+  stages: StageStatus[];
+}
+
+export interface StepResult {
+  step: string;
+  exitCode: number;
+  /** `git rev-parse HEAD` of the workspace the command ran in. */
+  headSha: string;
+  logKey: string;
+  tail: string;
+  durationMs: number;
+}
+
+export interface RunStepInput {
+  pipelineId: string;
+  /** The stage child's workflow ID; logs are kept under it. */
+  stageWorkflowId: string;
+  stage: StageName;
+  step: keyof RepositorySteps;
+  command: string;
+  cloneUrl: string;
+  sha: string;
+  /** CONVEYOR_* values handed to the command as environment variables, never spliced into it. */
+  env: Record<string, string>;
+  timeoutSeconds?: number;
+}
+
+export interface TestStageInput {
+  pipelineId: string;
+  repository: RepositorySpec;
+  branch: string;
+  sha: string;
+  /** The distro whose build queue runs the tests. */
+  distro: string;
+}
+
+export interface TestStageResult {
+  steps: StepResult[];
+}

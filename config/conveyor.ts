@@ -1,0 +1,225 @@
+// conveyor.yml: schema, loader and the env overrides of shared/DESIGN.md.
+// A bad file is refused at start with every problem at once, each as `path.to.key: why`.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { branchMatcher } from '../common/branch-rules';
+import type { RepositorySpec } from '../common/types';
+
+const s3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://<bucket>[/prefix]');
+const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name');
+
+const branchRule = z
+  .object({
+    match: z.string().min(1),
+    channel: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be a lowercase channel name such as unstable or stable'),
+    release: z.boolean().default(false),
+    approval: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((rule, ctx) => {
+    try {
+      branchMatcher(rule.match);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: ['match'], message: `invalid regex (${(err as Error).message})` });
+    }
+  });
+
+const steps = z
+  .object({
+    unit: z.string().min(1).optional(),
+    integration: z.string().min(1).optional(),
+    package: z.string().min(1).optional(),
+    docs: z.string().min(1).optional(),
+    smoke: z.string().min(1).optional(),
+    e2e: z.string().min(1).optional(),
+  })
+  .strict();
+
+const repository = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be a GitHub full_name such as acme/widget'),
+    cloneUrl: z.string().min(1),
+    branches: z.array(branchRule).min(1, 'needs at least one branch rule'),
+    steps,
+    distros: z.array(z.string()).min(1, 'needs at least one distro'),
+    staging: z
+      .object({ tags: z.record(z.string(), z.string()).default({}), batchSize: z.number().int().positive().default(1) })
+      .strict()
+      .optional(),
+    stepTimeoutSeconds: z.number().int().positive().default(1800),
+  })
+  .strict();
+
+export const conveyorSchema = z
+  .object({
+    temporal: z
+      .object({
+        address: z.string().default('localhost:7233'),
+        namespace: z.string().default('default'),
+        /** Temporal Cloud / secured clusters: the API key is read from this env var, never from the file. */
+        apiKeyEnv: envName.optional(),
+        tls: z
+          .object({ certFile: z.string().optional(), keyFile: z.string().optional(), caFile: z.string().optional() })
+          .strict()
+          .optional(),
+        uiUrl: z.string().default('http://localhost:8233'),
+      })
+      .strict()
+      .default({ address: 'localhost:7233', namespace: 'default', uiUrl: 'http://localhost:8233' }),
+    aws: z
+      .object({ region: z.string().default('us-east-1'), endpoint: z.string().url().optional() })
+      .strict()
+      .default({ region: 'us-east-1' }),
+    github: z
+      .object({
+        webhookSecretEnv: envName.default('GITHUB_WEBHOOK_SECRET'),
+        tokenEnv: envName.default('GITHUB_TOKEN'),
+      })
+      .strict()
+      .default({ webhookSecretEnv: 'GITHUB_WEBHOOK_SECRET', tokenEnv: 'GITHUB_TOKEN' }),
+    signing: z
+      .object({ keyFile: z.string().optional(), keyEnv: envName.optional() })
+      .strict()
+      .optional(),
+    storage: z.object({ artifacts: s3Url, staging: s3Url, production: s3Url }).strict(),
+    distros: z.record(
+      z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'distro names are lowercase'),
+      z
+        .object({
+          format: z.enum(['deb', 'rpm']),
+          codename: z.string().optional(),
+          arch: z.string().min(1),
+        })
+        .strict(),
+    ),
+    workspace: z.string().optional(),
+    repositories: z.array(repository),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    cfg.repositories.forEach((repo, i) => {
+      repo.distros.forEach((d, j) => {
+        if (!cfg.distros[d]) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['repositories', i, 'distros', j],
+            message: `unknown distro "${d}" (known: ${Object.keys(cfg.distros).join(', ') || 'none'})`,
+          });
+        }
+      });
+      const seen = cfg.repositories.findIndex((r) => r.name === repo.name);
+      if (seen !== i) {
+        ctx.addIssue({ code: 'custom', path: ['repositories', i, 'name'], message: `duplicate of repositories[${seen}]` });
+      }
+    });
+  });
+
+export type ConveyorConfig = z.infer<typeof conveyorSchema> & {
+  /** Absolute path of the file this came from. */
+  file: string;
+};
+export type RepositoryConfig = ConveyorConfig['repositories'][number];
+export type BranchRule = RepositoryConfig['branches'][number];
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`${file}: invalid configuration\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type Env = Record<string, string | undefined>;
+
+export function formatPath(p: readonly PropertyKey[]): string {
+  return p.reduce<string>(
+    (acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc ? `${acc}.${String(k)}` : String(k)),
+    '',
+  );
+}
+
+/** Parses YAML text and validates it, every problem reported as `path: message`. */
+export function parseYamlWithSchema<T extends z.ZodTypeAny>(file: string, text: string, schema: T): z.infer<T> {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`),
+    );
+  }
+  const result = schema.safeParse(doc.toJS() ?? {});
+  if (!result.success) {
+    throw new ConfigError(
+      file,
+      result.error.issues.map((i) => `${formatPath(i.path) || '(top level)'}: ${i.message}`),
+    );
+  }
+  return result.data;
+}
+
+/** Which config file an entry point uses: --config, else CONVEYOR_CONFIG, else conveyor.yml / conveyor.dev.yml. */
+export function resolveConfigPath(flag: string | undefined, env: Env, cwd = process.cwd()): string {
+  const chosen = flag ?? env.CONVEYOR_CONFIG;
+  if (chosen) return path.resolve(cwd, chosen);
+  for (const name of ['conveyor.yml', 'conveyor.dev.yml']) {
+    const p = path.resolve(cwd, name);
+    if (fs.existsSync(p)) return p;
+  }
+  return path.resolve(cwd, 'conveyor.dev.yml');
+}
+
+/** Loads conveyor.yml. Env TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, AWS_ENDPOINT_URL, AWS_REGION win over the file. */
+export function loadConfig(file: string, env: Env = process.env): ConveyorConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
+  }
+  const parsed = parseYamlWithSchema(file, text, conveyorSchema);
+  const dir = path.dirname(file);
+  const cfg: ConveyorConfig = { ...parsed, file };
+  if (env.TEMPORAL_ADDRESS) cfg.temporal = { ...cfg.temporal, address: env.TEMPORAL_ADDRESS };
+  if (env.TEMPORAL_NAMESPACE) cfg.temporal = { ...cfg.temporal, namespace: env.TEMPORAL_NAMESPACE };
+  if (env.AWS_ENDPOINT_URL) cfg.aws = { ...cfg.aws, endpoint: env.AWS_ENDPOINT_URL };
+  if (env.AWS_REGION) cfg.aws = { ...cfg.aws, region: env.AWS_REGION };
+  if (cfg.signing?.keyFile) cfg.signing = { ...cfg.signing, keyFile: path.resolve(dir, cfg.signing.keyFile) };
+  if (cfg.workspace) cfg.workspace = path.resolve(dir, cfg.workspace);
+  cfg.repositories = cfg.repositories.map((r) => ({ ...r, cloneUrl: resolveCloneUrl(r.cloneUrl, dir) }));
+  return cfg;
+}
+
+/** URLs and scp-like remotes stay as they are; a plain path is taken relative to the config file. */
+function resolveCloneUrl(url: string, dir: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^[^/]+@[^/]+:/.test(url)) return url;
+  return path.resolve(dir, url);
+}
+
+export function findRepository(cfg: ConveyorConfig, name: string): RepositoryConfig | undefined {
+  return cfg.repositories.find((r) => r.name.toLowerCase() === name.toLowerCase());
+}
+
+/** Parses `s3://bucket/prefix` into its parts; the prefix has no leading slash and ends with `/` when set. */
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
+  if (!m) throw new Error(`not an s3:// URL: ${url}`);
+  const prefix = m[2] ? m[2].replace(/\/?$/, '/') : '';
+  return { bucket: m[1], prefix };
+}
+
+export function repositorySpec(repo: RepositoryConfig, rule: BranchRule): RepositorySpec {
+  return {
+    name: repo.name,
+    cloneUrl: repo.cloneUrl,
+    steps: { ...repo.steps },
+    distros: [...repo.distros],
+    channel: rule.channel,
+    release: rule.release,
+    approval: rule.approval,
+    stepTimeoutSeconds: repo.stepTimeoutSeconds,
+  };
+}

@@ -1,0 +1,17 @@
+// Every layer of tests runs in one jest invocation (`npm test`); the global setup starts one
+// isolated local stack (Temporal dev server + moto on free ports) for the whole run.
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' } }] },
+  // @octokit/webhooks is ESM-only; jest's module runtime needs it transformed (see shared/FACTS.md).
+  transformIgnorePatterns: ['/node_modules/(?!(@octokit)/)'],
+  moduleNameMapper: {
+    '^@octokit/webhooks-methods$': '<rootDir>/node_modules/@octokit/webhooks-methods/dist-node/index.js',
+  },
+  globalSetup: '<rootDir>/test/setup/global-setup.ts',
+  globalTeardown: '<rootDir>/test/setup/global-teardown.ts',
+  testTimeout: 120000,
+};

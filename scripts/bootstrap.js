@@ -1,0 +1,281 @@
+#!/usr/bin/env node
+// Bootstrap: makes a fresh clone runnable with no step before `npm run demo` or `npm test`.
+//
+// Dependency-free on purpose: it runs before node_modules exists. It installs, in order:
+//   1. node modules (`npm ci`) when node_modules is missing or older than package-lock.json;
+//   2. the Temporal CLI v1.5.1: a `temporal` on PATH of that version, else the per-user cache
+//      (so every clone on a machine, CI's included, shares one build), else `go install` into that
+//      cache (about 3 minutes on 2 cores), else the official download (fails on closed networks);
+//   3. moto server (pinned) in a venv in the per-user cache;
+//   4. the Debian tools later stages need, with apt-get when root (else it prints the command).
+// Everything lands behind stable links in .tools/ (git-ignored), which the rest of the code reads:
+//   .tools/bin/temporal, .tools/venv/bin/moto_server.
+// A second run with everything present does no work and says so.
+'use strict';
+
+const { spawn, spawnSync } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.resolve(__dirname, '..');
+const TOOLS = path.join(ROOT, '.tools');
+const TEMPORAL_CLI_VERSION = 'v1.5.1';
+const MOTO_SPEC = 'moto[server]==5.2.5';
+const CACHE = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'conveyor');
+// binary → Debian package that provides it
+const DEBIAN_TOOLS = {
+  'dpkg-deb': 'dpkg-dev',
+  'dpkg-scanpackages': 'dpkg-dev',
+  rpmbuild: 'rpm',
+  rpmsign: 'rpm',
+  createrepo_c: 'createrepo-c',
+  gpg: 'gnupg',
+  dnf: 'dnf',
+  'apt-ftparchive': 'apt-utils',
+  debootstrap: 'debootstrap',
+  git: 'git',
+  unshare: 'util-linux',
+};
+
+const quiet = process.argv.includes('--quiet');
+const started = Date.now();
+const did = [];
+
+function say(msg) {
+  process.stderr.write(`bootstrap: ${msg}\n`);
+}
+
+function which(bin) {
+  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
+    if (!dir) continue;
+    const p = path.join(dir, bin);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      if (fs.statSync(p).isFile()) return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
+}
+
+function link(target, linkPath) {
+  fs.mkdirSync(path.dirname(linkPath), { recursive: true });
+  try {
+    if (fs.readlinkSync(linkPath) === target) return;
+  } catch {
+    /* missing or not a link */
+  }
+  fs.rmSync(linkPath, { force: true, recursive: true });
+  fs.symlinkSync(target, linkPath);
+}
+
+// ---------- 1. node modules ----------
+function lockHash() {
+  return crypto
+    .createHash('sha256')
+    .update(fs.readFileSync(path.join(ROOT, 'package-lock.json')))
+    .digest('hex');
+}
+
+function ensureNodeModules() {
+  const stamp = path.join(ROOT, 'node_modules', '.conveyor-lock-sha256');
+  const want = lockHash();
+  let have = null;
+  try {
+    have = fs.readFileSync(stamp, 'utf8').trim();
+  } catch {
+    /* missing */
+  }
+  if (have === want) return;
+  say(have ? 'package-lock.json changed: running npm ci' : 'node_modules missing: running npm ci');
+  const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: ROOT, stdio: 'inherit' });
+  if (r.status !== 0) fail(`npm ci failed with exit code ${r.status}`);
+  fs.writeFileSync(stamp, want + '\n');
+  did.push('npm ci');
+}
+
+// ---------- 2. Temporal CLI ----------
+// `temporal --version` prints 0.0.0-DEV for a go-installed binary, so versions are told apart
+// by the module version stamped into the binary (`go version -m`), or by our stamp file.
+function temporalVersionOf(bin) {
+  const stamp = bin + '.version';
+  try {
+    return fs.readFileSync(stamp, 'utf8').trim();
+  } catch {
+    /* no stamp */
+  }
+  if (which('go')) {
+    const r = spawnSync('go', ['version', '-m', bin], { encoding: 'utf8' });
+    const m = /\bmod\s+github\.com\/temporalio\/cli\s+(v\S+)/.exec(r.stdout || '');
+    if (m) return m[1];
+  }
+  const r = spawnSync(bin, ['--version'], { encoding: 'utf8' });
+  const m = /temporal version (\d+\.\d+\.\d+)/.exec(r.stdout || '');
+  return m && m[1] !== '0.0.0' ? 'v' + m[1] : null;
+}
+
+async function ensureTemporal() {
+  const linkPath = path.join(TOOLS, 'bin', 'temporal');
+  if (fs.existsSync(linkPath) && temporalVersionOf(fs.realpathSync(linkPath)) === TEMPORAL_CLI_VERSION) return;
+
+  const onPath = which('temporal');
+  if (onPath && path.resolve(onPath) !== path.resolve(linkPath)) {
+    if (temporalVersionOf(onPath) === TEMPORAL_CLI_VERSION) {
+      link(onPath, linkPath);
+      did.push(`linked temporal ${TEMPORAL_CLI_VERSION} from PATH (${onPath})`);
+      return;
+    }
+  }
+
+  const cacheDir = path.join(CACHE, `temporal-cli-${TEMPORAL_CLI_VERSION}`, 'bin');
+  const cached = path.join(cacheDir, 'temporal');
+  if (fs.existsSync(cached) && temporalVersionOf(cached) === TEMPORAL_CLI_VERSION) {
+    fs.writeFileSync(cached + '.version', TEMPORAL_CLI_VERSION + '\n');
+    link(cached, linkPath);
+    did.push(`linked temporal ${TEMPORAL_CLI_VERSION} from ${cacheDir}`);
+    return;
+  }
+
+  fs.mkdirSync(cacheDir, { recursive: true });
+  if (which('go')) {
+    say(`building Temporal CLI ${TEMPORAL_CLI_VERSION} with go install into ${cacheDir}`);
+    say('this takes about 3 minutes on 2 cores, once per machine; progress follows');
+    const ok = await goInstallTemporal(cacheDir);
+    if (ok && fs.existsSync(cached)) {
+      fs.writeFileSync(cached + '.version', TEMPORAL_CLI_VERSION + '\n');
+      link(cached, linkPath);
+      did.push(`built temporal ${TEMPORAL_CLI_VERSION} (${secondsSince(ok.started)} s)`);
+      return;
+    }
+    say('go install failed; trying the official download');
+  } else {
+    say('no Go toolchain found; trying the official download of the Temporal CLI');
+  }
+  if (downloadTemporal(cacheDir, cached)) {
+    fs.writeFileSync(cached + '.version', TEMPORAL_CLI_VERSION + '\n');
+    link(cached, linkPath);
+    did.push(`downloaded temporal ${TEMPORAL_CLI_VERSION}`);
+    return;
+  }
+  fail(
+    `could not install the Temporal CLI ${TEMPORAL_CLI_VERSION}.\n` +
+      `  Install Go (https://go.dev/dl/) and run this again, or put a temporal ${TEMPORAL_CLI_VERSION} binary on PATH.`,
+  );
+}
+
+function goInstallTemporal(gobin) {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    // -v prints each package as it is compiled: that is the progress we show.
+    const child = spawn('go', ['install', '-v', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`], {
+      env: { ...process.env, GOBIN: gobin, GOFLAGS: process.env.GOFLAGS || '-mod=mod' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let packages = 0;
+    let last = '';
+    const onData = (buf) => {
+      for (const line of buf.toString().split('\n')) {
+        if (!line.trim()) continue;
+        if (!line.startsWith('go: downloading')) packages++;
+        last = line.trim();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const timer = setInterval(() => {
+      say(`  go install: ${secondsSince(t0)} s, ${packages} packages compiled (last: ${last.slice(0, 80)})`);
+    }, 10000);
+    child.on('close', (code) => {
+      clearInterval(timer);
+      if (code !== 0) say(`go install exited with ${code}; last line: ${last}`);
+      resolve(code === 0 ? { started: t0 } : null);
+    });
+  });
+}
+
+function downloadTemporal(dir, dest) {
+  const arch = { x64: 'amd64', arm64: 'arm64' }[process.arch];
+  if (!arch || !which('curl') || !which('tar')) return false;
+  const url = `https://temporal.download/cli/archive/${TEMPORAL_CLI_VERSION}?platform=${process.platform}&arch=${arch}`;
+  const tgz = path.join(dir, 'temporal.tar.gz');
+  const r = spawnSync('curl', ['-fsSL', '--max-time', '120', '-o', tgz, url], { stdio: 'inherit' });
+  if (r.status !== 0) return false;
+  const t = spawnSync('tar', ['-xzf', tgz, '-C', dir, 'temporal'], { stdio: 'inherit' });
+  fs.rmSync(tgz, { force: true });
+  return t.status === 0 && fs.existsSync(dest);
+}
+
+// ---------- 3. moto ----------
+function ensureMoto() {
+  const linkPath = path.join(TOOLS, 'venv');
+  const key = MOTO_SPEC.replace(/[^A-Za-z0-9.=-]/g, '_');
+  const venv = path.join(CACHE, `venv-${key}`);
+  const stamp = path.join(venv, '.conveyor-installed');
+  if (fs.existsSync(stamp) && fs.existsSync(path.join(venv, 'bin', 'moto_server'))) {
+    link(venv, linkPath);
+    return;
+  }
+  const python = which('python3');
+  if (!python) fail('python3 is required for the local AWS endpoint (moto); install python3 and python3-venv');
+  say(`installing ${MOTO_SPEC} into ${venv}`);
+  fs.rmSync(venv, { recursive: true, force: true });
+  run(python, ['-m', 'venv', venv]);
+  run(path.join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', MOTO_SPEC]);
+  fs.writeFileSync(stamp, MOTO_SPEC + '\n');
+  link(venv, linkPath);
+  did.push(`installed ${MOTO_SPEC}`);
+}
+
+// ---------- 4. Debian tools ----------
+function ensureDebianTools() {
+  const missing = [...new Set(Object.entries(DEBIAN_TOOLS).filter(([bin]) => !which(bin) && !fs.existsSync(`/usr/sbin/${bin}`)).map(([, pkg]) => pkg))];
+  if (missing.length === 0) return;
+  const cmd = `apt-get update && apt-get install -y ${missing.join(' ')}`;
+  if (process.getuid && process.getuid() === 0 && which('apt-get')) {
+    say(`installing Debian packages: ${missing.join(' ')}`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    run('apt-get', ['update', '-qq'], { env });
+    run('apt-get', ['install', '-y', '-qq', ...missing], { env });
+    did.push(`apt-get install ${missing.join(' ')}`);
+  } else {
+    say(`missing Debian packages: ${missing.join(' ')}. Run as root:\n  ${cmd}`);
+  }
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', ...opts });
+  if (r.status !== 0) fail(`${cmd} ${args.join(' ')} failed with exit code ${r.status}`);
+}
+
+function secondsSince(t) {
+  return ((Date.now() - t) / 1000).toFixed(1);
+}
+
+function fail(msg) {
+  say(`error: ${msg}`);
+  process.exit(1);
+}
+
+async function main() {
+  fs.mkdirSync(TOOLS, { recursive: true });
+  ensureNodeModules();
+  await ensureTemporal();
+  ensureMoto();
+  ensureDebianTools();
+  const took = secondsSince(started);
+  if (did.length === 0) {
+    if (!quiet) say(`everything present, nothing to do (${took} s)`);
+    else say(`ready, nothing to do (${took} s)`);
+  } else {
+    say(`done in ${took} s: ${did.join('; ')}`);
+  }
+}
+
+module.exports = { ROOT, TOOLS, TEMPORAL_CLI_VERSION };
+
+if (require.main === module) {
+  main().catch((err) => fail(err && err.stack ? err.stack : String(err)));
+}

@@ -1,0 +1,51 @@
+// Worker factories shared by the process entry points (workers/orchestrator.ts, workers/builder.ts),
+// the local stack and the tests. The orchestrator serves workflows only, on `conveyor`; a builder
+// serves activities only, on `build-<distro>`: build hosts never run workflow code.
+import path from 'node:path';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { createAwsClients } from '../activities/storage/s3';
+import type { ConveyorConfig } from '../config/conveyor';
+import { ORCHESTRATOR_QUEUE, buildQueue } from '../common/queues';
+
+export interface WorkerOptions {
+  connection: NativeConnection;
+  config: ConveyorConfig;
+  /** Path of a pre-built bundle (tests build one per run); otherwise workflows/ is bundled at start. */
+  workflowBundlePath?: string;
+  taskQueue?: string;
+  identity?: string;
+}
+
+export function workflowsPath(): string {
+  return path.resolve(__dirname, '..', 'workflows', 'index.ts');
+}
+
+export async function createOrchestratorWorker(opts: WorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.config.temporal.namespace,
+    taskQueue: opts.taskQueue ?? ORCHESTRATOR_QUEUE,
+    ...(opts.identity ? { identity: opts.identity } : {}),
+    ...(opts.workflowBundlePath
+      ? { workflowBundle: { codePath: opts.workflowBundlePath } }
+      : { workflowsPath: workflowsPath() }),
+  });
+}
+
+/** One worker per distro given (default: every distro of the config), each on its build queue. */
+export async function createBuilderWorkers(opts: WorkerOptions & { distros?: string[] }): Promise<Worker[]> {
+  const activities = createActivities({ config: opts.config, aws: createAwsClients(opts.config) });
+  const distros = opts.distros ?? Object.keys(opts.config.distros);
+  return Promise.all(
+    distros.map((d) =>
+      Worker.create({
+        connection: opts.connection,
+        namespace: opts.config.temporal.namespace,
+        taskQueue: buildQueue(d),
+        ...(opts.identity ? { identity: `${opts.identity}/${d}` } : {}),
+        activities,
+      }),
+    ),
+  );
+}
