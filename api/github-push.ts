@@ -11,7 +11,12 @@ export interface PushPayload {
   deleted?: boolean;
   compare?: string;
   repository?: { full_name?: string };
-  head_commit?: { id?: string; message?: string; timestamp?: string; author?: { name?: string; username?: string } } | null;
+  head_commit?: {
+    id?: string;
+    message?: string;
+    timestamp?: string;
+    author?: { name?: string; username?: string };
+  } | null;
   pusher?: { name?: string };
 }
 
@@ -26,7 +31,8 @@ export function decidePush(config: ConveyorConfig, payload: PushPayload, deliver
   if (!repo) return { action: 'ignore', reason: `ignored: repository ${name} is not configured` };
   const ref = payload.ref ?? '';
   if (ref.startsWith('refs/tags/')) return { action: 'ignore', reason: 'ignored: tag push' };
-  if (!ref.startsWith('refs/heads/')) return { action: 'ignore', reason: `ignored: not a branch ref (${ref || 'none'})` };
+  if (!ref.startsWith('refs/heads/'))
+    return { action: 'ignore', reason: `ignored: not a branch ref (${ref || 'none'})` };
   const branch = ref.slice('refs/heads/'.length);
   if (payload.deleted) return { action: 'ignore', reason: 'ignored: branch deleted' };
   const sha = payload.after ?? '';

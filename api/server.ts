@@ -6,7 +6,7 @@ import type { Client } from '@temporalio/client';
 import type pino from 'pino';
 import type { ConveyorConfig } from '../config/conveyor';
 import { createWebhooks } from './octokit';
-import { decidePush, type PushPayload } from './github-push';
+import { decidePush } from './github-push';
 import { HttpError, readBody } from './read-body';
 import { startPipeline } from './start-pipeline';
 
@@ -79,13 +79,13 @@ export function createApiServer(deps: ApiDeps): http.Server {
       send(res, 202, { status: 'ignored', reason: `ignored: event ${event} is not handled` });
       return;
     }
-    const decision = decidePush(deps.config, payload as PushPayload, delivery);
+    const decision = decidePush(deps.config, payload, delivery);
     if (decision.action === 'ignore') {
       log.info({ reason: decision.reason }, 'push ignored');
       send(res, 202, { status: 'ignored', reason: decision.reason });
       return;
     }
-    const outcome = await startPipeline(deps.client, decision.input);
+    const outcome = await startPipeline(deps.client, decision.input, deps.config.temporal.taskQueue);
     log.info({ workflowId: outcome.workflowId, started: outcome.started }, 'push handled');
     send(res, outcome.started ? 202 : 200, {
       status: outcome.started ? 'started' : 'existing',

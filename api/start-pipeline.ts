@@ -12,12 +12,16 @@ export interface StartOutcome {
   started: boolean;
 }
 
-export async function startPipeline(client: Client, input: PipelineInput): Promise<StartOutcome> {
+export async function startPipeline(
+  client: Client,
+  input: PipelineInput,
+  taskQueue: string = ORCHESTRATOR_QUEUE,
+): Promise<StartOutcome> {
   const workflowId = pipelineId(input.repository.name, input.branch, input.sha);
   try {
     await client.workflow.start<typeof pipeline>('pipeline', {
       workflowId,
-      taskQueue: ORCHESTRATOR_QUEUE,
+      taskQueue,
       args: [input],
       // A finished run of the same push is not started again: rerun is an operator's decision.
       workflowIdReusePolicy: 'REJECT_DUPLICATE',

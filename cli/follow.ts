@@ -28,7 +28,8 @@ export async function followRun(client: Client, workflowId: string, opts: Follow
     try {
       status = await handle.query(statusQuery);
     } catch (err) {
-      if (closed) throw new Error(`run ${workflowId} ended ${desc.status.name} and cannot be queried: ${(err as Error).message}`);
+      if (closed)
+        throw new Error(`run ${workflowId} ended ${desc.status.name} and cannot be queried: ${(err as Error).message}`);
     }
     if (status) {
       const lines = renderStatus(status, frame++);

@@ -29,7 +29,7 @@ program
   .option('--stop', 'stop a running local stack and exit')
   .action(async (o: { devConfig: string; stop?: boolean }, cmd: Command) => {
     const dev = loadDevConfig(o.devConfig);
-    const file = resolveConfigPath((cmd.optsWithGlobals() as { config?: string }).config, process.env, ROOT);
+    const file = resolveConfigPath(cmd.optsWithGlobals<{ config?: string }>().config, process.env, ROOT);
     if (o.stop) {
       const info = runningStack(dev);
       if (!info) {
@@ -76,7 +76,7 @@ program
   .option('--dev-config <file>', 'the local stack description', path.join(ROOT, 'temporal-dev.yml'))
   .option('--fail', "make the sample's unit test fail, to see a failed stage")
   .action(async (o: { devConfig: string; fail?: boolean }, cmd: Command) => {
-    const file = resolveConfigPath((cmd.optsWithGlobals() as { config?: string }).config, process.env, ROOT);
+    const file = resolveConfigPath(cmd.optsWithGlobals<{ config?: string }>().config, process.env, ROOT);
     const dev = loadDevConfig(o.devConfig);
     process.exitCode = await runDemo({ dev, configFile: file, failUnit: o.fail });
   });

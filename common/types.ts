@@ -42,14 +42,7 @@ export interface PipelineInput {
 }
 
 export type RunStatus =
-  | 'running'
-  | 'awaiting-operator'
-  | 'awaiting-approval'
-  | 'succeeded'
-  | 'failed'
-  | 'aborted'
-  | 'expired'
-  | 'superseded';
+  'running' | 'awaiting-operator' | 'awaiting-approval' | 'succeeded' | 'failed' | 'aborted' | 'expired' | 'superseded';
 
 export type StageState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
 

@@ -58,6 +58,8 @@ export const conveyorSchema = z
       .object({
         address: z.string().default('localhost:7233'),
         namespace: z.string().default('default'),
+        /** The orchestrator's task queue (pipelines and stage children). */
+        taskQueue: z.string().min(1).default('conveyor'),
         /** Temporal Cloud / secured clusters: the API key is read from this env var, never from the file. */
         apiKeyEnv: envName.optional(),
         tls: z
@@ -67,9 +69,14 @@ export const conveyorSchema = z
         uiUrl: z.string().default('http://localhost:8233'),
       })
       .strict()
-      .default({ address: 'localhost:7233', namespace: 'default', uiUrl: 'http://localhost:8233' }),
+      .default({
+        address: 'localhost:7233',
+        namespace: 'default',
+        taskQueue: 'conveyor',
+        uiUrl: 'http://localhost:8233',
+      }),
     aws: z
-      .object({ region: z.string().default('us-east-1'), endpoint: z.string().url().optional() })
+      .object({ region: z.string().default('us-east-1'), endpoint: z.url().optional() })
       .strict()
       .default({ region: 'us-east-1' }),
     github: z
@@ -79,10 +86,7 @@ export const conveyorSchema = z
       })
       .strict()
       .default({ webhookSecretEnv: 'GITHUB_WEBHOOK_SECRET', tokenEnv: 'GITHUB_TOKEN' }),
-    signing: z
-      .object({ keyFile: z.string().optional(), keyEnv: envName.optional() })
-      .strict()
-      .optional(),
+    signing: z.object({ keyFile: z.string().optional(), keyEnv: envName.optional() }).strict().optional(),
     storage: z.object({ artifacts: s3Url, staging: s3Url, production: s3Url }).strict(),
     distros: z.record(
       z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'distro names are lowercase'),
@@ -111,7 +115,11 @@ export const conveyorSchema = z
       });
       const seen = cfg.repositories.findIndex((r) => r.name === repo.name);
       if (seen !== i) {
-        ctx.addIssue({ code: 'custom', path: ['repositories', i, 'name'], message: `duplicate of repositories[${seen}]` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['repositories', i, 'name'],
+          message: `duplicate of repositories[${seen}]`,
+        });
       }
     });
   });
@@ -143,7 +151,7 @@ export function formatPath(p: readonly PropertyKey[]): string {
 }
 
 /** Parses YAML text and validates it, every problem reported as `path: message`. */
-export function parseYamlWithSchema<T extends z.ZodTypeAny>(file: string, text: string, schema: T): z.infer<T> {
+export function parseYamlWithSchema<T extends z.ZodType>(file: string, text: string, schema: T): z.infer<T> {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(

@@ -18,7 +18,10 @@ export const devSchema = z
         metricsPort: port,
         namespace: z.string().min(1),
         dbFile: z.string().min(1),
-        searchAttributes: z.record(z.string(), z.enum(['Keyword', 'Int', 'Text', 'Bool', 'Datetime', 'Double', 'KeywordList'])),
+        searchAttributes: z.record(
+          z.string(),
+          z.enum(['Keyword', 'Int', 'Text', 'Bool', 'Datetime', 'Double', 'KeywordList']),
+        ),
       })
       .strict(),
     aws: z

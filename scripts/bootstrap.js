@@ -231,7 +231,13 @@ function ensureMoto() {
 
 // ---------- 4. Debian tools ----------
 function ensureDebianTools() {
-  const missing = [...new Set(Object.entries(DEBIAN_TOOLS).filter(([bin]) => !which(bin) && !fs.existsSync(`/usr/sbin/${bin}`)).map(([, pkg]) => pkg))];
+  const missing = [
+    ...new Set(
+      Object.entries(DEBIAN_TOOLS)
+        .filter(([bin]) => !which(bin) && !fs.existsSync(`/usr/sbin/${bin}`))
+        .map(([, pkg]) => pkg),
+    ),
+  ];
   if (missing.length === 0) return;
   const cmd = `apt-get update && apt-get install -y ${missing.join(' ')}`;
   if (process.getuid && process.getuid() === 0 && which('apt-get')) {

@@ -2,18 +2,17 @@
 // the local stack and the tests. The orchestrator serves workflows only, on `conveyor`; a builder
 // serves activities only, on `build-<distro>`: build hosts never run workflow code.
 import path from 'node:path';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { type NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { createAwsClients } from '../activities/storage/s3';
 import type { ConveyorConfig } from '../config/conveyor';
-import { ORCHESTRATOR_QUEUE, buildQueue } from '../common/queues';
+import { buildQueue } from '../common/queues';
 
 export interface WorkerOptions {
   connection: NativeConnection;
   config: ConveyorConfig;
   /** Path of a pre-built bundle (tests build one per run); otherwise workflows/ is bundled at start. */
   workflowBundlePath?: string;
-  taskQueue?: string;
   identity?: string;
 }
 
@@ -25,7 +24,7 @@ export async function createOrchestratorWorker(opts: WorkerOptions): Promise<Wor
   return Worker.create({
     connection: opts.connection,
     namespace: opts.config.temporal.namespace,
-    taskQueue: opts.taskQueue ?? ORCHESTRATOR_QUEUE,
+    taskQueue: opts.config.temporal.taskQueue,
     ...(opts.identity ? { identity: opts.identity } : {}),
     ...(opts.workflowBundlePath
       ? { workflowBundle: { codePath: opts.workflowBundlePath } }

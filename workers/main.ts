@@ -40,7 +40,10 @@ export async function runWorkersUntilSignal(
     const stop = () => workers.forEach((w) => w.shutdown());
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    logger.info({ queues: workers.map((w) => w.options.taskQueue), address: config.temporal.address }, 'worker started');
+    logger.info(
+      { queues: workers.map((w) => w.options.taskQueue), address: config.temporal.address },
+      'worker started',
+    );
     await Promise.all(workers.map((w) => w.run()));
     await connection.close();
     logger.info('worker stopped');

@@ -40,7 +40,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     const stage = begin(state, 'test');
     const result = await executeChild(testStage, {
       workflowId: stage.workflowId,
-      args: [{ pipelineId: id, repository: input.repository, branch: input.branch, sha: input.sha, distro: testDistro }],
+      args: [
+        { pipelineId: id, repository: input.repository, branch: input.branch, sha: input.sha, distro: testDistro },
+      ],
     });
     stage.logKeys = result.steps.map((s) => s.logKey);
     finish(stage, 'succeeded');
@@ -84,7 +86,9 @@ function fail(stage: StageStatus, err: unknown): void {
   const app = rootApplicationFailure(err);
   const details = app?.details?.[0] as Partial<TestStageFailureDetails> | undefined;
   if (details?.failed) {
-    stage.logKeys = [...(details.passed ?? []).map((p) => p.logKey), ...details.failed.map((f) => f.logKey)].filter(Boolean);
+    stage.logKeys = [...(details.passed ?? []).map((p) => p.logKey), ...details.failed.map((f) => f.logKey)].filter(
+      Boolean,
+    );
     stage.tail = details.failed.map((f) => `--- ${f.step} (exit ${f.exitCode ?? f.signal})\n${f.tail}`).join('\n');
   }
   stage.error = app?.message ?? messageOf(err);

@@ -81,7 +81,9 @@ export function runProcess(file: string, args: string[], opts: RunOptions = {}):
     };
     if (opts.signal?.aborted) onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const tick = opts.onTick ? setInterval(() => opts.onTick?.(Date.now() - started, bytes), opts.heartbeatMs ?? 5000) : undefined;
+    const tick = opts.onTick
+      ? setInterval(() => opts.onTick?.(Date.now() - started, bytes), opts.heartbeatMs ?? 5000)
+      : undefined;
     const timeout = opts.timeoutMs
       ? setTimeout(() => {
           timedOut = true;

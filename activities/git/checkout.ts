@@ -22,13 +22,20 @@ export async function checkout(cloneUrl: string, sha: string, dir: string, signa
     env: gitEnv(),
   });
   if (shallow.exitCode !== 0) {
-    const full = await runProcess('git', ['-C', dir, 'fetch', '--quiet', '--', cloneUrl, '+refs/heads/*:refs/remotes/origin/*'], {
-      signal,
-      env: gitEnv(),
-    });
+    const full = await runProcess(
+      'git',
+      ['-C', dir, 'fetch', '--quiet', '--', cloneUrl, '+refs/heads/*:refs/remotes/origin/*'],
+      {
+        signal,
+        env: gitEnv(),
+      },
+    );
     if (full.exitCode !== 0) {
       // Unreachable remotes are worth retrying; the policy's attempts bound it.
-      throw ApplicationFailure.retryable(`cannot fetch ${cloneUrl}: ${full.output.trim().slice(-500)}`, FailureType.CheckoutFailed);
+      throw ApplicationFailure.retryable(
+        `cannot fetch ${cloneUrl}: ${full.output.trim().slice(-500)}`,
+        FailureType.CheckoutFailed,
+      );
     }
   }
   const co = await runProcess('git', ['-C', dir, 'checkout', '--quiet', '--detach', sha], { signal, env: gitEnv() });

@@ -35,7 +35,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   }
   const repo = findRepository(config, DEMO_REPOSITORY);
   if (!repo) {
-    throw new Error(`the running stack's config ${stack.configFile} has no repository ${DEMO_REPOSITORY}; stop it and run the demo again`);
+    throw new Error(
+      `the running stack's config ${stack.configFile} has no repository ${DEMO_REPOSITORY}; stop it and run the demo again`,
+    );
   }
   const commit = await commitSample(repo.cloneUrl, path.join(opts.dev.dataDir, 'demo', 'work'), {
     message: `demo: change at ${new Date().toISOString()}`,
@@ -47,7 +49,13 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     stack.apiUrl,
     secret,
     'push',
-    pushPayload({ repository: repo.name, branch: commit.branch, sha: commit.sha, before: commit.before, message: commit.message }),
+    pushPayload({
+      repository: repo.name,
+      branch: commit.branch,
+      sha: commit.sha,
+      before: commit.before,
+      message: commit.message,
+    }),
   );
   if (!delivery.body.workflowId) {
     throw new Error(`the webhook API answered ${delivery.status}: ${JSON.stringify(delivery.body)}`);
@@ -100,7 +108,8 @@ async function startDetachedStack(opts: DemoOptions, say: (s: string) => void): 
   const t0 = Date.now();
   let info: StackInfo | undefined;
   while (!(info = runningStack(opts.dev))) {
-    if (child.exitCode !== null) throw new Error(`the local stack exited with code ${child.exitCode}:\n${tailOf(logFile)}`);
+    if (child.exitCode !== null)
+      throw new Error(`the local stack exited with code ${child.exitCode}:\n${tailOf(logFile)}`);
     if (Date.now() - t0 > 600000) throw new Error(`the local stack did not come up in 10 minutes:\n${tailOf(logFile)}`);
     await new Promise((r) => setTimeout(r, 500));
   }

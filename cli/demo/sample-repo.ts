@@ -14,7 +14,14 @@ export interface PushedCommit {
   message: string;
 }
 
-const GIT_IDENTITY = ['-c', 'user.name=Conveyor Demo', '-c', 'user.email=demo@conveyor.invalid', '-c', 'commit.gpgsign=false'];
+const GIT_IDENTITY = [
+  '-c',
+  'user.name=Conveyor Demo',
+  '-c',
+  'user.email=demo@conveyor.invalid',
+  '-c',
+  'commit.gpgsign=false',
+];
 
 async function git(cwd: string, args: string[]): Promise<string> {
   return (await runChecked('git', [...GIT_IDENTITY, ...args], { cwd })).trim();
@@ -48,7 +55,9 @@ export async function commitSample(
     await git(work, ['fetch', '--quiet', 'origin', branch]);
     await git(work, ['checkout', '--quiet', '-B', branch, 'FETCH_HEAD']);
   } else {
-    await git(work, ['checkout', '--quiet', '--orphan', branch]).catch(() => git(work, ['checkout', '--quiet', '-B', branch]));
+    await git(work, ['checkout', '--quiet', '--orphan', branch]).catch(() =>
+      git(work, ['checkout', '--quiet', '-B', branch]),
+    );
   }
   fs.cpSync(SAMPLE_DIR, work, { recursive: true });
   for (const f of ['FAIL_UNIT']) fs.rmSync(path.join(work, f), { force: true });

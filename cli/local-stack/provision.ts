@@ -16,7 +16,11 @@ export interface ProvisionedHost {
   root: string;
 }
 
-export async function provisionBuckets(aws: AwsClients, config: ConveyorConfig, publicRoles: string[]): Promise<string[]> {
+export async function provisionBuckets(
+  aws: AwsClients,
+  config: ConveyorConfig,
+  publicRoles: string[],
+): Promise<string[]> {
   const roles = Object.entries(config.storage) as [keyof ConveyorConfig['storage'], string][];
   const made: string[] = [];
   for (const [role, url] of roles) {
@@ -31,7 +35,13 @@ export async function provisionBuckets(aws: AwsClients, config: ConveyorConfig, 
       const policy = {
         Version: '2012-10-17',
         Statement: [
-          { Sid: 'AnonymousRead', Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${bucket}/*` },
+          {
+            Sid: 'AnonymousRead',
+            Effect: 'Allow',
+            Principal: '*',
+            Action: 's3:GetObject',
+            Resource: `arn:aws:s3:::${bucket}/*`,
+          },
         ],
       };
       await aws.s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: JSON.stringify(policy) }));
@@ -41,7 +51,11 @@ export async function provisionBuckets(aws: AwsClients, config: ConveyorConfig, 
   return made;
 }
 
-export async function provisionHosts(aws: AwsClients, config: ConveyorConfig, dev: DevConfig): Promise<ProvisionedHost[]> {
+export async function provisionHosts(
+  aws: AwsClients,
+  config: ConveyorConfig,
+  dev: DevConfig,
+): Promise<ProvisionedHost[]> {
   if (dev.aws.hosts.perDistro === 0) return [];
   const images = await aws.ec2.send(new DescribeImagesCommand({}));
   const imageId = images.Images?.[0]?.ImageId;
@@ -49,7 +63,10 @@ export async function provisionHosts(aws: AwsClients, config: ConveyorConfig, de
   const hosts: ProvisionedHost[] = [];
   for (const distro of Object.keys(config.distros)) {
     // Tags every repository using this distro filters its staging hosts by.
-    const repoTags = Object.assign({}, ...config.repositories.filter((r) => r.distros.includes(distro)).map((r) => r.staging?.tags ?? {})) as Record<string, string>;
+    const repoTags = Object.assign(
+      {},
+      ...config.repositories.filter((r) => r.distros.includes(distro)).map((r) => r.staging?.tags ?? {}),
+    ) as Record<string, string>;
     for (let n = 1; n <= dev.aws.hosts.perDistro; n++) {
       const name = `staging-${distro}-${n}`;
       const root = path.join(dev.dataDir, 'hosts', name);

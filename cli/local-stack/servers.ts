@@ -59,10 +59,9 @@ export async function startTemporalServer(o: TemporalServerOptions): Promise<Ser
 
 export async function startMoto(o: { port: number; logFile: string }): Promise<Service> {
   const svc = spawnService('moto', motoBin(), ['-H', '127.0.0.1', '-p', String(o.port)], { logFile: o.logFile });
-  await waitFor(
-    `moto at 127.0.0.1:${o.port}`,
-    async () => (await fetch(`http://127.0.0.1:${o.port}/moto-api/`)).ok,
-    { service: svc, timeoutMs: 60000 },
-  );
+  await waitFor(`moto at 127.0.0.1:${o.port}`, async () => (await fetch(`http://127.0.0.1:${o.port}/moto-api/`)).ok, {
+    service: svc,
+    timeoutMs: 60000,
+  });
   return svc;
 }

@@ -19,7 +19,12 @@ export function spawnService(
   opts: { env?: NodeJS.ProcessEnv; logFile: string; cwd?: string },
 ): Service {
   const out = fs.openSync(opts.logFile, 'a');
-  const child = spawn(file, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', out, out], detached: true });
+  const child = spawn(file, args, {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    stdio: ['ignore', out, out],
+    detached: true,
+  });
   fs.closeSync(out);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
@@ -87,7 +92,9 @@ export async function waitFor<T>(
   let lastErr: unknown;
   for (;;) {
     if (opts.service && opts.service.child.exitCode !== null) {
-      throw new Error(`${opts.service.name} exited with code ${opts.service.child.exitCode} while waiting for ${what}; see ${opts.service.logFile}\n${tailOf(opts.service.logFile)}`);
+      throw new Error(
+        `${opts.service.name} exited with code ${opts.service.child.exitCode} while waiting for ${what}; see ${opts.service.logFile}\n${tailOf(opts.service.logFile)}`,
+      );
     }
     try {
       const v = await probe();

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createAwsClients } from '../../activities/storage/s3';
 import type { ConveyorConfig } from '../../config/conveyor';
 import type { DevConfig } from '../../config/temporal-dev';
-import { buildQueue, ORCHESTRATOR_QUEUE } from '../../common/queues';
+import { buildQueue } from '../../common/queues';
 import { connectClient } from '../../workers/temporal';
 import { provisionBuckets, provisionHosts, type ProvisionedHost } from './provision';
 import { startMoto, startTemporalServer } from './servers';
@@ -91,7 +91,9 @@ export async function startStack(
   const busy: string[] = [];
   for (const [key, port] of ports) if (!(await isPortFree(port))) busy.push(`${key} ${port}`);
   if (busy.length > 0) {
-    throw new Error(`ports in use by another process (not a Conveyor stack): ${busy.join(', ')}; change them in ${dev.file}`);
+    throw new Error(
+      `ports in use by another process (not a Conveyor stack): ${busy.join(', ')}; change them in ${dev.file}`,
+    );
   }
 
   const logDir = path.join(dev.dataDir, 'logs');
@@ -99,9 +101,7 @@ export async function startStack(
   const stop = () => stopServices(dev, services);
   try {
     let t0 = Date.now();
-    services.push(
-      await startTemporalServer({ ...dev.temporal, logFile: path.join(logDir, 'temporal.log') }),
-    );
+    services.push(await startTemporalServer({ ...dev.temporal, logFile: path.join(logDir, 'temporal.log') }));
     log(`temporal dev server up on 127.0.0.1:${dev.temporal.port} (${Date.now() - t0} ms)`);
     t0 = Date.now();
     services.push(await startMoto({ port: dev.aws.port, logFile: path.join(logDir, 'moto.log') }));
@@ -115,7 +115,9 @@ export async function startStack(
     const aws = createAwsClients(stackConfig);
     const buckets = await provisionBuckets(aws, stackConfig, dev.aws.publicBuckets);
     const hosts = await provisionHosts(aws, stackConfig, dev);
-    log(`local AWS endpoint up on ${awsEndpoint}: buckets ${buckets.join(', ')}; ${hosts.length} staging instances (${Date.now() - t0} ms)`);
+    log(
+      `local AWS endpoint up on ${awsEndpoint}: buckets ${buckets.join(', ')}; ${hosts.length} staging instances (${Date.now() - t0} ms)`,
+    );
 
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -128,7 +130,13 @@ export async function startStack(
     };
     t0 = Date.now();
     for (const w of dev.workers) {
-      services.push(spawnService(w, tsxBin(), [path.join(ROOT, 'workers', `${w}.ts`)], { env, logFile: path.join(logDir, `${w}.log`), cwd: ROOT }));
+      services.push(
+        spawnService(w, tsxBin(), [path.join(ROOT, 'workers', `${w}.ts`)], {
+          env,
+          logFile: path.join(logDir, `${w}.log`),
+          cwd: ROOT,
+        }),
+      );
     }
     const apiPort = dev.api.port;
     const api = spawnService('api', tsxBin(), [path.join(ROOT, 'api', 'main.ts'), '--port', String(apiPort)], {
@@ -138,7 +146,10 @@ export async function startStack(
     });
     services.push(api);
     const apiUrl = `http://127.0.0.1:${apiPort}`;
-    await waitFor('the webhook API', async () => (await fetch(`${apiUrl}/healthz`)).ok, { service: api, timeoutMs: 60000 });
+    await waitFor('the webhook API', async () => (await fetch(`${apiUrl}/healthz`)).ok, {
+      service: api,
+      timeoutMs: 60000,
+    });
     await waitForPollers(stackConfig, dev, services);
     log(`workers and API up (${Date.now() - t0} ms)`);
 
@@ -157,7 +168,8 @@ export async function startStack(
     fs.writeFileSync(stackFile(dev), JSON.stringify(info, null, 2) + '\n');
     for (const svc of services) {
       void svc.exited.then((code) => {
-        if (services.includes(svc)) log(`${svc.name} exited with code ${code}; see ${svc.logFile}\n${tailOf(svc.logFile, 800)}`);
+        if (services.includes(svc))
+          log(`${svc.name} exited with code ${code}; see ${svc.logFile}\n${tailOf(svc.logFile, 800)}`);
       });
     }
     return { info, stop };
@@ -184,19 +196,19 @@ async function waitForPollers(config: ConveyorConfig, dev: DevConfig, services: 
   const client = await connectClient(config);
   try {
     const queues = [
-      ...(dev.workers.includes('orchestrator') ? [ORCHESTRATOR_QUEUE] : []),
+      ...(dev.workers.includes('orchestrator') ? [config.temporal.taskQueue] : []),
       ...(dev.workers.includes('builder') ? Object.keys(config.distros).map(buildQueue) : []),
     ];
     for (const queue of queues) {
-      const kind = queue === ORCHESTRATOR_QUEUE ? 'TASK_QUEUE_TYPE_WORKFLOW' : 'TASK_QUEUE_TYPE_ACTIVITY';
-      const worker = services.find((s) => s.name === (queue === ORCHESTRATOR_QUEUE ? 'orchestrator' : 'builder'));
+      const workflows = queue === config.temporal.taskQueue;
+      const worker = services.find((s) => s.name === (workflows ? 'orchestrator' : 'builder'));
       await waitFor(
         `a worker polling ${queue}`,
         async () => {
           const r = await client.workflowService.describeTaskQueue({
             namespace: config.temporal.namespace,
             taskQueue: { name: queue },
-            taskQueueType: kind === 'TASK_QUEUE_TYPE_WORKFLOW' ? 1 : 2,
+            taskQueueType: workflows ? 1 : 2, // TASK_QUEUE_TYPE_WORKFLOW : TASK_QUEUE_TYPE_ACTIVITY
           });
           return (r.pollers?.length ?? 0) > 0;
         },

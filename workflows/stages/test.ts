@@ -50,7 +50,9 @@ export async function testStage(input: TestStageInput): Promise<TestStageResult>
     const details: TestStageFailureDetails = { passed, failed };
     throw ApplicationFailure.create({
       type: FailureType.StageFailed,
-      message: failed.map((f) => `${f.step} ${f.exitCode === null ? 'failed' : `exited with code ${f.exitCode}`}`).join('; '),
+      message: failed
+        .map((f) => `${f.step} ${f.exitCode === null ? 'failed' : `exited with code ${f.exitCode}`}`)
+        .join('; '),
       nonRetryable: true,
       details: [details],
     });

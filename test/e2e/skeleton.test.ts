@@ -1,0 +1,164 @@
+// The walking skeleton through the real HTTP API: a signed push starts the pipeline, the test
+// stage clones the exact sha and runs `unit` and `integration` in parallel on the build queue.
+import fs from 'node:fs';
+import path from 'node:path';
+import type http from 'node:http';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import type { Client } from '@temporalio/client';
+import pino from 'pino';
+import { createApiServer, listen } from '../../api/server';
+import { commitSample } from '../../cli/demo/sample-repo';
+import { pushPayload, sendWebhook } from '../../cli/webhook-client';
+import { stageId } from '../../common/ids';
+import { BranchKey, CommitKey, RepositoryKey, StatusKey } from '../../common/search-attributes';
+import type { TestStageResult } from '../../common/types';
+import type { ConveyorConfig } from '../../config/conveyor';
+import { statusQuery } from '../../workflows/messages';
+import { awsFor, clientFor, startWorkers, tempDir, testConfig } from '../helpers/stack';
+
+const SECRET = 'test-webhook-secret';
+
+describe('walking skeleton: webhook → pipeline → test stage', () => {
+  let config: ConveyorConfig;
+  let client: Client;
+  let server: http.Server;
+  let apiUrl: string;
+  let workers: { stop(): Promise<void> };
+  let bare: string;
+  let work: string;
+
+  beforeAll(async () => {
+    const dir = tempDir('skeleton');
+    bare = path.join(dir, 'widget.git');
+    work = path.join(dir, 'work');
+    config = testConfig([
+      { name: 'acme/widget', cloneUrl: bare, steps: { unit: 'make test', integration: 'make integration' } },
+    ]);
+    await awsFor(config);
+    client = await clientFor(config);
+    workers = await startWorkers(config);
+    server = createApiServer({ config, client, logger: pino({ level: 'silent' }), secret: SECRET });
+    apiUrl = `http://127.0.0.1:${await listen(server, 0)}`;
+  });
+
+  afterAll(async () => {
+    await new Promise((r) => server?.close(r));
+    await workers?.stop();
+    await client?.connection.close();
+  });
+
+  const push = (sha: string, before?: string) =>
+    sendWebhook(
+      apiUrl,
+      SECRET,
+      'push',
+      pushPayload({ repository: 'acme/widget', branch: 'main', sha, before, message: 'change' }),
+    );
+
+  it('answers /healthz', async () => {
+    const res = await fetch(`${apiUrl}/healthz`);
+    expect(res.status).toBe(200);
+  });
+
+  it('runs unit and integration at the pushed sha, sets search attributes, and a redelivery starts nothing', async () => {
+    const commit = await commitSample(bare, work, { message: 'first' });
+    const res = await push(commit.sha, commit.before);
+    expect(res.status).toBe(202);
+    expect(res.body.workflowId).toBe(`pipeline/acme/widget/main/${commit.sha}`);
+    const id = res.body.workflowId as string;
+
+    const handle = client.workflow.getHandle(id);
+    const result = await handle.result();
+    expect(result.status).toBe('succeeded');
+
+    const stage = (await client.workflow.getHandle(stageId(id, 'test')).result()) as TestStageResult;
+    expect(stage.steps.map((s) => s.step).sort()).toEqual(['integration', 'unit']);
+    for (const s of stage.steps) {
+      expect(s.exitCode).toBe(0);
+      expect(s.headSha).toBe(commit.sha);
+      expect(s.tail).toContain(`ok at ${commit.sha}`);
+    }
+    // Logs are in the artifacts bucket under the stage's workflow ID.
+    const aws = await awsFor(config);
+    const unitLog = stage.steps.find((s) => s.step === 'unit')!.logKey;
+    const obj = await aws.s3.send(new GetObjectCommand({ Bucket: config.storage.artifacts.slice(5), Key: unitLog }));
+    expect(await obj.Body!.transformToString()).toContain(`unit: ok at ${commit.sha}`);
+
+    const desc = await handle.describe();
+    expect(desc.typedSearchAttributes.get(RepositoryKey)).toBe('acme/widget');
+    expect(desc.typedSearchAttributes.get(BranchKey)).toBe('main');
+    expect(desc.typedSearchAttributes.get(CommitKey)).toBe(commit.sha);
+    expect(desc.typedSearchAttributes.get(StatusKey)).toBe('succeeded');
+
+    const again = await push(commit.sha, commit.before);
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual({ status: 'existing', workflowId: id });
+    const count = await client.workflow.count(`WorkflowId = "${id}"`);
+    expect(count.count).toBe(1);
+  });
+
+  it('fails the test stage with the exit code and log tail of a failing unit command', async () => {
+    const commit = await commitSample(bare, work, {
+      message: 'break it',
+      mutate: (d) => fs.writeFileSync(path.join(d, 'FAIL_UNIT'), 'yes\n'),
+    });
+    const res = await push(commit.sha, commit.before);
+    expect(res.status).toBe(202);
+    const id = res.body.workflowId as string;
+    const err = await client.workflow
+      .getHandle(id)
+      .result()
+      .catch((e: unknown) => e);
+    expect((err as { cause?: Error }).cause?.message).toMatch(/stage test failed: unit exited with code 2/);
+
+    const status = await client.workflow.getHandle(id).query(statusQuery);
+    expect(status.status).toBe('failed');
+    const test = status.stages.find((s) => s.name === 'test')!;
+    expect(test.state).toBe('failed');
+    expect(test.tail).toContain('unit: failing on purpose');
+    expect(test.logKeys.some((k) => k.endsWith('/test/unit.log'))).toBe(true);
+
+    // The child's own failure carries both outcomes: integration passed, unit failed with its code.
+    const childErr = await client.workflow
+      .getHandle(stageId(id, 'test'))
+      .result()
+      .catch((e: unknown) => e);
+    const cause = (childErr as { cause?: { type?: string; details?: unknown[] } }).cause;
+    expect(cause?.type).toBe('StageFailed');
+    const details = cause?.details?.[0] as {
+      passed: { step: string }[];
+      failed: { step: string; exitCode: number; tail: string }[];
+    };
+    expect(details.passed.map((p) => p.step)).toEqual(['integration']);
+    expect(details.failed[0]).toMatchObject({ step: 'unit', exitCode: 2 });
+    expect(details.failed[0].tail).toContain('failing on purpose');
+
+    const desc = await client.workflow.getHandle(id).describe();
+    expect(desc.typedSearchAttributes.get(StatusKey)).toBe('failed');
+  });
+
+  it('refuses a wrongly signed push with 401 and starts nothing', async () => {
+    const commit = await commitSample(bare, work, { message: 'unsigned' });
+    const res = await sendWebhook(
+      apiUrl,
+      'not-the-secret',
+      'push',
+      pushPayload({ repository: 'acme/widget', branch: 'main', sha: commit.sha }),
+    );
+    expect(res.status).toBe(401);
+    const count = await client.workflow.count(`WorkflowId = "pipeline/acme/widget/main/${commit.sha}"`);
+    expect(count.count).toBe(0);
+  });
+
+  it('ignores pushes to branches that are not monitored', async () => {
+    const commit = await commitSample(bare, work, { branch: 'feature/x', message: 'feature' });
+    const res = await sendWebhook(
+      apiUrl,
+      SECRET,
+      'push',
+      pushPayload({ repository: 'acme/widget', branch: 'feature/x', sha: commit.sha }),
+    );
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ status: 'ignored', reason: 'ignored: branch not monitored' });
+  });
+});

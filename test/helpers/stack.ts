@@ -1,0 +1,102 @@
+// Helpers for tests against the isolated stack of test/setup/global-setup.ts: a config file per
+// test (unique task queues, buckets and distro names, so tests never see each other's work),
+// real AWS clients, Temporal connections and in-process workers.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { stringify } from 'yaml';
+import { createAwsClients, type AwsClients } from '../../activities/storage/s3';
+import { provisionBuckets } from '../../cli/local-stack/provision';
+import { loadConfig, type ConveyorConfig } from '../../config/conveyor';
+import { createBuilderWorkers, createOrchestratorWorker } from '../../workers/create';
+
+export function testEnv() {
+  const dir = process.env.CONVEYOR_TEST_DIR;
+  const temporal = process.env.CONVEYOR_TEST_TEMPORAL;
+  const aws = process.env.CONVEYOR_TEST_AWS;
+  const bundle = process.env.CONVEYOR_TEST_BUNDLE;
+  if (!dir || !temporal || !aws || !bundle) throw new Error('the test stack is not running (jest global setup)');
+  return { dir, temporal, aws, bundle };
+}
+
+export function uid(): string {
+  return crypto.randomBytes(4).toString('hex');
+}
+
+export function tempDir(name: string): string {
+  const d = path.join(testEnv().dir, `${name}-${uid()}`);
+  fs.mkdirSync(d, { recursive: true });
+  return d;
+}
+
+export interface TestRepository {
+  name: string;
+  cloneUrl: string;
+  steps: Record<string, string>;
+  branches?: { match: string; channel: string; release?: boolean; approval?: boolean }[];
+}
+
+/** Writes a conveyor.yml for one test and loads it through the real loader. */
+export function testConfig(repositories: TestRepository[], extra: Record<string, unknown> = {}): ConveyorConfig {
+  const env = testEnv();
+  const id = uid();
+  const distro = `t${id}`;
+  const doc = {
+    temporal: { address: env.temporal, namespace: 'default', taskQueue: `conveyor-${id}` },
+    aws: { region: 'us-east-1', endpoint: env.aws },
+    storage: {
+      artifacts: `s3://artifacts-${id}`,
+      staging: `s3://staging-${id}`,
+      production: `s3://production-${id}`,
+    },
+    distros: { [distro]: { format: 'deb', codename: 'bookworm', arch: 'amd64' } },
+    workspace: path.join(env.dir, `work-${id}`),
+    repositories: repositories.map((r) => ({
+      name: r.name,
+      cloneUrl: r.cloneUrl,
+      branches: r.branches ?? [{ match: 'main', channel: 'unstable' }],
+      steps: r.steps,
+      distros: [distro],
+    })),
+    ...extra,
+  };
+  const file = path.join(env.dir, `conveyor-${id}.yml`);
+  fs.writeFileSync(file, stringify(doc));
+  return loadConfig(file, {});
+}
+
+export async function awsFor(config: ConveyorConfig): Promise<AwsClients> {
+  const aws = createAwsClients(config, {});
+  await provisionBuckets(aws, config, ['staging', 'production']);
+  return aws;
+}
+
+export async function clientFor(config: ConveyorConfig): Promise<Client> {
+  const connection = await Connection.connect({ address: config.temporal.address });
+  return new Client({ connection, namespace: config.temporal.namespace });
+}
+
+let runtimeInstalled = false;
+
+/** Orchestrator and builder workers for the config, in this process, until `stop()`. */
+export async function startWorkers(config: ConveyorConfig): Promise<{ stop(): Promise<void> }> {
+  if (!runtimeInstalled) {
+    runtimeInstalled = true;
+    Runtime.install({ logger: new DefaultLogger((process.env.CONVEYOR_TEST_LOG_LEVEL as 'WARN') ?? 'WARN') });
+  }
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const workers: Worker[] = [
+    await createOrchestratorWorker({ connection, config, workflowBundlePath: testEnv().bundle }),
+    ...(await createBuilderWorkers({ connection, config })),
+  ];
+  const running = workers.map((w) => w.run());
+  return {
+    async stop() {
+      workers.forEach((w) => w.shutdown());
+      await Promise.all(running);
+      await connection.close();
+    },
+  };
+}

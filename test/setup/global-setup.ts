@@ -1,0 +1,69 @@
+// One isolated local stack per `npm test`: a Temporal dev server and moto on free ports with their
+// state in a temp dir, plus one workflow bundle for every test worker. Tests never touch a running
+// `npm run dev` stack. Addresses reach the tests through env vars (CONVEYOR_TEST_*).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { SEARCH_ATTRIBUTES } from '../../common/search-attributes';
+import { startMoto, startTemporalServer } from '../../cli/local-stack/servers';
+import { freePort, type Service } from '../../cli/local-stack/services';
+import { workflowsPath } from '../../workers/create';
+
+declare global {
+  var __conveyorTestServices: Service[] | undefined;
+}
+
+export default async function globalSetup(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-test-'));
+  const services: Service[] = [];
+  globalThis.__conveyorTestServices = services;
+  // Killed without teardown (Ctrl-C on jest): still take the servers down.
+  process.once('exit', () => services.forEach((s) => s.child.pid && tryKill(-s.child.pid)));
+  try {
+    const [port, httpPort, metricsPort, uiPort, awsPort] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
+    const [temporal, moto, bundle] = await Promise.all([
+      startTemporalServer({
+        port,
+        uiPort,
+        httpPort,
+        metricsPort,
+        namespace: 'default',
+        dbFile: path.join(dir, 'temporal.db'),
+        searchAttributes: SEARCH_ATTRIBUTES,
+        logFile: path.join(dir, 'temporal.log'),
+        headless: true,
+      }),
+      startMoto({ port: awsPort, logFile: path.join(dir, 'moto.log') }),
+      bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quietLogger }),
+    ]);
+    services.push(temporal, moto);
+    const bundlePath = path.join(dir, 'workflow-bundle.js');
+    fs.writeFileSync(bundlePath, bundle.code);
+    process.env.CONVEYOR_TEST_DIR = dir;
+    process.env.CONVEYOR_TEST_TEMPORAL = `127.0.0.1:${port}`;
+    process.env.CONVEYOR_TEST_AWS = `http://127.0.0.1:${awsPort}`;
+    process.env.CONVEYOR_TEST_BUNDLE = bundlePath;
+  } catch (err) {
+    await Promise.all(services.map((s) => s.stop()));
+    throw err;
+  }
+}
+
+function tryKill(pid: number) {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}
+
+const noop = () => undefined;
+const quietLogger = {
+  log: noop,
+  trace: noop,
+  debug: noop,
+  info: noop,
+  warn: noop,
+  error: (msg: string) => process.stderr.write(`workflow bundle: ${msg}\n`),
+};

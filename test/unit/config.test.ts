@@ -1,0 +1,115 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError, loadConfig, parseS3Url, resolveConfigPath } from '../../config/conveyor';
+import { loadDevConfig } from '../../config/temporal-dev';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+function write(text: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-config-'));
+  const file = path.join(dir, 'conveyor.yml');
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+const VALID = `
+storage: { artifacts: s3://a-bucket, staging: s3://s-bucket, production: s3://p-bucket }
+distros:
+  bookworm: { format: deb, codename: bookworm, arch: amd64 }
+repositories:
+  - name: acme/widget
+    cloneUrl: repos/widget.git
+    branches: [{ match: main, channel: unstable }, { match: 'v*.*', channel: stable, release: true }]
+    steps: { unit: make test }
+    distros: [bookworm]
+`;
+
+describe('conveyor.yml loader', () => {
+  it('loads the committed conveyor.dev.yml and temporal-dev.yml', () => {
+    const cfg = loadConfig(path.join(ROOT, 'conveyor.dev.yml'), {});
+    expect(cfg.repositories[0].name).toBe('demo/widget');
+    expect(cfg.repositories[0].cloneUrl).toBe(path.join(ROOT, '.dev/demo/widget.git'));
+    const dev = loadDevConfig(path.join(ROOT, 'temporal-dev.yml'));
+    expect(dev.temporal.dbFile).toBe(path.join(ROOT, '.dev/temporal.db'));
+    expect(dev.temporal.searchAttributes.ConveyorBuild).toBe('Int');
+  });
+
+  it('applies defaults, resolves relative clone paths and lets env win for Temporal and AWS', () => {
+    const file = write(VALID);
+    const cfg = loadConfig(file, { TEMPORAL_ADDRESS: 'temporal.example:7233', AWS_ENDPOINT_URL: 'http://127.0.0.1:9' });
+    expect(cfg.temporal.address).toBe('temporal.example:7233');
+    expect(cfg.temporal.namespace).toBe('default');
+    expect(cfg.temporal.taskQueue).toBe('conveyor');
+    expect(cfg.aws.endpoint).toBe('http://127.0.0.1:9');
+    expect(cfg.github.webhookSecretEnv).toBe('GITHUB_WEBHOOK_SECRET');
+    expect(cfg.repositories[0].cloneUrl).toBe(path.join(path.dirname(file), 'repos/widget.git'));
+    expect(cfg.repositories[0].branches[0]).toEqual({
+      match: 'main',
+      channel: 'unstable',
+      release: false,
+      approval: false,
+    });
+  });
+
+  it('reports every problem at once as path: message', () => {
+    const file = write(`
+storage: { artifacts: not-s3, staging: s3://s-bucket, production: s3://p-bucket }
+distros: { bookworm: { format: zip, arch: amd64 } }
+repositories:
+  - name: widget
+    cloneUrl: x
+    branches: [{ match: main, channel: unstable }, { match: '/[unclosed/', channel: stable }]
+    steps: { unit: make test, deploy: rm -rf / }
+    distros: [bookworm, el9]
+`);
+    let err: unknown;
+    try {
+      loadConfig(file, {});
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems.join('\n');
+    expect(problems).toMatch(/^storage\.artifacts: must be s3:\/\/<bucket>\[\/prefix\]$/m);
+    expect(problems).toMatch(/^distros\.bookworm\.format: /m);
+    expect(problems).toMatch(/^repositories\[0\]\.name: must be a GitHub full_name/m);
+    expect(problems).toMatch(/^repositories\[0\]\.branches\[1\]\.match: invalid regex/m);
+    expect(problems).toMatch(/^repositories\[0\]\.steps: .*deploy/m);
+    expect((err as Error).message).toContain(file);
+  });
+
+  it('names the unknown distro of a repository', () => {
+    const file = write(VALID.replace('distros: [bookworm]', 'distros: [bookworm, el9]'));
+    expect(() => loadConfig(file, {})).toThrow(
+      /repositories\[0\]\.distros\[1\]: unknown distro "el9" \(known: bookworm\)/,
+    );
+  });
+
+  it('refuses YAML syntax errors and unreadable files with the path', () => {
+    expect(() => loadConfig(write('storage: [unclosed'), {})).toThrow(/line \d+/);
+    expect(() => loadConfig('/nonexistent/conveyor.yml', {})).toThrow(
+      /\/nonexistent\/conveyor.yml: invalid configuration\n {2}cannot read the file \(ENOENT\)/,
+    );
+  });
+
+  it('refuses a temporal-dev.yml that lacks a search attribute the workflows set', () => {
+    const text = fs.readFileSync(path.join(ROOT, 'temporal-dev.yml'), 'utf8').replace(/ {4}ConveyorBuild: Int\n/, '');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-dev-'));
+    fs.writeFileSync(path.join(dir, 'temporal-dev.yml'), text);
+    expect(() => loadDevConfig(path.join(dir, 'temporal-dev.yml'))).toThrow(
+      /temporal\.searchAttributes\.ConveyorBuild: must be Int/,
+    );
+  });
+
+  it('picks --config, then CONVEYOR_CONFIG, then the file in the directory', () => {
+    expect(resolveConfigPath('a.yml', { CONVEYOR_CONFIG: 'b.yml' }, '/x')).toBe('/x/a.yml');
+    expect(resolveConfigPath(undefined, { CONVEYOR_CONFIG: 'b.yml' }, '/x')).toBe('/x/b.yml');
+    expect(resolveConfigPath(undefined, {}, ROOT)).toBe(path.join(ROOT, 'conveyor.dev.yml'));
+  });
+
+  it('parses s3 URLs', () => {
+    expect(parseS3Url('s3://bucket')).toEqual({ bucket: 'bucket', prefix: '' });
+    expect(parseS3Url('s3://bucket/some/prefix')).toEqual({ bucket: 'bucket', prefix: 'some/prefix/' });
+  });
+});

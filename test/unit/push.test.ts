@@ -1,0 +1,75 @@
+import path from 'node:path';
+import { branchMatcher, findBranchRule } from '../../common/branch-rules';
+import { branchStateId, pipelineId, stageId } from '../../common/ids';
+import { decidePush } from '../../api/github-push';
+import { pushPayload } from '../../cli/webhook-client';
+import { loadConfig } from '../../config/conveyor';
+
+const config = loadConfig(path.resolve(__dirname, '..', '..', 'conveyor.dev.yml'), {});
+const SHA = 'a'.repeat(40);
+
+describe('branch rules', () => {
+  it.each([
+    ['main', 'main', true],
+    ['main', 'main2', false],
+    ['v*.*', 'v1.2', true],
+    ['v*.*', 'v1.2.3', true],
+    ['v*.*', 'feature/v1.2', false],
+    ['v?.?', 'v1.2', true],
+    ['/^release-\\d+$/', 'release-12', true],
+    ['/^release-\\d+$/', 'release-x', false],
+  ])('%s matches %s: %s', (rule, branch, expected) => {
+    expect(branchMatcher(rule)(branch)).toBe(expected);
+  });
+
+  it('takes the first matching rule in file order', () => {
+    const rules = [
+      { match: 'main', channel: 'unstable' },
+      { match: '*', channel: 'other' },
+    ];
+    expect(findBranchRule(rules, 'main')?.channel).toBe('unstable');
+    expect(findBranchRule(rules, 'dev')?.channel).toBe('other');
+  });
+});
+
+describe('workflow IDs', () => {
+  it('follow DESIGN.md', () => {
+    const p = pipelineId('acme/widget', 'main', SHA);
+    expect(p).toBe(`pipeline/acme/widget/main/${SHA}`);
+    expect(stageId(p, 'test')).toBe(`${p}/test`);
+    expect(stageId(p, 'package', 'el9', 2)).toBe(`${p}/package/el9#2`);
+    expect(branchStateId('acme/widget', 'v1.2')).toBe('branch-state/acme/widget/v1.2');
+  });
+});
+
+describe('push decisions', () => {
+  const push = (over: Record<string, unknown> = {}) => ({
+    ...pushPayload({ repository: 'demo/widget', branch: 'main', sha: SHA, message: 'msg', author: 'alice' }),
+    ...over,
+  });
+
+  it('starts a pipeline for a monitored branch with the rule of that branch', () => {
+    const d = decidePush(config, push(), 'delivery-1');
+    expect(d.action).toBe('start');
+    if (d.action !== 'start') return;
+    expect(d.input).toMatchObject({ branch: 'main', sha: SHA, deliveryId: 'delivery-1' });
+    expect(d.input.repository).toMatchObject({ name: 'demo/widget', channel: 'unstable', release: false });
+    expect(d.input.commit).toMatchObject({ message: 'msg', author: 'alice' });
+    const release = decidePush(config, push({ ref: 'refs/heads/v1.2' }));
+    expect(release.action === 'start' && release.input.repository).toMatchObject({
+      channel: 'stable',
+      release: true,
+      approval: true,
+    });
+  });
+
+  it.each([
+    [{ ref: 'refs/heads/feature/x' }, 'ignored: branch not monitored'],
+    [{ ref: 'refs/tags/v1.2.0' }, 'ignored: tag push'],
+    [{ deleted: true, after: '0'.repeat(40) }, 'ignored: branch deleted'],
+    [{ repository: { full_name: 'other/repo' } }, 'ignored: repository other/repo is not configured'],
+    [{ after: 'not-a-sha' }, 'ignored: push has no head commit'],
+  ])('ignores %j', (over, reason) => {
+    expect(decidePush(config, push(over))).toEqual({ action: 'ignore', reason });
+  });
+});
