@@ -23,6 +23,17 @@ export interface RepositorySpec {
   release: boolean;
   approval: boolean;
   stepTimeoutSeconds: number;
+  /** The built-in packager's settings, when the repository uses it. */
+  builtinPackage?: BuiltinPackageSpec;
+  keepBuilds: number;
+}
+
+export interface BuiltinPackageSpec {
+  name: string;
+  maintainer: string;
+  description: string;
+  arch?: string;
+  depends: { deb: string[]; rpm: string[] };
 }
 
 /** Facts about the pushed commit shown to people (memo, Web UI); never used in a command line. */
@@ -112,4 +123,36 @@ export interface TestStageInput {
 
 export interface TestStageResult {
   steps: StepResult[];
+}
+
+/** A built package in the artifacts bucket. Travels between stages instead of bytes; `sha256` is
+ * checked on every copy, so promotion publishes exactly the bytes that passed staging. */
+export interface ArtifactRef {
+  /** Object key in the artifacts bucket. */
+  key: string;
+  sha256: string;
+  size: number;
+  /** Package name, version (`<version>-<build>`) and architecture as the package itself declares them. */
+  name: string;
+  version: string;
+  arch: string;
+  format: 'deb' | 'rpm';
+  distro: string;
+  /** File name, e.g. widget_1.0.0-7_all.deb. */
+  file: string;
+}
+
+/** A built documentation site in the artifacts bucket: a manifest of files with their SHA-256. */
+export interface DocsRef {
+  /** Key of the manifest (JSON: { version, files: [{ path, key, sha256, size }] }). */
+  manifestKey: string;
+  sha256: string;
+  files: number;
+  version: string;
+}
+
+export interface DistroSpec {
+  format: 'deb' | 'rpm';
+  codename?: string;
+  arch: string;
 }

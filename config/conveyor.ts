@@ -49,6 +49,25 @@ const repository = z
       .strict()
       .optional(),
     stepTimeoutSeconds: z.number().int().positive().default(1800),
+    /** The built-in packager: the `package` step installs into $CONVEYOR_ROOT (e.g.
+     * `make install DESTDIR=$CONVEYOR_ROOT`) and Conveyor builds the .deb/.rpm from that tree. */
+    packaging: z
+      .object({
+        builtin: z
+          .object({
+            name: z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'must be a valid package name (lowercase)'),
+            maintainer: z.string().min(1),
+            description: z.string().min(1),
+            /** `all`/`noarch` for architecture-independent packages; default: the distro's arch. */
+            arch: z.string().optional(),
+            depends: z.object({ deb: z.array(z.string()).default([]), rpm: z.array(z.string()).default([]) }).strict().default({ deb: [], rpm: [] }),
+          })
+          .strict(),
+      })
+      .strict()
+      .optional(),
+    /** How many builds per package a channel keeps; older ones are removed from the repository. */
+    retention: z.object({ keepBuilds: z.number().int().min(1).default(10) }).strict().default({ keepBuilds: 10 }),
   })
   .strict();
 
@@ -229,5 +248,7 @@ export function repositorySpec(repo: RepositoryConfig, rule: BranchRule): Reposi
     release: rule.release,
     approval: rule.approval,
     stepTimeoutSeconds: repo.stepTimeoutSeconds,
+    builtinPackage: repo.packaging?.builtin,
+    keepBuilds: repo.retention.keepBuilds,
   };
 }
