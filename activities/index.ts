@@ -1,7 +1,16 @@
-// Activity factory: dependencies are injected, workflows see only `typeof` the result through
-// `proxyActivities` (import type), so test doubles cannot drift from the real signatures.
-import { parseS3Url, type ConveyorConfig } from '../config/conveyor';
+// Activity factories: dependencies are injected, workflows see only the types of the results
+// through `proxyActivities` (import type), so test doubles cannot drift from the real signatures.
+// Two sets, two kinds of worker:
+// - build activities (steps, packages, docs) run on `build-<distro>`: the build hosts;
+// - orchestrator activities (build numbers, locks, repository publishing) run on the orchestrator's
+//   queue, beside the workflows: they need a Temporal client, the signing key and the buckets, not a distro.
+import fs from 'node:fs';
+import type { Client } from '@temporalio/client';
+import { parseS3Url, type ConveyorConfig, type Env } from '../config/conveyor';
+import { createControlActivities } from './control';
 import { createRunStep } from './exec/run-step';
+import { createPackagingActivities } from './packaging';
+import { createRepositoryActivities } from './repository';
 import type { AwsClients } from './storage/s3';
 
 export interface ActivityDeps {
@@ -9,16 +18,60 @@ export interface ActivityDeps {
   aws: AwsClients;
 }
 
-export function createActivities({ config, aws }: ActivityDeps) {
+export function createBuildActivities({ config, aws }: ActivityDeps) {
   const artifacts = parseS3Url(config.storage.artifacts);
+  const deps = {
+    s3: aws.s3,
+    artifactsBucket: artifacts.bucket,
+    artifactsPrefix: artifacts.prefix,
+    workspaceRoot: config.workspace,
+  };
   return {
-    runStep: createRunStep({
+    runStep: createRunStep(deps),
+    ...createPackagingActivities(deps),
+  };
+}
+
+export function createOrchestratorActivities({
+  config,
+  aws,
+  client,
+  env = process.env,
+}: ActivityDeps & { client: Client; env?: Env }) {
+  return {
+    ...createControlActivities({ client, taskQueue: config.temporal.taskQueue }),
+    ...createRepositoryActivities({
       s3: aws.s3,
-      artifactsBucket: artifacts.bucket,
-      artifactsPrefix: artifacts.prefix,
-      workspaceRoot: config.workspace,
+      artifactsBucket: parseS3Url(config.storage.artifacts).bucket,
+      buckets: {
+        staging: parseS3Url(config.storage.staging).bucket,
+        production: parseS3Url(config.storage.production).bucket,
+      },
+      signingKey: () => signingKeyOf(config, env),
+      workDir: config.workspace,
     }),
   };
 }
 
-export type Activities = ReturnType<typeof createActivities>;
+/** The armored private signing key, read when needed so it never sits in a long-lived object or a log. */
+export function signingKeyOf(config: ConveyorConfig, env: Env = process.env): string {
+  const s = config.signing;
+  if (s?.keyEnv) {
+    const key = env[s.keyEnv];
+    if (!key) throw new Error(`signing.keyEnv names ${s.keyEnv}, which is not set`);
+    return key;
+  }
+  if (s?.keyFile) {
+    try {
+      return fs.readFileSync(s.keyFile, 'utf8');
+    } catch (err) {
+      throw new Error(
+        `cannot read the signing key ${s.keyFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      );
+    }
+  }
+  throw new Error('no signing key configured: set signing.keyFile or signing.keyEnv in conveyor.yml');
+}
+
+export type BuildActivities = ReturnType<typeof createBuildActivities>;
+export type OrchestratorActivities = ReturnType<typeof createOrchestratorActivities>;

@@ -43,7 +43,7 @@ export function decidePush(config: ConveyorConfig, payload: PushPayload, deliver
   return {
     action: 'start',
     input: {
-      repository: repositorySpec(repo, rule),
+      repository: repositorySpec(config, repo, rule),
       branch,
       sha,
       commit: {

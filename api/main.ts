@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { ConfigError, loadConfig, resolveConfigPath } from '../config/conveyor';
 import { createLogger } from '../workers/logging';
 import { connectClient } from '../workers/temporal';
-import { createApiServer, listen } from './server';
+import { createApi, listen } from './server';
 
 async function main(): Promise<void> {
   const program = new Command('conveyor-api')
@@ -27,11 +27,19 @@ async function main(): Promise<void> {
   if (!secret) logger.warn('--insecure-dev: webhook signatures are NOT verified');
   const port = Number(opts.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: not a port number: ${opts.port}`);
-  const client = await connectClient(config);
-  const server = createApiServer({ config, client, logger, secret });
-  const bound = await listen(server, port, opts.host);
-  logger.info({ url: `http://${opts.host}:${bound}` }, 'api listening');
-  const stop = () => server.close(() => void client.connection.close());
+  // Temporal may be down now: the API starts anyway and spools verified pushes until it is back.
+  const api = createApi({ config, connect: () => connectClient(config), logger, secret });
+  const bound = await listen(api.server, port, opts.host);
+  logger.info({ url: `http://${opts.host}:${bound}`, spool: api.spool.dir }, 'api listening');
+  const stop = () => {
+    api.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }

@@ -31,6 +31,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     };
     req.on('data', onData);
     req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', reject);
+    // The client went away mid-body (or the server's request timeout cut it off).
+    req.once('error', (err) => reject(new HttpError(400, `request body not received: ${err.message}`)));
   });
 }

@@ -1,110 +1,159 @@
-// The webhook API: POST /webhooks/github (signature verified over the raw bytes with
-// @octokit/webhooks), GET /healthz. It starts workflows and never waits for their work, so it
-// answers well within GitHub's 10-second delivery timeout.
+// The webhook API's HTTP server: routing and answering only. Each concern has its own module:
+// webhook.ts (POST /webhooks/github), status-routes.ts (healthz, readyz, runs, metrics),
+// temporal-gate.ts (time-limited Temporal calls, outage detection), spool.ts and
+// spool-drainer.ts (pushes kept while Temporal is away), metrics.ts.
 import http from 'node:http';
+import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type pino from 'pino';
 import type { ConveyorConfig } from '../config/conveyor';
-import { createWebhooks } from './octokit';
-import { decidePush } from './github-push';
-import { HttpError, readBody } from './read-body';
-import { startPipeline } from './start-pipeline';
+import { createMetrics, type ApiMetrics, type DeliveryOutcome } from './metrics';
+import { HttpError } from './read-body';
+import { json, send, type Reply } from './reply';
+import { openSpool, type Spool } from './spool';
+import { createDrainer, type Drainer } from './spool-drainer';
+import { createStatusRoutes } from './status-routes';
+import { createTemporalGate, type TemporalGate } from './temporal-gate';
+import { createWebhookHandler } from './webhook';
 
 export interface ApiDeps {
   config: ConveyorConfig;
-  client: Client;
+  /** A Temporal client the caller owns and closes after the server... */
+  client?: Client;
+  /** ...or how to connect: the API then owns the connection, rebuilds it when it stays down,
+   * and starts (spooling) even while Temporal is unreachable. */
+  connect?: () => Promise<Client>;
   logger: pino.Logger;
   /** The webhook secret; undefined only with --insecure-dev, when signatures are not checked. */
   secret: string | undefined;
+  /** Default: config api.maxBodyBytes. */
   maxBodyBytes?: number;
+  /** Default: config api.spoolDir, relative to the config file. */
+  spoolDir?: string;
+  /** Default: config api.startTimeoutMs. */
+  startTimeoutMs?: number;
+  /** The spool drainer's retry backoff (default 500 ms doubling to 15 s). */
+  drainBackoffMs?: { initial: number; max: number };
+  /** An owned connection failing this long is rebuilt (default 10 s). */
+  reconnectAfterMs?: number;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024; // GitHub caps payloads at 25 MB
 
+export interface Api {
+  server: http.Server;
+  spool: Spool;
+  gate: TemporalGate;
+  drainer: Drainer;
+  metrics: ApiMetrics;
+  /** Stops accepting, waits for the drainer's running pass, closes an owned connection. */
+  close(): Promise<void>;
+}
+
+/** The API as one HTTP server; closing the server stops the rest. */
 export function createApiServer(deps: ApiDeps): http.Server {
-  const webhooks = deps.secret ? createWebhooks(deps.secret) : undefined;
-  const limit = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  return createApi(deps).server;
+}
 
-  return http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const route = `${req.method} ${url.pathname}`;
-    let handled: Promise<void>;
-    if (route === 'GET /healthz') handled = Promise.resolve(send(res, 200, { status: 'ok' }));
-    else if (route === 'POST /webhooks/github') handled = onWebhook(req, res);
-    else if (url.pathname === '/webhooks/github' || url.pathname === '/healthz')
-      handled = Promise.resolve(send(res, 405, { error: `method ${req.method} not allowed` }));
-    else handled = Promise.resolve(send(res, 404, { error: 'not found' }));
-    handled.catch((err: unknown) => {
-      if (err instanceof HttpError) {
-        send(res, err.status, { error: err.message });
-        if (err.status === 413) req.destroy();
-        return;
-      }
-      deps.logger.error({ err, route }, 'request failed');
-      send(res, 500, { error: 'internal error' });
-    });
+export function createApi(deps: ApiDeps): Api {
+  const { config, logger } = deps;
+  const metrics = createMetrics();
+  const spoolDir = path.resolve(path.dirname(config.file), deps.spoolDir ?? config.api.spoolDir);
+  const spool = openSpool(spoolDir, (depth) => metrics.setSpoolDepth(depth));
+  const gate = createTemporalGate({
+    client: deps.client,
+    connect: deps.connect,
+    taskQueue: config.temporal.taskQueue,
+    address: config.temporal.address,
+    startTimeoutMs: deps.startTimeoutMs ?? config.api.startTimeoutMs,
+    logger,
+    metrics,
+    rebuildAfterMs: deps.reconnectAfterMs,
   });
+  const drainer = createDrainer({
+    spool,
+    gate,
+    logger,
+    metrics,
+    initialBackoffMs: deps.drainBackoffMs?.initial,
+    maxBackoffMs: deps.drainBackoffMs?.max,
+  });
+  const webhook = createWebhookHandler({
+    config,
+    secret: deps.secret,
+    maxBodyBytes: deps.maxBodyBytes ?? config.api.maxBodyBytes,
+    gate,
+    spool,
+    drainer,
+    logger,
+  });
+  const status = createStatusRoutes({ gate, spool, metrics });
+  if (spool.depth() > 0) logger.info({ dir: spoolDir, entries: spool.depth() }, 'spooled pushes from an earlier run');
 
-  async function onWebhook(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const event = header(req, 'x-github-event');
-    const delivery = header(req, 'x-github-delivery');
-    const signature = header(req, 'x-hub-signature-256');
-    const log = deps.logger.child({ delivery, event });
-    if (!event || !delivery) throw new HttpError(400, 'missing X-GitHub-Event or X-GitHub-Delivery header');
-    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (type !== 'application/json') throw new HttpError(415, 'content type must be application/json');
-    const body = await readBody(req, limit);
-    if (webhooks) {
-      // Nothing of an unverified body is logged.
-      if (!signature) throw new HttpError(401, 'missing X-Hub-Signature-256');
-      const ok = await (await webhooks).verify(body.toString('utf8'), signature).catch(() => false);
-      if (!ok) {
-        log.warn('signature mismatch');
-        throw new HttpError(401, 'signature does not match');
+  async function route(req: http.IncomingMessage): Promise<Reply> {
+    const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+    const method = req.method ?? 'GET';
+    const only = (allowed: string, fn: () => Reply | Promise<Reply>) =>
+      method === allowed ? fn() : json(405, { error: `method ${method} not allowed; use ${allowed}` });
+    if (pathname === '/webhooks/github') return only('POST', () => webhookReply(req));
+    if (pathname === '/healthz') return only('GET', () => status.healthz());
+    if (pathname === '/readyz') return only('GET', () => status.readyz());
+    if (pathname === '/metrics') return only('GET', () => status.metrics());
+    if (pathname.startsWith('/runs/')) {
+      let id: string;
+      try {
+        id = decodeURIComponent(pathname.slice('/runs/'.length));
+      } catch {
+        return json(400, { error: 'malformed workflow ID' });
       }
+      return only('GET', () => status.run(id));
     }
-    let payload: unknown;
-    try {
-      payload = JSON.parse(body.toString('utf8'));
-    } catch {
-      throw new HttpError(400, 'body is not valid JSON');
-    }
-    if (!payload || typeof payload !== 'object') throw new HttpError(400, 'body must be a JSON object');
-
-    if (event === 'ping') {
-      send(res, 200, { status: 'pong', hookId: (payload as { hook_id?: number }).hook_id ?? null });
-      return;
-    }
-    if (event !== 'push') {
-      send(res, 202, { status: 'ignored', reason: `ignored: event ${event} is not handled` });
-      return;
-    }
-    const decision = decidePush(deps.config, payload, delivery);
-    if (decision.action === 'ignore') {
-      log.info({ reason: decision.reason }, 'push ignored');
-      send(res, 202, { status: 'ignored', reason: decision.reason });
-      return;
-    }
-    const outcome = await startPipeline(deps.client, decision.input, deps.config.temporal.taskQueue);
-    log.info({ workflowId: outcome.workflowId, started: outcome.started }, 'push handled');
-    send(res, outcome.started ? 202 : 200, {
-      status: outcome.started ? 'started' : 'existing',
-      workflowId: outcome.workflowId,
-    });
+    return json(404, { error: 'not found' });
   }
+
+  async function webhookReply(req: http.IncomingMessage): Promise<Reply> {
+    try {
+      return await webhook(req);
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      return json(err.status, { error: err.message }, OUTCOME_OF[err.status] ?? 'failed');
+    }
+  }
+
+  const server = http.createServer((req, res) => {
+    void route(req)
+      .catch((err: unknown) => {
+        logger.error({ err, method: req.method, url: req.url }, 'request failed');
+        return json(500, { error: 'internal error' }, req.url?.startsWith('/webhooks/') ? 'failed' : undefined);
+      })
+      .then((reply) => {
+        if (reply.outcome) metrics.delivery(reply.outcome);
+        // A body left unread (refused early, or too large) is not read on: the connection closes.
+        send(res, reply, !req.complete);
+      });
+  });
+  // A slow client must not hold a connection for long; GitHub sends a delivery in one go.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+      await drainer.stop();
+      await gate.close();
+    })());
+  server.once('close', () => void close());
+
+  return { server, spool, gate, drainer, metrics, close };
 }
 
-function header(req: http.IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function send(res: http.ServerResponse, status: number, body: unknown): void {
-  if (res.headersSent) return;
-  const text = JSON.stringify(body) + '\n';
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
+const OUTCOME_OF: Record<number, DeliveryOutcome> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  413: 'too_large',
+  415: 'unsupported_media_type',
+};
 
 export function listen(server: http.Server, port: number, host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -2,10 +2,11 @@
 // what was wrong and exit non-zero.
 import path from 'node:path';
 import { Command } from 'commander';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { PipelineStatus } from '../common/types';
 import { ConfigError, loadConfig, resolveConfigPath } from '../config/conveyor';
 import { loadDevConfig } from '../config/temporal-dev';
-import { statusQuery } from '../workflows/messages';
+import { abortSignal, retrySignal, statusQuery } from '../workflows/messages';
 import { connectClient } from '../workers/temporal';
 import { runDemo } from './demo/demo';
 import { followRun, renderStatus } from './follow';
@@ -112,6 +113,57 @@ program
     } finally {
       await client.connection.close();
     }
+  });
+
+/** Runs `fn` with a client and the run's current status; unknown workflows and closed servers get clear errors. */
+async function withRun<T>(id: string, fn: (client: Client, status: PipelineStatus) => Promise<T>): Promise<T> {
+  const client = await connectClient(loadConfig(configFile()));
+  try {
+    let status: PipelineStatus;
+    try {
+      status = await client.workflow.getHandle(id).query(statusQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new Error(`unknown workflow: ${id}`);
+      throw err;
+    }
+    return await fn(client, status);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+program
+  .command('retry <workflowId>')
+  .description('re-run the failed stage(s) of a run that waits for an operator, as new child attempts')
+  .option('--stage <stage>', 'only this stage: test, package, package/<distro>, publish')
+  .option('--by <name>', 'who asks (recorded in the history)', process.env.USER ?? 'operator')
+  .action(async (id: string, o: { stage?: string; by: string }) => {
+    await withRun(id, async (client, status) => {
+      if (status.status !== 'awaiting-operator') {
+        throw new Error(`nothing awaits an operator in ${id} (status ${status.status})`);
+      }
+      const failed = status.stages
+        .filter((s) => s.state === 'failed')
+        .map((s) => (s.distro ? `${s.name}/${s.distro}` : s.name));
+      if (o.stage && !failed.some((l) => l === o.stage || l.split('/')[0] === o.stage)) {
+        throw new Error(`stage ${o.stage} is not waiting for a retry in ${id} (failed: ${failed.join(', ')})`);
+      }
+      await client.workflow.getHandle(id).signal(retrySignal, { stage: o.stage, by: o.by });
+      console.log(`retry sent to ${id}: ${o.stage ?? failed.join(', ')}`);
+    });
+  });
+
+program
+  .command('abort <workflowId>')
+  .description('end a run as aborted, cancelling what runs')
+  .requiredOption('--reason <text>', 'why (recorded in the history and the status)')
+  .option('--by <name>', 'who aborts', process.env.USER ?? 'operator')
+  .action(async (id: string, o: { reason: string; by: string }) => {
+    await withRun(id, async (client, status) => {
+      if (status.endedAt) throw new Error(`${id} has already ended (${status.status})`);
+      await client.workflow.getHandle(id).signal(abortSignal, { reason: o.reason, by: o.by });
+      console.log(`abort sent to ${id}`);
+    });
   });
 
 program.parseAsync().catch((err: unknown) => {

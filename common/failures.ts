@@ -6,8 +6,23 @@ export const FailureType = {
   CommandFailed: 'CommandFailed',
   /** The repository could not be cloned or the sha is not in it. */
   CheckoutFailed: 'CheckoutFailed',
+  /** An operator aborted the run. */
+  Aborted: 'Aborted',
   /** A stage ended in failure; details carry the per-step results. */
   StageFailed: 'StageFailed',
+  /** A stored artifact's bytes do not match the SHA-256 recorded when it was built. */
+  ArtifactMismatch: 'ArtifactMismatch',
+  /** The repository already holds this name, version and architecture with other bytes: a
+   * published version is immutable (apt and dnf cache by version). */
+  ArtifactConflict: 'ArtifactConflict',
+  /** A package written by the package step is not a valid package of the right format, name or version. */
+  BadPackage: 'BadPackage',
+  /** The package step left no .deb/.rpm of the distro's format in CONVEYOR_OUT. */
+  NoPackages: 'NoPackages',
+  /** The project version is unknown at the commit: no VERSION file that looks like a version, no version tag. */
+  VersionUnknown: 'VersionUnknown',
+  /** The docs step's output cannot be stored as a site (nothing written, a reserved or unsafe file name). */
+  BadDocs: 'BadDocs',
   /** The configuration names something that does not exist (repository, step, distro). */
   BadConfig: 'BadConfig',
 } as const;

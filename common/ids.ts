@@ -16,3 +16,8 @@ export function stageId(parentId: string, stage: StageName, distro?: string, att
 export function branchStateId(repository: string, branch: string): string {
   return `branch-state/${repository}/${branch}`;
 }
+
+/** The lock serialising publishes to one repository channel of an environment's bucket. */
+export function repositoryLockId(environment: string, channel: string): string {
+  return `repo-lock/${environment}/${channel}`;
+}

@@ -26,6 +26,10 @@ export interface RepositorySpec {
   /** The built-in packager's settings, when the repository uses it. */
   builtinPackage?: BuiltinPackageSpec;
   keepBuilds: number;
+  /** How long a failed stage waits for `retry`/`abort` before the run fails. */
+  operatorWindowSeconds: number;
+  /** Format, codename and arch of each distro in `distros`. */
+  distroSpecs: Record<string, DistroSpec>;
 }
 
 export interface BuiltinPackageSpec {
@@ -81,11 +85,20 @@ export interface PipelineStatus {
   endedAt?: string;
   stages: StageStatus[];
   failure?: string;
+  /** Build number from the branch-state entity, once allocated. */
+  build?: number;
+  /** `<version>-<build>` of the packages, once built. */
+  version?: string;
+  /** Where the packages and docs were published (paths relative to the environment's bucket). */
+  published?: { environment: string; channel: string; repositories: { distro: string; path: string }[]; docs?: string };
 }
 
 export interface PipelineResult {
   status: RunStatus;
   stages: StageStatus[];
+  build?: number;
+  version?: string;
+  published?: PipelineStatus['published'];
 }
 
 export interface StepResult {

@@ -49,6 +49,8 @@ const repository = z
       .strict()
       .optional(),
     stepTimeoutSeconds: z.number().int().positive().default(1800),
+    /** How long a run with a failed stage waits for an operator's `retry` or `abort` before it fails. */
+    operatorWindowHours: z.number().positive().default(168),
     /** The built-in packager: the `package` step installs into $CONVEYOR_ROOT (e.g.
      * `make install DESTDIR=$CONVEYOR_ROOT`) and Conveyor builds the .deb/.rpm from that tree. */
     packaging: z
@@ -60,14 +62,20 @@ const repository = z
             description: z.string().min(1),
             /** `all`/`noarch` for architecture-independent packages; default: the distro's arch. */
             arch: z.string().optional(),
-            depends: z.object({ deb: z.array(z.string()).default([]), rpm: z.array(z.string()).default([]) }).strict().default({ deb: [], rpm: [] }),
+            depends: z
+              .object({ deb: z.array(z.string()).default([]), rpm: z.array(z.string()).default([]) })
+              .strict()
+              .default({ deb: [], rpm: [] }),
           })
           .strict(),
       })
       .strict()
       .optional(),
     /** How many builds per package a channel keeps; older ones are removed from the repository. */
-    retention: z.object({ keepBuilds: z.number().int().min(1).default(10) }).strict().default({ keepBuilds: 10 }),
+    retention: z
+      .object({ keepBuilds: z.number().int().min(1).default(10) })
+      .strict()
+      .default({ keepBuilds: 10 }),
   })
   .strict();
 
@@ -102,9 +110,28 @@ export const conveyorSchema = z
       .object({
         webhookSecretEnv: envName.default('GITHUB_WEBHOOK_SECRET'),
         tokenEnv: envName.default('GITHUB_TOKEN'),
+        /** REST API base URL for commit statuses; GitHub Enterprise Server: https://HOST/api/v3. */
+        apiUrl: z.url({ protocol: /^https?$/ }).default('https://api.github.com'),
       })
       .strict()
-      .default({ webhookSecretEnv: 'GITHUB_WEBHOOK_SECRET', tokenEnv: 'GITHUB_TOKEN' }),
+      .default({
+        webhookSecretEnv: 'GITHUB_WEBHOOK_SECRET',
+        tokenEnv: 'GITHUB_TOKEN',
+        apiUrl: 'https://api.github.com',
+      }),
+    /** The webhook API (api/main.ts). */
+    api: z
+      .object({
+        /** Larger bodies are refused with 413 without being read; GitHub caps payloads at 25 MB. */
+        maxBodyBytes: z.number().int().positive().default(26_214_400),
+        /** Verified pushes wait here while Temporal is unreachable; relative to this file. Must
+         * survive a restart (not a tmpfs); API instances on one host may share it. */
+        spoolDir: z.string().min(1).default('.conveyor/spool'),
+        /** How long a webhook waits for Temporal to accept a start before the push is spooled. */
+        startTimeoutMs: z.number().int().positive().max(8000).default(5000),
+      })
+      .strict()
+      .default({ maxBodyBytes: 26_214_400, spoolDir: '.conveyor/spool', startTimeoutMs: 5000 }),
     signing: z.object({ keyFile: z.string().optional(), keyEnv: envName.optional() }).strict().optional(),
     storage: z.object({ artifacts: s3Url, staging: s3Url, production: s3Url }).strict(),
     distros: z.record(
@@ -238,7 +265,11 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
   return { bucket: m[1], prefix };
 }
 
-export function repositorySpec(repo: RepositoryConfig, rule: BranchRule): RepositorySpec {
+export function repositorySpec(
+  config: Pick<ConveyorConfig, 'distros'>,
+  repo: RepositoryConfig,
+  rule: BranchRule,
+): RepositorySpec {
   return {
     name: repo.name,
     cloneUrl: repo.cloneUrl,
@@ -250,5 +281,7 @@ export function repositorySpec(repo: RepositoryConfig, rule: BranchRule): Reposi
     stepTimeoutSeconds: repo.stepTimeoutSeconds,
     builtinPackage: repo.packaging?.builtin,
     keepBuilds: repo.retention.keepBuilds,
+    operatorWindowSeconds: Math.round(repo.operatorWindowHours * 3600),
+    distroSpecs: Object.fromEntries(repo.distros.map((d) => [d, { ...config.distros[d] }])),
   };
 }

@@ -1,9 +1,11 @@
 // Worker factories shared by the process entry points (workers/orchestrator.ts, workers/builder.ts),
-// the local stack and the tests. The orchestrator serves workflows only, on `conveyor`; a builder
-// serves activities only, on `build-<distro>`: build hosts never run workflow code.
+// the local stack and the tests. The orchestrator serves the workflows and the orchestrator
+// activities (build numbers, locks, repository publishing) on `conveyor`; a builder serves the
+// build activities only, on `build-<distro>`: build hosts never run workflow code.
 import path from 'node:path';
-import { type NativeConnection, Worker } from '@temporalio/worker';
-import { createActivities } from '../activities';
+import type { Client } from '@temporalio/client';
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import { createBuildActivities, createOrchestratorActivities } from '../activities';
 import { createAwsClients } from '../activities/storage/s3';
 import type { ConveyorConfig } from '../config/conveyor';
 import { buildQueue } from '../common/queues';
@@ -20,7 +22,7 @@ export function workflowsPath(): string {
   return path.resolve(__dirname, '..', 'workflows', 'index.ts');
 }
 
-export async function createOrchestratorWorker(opts: WorkerOptions): Promise<Worker> {
+export async function createOrchestratorWorker(opts: WorkerOptions & { client: Client }): Promise<Worker> {
   return Worker.create({
     connection: opts.connection,
     namespace: opts.config.temporal.namespace,
@@ -29,12 +31,13 @@ export async function createOrchestratorWorker(opts: WorkerOptions): Promise<Wor
     ...(opts.workflowBundlePath
       ? { workflowBundle: { codePath: opts.workflowBundlePath } }
       : { workflowsPath: workflowsPath() }),
+    activities: createOrchestratorActivities({ config: opts.config, aws: createAwsClients(opts.config), client: opts.client }),
   });
 }
 
 /** One worker per distro given (default: every distro of the config), each on its build queue. */
 export async function createBuilderWorkers(opts: WorkerOptions & { distros?: string[] }): Promise<Worker[]> {
-  const activities = createActivities({ config: opts.config, aws: createAwsClients(opts.config) });
+  const activities = createBuildActivities({ config: opts.config, aws: createAwsClients(opts.config) });
   const distros = opts.distros ?? Object.keys(opts.config.distros);
   return Promise.all(
     distros.map((d) =>

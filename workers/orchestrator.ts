@@ -1,8 +1,9 @@
-// Process entry point: the orchestrator worker (workflows on queue `conveyor`).
+// Process entry point: the orchestrator worker (workflows and orchestrator activities on queue `conveyor`).
 // Usage: tsx workers/orchestrator.ts [--config FILE]
 import { runWorkersUntilSignal } from './main';
 import { createOrchestratorWorker } from './create';
+import { connectClient } from './temporal';
 
 void runWorkersUntilSignal('orchestrator', async (connection, _argv, config) => [
-  await createOrchestratorWorker({ connection, config }),
+  await createOrchestratorWorker({ connection, config, client: await connectClient(config) }),
 ]);

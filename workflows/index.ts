@@ -1,3 +1,7 @@
 // The workflow bundle's entry: every workflow type the orchestrator serves.
 export { pipeline } from './pipeline';
+export { branchState } from './branch-state';
+export { repositoryLock } from './repository-lock';
 export { testStage } from './stages/test';
+export { packageStage, docsStage } from './stages/package';
+export { publishStage } from './stages/publish';

@@ -1,7 +1,89 @@
 // Every signal, query and update of Conveyor's workflows, beside its payload type. They work from
 // `temporal workflow query --type status` as well as from `conveyor status`.
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { MessageNames } from '../common/message-names';
 import type { PipelineStatus } from '../common/types';
 
 /** The run as an operator sees it: status, current stage, each stage with state, attempt, times, log keys. */
 export const statusQuery = defineQuery<PipelineStatus>('status');
+
+export interface RetryRequest {
+  /** `test`, `package`, `package/<distro>`, `publish`…; absent: every failed stage that waits. */
+  stage?: string;
+  by?: string;
+}
+
+export interface AbortRequest {
+  reason: string;
+  by?: string;
+}
+
+/** Re-runs failed stages that wait for an operator, as new child attempts (`…/<stage>#2`). Ignored when nothing waits. */
+export const retrySignal = defineSignal<[RetryRequest]>('retry');
+/** Ends the run as `aborted`, cancelling what runs. Ignored once the run has ended. */
+export const abortSignal = defineSignal<[AbortRequest]>('abort');
+
+// ---- branch-state entity (`branch-state/<owner>/<repo>/<branch>`) ----
+
+export interface GreenBuild {
+  build: number;
+  sha: string;
+  version: string;
+  at: string;
+}
+
+export interface BranchState {
+  repository: string;
+  branch: string;
+  /** The last build number handed out; 0 before the first. */
+  lastBuild: number;
+  /** Which pipeline got which number, newest last, so a retried pipeline keeps its number. */
+  assigned: { pipelineId: string; build: number }[];
+  lastGreen?: GreenBuild;
+  /** The repository's stable release branch and released version, as the release stage records them. */
+  stableBranch?: string;
+  releasedVersion?: string;
+  /** Continue-as-new after this many history events (default 2000; tests lower it). */
+  maxHistoryEvents?: number;
+}
+
+export interface AllocateBuildRequest {
+  pipelineId: string;
+}
+
+/** Hands out the next build number, or the one this pipeline already has. */
+export const allocateBuildUpdate = defineUpdate<{ build: number }, [AllocateBuildRequest]>(MessageNames.allocateBuild);
+export const recordGreenSignal = defineSignal<[GreenBuild]>(MessageNames.recordGreen);
+export const branchStateQuery = defineQuery<BranchState>('state');
+
+// ---- repository lock (`repo-lock/<environment>/<channel>`) ----
+
+export interface LockRequest {
+  /** Workflow ID of the requester; the grant is signalled back to it. */
+  requester: string;
+  /** The lock is taken back after this long, in case the holder vanished without releasing. */
+  leaseSeconds: number;
+}
+
+export interface LockGrant {
+  lockId: string;
+  leaseId: string;
+}
+
+export interface LockRelease {
+  requester: string;
+  leaseId: string;
+}
+
+export interface LockState {
+  holder?: { requester: string; leaseId: string; grantedAt: string; leaseSeconds: number };
+  queue: LockRequest[];
+  granted: number;
+  /** Continue-as-new after this many history events (default 2000; tests lower it). */
+  maxHistoryEvents?: number;
+}
+
+export const acquireLockSignal = defineSignal<[LockRequest]>(MessageNames.acquireLock);
+export const releaseLockSignal = defineSignal<[LockRelease]>(MessageNames.releaseLock);
+export const lockGrantedSignal = defineSignal<[LockGrant]>(MessageNames.lockGranted);
+export const lockStateQuery = defineQuery<LockState>('lockState');

@@ -1,64 +1,208 @@
 // The pipeline: one run per pushed commit (ID `pipeline/<owner>/<repo>/<branch>/<sha>`), the parent
-// of one child workflow per stage. It owns the run's status (query `status`) and its search
-// attributes, upserted at every stage change so the Web UI and `conveyor list` see where it is.
+// of one child workflow per stage: test → build number → package (per distro, plus docs) →
+// publish (staging). It owns the run's status (query `status`) and its search attributes,
+// upserted at every stage change so the Web UI and `conveyor list` see where it is. Stage results
+// travel as small references (artifact keys and hashes), never bytes.
+//
+// A failed stage does not end the run: it parks in `awaiting-operator` holding the failure until
+// a `retry` signal re-runs that stage as a new child attempt (`…/<stage>#2`, same inputs; stages
+// that succeeded never run again), an `abort` ends the run as `aborted`, or the repository's
+// operator window passes and the run fails. Abort (or a Temporal cancel request) cancels what runs.
 import {
   ApplicationFailure,
+  CancellationScope,
+  condition,
   executeChild,
+  isCancellation,
+  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { OrchestratorActivities } from '../activities';
+import { FailureType, type CommandFailureDetails } from '../common/failures';
 import { stageId, type StageName } from '../common/ids';
-import { FailureType } from '../common/failures';
-import { BranchKey, CommitKey, RepositoryKey, StageKey, StatusKey } from '../common/search-attributes';
+import { BranchKey, BuildKey, CommitKey, RepositoryKey, StageKey, StatusKey } from '../common/search-attributes';
 import type { PipelineInput, PipelineResult, PipelineStatus, RunStatus, StageStatus } from '../common/types';
-import { statusQuery } from './messages';
+import { abortSignal, retrySignal, statusQuery, type AbortRequest } from './messages';
+import { docsStage, packageStage, type PackageStageResult } from './stages/package';
+import { publishStage } from './stages/publish';
 import { testStage, type TestStageFailureDetails } from './stages/test';
 import { messageOf, rootApplicationFailure } from './support';
 
+const control = proxyActivities<OrchestratorActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 10 },
+});
+
 export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
   const id = workflowInfo().workflowId;
+  const { repository, branch, sha } = input;
+  const stage = (name: StageName, distro?: string): StageStatus => ({
+    name,
+    distro,
+    state: 'pending',
+    attempt: 1,
+    workflowId: stageId(id, name, distro),
+    logKeys: [],
+  });
   const state: PipelineStatus = {
     workflowId: id,
-    repository: input.repository.name,
-    branch: input.branch,
-    sha: input.sha,
+    repository: repository.name,
+    branch,
+    sha,
     status: 'running',
     startedAt: now(),
-    stages: [{ name: 'test', state: 'pending', attempt: 1, workflowId: stageId(id, 'test'), logKeys: [] }],
+    stages: [
+      stage('test'),
+      // A repository without a `package` step is tested only.
+      ...(repository.steps.package
+        ? [
+            ...repository.distros.map((d) => stage('package', d)),
+            ...(repository.steps.docs ? [stage('package', 'docs')] : []),
+            stage('publish'),
+          ]
+        : []),
+    ],
   };
   setHandler(statusQuery, () => state);
+  const ops: Operator = {
+    waiting: new Set(),
+    granted: new Set(),
+    aborted: undefined,
+    windowSeconds: repository.operatorWindowSeconds,
+  };
+  const chain = new CancellationScope();
+  setHandler(retrySignal, (req) => {
+    for (const s of state.stages) {
+      const l = label(s);
+      if (ops.waiting.has(l) && (!req.stage || req.stage === l || req.stage === s.name)) ops.granted.add(l);
+    }
+  });
+  setHandler(abortSignal, (req) => {
+    if (ops.aborted || state.endedAt) return;
+    ops.aborted = req;
+    chain.cancel();
+  });
   upsertSearchAttributes([
-    { key: RepositoryKey, value: input.repository.name },
-    { key: BranchKey, value: input.branch },
-    { key: CommitKey, value: input.sha },
+    { key: RepositoryKey, value: repository.name },
+    { key: BranchKey, value: branch },
+    { key: CommitKey, value: sha },
     { key: StatusKey, value: 'running' },
   ]);
 
-  const testDistro = input.repository.distros[0];
   try {
-    const stage = begin(state, 'test');
-    const result = await executeChild(testStage, {
-      workflowId: stage.workflowId,
-      args: [
-        { pipelineId: id, repository: input.repository, branch: input.branch, sha: input.sha, distro: testDistro },
-      ],
+    await chain.run(async () => {
+      await runStage(state, ops, 'test', undefined, async (s) => {
+        const result = await executeChild(testStage, {
+          workflowId: s.workflowId,
+          args: [{ pipelineId: id, repository, branch, sha, distro: repository.distros[0] }],
+          staticSummary: `test: ${Object.keys(repository.steps)
+            .filter((k) => k === 'unit' || k === 'integration')
+            .join(' + ')} at ${sha.slice(0, 12)}`,
+        });
+        s.logKeys = result.steps.map((r) => r.logKey);
+      });
+      if (!repository.steps.package) return;
+
+      // The branch-state entity hands out the number; asking again (a retried pipeline) returns the same one.
+      const { build } = await control.allocateBuild({ repository: repository.name, branch, pipelineId: id });
+      state.build = build;
+      upsertSearchAttributes([{ key: BuildKey, value: build }]);
+
+      // Every distro (and the docs) is built in parallel; all run to the end so the status shows each outcome.
+      const packaging = repository.distros.map((distro) =>
+        runStage(state, ops, 'package', distro, async (s) => {
+          const r = await executeChild(packageStage, {
+            workflowId: s.workflowId,
+            args: [
+              { pipelineId: id, repository, branch, sha, distro, distroSpec: repository.distroSpecs[distro], build },
+            ],
+            staticSummary: `package ${repository.name} build ${build} for ${distro}`,
+          });
+          s.logKeys = [r.logKey];
+          return r;
+        }),
+      );
+      const docsBuild = repository.steps.docs
+        ? runStage(state, ops, 'package', 'docs', async (s) => {
+            const r = await executeChild(docsStage, {
+              workflowId: s.workflowId,
+              args: [{ pipelineId: id, repository, branch, sha, build, distro: repository.distros[0] }],
+              staticSummary: `docs of ${repository.name} build ${build}`,
+            });
+            if (r.logKey) s.logKeys = [r.logKey];
+            return r.docs;
+          })
+        : Promise.resolve(null);
+      const [settledPackages, settledDocs] = await Promise.all([
+        Promise.allSettled(packaging),
+        Promise.allSettled([docsBuild]),
+      ]);
+      const firstFailure = [...settledPackages, ...settledDocs].find((r) => r.status === 'rejected');
+      if (firstFailure) throw firstFailure.reason;
+      const packaged = settledPackages.map((r) => (r as PromiseFulfilledResult<PackageStageResult>).value);
+      const docs = (settledDocs[0] as PromiseFulfilledResult<Awaited<typeof docsBuild>>).value;
+      state.version = `${packaged[0].version}-${build}`;
+
+      await runStage(state, ops, 'publish', undefined, async (s) => {
+        const r = await executeChild(publishStage, {
+          workflowId: s.workflowId,
+          args: [
+            {
+              pipelineId: id,
+              repository,
+              environment: 'staging',
+              channel: repository.channel,
+              packages: packaged.map((p: PackageStageResult, i) => ({
+                distro: repository.distros[i],
+                artifacts: p.artifacts,
+              })),
+              docs,
+            },
+          ],
+          staticSummary: `publish ${repository.name} ${state.version} to staging ${repository.channel}`,
+        });
+        state.published = {
+          environment: r.environment,
+          channel: r.channel,
+          repositories: r.repositories.map((x) => ({ distro: x.distro, path: x.path })),
+          docs: r.docs?.index,
+        };
+      });
     });
-    stage.logKeys = result.steps.map((s) => s.logKey);
-    finish(stage, 'succeeded');
   } catch (err) {
-    const stage = state.stages.find((s) => s.state === 'running');
-    if (stage) fail(stage, err);
-    end(state, 'failed', stage ? `stage ${stage.name} failed: ${stage.error}` : messageOf(err));
+    if (isCancellation(err) || ops.aborted) {
+      const reason = ops.aborted
+        ? `aborted${ops.aborted.by ? ` by ${ops.aborted.by}` : ''}: ${ops.aborted.reason}`
+        : 'cancelled';
+      for (const st of state.stages) if (st.state === 'running') st.state = 'failed';
+      end(state, 'aborted', reason);
+      // A Temporal cancel request ends the run Cancelled; an `abort` signal ends it Failed (type Aborted).
+      if (!ops.aborted) throw err;
+      throw ApplicationFailure.create({ type: FailureType.Aborted, message: reason, nonRetryable: true });
+    }
+    const failed = state.stages.find((st) => st.state === 'failed');
+    end(state, 'failed', failed ? `stage ${label(failed)} failed: ${failed.error}` : messageOf(err));
     throw ApplicationFailure.create({
       type: FailureType.StageFailed,
       message: state.failure ?? 'pipeline failed',
       nonRetryable: true,
-      details: [{ stage: stage?.name, tail: stage?.tail, logKeys: stage?.logKeys }],
+      details: [{ stage: failed ? label(failed) : undefined, tail: failed?.tail, logKeys: failed?.logKeys }],
     });
   }
   end(state, 'succeeded');
-  return { status: state.status, stages: state.stages };
+  return {
+    status: state.status,
+    stages: state.stages,
+    build: state.build,
+    version: state.version,
+    published: state.published,
+  };
+}
+
+function label(s: StageStatus): string {
+  return s.distro ? `${s.name}/${s.distro}` : s.name;
 }
 
 function now(): string {
@@ -66,37 +210,92 @@ function now(): string {
   return new Date().toISOString();
 }
 
-function begin(state: PipelineStatus, name: StageName): StageStatus {
-  const stage = state.stages.find((s) => s.name === name);
-  if (!stage) throw ApplicationFailure.nonRetryable(`unknown stage ${name}`, FailureType.BadConfig);
-  stage.state = 'running';
-  stage.startedAt = now();
-  state.stage = name;
-  upsertSearchAttributes([{ key: StageKey, value: name }]);
-  return stage;
+interface Operator {
+  /** Labels (`package/el9`) of failed stages waiting for a decision. */
+  waiting: Set<string>;
+  /** Labels an operator has asked to retry. */
+  granted: Set<string>;
+  aborted: AbortRequest | undefined;
+  windowSeconds: number;
 }
 
-function finish(stage: StageStatus, to: StageStatus['state']): void {
-  stage.state = to;
-  stage.endedAt = now();
+/**
+ * Runs one stage, keeping its status entry and the ConveyorStage search attribute current. On
+ * failure it waits for the operator; a retry runs `body` again as the next attempt (the stage's
+ * workflowId then carries `#<attempt>`), with the same inputs.
+ */
+async function runStage<T>(
+  state: PipelineStatus,
+  ops: Operator,
+  name: StageName,
+  distro: string | undefined,
+  body: (s: StageStatus) => Promise<T>,
+): Promise<T> {
+  const s = state.stages.find((x) => x.name === name && x.distro === distro);
+  if (!s) throw ApplicationFailure.nonRetryable(`unknown stage ${name}/${distro}`, FailureType.BadConfig);
+  for (;;) {
+    s.state = 'running';
+    s.startedAt = now();
+    s.endedAt = undefined;
+    s.error = undefined;
+    s.tail = undefined;
+    state.stage = name;
+    upsertSearchAttributes([{ key: StageKey, value: name }]);
+    try {
+      const r = await body(s);
+      s.state = 'succeeded';
+      s.endedAt = now();
+      return r;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      fail(s, err);
+      if (!(await awaitOperator(state, ops, s))) throw err;
+      s.attempt += 1;
+      s.workflowId = stageId(state.workflowId, name, distro, s.attempt);
+    }
+  }
+}
+
+/** True when an operator asked for a retry; false when the window passed. Abort cancels the wait. */
+async function awaitOperator(state: PipelineStatus, ops: Operator, s: StageStatus): Promise<boolean> {
+  const l = label(s);
+  ops.waiting.add(l);
+  setStatus(state, 'awaiting-operator');
+  try {
+    await condition(() => ops.granted.has(l), `${ops.windowSeconds} seconds`);
+  } finally {
+    ops.waiting.delete(l);
+  }
+  const retry = ops.granted.delete(l);
+  if (ops.waiting.size === 0) setStatus(state, 'running');
+  return retry;
+}
+
+function setStatus(state: PipelineStatus, status: RunStatus): void {
+  if (state.status === status) return;
+  state.status = status;
+  upsertSearchAttributes([{ key: StatusKey, value: status }]);
 }
 
 function fail(stage: StageStatus, err: unknown): void {
-  finish(stage, 'failed');
+  stage.state = 'failed';
+  stage.endedAt = now();
   const app = rootApplicationFailure(err);
-  const details = app?.details?.[0] as Partial<TestStageFailureDetails> | undefined;
+  const details = app?.details?.[0] as (Partial<TestStageFailureDetails> & Partial<CommandFailureDetails>) | undefined;
   if (details?.failed) {
     stage.logKeys = [...(details.passed ?? []).map((p) => p.logKey), ...details.failed.map((f) => f.logKey)].filter(
       Boolean,
     );
     stage.tail = details.failed.map((f) => `--- ${f.step} (exit ${f.exitCode ?? f.signal})\n${f.tail}`).join('\n');
+  } else if (details?.logKey) {
+    stage.logKeys = [details.logKey];
+    stage.tail = details.tail;
   }
   stage.error = app?.message ?? messageOf(err);
 }
 
 function end(state: PipelineStatus, status: RunStatus, failure?: string): void {
-  state.status = status;
   state.endedAt = now();
   if (failure) state.failure = failure;
-  upsertSearchAttributes([{ key: StatusKey, value: status }]);
+  setStatus(state, status);
 }

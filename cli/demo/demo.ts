@@ -5,7 +5,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { findRepository, loadConfig, type ConveyorConfig } from '../../config/conveyor';
+import { findRepository, loadConfig, parseS3Url, type ConveyorConfig } from '../../config/conveyor';
+import type { PipelineStatus } from '../../common/types';
 import type { DevConfig } from '../../config/temporal-dev';
 import { connectClient } from '../../workers/temporal';
 import { followRun, webUiLink } from '../follow';
@@ -73,7 +74,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const link = webUiLink(stack.uiUrl, stack.namespace, workflowId);
     say('');
     if (final.status === 'succeeded') {
-      say(`run succeeded: ${workflowId}`);
+      say(`run succeeded: ${workflowId}${final.version ? ` (${final.version})` : ''}`);
+      for (const line of installHints(config, stack, final)) say(line);
       say(`Web UI: ${link}`);
       say(`the local stack keeps running (logs in ${stack.logDir}); stop it with: npm run conveyor -- dev --stop`);
       return 0;
@@ -90,6 +92,34 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   } finally {
     await client.connection.close();
   }
+}
+
+/** The lines a user would type to install from the staging repositories, and the docs URL. */
+export function installHints(config: ConveyorConfig, stack: StackInfo, status: PipelineStatus): string[] {
+  if (!status.published) return [];
+  const bucketUrl = `${stack.awsEndpoint}/${parseS3Url(config.storage[status.published.environment as 'staging']).bucket}`;
+  const keyUrl = `${bucketUrl}/keys/conveyor.asc`;
+  const name = status.repository.split('/')[1];
+  const lines = ['', `install ${name} ${status.version} from staging ${status.published.channel}:`];
+  for (const r of status.published.repositories) {
+    const spec = config.distros[r.distro];
+    if (spec?.format === 'deb') {
+      lines.push(`  # ${r.distro} (apt)`);
+      lines.push(`  curl -fsSL ${keyUrl} -o /etc/apt/keyrings/conveyor.asc`);
+      lines.push(
+        `  echo 'deb [signed-by=/etc/apt/keyrings/conveyor.asc] ${bucketUrl}/${r.path} ${spec.codename}-${status.published.channel} main' > /etc/apt/sources.list.d/conveyor.list`,
+      );
+      lines.push(`  apt-get update && apt-get install ${name}=${status.version}`);
+    } else if (spec) {
+      lines.push(`  # ${r.distro} (dnf)`);
+      lines.push(
+        `  printf '[conveyor]\\nname=conveyor\\nbaseurl=${bucketUrl}/${r.path}\\ngpgcheck=1\\nrepo_gpgcheck=1\\ngpgkey=${keyUrl}\\n' > /etc/yum.repos.d/conveyor.repo`,
+      );
+      lines.push(`  dnf install ${name}-${status.version}`);
+    }
+  }
+  if (status.published.docs) lines.push(`docs: ${bucketUrl}/${status.published.docs}`);
+  return lines;
 }
 
 async function startDetachedStack(opts: DemoOptions, say: (s: string) => void): Promise<StackInfo> {

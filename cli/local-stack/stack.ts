@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { generateSigningKey } from '../../activities/repository';
 import { createAwsClients } from '../../activities/storage/s3';
 import type { ConveyorConfig } from '../../config/conveyor';
 import type { DevConfig } from '../../config/temporal-dev';
@@ -112,6 +113,11 @@ export async function startStack(
       aws: { region: dev.aws.region, endpoint: awsEndpoint },
       temporal: { ...config.temporal, address: temporalAddress, namespace: dev.temporal.namespace },
     };
+    if (config.signing?.keyFile && !fs.existsSync(config.signing.keyFile)) {
+      const k0 = Date.now();
+      await generateSigningKey(config.signing.keyFile, 'Conveyor local stack <conveyor@localhost>');
+      log(`generated the local signing key ${config.signing.keyFile} (${Date.now() - k0} ms)`);
+    }
     const aws = createAwsClients(stackConfig);
     const buckets = await provisionBuckets(aws, stackConfig, dev.aws.publicBuckets);
     const hosts = await provisionHosts(aws, stackConfig, dev);

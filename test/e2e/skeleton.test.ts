@@ -11,10 +11,10 @@ import { commitSample } from '../../cli/demo/sample-repo';
 import { pushPayload, sendWebhook } from '../../cli/webhook-client';
 import { stageId } from '../../common/ids';
 import { BranchKey, CommitKey, RepositoryKey, StatusKey } from '../../common/search-attributes';
-import type { TestStageResult } from '../../common/types';
+import type { PipelineResult, TestStageResult } from '../../common/types';
 import type { ConveyorConfig } from '../../config/conveyor';
-import { statusQuery } from '../../workflows/messages';
-import { awsFor, clientFor, startWorkers, tempDir, testConfig } from '../helpers/stack';
+import { abortSignal, retrySignal, statusQuery } from '../../workflows/messages';
+import { awsFor, clientFor, startWorkers, tempDir, testConfig, waitForStatus } from '../helpers/stack';
 
 const SECRET = 'test-webhook-secret';
 
@@ -97,7 +97,7 @@ describe('walking skeleton: webhook → pipeline → test stage', () => {
     expect(count.count).toBe(1);
   });
 
-  it('fails the test stage with the exit code and log tail of a failing unit command', async () => {
+  it('parks a run whose unit command fails in awaiting-operator, with exit code and log tail, until aborted', async () => {
     const commit = await commitSample(bare, work, {
       message: 'break it',
       mutate: (d) => fs.writeFileSync(path.join(d, 'FAIL_UNIT'), 'yes\n'),
@@ -105,18 +105,14 @@ describe('walking skeleton: webhook → pipeline → test stage', () => {
     const res = await push(commit.sha, commit.before);
     expect(res.status).toBe(202);
     const id = res.body.workflowId as string;
-    const err = await client.workflow
-      .getHandle(id)
-      .result()
-      .catch((e: unknown) => e);
-    expect((err as { cause?: Error }).cause?.message).toMatch(/stage test failed: unit exited with code 2/);
-
-    const status = await client.workflow.getHandle(id).query(statusQuery);
-    expect(status.status).toBe('failed');
+    const handle = client.workflow.getHandle(id);
+    const status = await waitForStatus(client, id, 'awaiting-operator');
     const test = status.stages.find((s) => s.name === 'test')!;
     expect(test.state).toBe('failed');
+    expect(test.error).toBe('unit exited with code 2');
     expect(test.tail).toContain('unit: failing on purpose');
     expect(test.logKeys.some((k) => k.endsWith('/test/unit.log'))).toBe(true);
+    expect((await handle.describe()).typedSearchAttributes.get(StatusKey)).toBe('awaiting-operator');
 
     // The child's own failure carries both outcomes: integration passed, unit failed with its code.
     const childErr = await client.workflow
@@ -133,8 +129,62 @@ describe('walking skeleton: webhook → pipeline → test stage', () => {
     expect(details.failed[0]).toMatchObject({ step: 'unit', exitCode: 2 });
     expect(details.failed[0].tail).toContain('failing on purpose');
 
-    const desc = await client.workflow.getHandle(id).describe();
-    expect(desc.typedSearchAttributes.get(StatusKey)).toBe('failed');
+    await handle.signal(abortSignal, { reason: 'broken commit', by: 'tester' });
+    const err = await handle.result().catch((e: unknown) => e);
+    expect((err as { cause?: { type?: string; message?: string } }).cause).toMatchObject({
+      type: 'Aborted',
+      message: 'aborted by tester: broken commit',
+    });
+    const final = await handle.query(statusQuery);
+    expect(final.status).toBe('aborted');
+    expect((await handle.describe()).typedSearchAttributes.get(StatusKey)).toBe('aborted');
+  });
+
+  it('re-runs only the failed stage as a new child attempt on retry and continues', async () => {
+    const marker = path.join(tempDir('flaky'), 'marker');
+    const flaky = testConfig([
+      {
+        name: 'acme/flaky',
+        cloneUrl: bare,
+        steps: {
+          unit: `test -f ${marker} || { touch ${marker}; echo flaky failure; exit 1; }`,
+          integration: 'make integration',
+        },
+      },
+    ]);
+    await awsFor(flaky);
+    const flakyWorkers = await startWorkers(flaky);
+    const flakyClient = await clientFor(flaky);
+    const flakyServer = createApiServer({
+      config: flaky,
+      client: flakyClient,
+      logger: pino({ level: 'silent' }),
+      secret: SECRET,
+    });
+    const flakyApi = `http://127.0.0.1:${await listen(flakyServer, 0)}`;
+    try {
+      const commit = await commitSample(bare, work, { message: 'flaky' });
+      const res = await sendWebhook(
+        flakyApi,
+        SECRET,
+        'push',
+        pushPayload({ repository: 'acme/flaky', branch: 'main', sha: commit.sha }),
+      );
+      const id = res.body.workflowId as string;
+      await waitForStatus(flakyClient, id, 'awaiting-operator');
+      const handle = flakyClient.workflow.getHandle(id);
+      await handle.signal(retrySignal, { stage: 'test', by: 'tester' });
+      const result = (await handle.result()) as PipelineResult;
+      expect(result.status).toBe('succeeded');
+      const test = result.stages.find((s) => s.name === 'test')!;
+      expect(test).toMatchObject({ state: 'succeeded', attempt: 2, workflowId: `${id}/test#2` });
+      expect((await flakyClient.workflow.getHandle(`${id}/test#2`).describe()).status.name).toBe('COMPLETED');
+      expect((await flakyClient.workflow.getHandle(`${id}/test`).describe()).status.name).toBe('FAILED');
+    } finally {
+      await new Promise((r) => flakyServer.close(r));
+      await flakyWorkers.stop();
+      await flakyClient.connection.close();
+    }
   });
 
   it('refuses a wrongly signed push with 401 and starts nothing', async () => {

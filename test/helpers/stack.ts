@@ -9,7 +9,9 @@ import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporal
 import { stringify } from 'yaml';
 import { createAwsClients, type AwsClients } from '../../activities/storage/s3';
 import { provisionBuckets } from '../../cli/local-stack/provision';
+import type { PipelineStatus, RunStatus } from '../../common/types';
 import { loadConfig, type ConveyorConfig } from '../../config/conveyor';
+import { statusQuery } from '../../workflows/messages';
 import { createBuilderWorkers, createOrchestratorWorker } from '../../workers/create';
 
 export function testEnv() {
@@ -17,8 +19,10 @@ export function testEnv() {
   const temporal = process.env.CONVEYOR_TEST_TEMPORAL;
   const aws = process.env.CONVEYOR_TEST_AWS;
   const bundle = process.env.CONVEYOR_TEST_BUNDLE;
-  if (!dir || !temporal || !aws || !bundle) throw new Error('the test stack is not running (jest global setup)');
-  return { dir, temporal, aws, bundle };
+  const signingKey = process.env.CONVEYOR_TEST_SIGNING_KEY;
+  if (!dir || !temporal || !aws || !bundle || !signingKey)
+    throw new Error('the test stack is not running (jest global setup)');
+  return { dir, temporal, aws, bundle, signingKey };
 }
 
 export function uid(): string {
@@ -38,11 +42,24 @@ export interface TestRepository {
   branches?: { match: string; channel: string; release?: boolean; approval?: boolean }[];
 }
 
-/** Writes a conveyor.yml for one test and loads it through the real loader. */
-export function testConfig(repositories: TestRepository[], extra: Record<string, unknown> = {}): ConveyorConfig {
+export interface TestDistro {
+  format: 'deb' | 'rpm';
+  codename?: string;
+  arch: string;
+}
+
+/**
+ * Writes a conveyor.yml for one test and loads it through the real loader. Distro names get a
+ * unique suffix (`<name>-<id>`) so each test has its own build queues; repositories use them all.
+ */
+export function testConfig(
+  repositories: TestRepository[],
+  extra: Record<string, unknown> = {},
+  distros: Record<string, TestDistro> = { deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' } },
+): ConveyorConfig {
   const env = testEnv();
   const id = uid();
-  const distro = `t${id}`;
+  const distroDocs = Object.fromEntries(Object.entries(distros).map(([name, spec]) => [`${name}-${id}`, spec]));
   const doc = {
     temporal: { address: env.temporal, namespace: 'default', taskQueue: `conveyor-${id}` },
     aws: { region: 'us-east-1', endpoint: env.aws },
@@ -51,14 +68,15 @@ export function testConfig(repositories: TestRepository[], extra: Record<string,
       staging: `s3://staging-${id}`,
       production: `s3://production-${id}`,
     },
-    distros: { [distro]: { format: 'deb', codename: 'bookworm', arch: 'amd64' } },
+    distros: distroDocs,
+    signing: { keyFile: env.signingKey },
     workspace: path.join(env.dir, `work-${id}`),
     repositories: repositories.map((r) => ({
       name: r.name,
       cloneUrl: r.cloneUrl,
       branches: r.branches ?? [{ match: 'main', channel: 'unstable' }],
       steps: r.steps,
-      distros: [distro],
+      distros: Object.keys(distroDocs),
     })),
     ...extra,
   };
@@ -87,8 +105,9 @@ export async function startWorkers(config: ConveyorConfig): Promise<{ stop(): Pr
     Runtime.install({ logger: new DefaultLogger((process.env.CONVEYOR_TEST_LOG_LEVEL as 'WARN') ?? 'WARN') });
   }
   const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const client = await clientFor(config);
   const workers: Worker[] = [
-    await createOrchestratorWorker({ connection, config, workflowBundlePath: testEnv().bundle }),
+    await createOrchestratorWorker({ connection, config, client, workflowBundlePath: testEnv().bundle }),
     ...(await createBuilderWorkers({ connection, config })),
   ];
   const running = workers.map((w) => w.run());
@@ -97,6 +116,26 @@ export async function startWorkers(config: ConveyorConfig): Promise<{ stop(): Pr
       workers.forEach((w) => w.shutdown());
       await Promise.all(running);
       await connection.close();
+      await client.connection.close();
     },
   };
+}
+
+/** Polls the pipeline's `status` query until it reports `want`. */
+export async function waitForStatus(
+  client: Client,
+  id: string,
+  want: RunStatus,
+  timeoutMs = 60000,
+): Promise<PipelineStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await client.workflow
+      .getHandle(id)
+      .query(statusQuery)
+      .catch(() => undefined);
+    if (s?.status === want) return s;
+    if (Date.now() > deadline) throw new Error(`${id} did not reach ${want}; last status ${JSON.stringify(s)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

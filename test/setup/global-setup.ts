@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { generateSigningKey } from '../../activities/repository';
 import { SEARCH_ATTRIBUTES } from '../../common/search-attributes';
 import { startMoto, startTemporalServer } from '../../cli/local-stack/servers';
 import { freePort, type Service } from '../../cli/local-stack/services';
@@ -22,6 +23,7 @@ export default async function globalSetup(): Promise<void> {
   process.once('exit', () => services.forEach((s) => s.child.pid && tryKill(-s.child.pid)));
   try {
     const [port, httpPort, metricsPort, uiPort, awsPort] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
+    const signingKey = path.join(dir, 'signing-key.asc');
     const [temporal, moto, bundle] = await Promise.all([
       startTemporalServer({
         port,
@@ -36,6 +38,7 @@ export default async function globalSetup(): Promise<void> {
       }),
       startMoto({ port: awsPort, logFile: path.join(dir, 'moto.log') }),
       bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quietLogger }),
+      generateSigningKey(signingKey, 'Conveyor tests <conveyor-tests@localhost>'),
     ]);
     services.push(temporal, moto);
     const bundlePath = path.join(dir, 'workflow-bundle.js');
@@ -44,6 +47,7 @@ export default async function globalSetup(): Promise<void> {
     process.env.CONVEYOR_TEST_TEMPORAL = `127.0.0.1:${port}`;
     process.env.CONVEYOR_TEST_AWS = `http://127.0.0.1:${awsPort}`;
     process.env.CONVEYOR_TEST_BUNDLE = bundlePath;
+    process.env.CONVEYOR_TEST_SIGNING_KEY = signingKey;
   } catch (err) {
     await Promise.all(services.map((s) => s.stop()));
     throw err;

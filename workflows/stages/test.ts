@@ -1,7 +1,7 @@
 // Test stage: the repository's `unit` and `integration` steps, in parallel, on the build queue of
 // one distro. Both run to the end even when one fails, so the stage reports every result at once.
 import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
+import type { BuildActivities } from '../../activities';
 import { FailureType, type CommandFailureDetails } from '../../common/failures';
 import { buildQueue } from '../../common/queues';
 import type { RepositorySteps, StepResult, TestStageInput, TestStageResult } from '../../common/types';
@@ -15,7 +15,7 @@ export interface TestStageFailureDetails {
 }
 
 export async function testStage(input: TestStageInput): Promise<TestStageResult> {
-  const { runStep } = proxyActivities<Activities>({
+  const { runStep } = proxyActivities<BuildActivities>({
     taskQueue: buildQueue(input.distro),
     // The step's own timeout is enforced by the activity (it kills the process tree); this one
     // is the backstop for a worker that vanished, with room for checkout and log upload.

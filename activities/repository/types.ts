@@ -1,0 +1,59 @@
+// Inputs and results of the repository activities: one input object and one result object each
+// (shared/STYLE.md), small JSON only. Workflows import these with `import type`.
+import type { ArtifactRef, DistroSpec, DocsRef } from '../../common/types';
+
+export type Environment = 'staging' | 'production';
+
+export interface PublishPackagesInput {
+  environment: Environment;
+  /** e.g. unstable, stable: one APT suite `<codename>-<channel>` / one YUM repository per channel. */
+  channel: string;
+  /** The distro name of conveyor.yml. */
+  distro: string;
+  distroSpec: DistroSpec;
+  /** All built for `distro` (anything else is refused as BadPackage). */
+  artifacts: ArtifactRef[];
+  /** Newest versions kept per package name and architecture in the channel. */
+  keepBuilds: number;
+}
+
+export interface PublishPackagesResult {
+  /** False when the repository already was exactly this: nothing was written or deleted. */
+  changed: boolean;
+  /** Keys written, in the order they were written. */
+  uploaded: string[];
+  /** Keys deleted (retention, superseded index generations, strays in Conveyor's prefixes). */
+  removed: string[];
+  /** The repository relative to the bucket: `apt`, or `yum/<distro>/<channel>`. */
+  repoUrlPath: string;
+  /** Every index file of the live generation, signed ones included. */
+  indexKeys: string[];
+  /** APT only: the suite a sources.list names, `<codename>-<channel>`. */
+  suite?: string;
+  /** The public key clients trust, relative to the bucket. */
+  keyPath: string;
+}
+
+export interface PublishDocsInput {
+  environment: Environment;
+  /** owner/repo */
+  repository: string;
+  channel: string;
+  docs: DocsRef;
+}
+
+export interface PublishDocsResult {
+  changed: boolean;
+  /** `docs/<owner>/<repo>/<version>/`: the versioned site. */
+  sitePath: string;
+  /** `docs/<owner>/<repo>/<channel>/index.html`: the channel's redirect to the site. */
+  indexPath: string;
+  /** `docs/<owner>/<repo>/<channel>/current.json`. */
+  currentPath: string;
+  /** Site files written by this call (a finished copy writes none). */
+  copied: string[];
+  /** Files of the site left over from an earlier copy of the same version with other contents. */
+  removed: string[];
+  /** Files in the site. */
+  files: number;
+}

@@ -1,0 +1,208 @@
+// The YUM/DNF side of publishing (https://docs.pulpproject.org/en/2.19/plugins/pulp_rpm/tech-reference/yum-repo-metadata.html,
+// createrepo_c's format). One repository per distro and channel under `yum/<distro>/<channel>/`:
+//   Packages/<file>.rpm                   every rpm signed with rpmsign (dnf gpgcheck=1 checks it)
+//   repodata/<sha256>-{primary,filelists,other}.xml.gz   content-named, kept one generation back
+//   repodata/repomd.xml, repomd.xml.asc   the switch (dnf repo_gpgcheck=1 checks the .asc)
+// Incremental without the old rpms: createrepo_c reads only the new (signed) rpms, and each
+// package's three XML fragments are kept in the state manifest; the metadata files are those
+// fragments concatenated. Signing is not reproducible (the signature carries a time), so an rpm
+// already uploaded for the same artifact and key is reused, never signed again.
+// Key rotation re-signs every rpm of the channel from its artifact, in place: until the new
+// repomd.xml is live a client may see a checksum mismatch, and artifacts must still exist.
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import type { ArtifactRef } from '../../common/types';
+import { runChecked, runProcess } from '../exec/process';
+import { RepositoryFailure, nonRetryable } from './failures';
+import type { Candidate, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-repository';
+import type { PublishedPackage } from './repository-state';
+import { downloadToFile, hashFile, headMetadata, mapLimit, sha256Hex } from './s3-objects';
+import type { PublishPackagesInput } from './types';
+import { compareRpmVersions } from './version-compare';
+
+const KINDS = ['primary', 'filelists', 'other'] as const;
+type Kind = (typeof KINDS)[number];
+
+const ROOTS: Record<Kind, string> = {
+  primary:
+    '<metadata xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="N">',
+  filelists: '<filelists xmlns="http://linux.duke.edu/metadata/filelists" packages="N">',
+  other: '<otherdata xmlns="http://linux.duke.edu/metadata/other" packages="N">',
+};
+const CLOSE: Record<Kind, string> = { primary: '</metadata>', filelists: '</filelists>', other: '</otherdata>' };
+
+/** Checks that an rpm declares what its reference says (name, [epoch:]version-release, arch). */
+async function checkRpm(file: string, ref: ArtifactRef, signal?: AbortSignal): Promise<void> {
+  // A marker line: rpm's warnings share the output stream.
+  const out = await runProcess(
+    'rpm',
+    [
+      '-qp',
+      '--nosignature',
+      '--nodigest',
+      '--qf',
+      'CONVEYOR %{NAME} %{EPOCHNUM} %{VERSION} %{RELEASE} %{ARCH}\\n',
+      file,
+    ],
+    { signal },
+  );
+  const line = out.output.split('\n').find((l) => l.startsWith('CONVEYOR '));
+  if (out.exitCode !== 0 || !line) {
+    throw nonRetryable(
+      RepositoryFailure.BadPackage,
+      `${ref.file} (${ref.key}) is not a valid rpm: ${out.tail.slice(-500)}`,
+    );
+  }
+  const [, name, epoch, version, release, arch] = line.trim().split(' ');
+  const evr = epoch === '0' ? `${version}-${release}` : `${epoch}:${version}-${release}`;
+  if (name !== ref.name || evr !== ref.version || arch !== ref.arch) {
+    throw nonRetryable(
+      RepositoryFailure.BadPackage,
+      `${ref.file} declares ${name} ${evr} ${arch}, but its artifact reference says ${ref.name} ${ref.version} ${ref.arch}`,
+      { key: ref.key, declared: { name, version: evr, arch } },
+    );
+  }
+}
+
+/** createrepo_c over the given rpms; each package's XML fragments keyed by its sha256 (pkgid). */
+async function fragments(
+  files: { file: string; name: string }[],
+  dir: string,
+  signal?: AbortSignal,
+): Promise<Map<string, Record<Kind, string>>> {
+  const repo = path.join(dir, 'createrepo');
+  await fs.promises.mkdir(path.join(repo, 'Packages'), { recursive: true });
+  for (const f of files) await fs.promises.copyFile(f.file, path.join(repo, 'Packages', f.name));
+  await runChecked(
+    'createrepo_c',
+    ['--no-database', '--simple-md-filenames', '--checksum', 'sha256', '--quiet', repo],
+    {
+      signal,
+    },
+  );
+  const read = (kind: Kind) =>
+    zlib.gunzipSync(fs.readFileSync(path.join(repo, 'repodata', `${kind}.xml.gz`))).toString('utf8');
+  const byId = new Map<string, Record<Kind, string>>();
+  // `</package>` cannot occur inside a package element: text content is escaped.
+  for (const m of read('primary').matchAll(/<package type="rpm">[\s\S]*?<\/package>/g)) {
+    const id = /<checksum type="sha256" pkgid="YES">([0-9a-f]{64})<\/checksum>/.exec(m[0])?.[1];
+    if (id) byId.set(id, { primary: m[0], filelists: '', other: '' });
+  }
+  for (const kind of ['filelists', 'other'] as const) {
+    for (const m of read(kind).matchAll(/<package pkgid="([0-9a-f]{64})"[\s\S]*?<\/package>/g)) {
+      const entry = byId.get(m[1]);
+      if (entry) entry[kind] = m[0];
+    }
+  }
+  await fs.promises.rm(repo, { recursive: true, force: true });
+  return byId;
+}
+
+export function yumFormat(input: PublishPackagesInput): RepositoryFormat {
+  const root = `yum/${input.distro}/${input.channel}/`;
+  const signedKeys = [`${root}repodata/repomd.xml`, `${root}repodata/repomd.xml.asc`];
+  return {
+    format: 'yum',
+    repoUrlPath: root.slice(0, -1),
+    stateKey: `conveyor-state/${root}state.json`,
+    listPrefixes: [root],
+    owns: (key) => key.startsWith(`${root}Packages/`) || key.startsWith(`${root}repodata/`),
+    poolKey: (ref) => `${root}Packages/${ref.file}`,
+    poolContentType: 'application/x-rpm',
+    compareVersions: compareRpmVersions,
+    stale: (pkg, fingerprint) => pkg.signer !== fingerprint,
+
+    async ingest(candidates: Candidate[], ctx: IngestContext): Promise<Ingested[]> {
+      const prepared = await mapLimit(candidates, 4, async (c) => {
+        await checkRpm(c.file, c.ref, ctx.signal);
+        // Uploaded before a crash, for this artifact and this key: reuse it as it is.
+        const meta = ctx.listing.has(c.key) ? await headMetadata(ctx.s3, ctx.bucket, c.key, ctx.signal) : undefined;
+        if (meta?.['artifact-sha256'] === c.ref.sha256 && meta.signer === ctx.signer.fingerprint && meta.sha256) {
+          const published = `${c.file}.published`;
+          const got = await downloadToFile(ctx.s3, ctx.bucket, c.key, published, ctx.signal);
+          if (got?.sha256 === meta.sha256) return { ...c, file: published, reused: true };
+        }
+        return { ...c, reused: false };
+      });
+      await ctx.signer.signRpms(prepared.filter((p) => !p.reused).map((p) => p.file));
+      const withSha = await mapLimit(prepared, 4, async (p) => ({ ...p, ...(await hashFile(p.file)) }));
+      const xml = await fragments(
+        withSha.map((p) => ({ file: p.file, name: p.ref.file })),
+        ctx.dir,
+        ctx.signal,
+      );
+      return withSha.map((p): Ingested => {
+        const meta = xml.get(p.sha256);
+        if (!meta?.filelists || !meta.other) throw new Error(`createrepo_c gave no metadata for ${p.ref.file}`);
+        const pkg: PublishedPackage = {
+          name: p.ref.name,
+          version: p.ref.version,
+          arch: p.ref.arch,
+          artifact: p.ref,
+          key: p.key,
+          sha256: p.sha256,
+          md5: p.md5,
+          size: p.size,
+          signer: ctx.signer.fingerprint,
+          meta,
+        };
+        return { pkg, upload: p.reused ? undefined : p.file };
+      });
+    },
+
+    indexFiles(packages, extra) {
+      const files: IndexFile[] = KINDS.map((kind) => {
+        const text = [
+          '<?xml version="1.0" encoding="UTF-8"?>',
+          ROOTS[kind].replace('packages="N"', `packages="${packages.length}"`),
+          ...packages.map((p) => p.meta[kind]),
+          CLOSE[kind],
+          '',
+        ].join('\n');
+        // gzip without a timestamp: the same packages give the same bytes, hence the same name.
+        const body = zlib.gzipSync(Buffer.from(text), { level: 9 });
+        return {
+          key: `${root}repodata/${sha256Hex(body)}-${kind}.xml.gz`,
+          body,
+          contentType: 'application/gzip',
+          hashed: true,
+        };
+      });
+      return { files, extra };
+    },
+
+    async signedFiles(files, _extra, signer, generation, now) {
+      const stamp = Math.floor(now.getTime() / 1000);
+      const data = files.map((f) => {
+        const open = zlib.gunzipSync(f.body);
+        const kind = KINDS.find((k) => f.key.endsWith(`-${k}.xml.gz`));
+        return [
+          `  <data type="${kind}">`,
+          `    <checksum type="sha256">${sha256Hex(f.body)}</checksum>`,
+          `    <open-checksum type="sha256">${sha256Hex(open)}</open-checksum>`,
+          `    <location href="${f.key.slice(root.length)}"/>`,
+          `    <timestamp>${stamp}</timestamp>`,
+          `    <size>${f.body.length}</size>`,
+          `    <open-size>${open.length}</open-size>`,
+          '  </data>',
+        ].join('\n');
+      });
+      const repomd = Buffer.from(
+        [
+          '<?xml version="1.0" encoding="UTF-8"?>',
+          '<repomd xmlns="http://linux.duke.edu/metadata/repo" xmlns:rpm="http://linux.duke.edu/metadata/rpm">',
+          `  <revision>${generation}</revision>`,
+          ...data,
+          '</repomd>',
+          '',
+        ].join('\n'),
+      );
+      const asc = await signer.detachSign(repomd);
+      return [
+        { key: signedKeys[0], body: repomd, contentType: 'application/xml', hashed: false },
+        { key: signedKeys[1], body: Buffer.from(asc), contentType: 'application/pgp-signature', hashed: false },
+      ];
+    },
+  };
+}

@@ -1,0 +1,15 @@
+// Names of workflow types and messages that activities address by name: activities never import
+// workflow code, and workflows/messages.ts defines the typed messages from these same names.
+export const WorkflowTypes = {
+  pipeline: 'pipeline',
+  branchState: 'branchState',
+  repositoryLock: 'repositoryLock',
+} as const;
+
+export const MessageNames = {
+  allocateBuild: 'allocateBuild',
+  recordGreen: 'recordGreen',
+  acquireLock: 'acquireLock',
+  releaseLock: 'releaseLock',
+  lockGranted: 'lockGranted',
+} as const;

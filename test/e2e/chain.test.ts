@@ -1,0 +1,152 @@
+// The chain through staging publish, from a signed push: test → build number → package (deb and
+// rpm, plus docs) → publish; then real apt-get and dnf install-read the exact version from the
+// staging repositories over HTTP, and the docs site names the version.
+import fs from 'node:fs';
+import path from 'node:path';
+import type http from 'node:http';
+import type { Client } from '@temporalio/client';
+import pino from 'pino';
+import { createApiServer, listen } from '../../api/server';
+import { commitSample } from '../../cli/demo/sample-repo';
+import { pushPayload, sendWebhook } from '../../cli/webhook-client';
+import { BuildKey } from '../../common/search-attributes';
+import type { PipelineResult } from '../../common/types';
+import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
+import { aptClient, dnfClient } from '../helpers/readers';
+import { awsFor, clientFor, startWorkers, tempDir, testConfig, testEnv } from '../helpers/stack';
+
+const SECRET = 'chain-secret';
+
+describe('chain: push → test → package → publish (staging)', () => {
+  let config: ConveyorConfig;
+  let client: Client;
+  let server: http.Server;
+  let apiUrl: string;
+  let workers: { stop(): Promise<void> };
+  let bare: string;
+  let work: string;
+  let bucketUrl: string;
+  let deb: string;
+  let rpm: string;
+
+  beforeAll(async () => {
+    const dir = tempDir('chain');
+    bare = path.join(dir, 'widget.git');
+    work = path.join(dir, 'work');
+    config = testConfig(
+      [
+        {
+          name: 'acme/widget',
+          cloneUrl: bare,
+          steps: { unit: 'make test', integration: 'make integration', package: 'make package', docs: 'make docs' },
+        },
+      ],
+      {},
+      {
+        deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' },
+        rpm: { format: 'rpm', arch: 'x86_64' },
+      },
+    );
+    [deb, rpm] = Object.keys(config.distros);
+    await awsFor(config);
+    client = await clientFor(config);
+    workers = await startWorkers(config);
+    server = createApiServer({ config, client, logger: pino({ level: 'silent' }), secret: SECRET });
+    apiUrl = `http://127.0.0.1:${await listen(server, 0)}`;
+    bucketUrl = `${testEnv().aws}/${parseS3Url(config.storage.staging).bucket}`;
+  });
+
+  afterAll(async () => {
+    await new Promise((r) => server?.close(r));
+    await workers?.stop();
+    await client?.connection.close();
+  });
+
+  async function pushAndWait(message: string): Promise<{ id: string; result: PipelineResult }> {
+    const commit = await commitSample(bare, work, { message });
+    const res = await sendWebhook(
+      apiUrl,
+      SECRET,
+      'push',
+      pushPayload({ repository: 'acme/widget', branch: 'main', sha: commit.sha, before: commit.before }),
+    );
+    expect(res.status).toBe(202);
+    const id = res.body.workflowId as string;
+    return { id, result: (await client.workflow.getHandle(id).result()) as PipelineResult };
+  }
+
+  it('publishes the build to signed apt and yum repositories that real clients read', async () => {
+    const { id, result } = await pushAndWait('first release candidate');
+    expect(result.status).toBe('succeeded');
+    expect(result.build).toBe(1);
+    expect(result.version).toBe('1.0.0-1');
+    expect(result.stages.map((s) => `${s.name}${s.distro ? '/' + s.distro : ''}:${s.state}`)).toEqual([
+      'test:succeeded',
+      `package/${deb}:succeeded`,
+      `package/${rpm}:succeeded`,
+      'package/docs:succeeded',
+      'publish:succeeded',
+    ]);
+    expect((await client.workflow.getHandle(id).describe()).typedSearchAttributes.get(BuildKey)).toBe(1);
+
+    const debRepo = result.published!.repositories.find((r) => r.distro === deb)!;
+    const apt = await aptClient(
+      tempDir('apt'),
+      `${bucketUrl}/${debRepo.path}`,
+      'bookworm-unstable',
+      `${bucketUrl}/keys/conveyor.asc`,
+    );
+    const update = await apt.update();
+    expect(update.output).not.toMatch(/^(W|E):/m);
+    expect(update.exitCode).toBe(0);
+    const got = await apt.download('widget=1.0.0-1');
+    expect(got.exitCode).toBe(0);
+    expect(fs.existsSync(apt.file('widget_1.0.0-1_all.deb'))).toBe(true);
+
+    const rpmRepo = result.published!.repositories.find((r) => r.distro === rpm)!;
+    const dnf = dnfClient(tempDir('dnf'), {
+      baseUrl: `${bucketUrl}/${rpmRepo.path}`,
+      keyUrl: `${bucketUrl}/keys/conveyor.asc`,
+    });
+    expect((await dnf.makecache()).exitCode).toBe(0);
+    expect((await dnf.download('widget-1.0.0-1')).exitCode).toBe(0);
+    expect(fs.existsSync(dnf.file('widget-1.0.0-1.noarch.rpm'))).toBe(true);
+    // Installed with gpgcheck=1: the rpm itself is signed with the published key.
+    expect((await dnf.install('widget-1.0.0-1')).exitCode).toBe(0);
+    expect((await dnf.installed('widget')).output.trim()).toBe('widget-1.0.0-1.noarch');
+
+    const docs = await fetch(`${bucketUrl}/${result.published!.docs}`);
+    expect(docs.status).toBe(200);
+    expect(await docs.text()).toMatch(/1\.0\.0-1/);
+  });
+
+  it('two pipelines publishing to the same channel at once both end up in the index', async () => {
+    const c1 = await commitSample(bare, work, { message: 'concurrent one' });
+    const c2 = await commitSample(bare, work, { message: 'concurrent two' });
+    const deliveries = await Promise.all(
+      [c1, c2].map((c) =>
+        sendWebhook(apiUrl, SECRET, 'push', pushPayload({ repository: 'acme/widget', branch: 'main', sha: c.sha })),
+      ),
+    );
+    const results = (await Promise.all(
+      deliveries.map((d) => client.workflow.getHandle(d.body.workflowId as string).result()),
+    )) as PipelineResult[];
+    expect(results.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
+    const versions = results.map((r) => r.version).sort();
+    const debRepo = results[0].published!.repositories.find((r) => r.distro === deb)!;
+    const packages = await (
+      await fetch(`${bucketUrl}/${debRepo.path}/dists/bookworm-unstable/main/binary-amd64/Packages`)
+    ).text();
+    for (const v of versions) expect(packages).toContain(`Version: ${v}`);
+    const rpmRepo = results[0].published!.repositories.find((r) => r.distro === rpm)!;
+    const dnf = dnfClient(tempDir('dnf2'), {
+      baseUrl: `${bucketUrl}/${rpmRepo.path}`,
+      keyUrl: `${bucketUrl}/keys/conveyor.asc`,
+    });
+    expect((await dnf.makecache()).exitCode).toBe(0);
+    for (const v of versions) {
+      expect((await dnf.download(`widget-${v}`)).exitCode).toBe(0);
+      expect(fs.existsSync(dnf.file(`widget-${v}.noarch.rpm`))).toBe(true);
+    }
+  });
+});

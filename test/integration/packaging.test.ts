@@ -1,0 +1,396 @@
+// The package stage's activities against the real parts: git repositories made from the demo's
+// sample project, dpkg-deb/rpm/rpmbuild, and the test stack's S3 endpoint. The activities are
+// called directly (outside a worker), and through MockActivityEnvironment for cancellation.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { runChecked } from '../../activities/exec/process';
+import { createPackagingActivities } from '../../activities/packaging';
+import { commitSample, type PushedCommit } from '../../cli/demo/sample-repo';
+import type { BuiltinPackageSpec, DistroSpec, RepositorySpec, RepositorySteps } from '../../common/types';
+import { parseS3Url } from '../../config/conveyor';
+import { awsFor, tempDir, testConfig, uid } from '../helpers/stack';
+
+const DISTROS: Record<string, DistroSpec> = {
+  bookworm: { format: 'deb', codename: 'bookworm', arch: 'amd64' },
+  el9: { format: 'rpm', arch: 'x86_64' },
+};
+
+describe('package stage activities: buildPackages, buildDocs', () => {
+  let s3: S3Client;
+  let bucket: string;
+  let prefix: string;
+  let dir: string;
+  let bare: string;
+  let commit: PushedCommit;
+  let acts: ReturnType<typeof createPackagingActivities>;
+
+  beforeAll(async () => {
+    dir = tempDir('packaging');
+    bare = path.join(dir, 'widget.git');
+    const config = testConfig([{ name: 'acme/widget', cloneUrl: bare, steps: {} }]);
+    s3 = (await awsFor(config)).s3;
+    ({ bucket, prefix } = parseS3Url(config.storage.artifacts));
+    acts = createPackagingActivities({
+      s3,
+      artifactsBucket: bucket,
+      artifactsPrefix: prefix,
+      workspaceRoot: config.workspace,
+    });
+    commit = await commitSample(bare, path.join(dir, 'work'), { message: 'package me' });
+  });
+
+  const repository = (steps: RepositorySteps, extra: Partial<RepositorySpec> = {}): RepositorySpec => ({
+    name: 'acme/widget',
+    cloneUrl: bare,
+    steps,
+    distros: Object.keys(DISTROS),
+    distroSpecs: DISTROS,
+    channel: 'unstable',
+    release: false,
+    approval: false,
+    stepTimeoutSeconds: 120,
+    keepBuilds: 10,
+    operatorWindowSeconds: 600,
+    ...extra,
+  });
+
+  const packages = (steps: RepositorySteps, distro: string, build: number, extra: Partial<RepositorySpec> = {}) =>
+    acts.buildPackages({
+      pipelineId: `pipeline/acme/widget/main/${commit.sha}`,
+      stageWorkflowId: `pipeline/acme/widget/main/${commit.sha}/package/${distro}#${uid()}`,
+      repository: repository(steps, extra),
+      branch: 'main',
+      sha: commit.sha,
+      distro,
+      distroSpec: DISTROS[distro],
+      build,
+    });
+
+  const docs = (steps: RepositorySteps, build: number) =>
+    acts.buildDocs({
+      pipelineId: `pipeline/acme/widget/main/${commit.sha}`,
+      stageWorkflowId: `pipeline/acme/widget/main/${commit.sha}/package/docs#${uid()}`,
+      repository: repository(steps),
+      branch: 'main',
+      sha: commit.sha,
+      build,
+    });
+
+  const get = async (key: string) => {
+    const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return Buffer.from(await obj.Body!.transformToByteArray());
+  };
+  const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+  const keysUnder = async (p: string) => {
+    const r = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}${p}` }));
+    return (r.Contents ?? []).map((o) => o.Key!).sort();
+  };
+  const failureOf = async (p: Promise<unknown>): Promise<ApplicationFailure> => {
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    return err as ApplicationFailure;
+  };
+  /** Writes the downloaded package to disk for the format's own tools. */
+  const saved = async (key: string) => {
+    const file = path.join(dir, `${uid()}-${path.basename(key)}`);
+    fs.writeFileSync(file, await get(key));
+    return file;
+  };
+
+  it('builds the sample project as a .deb and an .rpm, validated and stored with their SHA-256', async () => {
+    const deb = await packages({ package: 'make package' }, 'bookworm', 7);
+    expect(deb.version).toBe('1.0.0');
+    expect(deb.build).toBe(7);
+    expect(deb.artifacts).toEqual([
+      expect.objectContaining({
+        key: `${prefix}packages/acme/widget/7/bookworm/widget_1.0.0-7_all.deb`,
+        name: 'widget',
+        version: '1.0.0-7',
+        arch: 'all',
+        format: 'deb',
+        distro: 'bookworm',
+        file: 'widget_1.0.0-7_all.deb',
+      }),
+    ]);
+    const rpm = await packages({ package: 'make package' }, 'el9', 7);
+    expect(rpm.artifacts).toEqual([
+      expect.objectContaining({
+        key: `${prefix}packages/acme/widget/7/el9/widget-1.0.0-7.noarch.rpm`,
+        name: 'widget',
+        version: '1.0.0-7',
+        arch: 'noarch',
+        format: 'rpm',
+        file: 'widget-1.0.0-7.noarch.rpm',
+      }),
+    ]);
+    for (const a of [...deb.artifacts, ...rpm.artifacts]) {
+      const bytes = await get(a.key);
+      expect(sha256(bytes)).toBe(a.sha256);
+      expect(bytes.length).toBe(a.size);
+      const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: a.key }));
+      expect(head.Metadata?.sha256).toBe(a.sha256);
+    }
+    const debFile = await saved(deb.artifacts[0].key);
+    expect(await runChecked('dpkg-deb', ['--field', debFile, 'Version'])).toBe('1.0.0-7\n');
+    expect(await runChecked('dpkg-deb', ['--contents', debFile])).toMatch(
+      /-rwxr-xr-x root\/root .* \.\/usr\/bin\/widget\n/,
+    );
+    const rpmFile = await saved(rpm.artifacts[0].key);
+    expect(await runChecked('rpm', ['-qp', '--queryformat', '%{VERSION} %{RELEASE}', rpmFile])).toBe('1.0.0 7');
+    // No automatic requirements: only rpmlib's own.
+    expect(
+      (await runChecked('rpm', ['-qpR', rpmFile])).split('\n').filter((l) => l && !l.startsWith('rpmlib(')),
+    ).toEqual([]);
+
+    // The log is in the artifacts bucket under the stage's workflow ID, with Conveyor's notes.
+    expect(deb.logKey).toMatch(/\/package\/bookworm#[0-9a-f]+\/package\.log$/);
+    const log = (await get(deb.logKey)).toString();
+    expect(log).toContain('$ make package');
+    expect(log).toContain('conveyor: version 1.0.0 (from VERSION)');
+    expect(log).toContain(`conveyor: stored widget_1.0.0-7_all.deb at ${deb.artifacts[0].key}`);
+    expect(deb.tail).toContain("building package 'widget'");
+  });
+
+  it('keeps the stored objects when the same build runs again: same keys and SHA-256, nothing added', async () => {
+    const first = await packages({ package: 'make package' }, 'bookworm', 8);
+    const before = await keysUnder('packages/acme/widget/8/');
+    const etag = (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: first.artifacts[0].key }))).ETag;
+    // A rebuild whose bytes differ (another file in the package) must still not replace the stored one.
+    const again = await packages({ package: 'echo "# rebuilt" >> bin/widget && make package' }, 'bookworm', 8);
+    expect(again.artifacts).toEqual(first.artifacts);
+    expect(await keysUnder('packages/acme/widget/8/')).toEqual(before);
+    expect(before).toHaveLength(1);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: first.artifacts[0].key }))).ETag).toBe(etag);
+    expect((await get(again.logKey)).toString()).toContain('kept');
+  });
+
+  it('refuses a package whose version is not <version>-<build>, naming the file and both versions', async () => {
+    const f = await failureOf(packages({ package: 'make package CONVEYOR_BUILD=99' }, 'bookworm', 9));
+    expect(f.type).toBe('BadPackage');
+    expect(f.nonRetryable).toBe(true);
+    expect(f.message).toContain('widget_1.0.0-99_all.deb');
+    expect(f.message).toContain('1.0.0-99');
+    expect(f.message).toContain('1.0.0-9');
+    const rpm = await failureOf(packages({ package: 'make package CONVEYOR_BUILD=99' }, 'el9', 9));
+    expect(rpm.type).toBe('BadPackage');
+    expect(rpm.message).toMatch(/widget-1\.0\.0-99\.noarch\.rpm.*1\.0\.0-99.*1\.0\.0-9\b/);
+    expect(await keysUnder('packages/acme/widget/9/')).toEqual([]);
+  });
+
+  it('refuses an .rpm for a deb distro, a garbage .deb and a garbage .rpm', async () => {
+    const wrong = await failureOf(packages({ package: 'make package CONVEYOR_FORMAT=rpm' }, 'bookworm', 10));
+    expect(wrong.type).toBe('BadPackage');
+    expect(wrong.message).toMatch(/widget-1\.0\.0-10\.noarch\.rpm .*bookworm takes deb packages/);
+    const garbage = await failureOf(packages({ package: 'echo garbage > "$CONVEYOR_OUT/x.deb"' }, 'bookworm', 10));
+    expect(garbage.type).toBe('BadPackage');
+    expect(garbage.message).toContain('x.deb');
+    expect(garbage.message).toContain('is not a Debian format archive'); // dpkg-deb's own words
+    const badRpm = await failureOf(packages({ package: 'echo /etc/passwd > "$CONVEYOR_OUT/x.rpm"' }, 'el9', 10));
+    expect(badRpm.type).toBe('BadPackage');
+    expect(badRpm.message).toMatch(/x\.rpm .*not a valid rpm package/);
+    expect(await keysUnder('packages/acme/widget/10/')).toEqual([]);
+  });
+
+  it('fails clearly when the step leaves no package, naming the distro and format', async () => {
+    const f = await failureOf(packages({ package: 'echo notes > "$CONVEYOR_OUT/README.txt"' }, 'el9', 11));
+    expect(f.type).toBe('NoPackages');
+    expect(f.nonRetryable).toBe(true);
+    expect(f.message).toContain('no rpm package for el9');
+    expect(f.message).toContain('README.txt');
+  });
+
+  it('fails a failing package step with CommandFailed, its exit code, log key and tail', async () => {
+    const f = await failureOf(packages({ package: 'echo "compiler says no"; exit 3' }, 'bookworm', 12));
+    expect(f.type).toBe('CommandFailed');
+    expect(f.nonRetryable).toBe(true);
+    const details = f.details?.[0] as { step: string; exitCode: number; logKey: string; tail: string };
+    expect(details).toMatchObject({ step: 'package', exitCode: 3 });
+    expect(details.tail).toContain('compiler says no');
+    expect((await get(details.logKey)).toString()).toContain('compiler says no');
+  });
+
+  it('builds valid packages with the built-in packager from a staged tree', async () => {
+    const builtinPackage: BuiltinPackageSpec = {
+      name: 'widget-builtin',
+      maintainer: 'Acme Ops <ops@acme.invalid>',
+      description: 'The widget, packaged by Conveyor (100% built in)',
+      depends: { deb: ['coreutils (>= 8)'], rpm: ['coreutils'] },
+    };
+    const steps = { package: 'make install DESTDIR="$CONVEYOR_ROOT"' };
+    const deb = await packages(steps, 'bookworm', 13, { builtinPackage });
+    expect(deb.artifacts.map((a) => [a.file, a.version, a.arch])).toEqual([
+      ['widget-builtin_1.0.0-13_amd64.deb', '1.0.0-13', 'amd64'],
+    ]);
+    const debFile = await saved(deb.artifacts[0].key);
+    const info = await runChecked('dpkg-deb', ['--info', debFile]);
+    expect(info).toContain(' Package: widget-builtin\n');
+    expect(info).toContain(' Version: 1.0.0-13\n');
+    expect(info).toContain(' Architecture: amd64\n');
+    expect(info).toContain(' Maintainer: Acme Ops <ops@acme.invalid>\n');
+    expect(info).toContain(' Depends: coreutils (>= 8)\n');
+    expect(info).toContain(' Description: The widget, packaged by Conveyor (100% built in)\n');
+    const contents = await runChecked('dpkg-deb', ['--contents', debFile]);
+    expect(contents).toMatch(/-rwxr-xr-x root\/root .* \.\/usr\/bin\/widget\n/);
+    expect(contents).toMatch(/-rw-r--r-- root\/root .* \.\/usr\/share\/widget\/VERSION\n/);
+    expect(contents).not.toContain('DEBIAN');
+
+    const rpm = await packages(steps, 'el9', 13, { builtinPackage: { ...builtinPackage, arch: 'all' } });
+    expect(rpm.artifacts.map((a) => [a.file, a.version, a.arch])).toEqual([
+      ['widget-builtin-1.0.0-13.noarch.rpm', '1.0.0-13', 'noarch'],
+    ]);
+    const rpmFile = await saved(rpm.artifacts[0].key);
+    const rpmInfo = await runChecked('rpm', ['-qpi', rpmFile]);
+    expect(rpmInfo).toMatch(/Name\s+: widget-builtin\n/);
+    expect(rpmInfo).toMatch(/Version\s+: 1\.0\.0\n/);
+    expect(rpmInfo).toMatch(/Release\s+: 13\n/);
+    expect(rpmInfo).toMatch(/Architecture: noarch\n/);
+    expect(rpmInfo).toContain('The widget, packaged by Conveyor (100% built in)');
+    // Its own files and directory only, never /usr or /usr/bin.
+    expect((await runChecked('rpm', ['-qpl', rpmFile])).trim().split('\n')).toEqual([
+      '/usr/bin/widget',
+      '/usr/share/widget',
+      '/usr/share/widget/VERSION',
+    ]);
+    expect(
+      await runChecked('rpm', ['-qp', '--queryformat', '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILENAMES}\n]', rpmFile]),
+    ).toContain('-rwxr-xr-x root /usr/bin/widget');
+    const requires = (await runChecked('rpm', ['-qpR', rpmFile]))
+      .split('\n')
+      .filter((l) => l && !l.startsWith('rpmlib('));
+    expect(requires).toEqual(['coreutils']);
+
+    // A value that would add a field to the control file is refused before dpkg-deb sees it.
+    const bad = await failureOf(
+      packages(steps, 'bookworm', 14, { builtinPackage: { ...builtinPackage, description: 'x\nEssential: yes' } }),
+    );
+    expect(bad.type).toBe('BadConfig');
+    expect(bad.message).toContain('packaging.builtin.description');
+  });
+
+  it('builds the docs once per build: files and manifest with their SHA-256, a re-run returns them unchanged', async () => {
+    expect(await docs({ package: 'make package' }, 15)).toEqual({ docs: null });
+
+    const first = await docs({ docs: 'make docs' }, 15);
+    const ref = first.docs!;
+    expect(ref).toEqual({
+      manifestKey: `${prefix}docs/acme/widget/15/manifest.json`,
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      files: 2,
+      version: '1.0.0-15',
+    });
+    const manifestBytes = await get(ref.manifestKey);
+    expect(sha256(manifestBytes)).toBe(ref.sha256);
+    const manifest = JSON.parse(manifestBytes.toString()) as {
+      version: string;
+      files: { path: string; key: string; sha256: string; size: number }[];
+    };
+    expect(manifest.version).toBe('1.0.0-15');
+    expect(manifest.files.map((f) => f.path)).toEqual(['examples.html', 'index.html']);
+    for (const f of manifest.files) {
+      expect(f.key).toBe(`${prefix}docs/acme/widget/15/${f.path}`);
+      const bytes = await get(f.key);
+      expect(sha256(bytes)).toBe(f.sha256);
+      expect(bytes.length).toBe(f.size);
+    }
+    expect((await get(`${prefix}docs/acme/widget/15/index.html`)).toString()).toContain('widget 1.0.0-15');
+    expect((await get(`${prefix}docs/acme/widget/15/examples.html`)).toString()).toContain('$ widget add 2 3');
+    const keys = await keysUnder('docs/acme/widget/15/');
+    expect(keys).toHaveLength(3);
+
+    const again = await docs({ docs: 'make docs' }, 15);
+    expect(again.docs).toEqual(ref);
+    expect(await keysUnder('docs/acme/widget/15/')).toEqual(keys);
+    expect((await get(again.logKey!)).toString()).toContain('already stored');
+  });
+
+  it('versions a commit without a VERSION file from its tag, and refuses one with neither', async () => {
+    const tagged = path.join(dir, 'tagged.git');
+    const work = path.join(dir, 'tagged-work');
+    const noVersion = (d: string) => fs.rmSync(path.join(d, 'VERSION'));
+    const c1 = await commitSample(tagged, work, { message: 'untagged', mutate: noVersion });
+    const steps = { package: 'echo "$CONVEYOR_VERSION" > VERSION && make package' };
+    const run = (sha: string, build: number) =>
+      acts.buildPackages({
+        pipelineId: 'p',
+        stageWorkflowId: `tagged/${uid()}`,
+        repository: repository(steps, { name: 'acme/tagged', cloneUrl: tagged }),
+        branch: 'main',
+        sha,
+        distro: 'bookworm',
+        distroSpec: DISTROS.bookworm,
+        build,
+      });
+    const none = await failureOf(run(c1.sha, 1));
+    expect(none.type).toBe('VersionUnknown');
+    expect(none.message).toContain('no VERSION file');
+
+    const git = (...args: string[]) => runChecked('git', ['-C', work, ...args]);
+    await git('tag', 'v2.3.0');
+    await git('push', '--quiet', 'origin', 'v2.3.0');
+    expect((await run(c1.sha, 2)).artifacts[0].version).toBe('2.3.0-2');
+    const c2 = await commitSample(tagged, work, { message: 'after the tag', mutate: noVersion });
+    const after = await run(c2.sha, 3);
+    expect(after.version).toBe(`2.3.0+1.g${c2.sha.slice(0, 7)}`);
+    expect(after.artifacts[0].file).toBe(`widget_2.3.0+1.g${c2.sha.slice(0, 7)}-3_all.deb`);
+  });
+
+  it('kills the step and everything it started when the activity is cancelled', async () => {
+    const pids = path.join(dir, `pids-${uid()}`);
+    const env = new MockActivityEnvironment(undefined, { logger: silent });
+    const running = env
+      .run(acts.buildPackages, {
+        pipelineId: 'p',
+        stageWorkflowId: `cancel/${uid()}`,
+        repository: repository({ package: `echo $$ > ${pids}.tmp; sleep 300 & mv ${pids}.tmp ${pids}; sleep 300` }),
+        branch: 'main',
+        sha: commit.sha,
+        distro: 'bookworm',
+        distroSpec: DISTROS.bookworm,
+        build: 16,
+      })
+      .then(
+        () => 'finished',
+        (e: unknown) => e,
+      );
+    const started = Date.now();
+    while (!fs.existsSync(pids)) {
+      if (Date.now() - started > 20000) throw new Error('the step did not start');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const group = Number(fs.readFileSync(pids, 'utf8').trim());
+    expect(liveMembers(group).length).toBeGreaterThanOrEqual(2); // the shell and its sleeps
+    env.cancel();
+    const outcome = await running;
+    // Reported as Temporal's own cancellation, so the workflow sees the activity cancelled, not failed.
+    expect(outcome).toBeInstanceOf(CancelledFailure);
+    expect(liveMembers(group)).toEqual([]);
+  });
+});
+
+const noop = () => undefined;
+const silent = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
+
+/** Live (not zombie) processes of a process group, read from /proc. */
+function liveMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // pid (comm) state ppid pgrp …; comm may hold spaces, so split after the last ')'.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z') out.push(Number(name));
+  }
+  return out;
+}

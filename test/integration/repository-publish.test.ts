@@ -1,0 +1,422 @@
+// The publish engine against the test stack's S3 endpoint, read back over HTTP the way clients
+// read it: incremental uploads, idempotency, retention, generations of by-hash/repodata files,
+// listings past 1,000 keys, crashes mid-publish (cancelled through MockActivityEnvironment) and
+// the failures a workflow branches on. apt-get and dnf themselves are in repository-apt/-yum.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import {
+  createRepositoryActivities,
+  generateSigningKey,
+  publicKeyOf,
+  type PublishPackagesInput,
+  type RepositoryActivities,
+} from '../../activities/repository';
+import { runChecked } from '../../activities/exec/process';
+import { mapLimit } from '../../activities/repository/s3-objects';
+import type { ArtifactRef } from '../../common/types';
+import { parseS3Url } from '../../config/conveyor';
+import { buildTestDeb, buildTestRpm, testSigningKey, type ArtifactTarget } from '../helpers/packages';
+import { awsFor, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
+
+// The SDK logs every failed activity as a warning; these failures are the point of the tests.
+const quiet = new DefaultLogger('ERROR');
+const sha256 = (b: Buffer | string) => crypto.createHash('sha256').update(b).digest('hex');
+
+describe('repository publishing: increments, retention, generations, crashes', () => {
+  let s3: S3Client;
+  let bucket: string;
+  let http: string;
+  let acts: RepositoryActivities;
+  let target: ArtifactTarget;
+  let rpmTarget: ArtifactTarget;
+  let artifactsBucket: string;
+
+  const get = async (key: string) => {
+    const res = await fetch(`${http}/${key}`);
+    return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+  };
+  // GET, not HEAD: moto answers an anonymous HEAD with 403 even where GET is allowed.
+  const exists = async (key: string) => (await get(key)).status === 200;
+
+  const deb = (channel: string, artifacts: ArtifactRef[], keepBuilds = 5): PublishPackagesInput => ({
+    environment: 'staging',
+    channel,
+    distro: 'bookworm',
+    distroSpec: { format: 'deb', codename: 'bookworm', arch: 'amd64' },
+    artifacts,
+    keepBuilds,
+  });
+  const rpm = (channel: string, artifacts: ArtifactRef[], keepBuilds = 5): PublishPackagesInput => ({
+    environment: 'staging',
+    channel,
+    distro: 'el9',
+    distroSpec: { format: 'rpm', arch: 'x86_64' },
+    artifacts,
+    keepBuilds,
+  });
+
+  /** What an apt client with Acquire-By-Hash can reach from the live InRelease, checked byte for
+   * byte: every index it names, by hash, and every pool file those indexes name. */
+  async function aptView(suite: string, arch = 'amd64'): Promise<string[]> {
+    const inRelease = (await get(`apt/dists/${suite}/InRelease`)).body.toString('utf8');
+    const sums = inRelease.split(/^SHA256:$/m)[1].split(/^-----BEGIN PGP SIGNATURE/m)[0];
+    let packages = '';
+    for (const [, hash, size, file] of sums.matchAll(/^ ([0-9a-f]{64}) (\d+) (\S+)$/gm)) {
+      const byHash = await get(`apt/dists/${suite}/${path.posix.dirname(file)}/by-hash/SHA256/${hash}`);
+      expect(byHash.status).toBe(200);
+      expect(byHash.body.length).toBe(Number(size));
+      expect(sha256(byHash.body)).toBe(hash);
+      if (file === `main/binary-${arch}/Packages`) packages = byHash.body.toString('utf8');
+    }
+    const listed: string[] = [];
+    for (const stanza of packages.split('\n\n').filter((x) => x.trim())) {
+      const field = (n: string) => new RegExp(`^${n}: (.*)$`, 'm').exec(stanza)![1];
+      const pool = await get(`apt/${field('Filename')}`);
+      expect(pool.status).toBe(200);
+      expect(sha256(pool.body)).toBe(field('SHA256'));
+      listed.push(`${field('Package')} ${field('Version')}`);
+    }
+    return listed.sort();
+  }
+
+  /** The same for dnf: repomd.xml → its metadata files → the rpms primary.xml names. */
+  async function yumView(repo: string): Promise<string[]> {
+    const repomd = (await get(`${repo}/repodata/repomd.xml`)).body.toString('utf8');
+    const listed: string[] = [];
+    for (const [, data] of repomd.matchAll(/<data type="\w+">([\s\S]*?)<\/data>/g)) {
+      const href = /<location href="([^"]+)"/.exec(data)![1];
+      const file = await get(`${repo}/${href}`);
+      expect(file.status).toBe(200);
+      expect(sha256(file.body)).toBe(/<checksum type="sha256">([0-9a-f]+)</.exec(data)![1]);
+      if (href.endsWith('primary.xml.gz')) {
+        const primary = (await import('node:zlib')).gunzipSync(file.body).toString('utf8');
+        for (const [, pkg] of primary.matchAll(/<package type="rpm">([\s\S]*?)<\/package>/g)) {
+          const loc = /<location href="([^"]+)"/.exec(pkg)![1];
+          const rpmFile = await get(`${repo}/${loc}`);
+          expect(sha256(rpmFile.body)).toBe(/<checksum type="sha256" pkgid="YES">([0-9a-f]+)</.exec(pkg)![1]);
+          const v = /<version epoch="\d+" ver="([^"]+)" rel="([^"]+)"\/>/.exec(pkg)!;
+          listed.push(`${/<name>([^<]+)</.exec(pkg)![1]} ${v[1]}-${v[2]}`);
+        }
+      }
+    }
+    return listed.sort();
+  }
+
+  beforeAll(async () => {
+    const config = testConfig([]);
+    s3 = (await awsFor(config)).s3;
+    artifactsBucket = parseS3Url(config.storage.artifacts).bucket;
+    bucket = parseS3Url(config.storage.staging).bucket;
+    http = `${testEnv().aws}/${bucket}`;
+    const key = await testSigningKey();
+    acts = createRepositoryActivities({
+      s3,
+      artifactsBucket,
+      buckets: { staging: bucket, production: parseS3Url(config.storage.production).bucket },
+      signingKey: () => key,
+      workDir: tempDir('publish-work'),
+    });
+    target = { s3, bucket: artifactsBucket, distro: 'bookworm', dir: tempDir('publish-deb') };
+    rpmTarget = { s3, bucket: artifactsBucket, distro: 'el9', dir: tempDir('publish-rpm') };
+  });
+
+  it('uploads only the new package and the indexes; the same input again changes nothing', async () => {
+    const a = await buildTestDeb({ name: 'alpha', version: '1.0-1', arch: 'all' }, target);
+    const b = await buildTestDeb({ name: 'beta', version: '2.0-1', arch: 'amd64' }, target);
+    const first = await acts.publishPackages(deb('incr', [a]));
+    expect(first.uploaded).toContain('keys/conveyor.asc');
+    expect(await aptView('bookworm-incr')).toEqual(['alpha 1.0-1']);
+
+    const second = await acts.publishPackages(deb('incr', [a, b]));
+    const pool = second.uploaded.filter((k) => k.startsWith('apt/pool/'));
+    expect(pool).toEqual(['apt/pool/incr/bookworm/beta/beta_2.0-1_amd64.deb']);
+    const rest = second.uploaded.filter((k) => !pool.includes(k));
+    expect(rest.every((k) => second.indexKeys.includes(k) || k === 'conveyor-state/apt/bookworm-incr.json')).toBe(true);
+    // The signed index is written after everything it names, InRelease last of all.
+    expect(second.uploaded.slice(-4)).toEqual([
+      'apt/dists/bookworm-incr/Release',
+      'apt/dists/bookworm-incr/Release.gpg',
+      'apt/dists/bookworm-incr/InRelease',
+      'conveyor-state/apt/bookworm-incr.json',
+    ]);
+    expect(second.uploaded.indexOf(pool[0])).toBeLessThan(second.uploaded.indexOf('apt/dists/bookworm-incr/Release'));
+    expect(await aptView('bookworm-incr')).toEqual(['alpha 1.0-1', 'beta 2.0-1']);
+
+    const third = await acts.publishPackages(deb('incr', [a, b]));
+    expect(third).toMatchObject({ changed: false, uploaded: [], removed: [] });
+  });
+
+  it('does the same for YUM: one signed rpm and new repodata, then nothing', async () => {
+    const a = await buildTestRpm({ name: 'alpha', version: '1.0', release: '1' }, rpmTarget);
+    const b = await buildTestRpm({ name: 'beta', version: '2.0', release: '1' }, rpmTarget);
+    const first = await acts.publishPackages(rpm('incr', [a]));
+    expect(first.repoUrlPath).toBe('yum/el9/incr');
+    expect(await yumView('yum/el9/incr')).toEqual(['alpha 1.0-1']);
+
+    const second = await acts.publishPackages(rpm('incr', [a, b]));
+    expect(second.uploaded.filter((k) => k.endsWith('.rpm'))).toEqual(['yum/el9/incr/Packages/beta-2.0-1.noarch.rpm']);
+    expect(second.uploaded.filter((k) => /repodata\/[0-9a-f]{64}-/.test(k))).toHaveLength(3);
+    expect(second.uploaded.slice(-3)).toEqual([
+      'yum/el9/incr/repodata/repomd.xml',
+      'yum/el9/incr/repodata/repomd.xml.asc',
+      'conveyor-state/yum/el9/incr/state.json',
+    ]);
+    expect(await yumView('yum/el9/incr')).toEqual(['alpha 1.0-1', 'beta 2.0-1']);
+    expect(await acts.publishPackages(rpm('incr', [a, b]))).toMatchObject({
+      changed: false,
+      uploaded: [],
+      removed: [],
+    });
+  });
+
+  it('keeps the newest keepBuilds versions, and the previous generation of by-hash files', async () => {
+    // 1.0-10 sorts above 1.0-9 as dpkg orders versions, not as strings do.
+    const builds = await Promise.all(
+      ['1.0-9', '1.0-10', '1.0-11'].map((version) => buildTestDeb({ name: 'gamma', version, arch: 'amd64' }, target)),
+    );
+    const gens = [];
+    for (const b of builds) gens.push(await acts.publishPackages(deb('keep', [b], 2)));
+    expect(await aptView('bookworm-keep')).toEqual(['gamma 1.0-10', 'gamma 1.0-11']);
+    expect(gens[2].removed).toContain('apt/pool/keep/bookworm/gamma/gamma_1.0-9_amd64.deb');
+    expect(await exists('apt/pool/keep/bookworm/gamma/gamma_1.0-9_amd64.deb')).toBe(false);
+
+    const byHash = (r: { indexKeys: string[] }) => r.indexKeys.filter((k) => k.includes('/by-hash/'));
+    // A client that read generation 2's InRelease just before the switch still finds its indexes…
+    for (const k of byHash(gens[1])) expect(await exists(k)).toBe(true);
+    // …generation 1's are gone, unless a later generation has the same content.
+    const live = new Set([...byHash(gens[1]), ...byHash(gens[2])]);
+    const gone = byHash(gens[0]).filter((k) => !live.has(k));
+    expect(gone.length).toBeGreaterThan(0);
+    for (const k of gone) expect(await exists(k)).toBe(false);
+    expect(gens[2].removed).toEqual(expect.arrayContaining(gone));
+
+    // An older build than those kept is dropped at once: nothing changes.
+    expect(await acts.publishPackages(deb('keep', [builds[0]], 2))).toMatchObject({ changed: false });
+  });
+
+  it('applies retention to YUM with rpm version order and keeps the previous repodata', async () => {
+    const builds = [];
+    for (const release of ['9', '10', '11']) {
+      builds.push(await buildTestRpm({ name: 'gamma', version: '1.0', release }, rpmTarget));
+    }
+    const gens = [];
+    for (const b of builds) gens.push(await acts.publishPackages(rpm('keep', [b], 2)));
+    expect(await yumView('yum/el9/keep')).toEqual(['gamma 1.0-10', 'gamma 1.0-11']);
+    expect(gens[2].removed).toContain('yum/el9/keep/Packages/gamma-1.0-9.noarch.rpm');
+    const hashed = (r: { indexKeys: string[] }) => r.indexKeys.filter((k) => /[0-9a-f]{64}-/.test(k));
+    for (const k of hashed(gens[1])) expect(await exists(k)).toBe(true);
+    for (const k of hashed(gens[0])) expect(await exists(k)).toBe(false);
+  });
+
+  it('lists every object past 1,000 keys: strays in the pool are all found and removed', async () => {
+    const a = await buildTestDeb({ name: 'delta', version: '1.0-1', arch: 'amd64' }, target);
+    await acts.publishPackages(deb('many', [a]));
+    const strays = Array.from(
+      { length: 1050 },
+      (_, i) => `apt/pool/many/bookworm/zz-stray/${String(i).padStart(4, '0')}`,
+    );
+    await mapLimit(strays, 64, (Key) => s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: 'x' })));
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'apt/pool/many/' }));
+    expect(page.IsTruncated).toBe(true); // the endpoint pages like S3 does
+
+    const r = await acts.publishPackages(deb('many', [a]));
+    expect(r.changed).toBe(true);
+    expect(r.uploaded).toEqual([]);
+    expect(r.removed).toEqual(strays);
+    const after = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'apt/pool/many/' }));
+    expect(after.Contents?.map((o) => o.Key)).toEqual(['apt/pool/many/bookworm/delta/delta_1.0-1_amd64.deb']);
+  });
+
+  it('lists an Architecture: all package in every architecture of a suite shared by two distros', async () => {
+    const all = await buildTestDeb({ name: 'docs', version: '3.0-1', arch: 'all' }, target);
+    const amd = await buildTestDeb({ name: 'tool', version: '3.0-1', arch: 'amd64' }, target);
+    const armTarget = { ...target, distro: 'bookworm-arm' };
+    const allOnArm = await buildTestDeb(
+      { name: 'docs', version: '3.0-1', arch: 'all', description: 'rebuilt' },
+      armTarget,
+    );
+    const arm = await buildTestDeb({ name: 'tool', version: '3.0-1', arch: 'arm64' }, armTarget);
+    await acts.publishPackages(deb('multi', [all, amd]));
+    await acts.publishPackages({
+      ...deb('multi', [allOnArm, arm]),
+      distro: 'bookworm-arm',
+      distroSpec: { format: 'deb', codename: 'bookworm', arch: 'arm64' },
+    });
+    const release = (await get('apt/dists/bookworm-multi/Release')).body.toString();
+    expect(release).toMatch(/^Architectures: amd64 arm64$/m);
+    expect(await aptView('bookworm-multi', 'amd64')).toEqual(['docs 3.0-1', 'tool 3.0-1']);
+    expect(await aptView('bookworm-multi', 'arm64')).toEqual(['docs 3.0-1', 'tool 3.0-1']);
+    // The arch-all package built first stays: one suite has one `docs 3.0-1`.
+    const arm64 = (await get('apt/dists/bookworm-multi/main/binary-arm64/Packages')).body.toString();
+    expect(arm64).toContain(`SHA256: ${all.sha256}`);
+    expect(arm64).toContain('Architecture: arm64');
+    expect(arm64).not.toContain('Architecture: amd64');
+  });
+
+  it('leaves the previous repository intact when cancelled before the switch; the retry finishes', async () => {
+    const a = await buildTestDeb({ name: 'epsilon', version: '1.0-1', arch: 'amd64' }, target);
+    const b = await buildTestDeb({ name: 'zeta', version: '1.0-1', arch: 'amd64' }, target);
+    await acts.publishPackages(deb('crash', [a]));
+    const before = await get('apt/dists/bookworm-crash/InRelease');
+
+    // Cancelled when everything but the signed index is written: the worst moment.
+    const env = new MockActivityEnvironment(undefined, { logger: quiet });
+    const phases: string[] = [];
+    env.on('heartbeat', (d: { phase?: string }) => {
+      phases.push(d.phase ?? '');
+      if (d.phase === 'sign') env.cancel();
+    });
+    // gpg is killed mid-signature; the activity still reports a cancellation, not a failure.
+    await expect(env.run(acts.publishPackages, deb('crash', [a, b]))).rejects.toBeInstanceOf(CancelledFailure);
+    expect(phases).toEqual(expect.arrayContaining(['download', 'pool', 'index', 'sign']));
+    expect(await exists('apt/pool/crash/bookworm/zeta/zeta_1.0-1_amd64.deb')).toBe(true);
+    expect((await get('apt/dists/bookworm-crash/InRelease')).body.equals(before.body)).toBe(true);
+    expect(await aptView('bookworm-crash')).toEqual(['epsilon 1.0-1']);
+
+    const retry = await acts.publishPackages(deb('crash', [a, b]));
+    // The pool file and the hashed indexes were already in place; only the rest is written.
+    expect(retry.uploaded.filter((k) => k.includes('/pool/') || k.includes('/by-hash/'))).toEqual([]);
+    expect(await aptView('bookworm-crash')).toEqual(['epsilon 1.0-1', 'zeta 1.0-1']);
+  });
+
+  it('finishes after a crash between the switch and the state manifest', async () => {
+    const a = await buildTestDeb({ name: 'eta', version: '1.0-1', arch: 'amd64' }, target);
+    const b = await buildTestDeb({ name: 'eta', version: '1.0-2', arch: 'amd64' }, target);
+    await acts.publishPackages(deb('crash2', [a], 1));
+    const stateKey = 'conveyor-state/apt/bookworm-crash2.json';
+    const oldState = (await get(stateKey)).body;
+    const done = await acts.publishPackages(deb('crash2', [b], 1));
+    expect(done.removed).toContain('apt/pool/crash2/bookworm/eta/eta_1.0-1_amd64.deb');
+    // As if the process died right after InRelease: new index live, old manifest, nothing deleted.
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: stateKey, Body: oldState }));
+    const retry = await acts.publishPackages(deb('crash2', [b], 1));
+    expect(retry.changed).toBe(true);
+    expect(retry.uploaded.filter((k) => k.includes('/pool/'))).toEqual([]);
+    expect(await aptView('bookworm-crash2')).toEqual(['eta 1.0-2']);
+    expect(await acts.publishPackages(deb('crash2', [b], 1))).toMatchObject({ changed: false });
+  });
+
+  it('reuses an rpm signed before a crash instead of signing it again', async () => {
+    const a = await buildTestRpm({ name: 'theta', version: '1.0', release: '1' }, rpmTarget);
+    const env = new MockActivityEnvironment(undefined, { logger: quiet });
+    env.on('heartbeat', (d: { phase?: string }) => d.phase === 'index' && env.cancel());
+    await expect(env.run(acts.publishPackages, rpm('crash', [a]))).rejects.toThrow();
+    const signedBefore = (await get('yum/el9/crash/Packages/theta-1.0-1.noarch.rpm')).body;
+    expect(signedBefore.length).toBeGreaterThan(0);
+    const retry = await acts.publishPackages(rpm('crash', [a]));
+    expect(retry.uploaded).not.toContain('yum/el9/crash/Packages/theta-1.0-1.noarch.rpm');
+    expect((await get('yum/el9/crash/Packages/theta-1.0-1.noarch.rpm')).body.equals(signedBefore)).toBe(true);
+    expect(await yumView('yum/el9/crash')).toEqual(['theta 1.0-1']);
+  });
+
+  describe('refusals', () => {
+    const failureOf = async (p: Promise<unknown>) => {
+      const err = await p.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ApplicationFailure);
+      return err as ApplicationFailure;
+    };
+
+    it('refuses an artifact whose bytes do not match its SHA-256, and publishes nothing', async () => {
+      const a = await buildTestDeb({ name: 'iota', version: '1.0-1', arch: 'amd64' }, target);
+      await s3.send(new PutObjectCommand({ Bucket: artifactsBucket, Key: a.key, Body: Buffer.alloc(a.size, 1) }));
+      const f = await failureOf(acts.publishPackages(deb('mismatch', [a])));
+      expect(f.type).toBe('ArtifactMismatch');
+      expect(f.nonRetryable).toBe(true);
+      expect(f.message).toContain(a.key);
+      expect(await exists('conveyor-state/apt/bookworm-mismatch.json')).toBe(false);
+      expect(await exists('apt/dists/bookworm-mismatch/InRelease')).toBe(false);
+    });
+
+    it('refuses other bytes under a published name and version', async () => {
+      const a = await buildTestDeb({ name: 'kappa', version: '1.0-1', arch: 'amd64' }, target);
+      const again = await buildTestDeb(
+        { name: 'kappa', version: '1.0-1', arch: 'amd64', description: 'rebuilt' },
+        target,
+      );
+      await acts.publishPackages(deb('conflict', [a]));
+      const f = await failureOf(acts.publishPackages(deb('conflict', [again])));
+      expect(f.type).toBe('ArtifactConflict');
+      expect(f.nonRetryable).toBe(true);
+    });
+
+    it('refuses a package that is not what its reference says', async () => {
+      const a = await buildTestDeb({ name: 'lambda', version: '1.0-1', arch: 'amd64' }, target);
+      const f = await failureOf(acts.publishPackages(deb('bad', [{ ...a, version: '1.0-2' }])));
+      expect(f.type).toBe('BadPackage');
+      expect(f.message).toMatch(/declares lambda 1\.0-1 amd64/);
+    });
+
+    it("refuses another distro's artifact instead of silently skipping it", async () => {
+      const a = await buildTestDeb({ name: 'xi', version: '1.0-1', arch: 'amd64' }, { ...target, distro: 'trixie' });
+      const f = await failureOf(acts.publishPackages(deb('otherdistro', [a])));
+      expect(f.type).toBe('BadPackage');
+      expect(f.message).toMatch(/built for distro trixie, not bookworm/);
+    });
+
+    it('refuses a suite name that could belong to two distro/channel pairs', async () => {
+      const f = await failureOf(
+        acts.publishPackages({
+          ...deb('unstable', []),
+          distro: 'bookworm-arm',
+          distroSpec: { format: 'deb', arch: 'arm64' },
+        }),
+      );
+      expect(f.type).toBe('BadConfig');
+      expect(f.message).toMatch(/codename "bookworm-arm" \(no hyphens/);
+    });
+
+    it('refuses a signing key that is not a private key, without quoting it', async () => {
+      const key = await testSigningKey();
+      const publicKey = await publicKeyOf(key);
+      expect(publicKey).toMatch(/^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
+      expect(publicKey).not.toMatch(/PRIVATE/);
+      const bad = createRepositoryActivities({
+        s3,
+        artifactsBucket,
+        buckets: { staging: bucket, production: bucket },
+        signingKey: () => publicKey,
+      });
+      const a = await buildTestDeb({ name: 'mu', version: '1.0-1', arch: 'amd64' }, target);
+      const f = await failureOf(bad.publishPackages(deb('badkey', [a])));
+      expect(f.type).toBe('BadConfig');
+      expect(f.message).not.toContain('BEGIN PGP');
+    });
+  });
+
+  it('generates a 0600 RSA 4096 key and never replaces one', async () => {
+    const file = path.join(tempDir('keygen'), 'nested', `key-${uid()}.asc`);
+    await generateSigningKey(file, 'Keygen test <keygen@localhost>');
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    const text = fs.readFileSync(file, 'utf8');
+    expect(text).toMatch(/^-----BEGIN PGP PRIVATE KEY BLOCK-----/);
+    await expect(generateSigningKey(file, 'Another <x@localhost>')).rejects.toThrow(/refusing to replace/);
+    expect(fs.readFileSync(file, 'utf8')).toBe(text);
+    // Its own homedir: a test never touches the user's keyring either.
+    const home = tempDir('gnupg');
+    fs.chmodSync(home, 0o700);
+    const listed = await runChecked('gpg', ['--homedir', home, '--batch', '--with-colons', '--show-keys', file]);
+    expect(listed).toMatch(/^sec:-:4096:1:/m); // algorithm 1: RSA
+  });
+
+  it('reads the state manifest object, not the artifacts, on an unchanged publish', async () => {
+    const a = await buildTestDeb({ name: 'nu', version: '1.0-1', arch: 'amd64' }, target);
+    await acts.publishPackages(deb('lazy', [a]));
+    // The artifact is gone from the artifacts bucket: an unchanged publish must not need it.
+    await s3.send(new PutObjectCommand({ Bucket: artifactsBucket, Key: a.key, Body: 'gone' }));
+    expect(await acts.publishPackages(deb('lazy', [a]))).toMatchObject({ changed: false });
+    const state = JSON.parse(
+      await (
+        await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'conveyor-state/apt/bookworm-lazy.json' }))
+      ).Body!.transformToString(),
+    ) as { packages: { name: string; artifact: { sha256: string } }[] };
+    expect(state.packages.map((p) => [p.name, p.artifact.sha256])).toEqual([['nu', a.sha256]]);
+  });
+});

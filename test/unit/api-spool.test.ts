@@ -1,0 +1,155 @@
+// The spool's file discipline: durable entries named oldest-first, one entry per workflow ID,
+// half-written temp files dropped at start, unreadable entries moved aside; and the metrics text.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pipelineId } from '../../common/ids';
+import type { PipelineInput } from '../../common/types';
+import { createMetrics } from '../../api/metrics';
+import { openSpool, SpoolEntryError } from '../../api/spool';
+
+function input(sha: string): PipelineInput {
+  return {
+    repository: {
+      name: 'acme/widget',
+      cloneUrl: '/srv/widget.git',
+      steps: { unit: 'make test' },
+      distros: ['bookworm'],
+      channel: 'unstable',
+      release: false,
+      approval: false,
+      stepTimeoutSeconds: 60,
+      keepBuilds: 10,
+      operatorWindowSeconds: 3600,
+      distroSpecs: { bookworm: { format: 'deb', codename: 'bookworm', arch: 'amd64' } },
+    },
+    branch: 'main',
+    sha,
+    commit: { message: 'm', author: 'a', compareUrl: '' },
+    deliveryId: 'd',
+  };
+}
+
+const entry = (sha: string, deliveryId = `d-${sha.slice(0, 4)}`) => ({
+  workflowId: pipelineId('acme/widget', 'main', sha),
+  deliveryId,
+  receivedAt: new Date().toISOString(),
+  input: input(sha),
+});
+
+describe('spool', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'api-spool-')), 'spool');
+  });
+
+  it('creates its directory only when it first spools, private to the user', async () => {
+    const depths: number[] = [];
+    const spool = openSpool(dir, (d) => depths.push(d));
+    expect(fs.existsSync(dir)).toBe(false);
+    expect(await spool.list()).toEqual([]);
+    await spool.put(entry('1'.repeat(40)));
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+    const [name] = await spool.list();
+    expect(fs.statSync(path.join(dir, name)).mode & 0o777).toBe(0o600);
+    expect(depths.at(-1)).toBe(1);
+  });
+
+  it('lists entries oldest first and reads back what was put', async () => {
+    const spool = openSpool(dir);
+    const shas = ['3', '1', '2'].map((c) => c.repeat(40));
+    for (const sha of shas) await spool.put(entry(sha));
+    const names = await spool.list();
+    expect(names).toHaveLength(3);
+    const read = await Promise.all(names.map((n) => spool.read(n)));
+    expect(read.map((e) => e.input.sha)).toEqual(shas);
+    expect(read[0]).toMatchObject({ version: 1, workflowId: pipelineId('acme/widget', 'main', shas[0]) });
+  });
+
+  it('keeps one entry per workflow ID, also for concurrent puts', async () => {
+    const spool = openSpool(dir);
+    const sha = '4'.repeat(40);
+    const names = await Promise.all(Array.from({ length: 20 }, (_, i) => spool.put(entry(sha, `d${i}`))));
+    expect(new Set(names).size).toBe(1);
+    expect(await spool.list()).toEqual([names[0]]);
+    expect(await spool.put(entry(sha, 'again'))).toBe(names[0]);
+    expect(spool.depth()).toBe(1);
+    await spool.remove(names[0]);
+    expect(spool.depth()).toBe(0);
+    await spool.put(entry(sha, 'after-removal'));
+    expect(await spool.list()).toHaveLength(1);
+  });
+
+  it('a new process sees earlier entries and drops temp files that never reached their rename', async () => {
+    const first = openSpool(dir);
+    await first.put(entry('5'.repeat(40)));
+    fs.writeFileSync(path.join(dir, '.tmp-000000000000001-000001-0123456789abcdef.json'), '{"half');
+    const second = openSpool(dir);
+    expect(second.depth()).toBe(1);
+    expect(fs.readdirSync(dir).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+    // Dedup holds across processes too.
+    expect(await second.put(entry('5'.repeat(40)))).toBe((await second.list())[0]);
+  });
+
+  it('refuses an entry whose workflow ID does not match its input, and moves it aside', async () => {
+    const spool = openSpool(dir);
+    const name = await spool.put(entry('6'.repeat(40)));
+    const file = path.join(dir, name);
+    const tampered = JSON.parse(fs.readFileSync(file, 'utf8')) as { workflowId: string };
+    tampered.workflowId = 'pipeline/evil/x/main/' + '6'.repeat(40);
+    fs.writeFileSync(file, JSON.stringify(tampered));
+    await expect(spool.read(name)).rejects.toBeInstanceOf(SpoolEntryError);
+    await spool.quarantine(name);
+    expect(await spool.list()).toEqual([]);
+    expect(fs.readdirSync(path.join(dir, 'corrupt'))).toEqual([name]);
+  });
+
+  it('holds no secrets: only the decided input', async () => {
+    const spool = openSpool(dir);
+    const name = await spool.put(entry('7'.repeat(40)));
+    const text = fs.readFileSync(path.join(dir, name), 'utf8');
+    expect(Object.keys(JSON.parse(text) as object).sort()).toEqual([
+      'deliveryId',
+      'input',
+      'receivedAt',
+      'version',
+      'workflowId',
+    ]);
+  });
+});
+
+describe('metrics', () => {
+  it('renders the Prometheus text format', () => {
+    const m = createMetrics();
+    m.delivery('started');
+    m.delivery('started');
+    m.delivery('unauthorized');
+    m.startLatency(0.02);
+    m.startLatency(3);
+    m.runStarted('webhook');
+    m.runStarted('spool');
+    m.setSpoolDepth(4);
+    m.setTemporalUp(false);
+    const text = m.render();
+    expect(text).toContain('# TYPE conveyor_api_deliveries_total counter\n');
+    expect(text).toContain('conveyor_api_deliveries_total{outcome="started"} 2\n');
+    expect(text).toContain('conveyor_api_deliveries_total{outcome="unauthorized"} 1\n');
+    expect(text).toContain('# TYPE conveyor_api_start_duration_seconds histogram\n');
+    expect(text).toContain('conveyor_api_start_duration_seconds_bucket{le="0.01"} 0\n');
+    expect(text).toContain('conveyor_api_start_duration_seconds_bucket{le="0.025"} 1\n');
+    expect(text).toContain('conveyor_api_start_duration_seconds_bucket{le="5"} 2\n');
+    expect(text).toContain('conveyor_api_start_duration_seconds_bucket{le="+Inf"} 2\n');
+    expect(text).toContain('conveyor_api_start_duration_seconds_count 2\n');
+    expect(text).toContain('conveyor_api_runs_started_total{source="webhook"} 1\n');
+    expect(text).toContain('conveyor_api_runs_started_total{source="spool"} 1\n');
+    expect(text).toContain('conveyor_api_spool_depth 4\n');
+    expect(text).toContain('conveyor_api_temporal_up 0\n');
+    // Every sample line is `name{labels} value`.
+    for (const line of text
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))) {
+      expect(line).toMatch(/^[a-z_]+(\{[a-z]+="[^"]*"\})? [0-9.e+-]+$/);
+    }
+  });
+});

@@ -1,0 +1,74 @@
+// Entity workflow `repo-lock/<environment>/<channel>`: a FIFO mutex serialising publishes to one
+// repository channel. The local S3 endpoint's conditional writes are check-then-write, not a lock,
+// so the lock lives in Temporal. Protocol: a requester signal-with-starts this workflow with
+// `acquireLock` (through an activity), waits for `lockGranted` signalled back to it, publishes, and
+// signals `releaseLock`. A lease bounds how long a vanished holder can block the queue.
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  setHandler,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { acquireLockSignal, lockGrantedSignal, lockStateQuery, releaseLockSignal, type LockState } from './messages';
+
+const MAX_HISTORY_EVENTS = 2000;
+
+export async function repositoryLock(initial: LockState = { queue: [], granted: 0 }): Promise<void> {
+  const state: LockState = { ...initial, queue: [...initial.queue] };
+  const lockId = workflowInfo().workflowId;
+  setHandler(lockStateQuery, () => state);
+  setHandler(acquireLockSignal, (req) => {
+    // A retried request (the requesting activity ran twice) must not queue the requester twice.
+    if (state.holder?.requester === req.requester || state.queue.some((q) => q.requester === req.requester)) {
+      if (state.holder?.requester === req.requester) {
+        void grant(req.requester, state.holder.leaseId);
+      }
+      return;
+    }
+    state.queue.push(req);
+  });
+  setHandler(releaseLockSignal, (rel) => {
+    if (state.holder && state.holder.requester === rel.requester && state.holder.leaseId === rel.leaseId) {
+      state.holder = undefined;
+    }
+  });
+
+  async function grant(requester: string, leaseId: string): Promise<boolean> {
+    try {
+      await getExternalWorkflowHandle(requester).signal(lockGrantedSignal, { lockId, leaseId });
+      return true;
+    } catch {
+      return false; // the requester is gone (finished, terminated): skip it
+    }
+  }
+
+  const timeToRest = () =>
+    workflowInfo().continueAsNewSuggested ||
+    workflowInfo().historyLength > (state.maxHistoryEvents ?? MAX_HISTORY_EVENTS);
+  for (;;) {
+    if (state.holder) {
+      // Also a holder carried over a continue-as-new: it gets a fresh lease to finish.
+      const released = await condition(() => state.holder === undefined, `${state.holder.leaseSeconds} seconds`);
+      if (!released) state.holder = undefined; // lease expired: the holder vanished
+    }
+    if (timeToRest()) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof repositoryLock>(state);
+    }
+    await condition(() => state.queue.length > 0 || timeToRest());
+    const next = state.queue.shift();
+    if (!next) continue;
+    const leaseId = uuid4();
+    state.holder = {
+      requester: next.requester,
+      leaseId,
+      grantedAt: new Date().toISOString(),
+      leaseSeconds: next.leaseSeconds,
+    };
+    state.granted += 1;
+    if (!(await grant(next.requester, leaseId))) state.holder = undefined;
+  }
+}

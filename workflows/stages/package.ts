@@ -1,0 +1,80 @@
+// Package stage: one child per distro (`…/package/<distro>`), its activity on `build-<distro>`:
+// build the .deb/.rpm at the exact sha, validate them, store them in the artifacts bucket by
+// repository, build and distro. Re-running it for the same build returns the stored artifacts.
+// The docs site is built once per build by its own child (`…/package/docs`).
+import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { BuildActivities } from '../../activities';
+import { FailureType } from '../../common/failures';
+import { buildQueue } from '../../common/queues';
+import type { ArtifactRef, DistroSpec, DocsRef, RepositorySpec } from '../../common/types';
+
+export interface PackageStageInput {
+  pipelineId: string;
+  repository: RepositorySpec;
+  branch: string;
+  sha: string;
+  distro: string;
+  distroSpec: DistroSpec;
+  build: number;
+}
+
+export interface PackageStageResult {
+  version: string;
+  build: number;
+  artifacts: ArtifactRef[];
+  logKey: string;
+}
+
+function buildActivities(distro: string, stepTimeoutSeconds: number) {
+  return proxyActivities<BuildActivities>({
+    taskQueue: buildQueue(distro),
+    startToCloseTimeout: `${stepTimeoutSeconds + 600} seconds`,
+    heartbeatTimeout: '30 seconds',
+    retry: {
+      maximumAttempts: 3,
+      nonRetryableErrorTypes: [FailureType.CommandFailed, FailureType.CheckoutFailed, FailureType.BadPackage],
+    },
+  });
+}
+
+export async function packageStage(input: PackageStageInput): Promise<PackageStageResult> {
+  const { buildPackages } = buildActivities(input.distro, input.repository.stepTimeoutSeconds);
+  const r = await buildPackages({
+    pipelineId: input.pipelineId,
+    stageWorkflowId: workflowInfo().workflowId,
+    repository: input.repository,
+    branch: input.branch,
+    sha: input.sha,
+    distro: input.distro,
+    distroSpec: input.distroSpec,
+    build: input.build,
+  });
+  return { version: r.version, build: r.build, artifacts: r.artifacts, logKey: r.logKey };
+}
+
+export interface DocsStageInput {
+  pipelineId: string;
+  repository: RepositorySpec;
+  branch: string;
+  sha: string;
+  build: number;
+  /** The build queue that runs the docs step. */
+  distro: string;
+}
+
+export interface DocsStageResult {
+  docs: DocsRef | null;
+  logKey?: string;
+}
+
+export async function docsStage(input: DocsStageInput): Promise<DocsStageResult> {
+  const { buildDocs } = buildActivities(input.distro, input.repository.stepTimeoutSeconds);
+  return buildDocs({
+    pipelineId: input.pipelineId,
+    stageWorkflowId: workflowInfo().workflowId,
+    repository: input.repository,
+    branch: input.branch,
+    sha: input.sha,
+    build: input.build,
+  });
+}
