@@ -12,8 +12,11 @@ module.exports = {
       { jsc: { parser: { syntax: 'ecmascript' }, target: 'es2022' }, module: { type: 'commonjs' } },
     ],
   },
-  // @octokit/webhooks is ESM-only; jest's module runtime needs it transformed (see shared/FACTS.md).
-  transformIgnorePatterns: ['/node_modules/(?!(@octokit)/)'],
+  // @octokit/webhooks and @octokit/rest (and a few of their dependencies) are ESM-only; jest's module
+  // runtime needs them transformed (see shared/FACTS.md).
+  transformIgnorePatterns: [
+    '/node_modules/(?!(@octokit|universal-user-agent|before-after-hook|content-type|json-with-bigint)/)',
+  ],
   moduleNameMapper: {
     '^@octokit/webhooks-methods$': '<rootDir>/node_modules/@octokit/webhooks-methods/dist-node/index.js',
   },

@@ -9,6 +9,8 @@ import type { Client } from '@temporalio/client';
 import { parseS3Url, type ConveyorConfig, type Env } from '../config/conveyor';
 import { createControlActivities } from './control';
 import { createRunStep } from './exec/run-step';
+import { createGithubActivities } from './github/commit-status';
+import { createGitActivities } from './git/ancestry';
 import { createPackagingActivities } from './packaging';
 import { createRepositoryActivities } from './repository';
 import type { AwsClients } from './storage/s3';
@@ -29,6 +31,7 @@ export function createBuildActivities({ config, aws }: ActivityDeps) {
   return {
     runStep: createRunStep(deps),
     ...createPackagingActivities(deps),
+    ...createGitActivities(deps),
   };
 }
 
@@ -40,6 +43,8 @@ export function createOrchestratorActivities({
 }: ActivityDeps & { client: Client; env?: Env }) {
   return {
     ...createControlActivities({ client, taskQueue: config.temporal.taskQueue }),
+    // The token is read from the env var named in config at each call, never stored or logged.
+    ...createGithubActivities({ apiUrl: config.github.apiUrl, token: () => env[config.github.tokenEnv] }),
     ...createRepositoryActivities({
       s3: aws.s3,
       artifactsBucket: parseS3Url(config.storage.artifacts).bucket,

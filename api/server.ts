@@ -18,7 +18,7 @@ import { createWebhookHandler } from './webhook';
 
 export interface ApiDeps {
   config: ConveyorConfig;
-  /** A Temporal client the caller owns and closes after the server... */
+  /** A Temporal client the caller owns, and closes once `Api.close()` has resolved... */
   client?: Client;
   /** ...or how to connect: the API then owns the connection, rebuilds it when it stays down,
    * and starts (spooling) even while Temporal is unreachable. */
@@ -34,11 +34,9 @@ export interface ApiDeps {
   startTimeoutMs?: number;
   /** The spool drainer's retry backoff (default 500 ms doubling to 15 s). */
   drainBackoffMs?: { initial: number; max: number };
-  /** An owned connection failing this long is rebuilt (default 10 s). */
+  /** A failing owned connection older than this is rebuilt (default 10 s). */
   reconnectAfterMs?: number;
 }
-
-export const DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024; // GitHub caps payloads at 25 MB
 
 export interface Api {
   server: http.Server;

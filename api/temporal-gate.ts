@@ -51,7 +51,7 @@ export interface TemporalGateOptions {
   startTimeoutMs: number;
   logger: pino.Logger;
   metrics: ApiMetrics;
-  /** An owned connection failing for this long is replaced by a new one. */
+  /** A failing owned connection older than this is replaced by a new one (default 10 s). */
   rebuildAfterMs?: number;
 }
 

@@ -11,6 +11,8 @@ export interface FollowOptions {
   out?: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean };
   intervalMs?: number;
   timeoutMs?: number;
+  /** Return as soon as the run waits for an operator (the demo), instead of watching on (`conveyor watch`). */
+  stopWhenAwaitingOperator?: boolean;
 }
 
 export async function followRun(client: Client, workflowId: string, opts: FollowOptions = {}): Promise<PipelineStatus> {
@@ -45,6 +47,7 @@ export async function followRun(client: Client, workflowId: string, opts: Follow
         lastLines = lines;
       }
       if (TERMINAL_RUN.has(status.status) || closed) return status;
+      if (opts.stopWhenAwaitingOperator && status.status === 'awaiting-operator') return status;
     }
     if (Date.now() > deadline) throw new Error(`timed out following ${workflowId}`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 400));

@@ -23,6 +23,14 @@ export const FailureType = {
   VersionUnknown: 'VersionUnknown',
   /** The docs step's output cannot be stored as a site (nothing written, a reserved or unsafe file name). */
   BadDocs: 'BadDocs',
+  /** No running staging host matches the repository's tags and the distro. */
+  NoHosts: 'NoHosts',
+  /** A rolling upgrade failed on a host; details list every host with before/after and outcome. */
+  DeployFailed: 'DeployFailed',
+  /** A host reports another version than the one just installed. */
+  VersionMismatch: 'VersionMismatch',
+  /** Smoke or end-to-end tests failed against the staging hosts. */
+  VerifyFailed: 'VerifyFailed',
   /** The configuration names something that does not exist (repository, step, distro). */
   BadConfig: 'BadConfig',
 } as const;

@@ -21,3 +21,8 @@ export function branchStateId(repository: string, branch: string): string {
 export function repositoryLockId(environment: string, channel: string): string {
   return `repo-lock/${environment}/${channel}`;
 }
+
+/** The lock serialising deploys to the hosts of one distro in an environment. */
+export function deployLockId(environment: string, distro: string): string {
+  return `deploy-lock/${environment}/${distro}`;
+}

@@ -22,12 +22,20 @@ export interface RepositorySpec {
   channel: string;
   release: boolean;
   approval: boolean;
+  /** Skip a queued staging deploy when a newer commit of the branch waits behind it. */
+  supersede: boolean;
+  /** Staging hosts: EC2 tags (plus Distro=<distro>) and how many to upgrade at a time. */
+  staging?: { tags: Record<string, string>; batchSize: number };
   stepTimeoutSeconds: number;
   /** The built-in packager's settings, when the repository uses it. */
   builtinPackage?: BuiltinPackageSpec;
   keepBuilds: number;
   /** How long a failed stage waits for `retry`/`abort` before the run fails. */
   operatorWindowSeconds: number;
+  /** The Temporal Web UI, for links back to a run (commit statuses). */
+  webUiUrl?: string;
+  /** HTTP base URLs of the environments' buckets (repositories, keys, docs). */
+  publicUrls: { staging: string; production: string };
   /** Format, codename and arch of each distro in `distros`. */
   distroSpecs: Record<string, DistroSpec>;
 }

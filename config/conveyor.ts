@@ -16,6 +16,8 @@ const branchRule = z
     channel: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be a lowercase channel name such as unstable or stable'),
     release: z.boolean().default(false),
     approval: z.boolean().default(false),
+    /** A queued staging deploy is skipped when a newer commit of this branch waits behind it. */
+    supersede: z.boolean().default(true),
   })
   .strict()
   .superRefine((rule, ctx) => {
@@ -133,7 +135,16 @@ export const conveyorSchema = z
       .strict()
       .default({ maxBodyBytes: 26_214_400, spoolDir: '.conveyor/spool', startTimeoutMs: 5000 }),
     signing: z.object({ keyFile: z.string().optional(), keyEnv: envName.optional() }).strict().optional(),
-    storage: z.object({ artifacts: s3Url, staging: s3Url, production: s3Url }).strict(),
+    storage: z
+      .object({
+        artifacts: s3Url,
+        staging: s3Url,
+        production: s3Url,
+        /** Where hosts and users read the repository buckets over HTTP (a CDN, a website endpoint).
+         * Default: `<aws.endpoint>/<bucket>` locally, `https://<bucket>.s3.<region>.amazonaws.com` on AWS. */
+        publicUrls: z.object({ staging: z.url().optional(), production: z.url().optional() }).strict().optional(),
+      })
+      .strict(),
     distros: z.record(
       z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'distro names are lowercase'),
       z
@@ -266,7 +277,7 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
 }
 
 export function repositorySpec(
-  config: Pick<ConveyorConfig, 'distros'>,
+  config: Pick<ConveyorConfig, 'distros' | 'storage' | 'aws' | 'temporal'>,
   repo: RepositoryConfig,
   rule: BranchRule,
 ): RepositorySpec {
@@ -278,10 +289,28 @@ export function repositorySpec(
     channel: rule.channel,
     release: rule.release,
     approval: rule.approval,
+    supersede: rule.supersede,
+    staging: repo.staging ? { tags: { ...repo.staging.tags }, batchSize: repo.staging.batchSize } : undefined,
     stepTimeoutSeconds: repo.stepTimeoutSeconds,
     builtinPackage: repo.packaging?.builtin,
     keepBuilds: repo.retention.keepBuilds,
     operatorWindowSeconds: Math.round(repo.operatorWindowHours * 3600),
     distroSpecs: Object.fromEntries(repo.distros.map((d) => [d, { ...config.distros[d] }])),
+    publicUrls: { staging: publicUrl(config, 'staging'), production: publicUrl(config, 'production') },
+    webUiUrl: config.temporal.uiUrl.replace(/\/$/, ''),
   };
+}
+
+/** The HTTP base URL of an environment's bucket, as hosts and users read it. */
+export function publicUrl(
+  config: Pick<ConveyorConfig, 'storage' | 'aws'>,
+  environment: 'staging' | 'production',
+): string {
+  const configured = config.storage.publicUrls?.[environment];
+  if (configured) return configured.replace(/\/$/, '');
+  const { bucket, prefix } = parseS3Url(config.storage[environment]);
+  const base = config.aws.endpoint
+    ? `${config.aws.endpoint.replace(/\/$/, '')}/${bucket}`
+    : `https://${bucket}.s3.${config.aws.region}.amazonaws.com`;
+  return prefix ? `${base}/${prefix.replace(/\/$/, '')}` : base;
 }

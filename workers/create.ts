@@ -31,7 +31,11 @@ export async function createOrchestratorWorker(opts: WorkerOptions & { client: C
     ...(opts.workflowBundlePath
       ? { workflowBundle: { codePath: opts.workflowBundlePath } }
       : { workflowsPath: workflowsPath() }),
-    activities: createOrchestratorActivities({ config: opts.config, aws: createAwsClients(opts.config), client: opts.client }),
+    activities: createOrchestratorActivities({
+      config: opts.config,
+      aws: createAwsClients(opts.config),
+      client: opts.client,
+    }),
   });
 }
 

@@ -25,15 +25,18 @@ function apiKeyOf(config: ConveyorConfig, env: Env): string | undefined {
 
 export async function connectClient(config: ConveyorConfig, env: Env = process.env): Promise<Client> {
   const apiKey = apiKeyOf(config, env);
-  let connection: Connection;
+  // Lazy, then connected by hand: a failed attempt closes its channel instead of leaking it (the
+  // API reconnects in a loop during an outage).
+  const connection = Connection.lazy({
+    address: config.temporal.address,
+    tls: tlsOf(config, apiKey),
+    apiKey,
+    connectTimeout: '5 seconds',
+  });
   try {
-    connection = await Connection.connect({
-      address: config.temporal.address,
-      tls: tlsOf(config, apiKey),
-      apiKey,
-      connectTimeout: '5 seconds',
-    });
+    await connection.ensureConnected();
   } catch (err) {
+    await connection.close().catch(() => undefined);
     throw new Error(`Temporal server unreachable at ${config.temporal.address}: ${(err as Error).message}`);
   }
   return new Client({ connection, namespace: config.temporal.namespace });

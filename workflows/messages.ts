@@ -63,22 +63,39 @@ export interface LockRequest {
   requester: string;
   /** The lock is taken back after this long, in case the holder vanished without releasing. */
   leaseSeconds: number;
+  /** What the requester is about to do: lets the holder see newer queued work (supersede). */
+  meta?: { repository: string; branch: string; sha: string };
+}
+
+/** What a lock remembers for its holders across grants, e.g. the commit deployed to an environment. */
+export interface LockRecord {
+  sha: string;
+  version: string;
+  branch: string;
+  at: string;
 }
 
 export interface LockGrant {
   lockId: string;
   leaseId: string;
+  /** The requests still waiting behind this grant, oldest first. */
+  queued?: LockRequest[];
+  /** Records kept by the lock, by key (for deploys: the repository name). */
+  records?: Record<string, LockRecord>;
 }
 
 export interface LockRelease {
   requester: string;
   leaseId: string;
+  /** Stored before the lock moves on, so the next holder sees it. */
+  record?: { key: string; value: LockRecord };
 }
 
 export interface LockState {
   holder?: { requester: string; leaseId: string; grantedAt: string; leaseSeconds: number };
   queue: LockRequest[];
   granted: number;
+  records?: Record<string, LockRecord>;
   /** Continue-as-new after this many history events (default 2000; tests lower it). */
   maxHistoryEvents?: number;
 }

@@ -35,6 +35,46 @@ const control = proxyActivities<OrchestratorActivities>({
   retry: { maximumAttempts: 10 },
 });
 
+// Commit statuses retry rate limits inside the activity and never throw; one attempt is enough.
+const github = proxyActivities<OrchestratorActivities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { maximumAttempts: 1 },
+});
+
+/**
+ * Reports each stage to GitHub as a commit status (`conveyor/<stage>`), off the critical path:
+ * reports run beside the stages, in order per context, and are awaited before the run ends. They
+ * are not cancelled by an abort, so GitHub hears how the run ended.
+ */
+function commitStatusReporter(input: PipelineInput) {
+  const chains = new Map<string, Promise<unknown>>();
+  const info = workflowInfo();
+  const targetUrl = input.repository.webUiUrl
+    ? `${input.repository.webUiUrl}/namespaces/${encodeURIComponent(info.namespace)}/workflows/${encodeURIComponent(info.workflowId)}`
+    : undefined;
+  return {
+    report(context: string, state: 'pending' | 'success' | 'failure' | 'error', description: string): void {
+      const prev = chains.get(context) ?? Promise.resolve();
+      const next = prev.then(() =>
+        CancellationScope.nonCancellable(() =>
+          github.reportCommitStatus({
+            repository: input.repository.name,
+            sha: input.sha,
+            context,
+            state,
+            description,
+            targetUrl,
+          }),
+        ).catch(() => undefined),
+      );
+      chains.set(context, next);
+    },
+    flush(): Promise<unknown> {
+      return CancellationScope.nonCancellable(() => Promise.all([...chains.values()]));
+    },
+  };
+}
+
 export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
   const id = workflowInfo().workflowId;
   const { repository, branch, sha } = input;
@@ -71,6 +111,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     granted: new Set(),
     aborted: undefined,
     windowSeconds: repository.operatorWindowSeconds,
+    statuses: commitStatusReporter(input),
   };
   const chain = new CancellationScope();
   setHandler(retrySignal, (req) => {
@@ -178,12 +219,14 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
         : 'cancelled';
       for (const st of state.stages) if (st.state === 'running') st.state = 'failed';
       end(state, 'aborted', reason);
+      await ops.statuses.flush();
       // A Temporal cancel request ends the run Cancelled; an `abort` signal ends it Failed (type Aborted).
       if (!ops.aborted) throw err;
       throw ApplicationFailure.create({ type: FailureType.Aborted, message: reason, nonRetryable: true });
     }
     const failed = state.stages.find((st) => st.state === 'failed');
     end(state, 'failed', failed ? `stage ${label(failed)} failed: ${failed.error}` : messageOf(err));
+    await ops.statuses.flush();
     throw ApplicationFailure.create({
       type: FailureType.StageFailed,
       message: state.failure ?? 'pipeline failed',
@@ -192,6 +235,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     });
   }
   end(state, 'succeeded');
+  await ops.statuses.flush();
   return {
     status: state.status,
     stages: state.stages,
@@ -199,6 +243,10 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     version: state.version,
     published: state.published,
   };
+}
+
+function seconds(s: StageStatus): string {
+  return `${((Date.parse(s.endedAt ?? '') - Date.parse(s.startedAt ?? '')) / 1000).toFixed(1)} s`;
 }
 
 function label(s: StageStatus): string {
@@ -217,6 +265,7 @@ interface Operator {
   granted: Set<string>;
   aborted: AbortRequest | undefined;
   windowSeconds: number;
+  statuses: ReturnType<typeof commitStatusReporter>;
 }
 
 /**
@@ -241,14 +290,21 @@ async function runStage<T>(
     s.tail = undefined;
     state.stage = name;
     upsertSearchAttributes([{ key: StageKey, value: name }]);
+    const context = `conveyor/${label(s)}`;
+    ops.statuses.report(context, 'pending', s.attempt > 1 ? `attempt ${s.attempt} running` : 'running');
     try {
       const r = await body(s);
       s.state = 'succeeded';
       s.endedAt = now();
+      ops.statuses.report(context, 'success', `passed in ${seconds(s)}`);
       return r;
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      if (isCancellation(err)) {
+        ops.statuses.report(context, 'error', 'aborted');
+        throw err;
+      }
       fail(s, err);
+      ops.statuses.report(context, 'failure', (s.error ?? 'failed').slice(0, 140));
       if (!(await awaitOperator(state, ops, s))) throw err;
       s.attempt += 1;
       s.workflowId = stageId(state.workflowId, name, distro, s.attempt);
@@ -296,6 +352,7 @@ function fail(stage: StageStatus, err: unknown): void {
 
 function end(state: PipelineStatus, status: RunStatus, failure?: string): void {
   state.endedAt = now();
+  for (const st of state.stages) if (st.state === 'pending') st.state = 'skipped';
   if (failure) state.failure = failure;
   setStatus(state, status);
 }

@@ -1,5 +1,6 @@
-// Entity workflow `repo-lock/<environment>/<channel>`: a FIFO mutex serialising publishes to one
-// repository channel. The local S3 endpoint's conditional writes are check-then-write, not a lock,
+// Entity workflow: a FIFO mutex. `repo-lock/<environment>/<channel>` serialises publishes to one
+// repository channel; `deploy-lock/<environment>/<distro>` serialises deploys to one fleet and
+// remembers, per repository, the commit deployed there (records set on release, shown on grant). The local S3 endpoint's conditional writes are check-then-write, not a lock,
 // so the lock lives in Temporal. Protocol: a requester signal-with-starts this workflow with
 // `acquireLock` (through an activity), waits for `lockGranted` signalled back to it, publishes, and
 // signals `releaseLock`. A lease bounds how long a vanished holder can block the queue.
@@ -17,7 +18,7 @@ import { acquireLockSignal, lockGrantedSignal, lockStateQuery, releaseLockSignal
 const MAX_HISTORY_EVENTS = 2000;
 
 export async function repositoryLock(initial: LockState = { queue: [], granted: 0 }): Promise<void> {
-  const state: LockState = { ...initial, queue: [...initial.queue] };
+  const state: LockState = { ...initial, queue: [...initial.queue], records: { ...(initial.records ?? {}) } };
   const lockId = workflowInfo().workflowId;
   setHandler(lockStateQuery, () => state);
   setHandler(acquireLockSignal, (req) => {
@@ -32,13 +33,19 @@ export async function repositoryLock(initial: LockState = { queue: [], granted: 
   });
   setHandler(releaseLockSignal, (rel) => {
     if (state.holder && state.holder.requester === rel.requester && state.holder.leaseId === rel.leaseId) {
+      if (rel.record) state.records = { ...state.records, [rel.record.key]: rel.record.value };
       state.holder = undefined;
     }
   });
 
   async function grant(requester: string, leaseId: string): Promise<boolean> {
     try {
-      await getExternalWorkflowHandle(requester).signal(lockGrantedSignal, { lockId, leaseId });
+      await getExternalWorkflowHandle(requester).signal(lockGrantedSignal, {
+        lockId,
+        leaseId,
+        queued: [...state.queue],
+        records: state.records,
+      });
       return true;
     } catch {
       return false; // the requester is gone (finished, terminated): skip it

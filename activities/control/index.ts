@@ -21,6 +21,7 @@ export interface RequestLockInput {
   lockId: string;
   requester: string;
   leaseSeconds: number;
+  meta?: { repository: string; branch: string; sha: string };
 }
 
 export interface RecordGreenInput {
@@ -69,8 +70,8 @@ export function createControlActivities({ client, taskQueue }: ControlDeps) {
         taskQueue,
         args: [{ queue: [], granted: 0 }],
         signal: MessageNames.acquireLock,
-        signalArgs: [{ requester: input.requester, leaseSeconds: input.leaseSeconds }],
-        staticSummary: `serialises publishes to ${input.lockId.replace(/^repo-lock\//, '')}`,
+        signalArgs: [{ requester: input.requester, leaseSeconds: input.leaseSeconds, meta: input.meta }],
+        staticSummary: `serialises ${input.lockId.startsWith('deploy-lock/') ? 'deploys' : 'publishes'} to ${input.lockId.replace(/^[a-z-]+\//, '')}`,
       });
     },
   };

@@ -70,7 +70,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   };
   const client = await connectClient(clientConfig, {});
   try {
-    const final = await followRun(client, workflowId, { out });
+    const final = await followRun(client, workflowId, { out, stopWhenAwaitingOperator: true });
     const link = webUiLink(stack.uiUrl, stack.namespace, workflowId);
     say('');
     if (final.status === 'succeeded') {
@@ -87,6 +87,11 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       if (failed.tail) say(`log tail:\n${failed.tail}`);
       if (failed.logKeys.length) say(`full logs: ${failed.logKeys.join(', ')} in the artifacts bucket`);
     } else if (final.failure) say(final.failure);
+    if (final.status === 'awaiting-operator') {
+      say('the run waits for an operator:');
+      say(`  npm run conveyor -- retry ${workflowId}            # re-run the failed stage`);
+      say(`  npm run conveyor -- abort ${workflowId} --reason "…"  # end the run`);
+    }
     say(`Web UI: ${link}`);
     return 1;
   } finally {

@@ -32,8 +32,8 @@ function runApi(configFile: string, args: string[], secret?: string): Running {
   });
   let out = '';
   let err = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, stdout: () => out, stderr: () => err, exited };
 }
@@ -41,13 +41,13 @@ function runApi(configFile: string, args: string[], secret?: string): Running {
 async function listeningUrl(api: Running): Promise<string> {
   return waitFor(
     'the API to listen',
-    async () => {
+    () => {
       if (api.child.exitCode !== null) throw new Error(`api exited ${api.child.exitCode}: ${api.stderr()}`);
       const line = api
         .stdout()
         .split('\n')
         .find((l) => l.includes('"api listening"'));
-      return line ? (JSON.parse(line) as { url: string }).url : undefined;
+      return Promise.resolve(line ? (JSON.parse(line) as { url: string }).url : undefined);
     },
     { timeoutMs: 30000 },
   );

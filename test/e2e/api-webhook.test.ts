@@ -102,7 +102,7 @@ describe('webhook API', () => {
 
     const desc = await client.workflow.getHandle(id).describe();
     expect(desc.taskQueue).toBe(config.temporal.taskQueue);
-    expect(await desc.memo).toMatchObject({ deliveryId: 'delivery-1' });
+    expect(desc.memo).toMatchObject({ deliveryId: 'delivery-1' });
   });
 
   it('200 concurrent duplicate deliveries of one push, to two API instances, start exactly one run', async () => {

@@ -61,7 +61,14 @@ export function testConfig(
   const id = uid();
   const distroDocs = Object.fromEntries(Object.entries(distros).map(([name, spec]) => [`${name}-${id}`, spec]));
   const doc = {
-    temporal: { address: env.temporal, namespace: 'default', taskQueue: `conveyor-${id}` },
+    temporal: {
+      address: env.temporal,
+      namespace: 'default',
+      taskQueue: `conveyor-${id}`,
+      uiUrl: 'http://127.0.0.1:8233',
+    },
+    // A token env var of this test only: a GITHUB_TOKEN in the environment must never reach GitHub from tests.
+    github: { tokenEnv: `CONVEYOR_TEST_GITHUB_TOKEN_${id.toUpperCase()}` },
     aws: { region: 'us-east-1', endpoint: env.aws },
     storage: {
       artifacts: `s3://artifacts-${id}`,

@@ -52,6 +52,8 @@ describe('package stage activities: buildPackages, buildDocs', () => {
     channel: 'unstable',
     release: false,
     approval: false,
+    supersede: true,
+    publicUrls: { staging: 'http://127.0.0.1/staging', production: 'http://127.0.0.1/production' },
     stepTimeoutSeconds: 120,
     keepBuilds: 10,
     operatorWindowSeconds: 600,

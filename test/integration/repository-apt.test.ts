@@ -4,9 +4,7 @@
 // and the next publish of the same input repairs both.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { runProcess, type RunOutcome } from '../../activities/exec/process';
 import { createRepositoryActivities, type PublishPackagesInput } from '../../activities/repository';
 import { parseS3Url } from '../../config/conveyor';
 import { buildTestDeb, testSigningKey, type TestArtifact } from '../helpers/packages';

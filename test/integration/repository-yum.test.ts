@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { runChecked, runProcess } from '../../activities/exec/process';
+import { runChecked } from '../../activities/exec/process';
 import {
   createRepositoryActivities,
   type PublishPackagesInput,

@@ -175,7 +175,8 @@ describe('reportCommitStatus', () => {
     const env = new MockActivityEnvironment(undefined, { logger: sdkLogger });
     const { reportCommitStatus } = createGithubActivities({ apiUrl: gh.url, token: () => TOKEN });
     const running = env.run(reportCommitStatus, input);
-    while (gh.requests.length === 0) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; gh.requests.length === 0 && i < 100; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(gh.requests).toHaveLength(1);
     const t0 = Date.now();
     env.cancel();
     expect(await running).toEqual({ reported: false, reason: 'cancelled' });

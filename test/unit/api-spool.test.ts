@@ -18,6 +18,8 @@ function input(sha: string): PipelineInput {
       channel: 'unstable',
       release: false,
       approval: false,
+      supersede: true,
+      publicUrls: { staging: 'http://127.0.0.1/staging', production: 'http://127.0.0.1/production' },
       stepTimeoutSeconds: 60,
       keepBuilds: 10,
       operatorWindowSeconds: 3600,

@@ -49,6 +49,7 @@ describe('conveyor.yml loader', () => {
       channel: 'unstable',
       release: false,
       approval: false,
+      supersede: true,
     });
   });
 

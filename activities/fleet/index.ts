@@ -1,0 +1,387 @@
+// Fleet activities: the I/O of the staging deploy and verify stages. Find hosts by EC2 tags, read a
+// package's installed version, upgrade a host to an exact version from the PUBLISHED repository
+// (never the artifacts bucket: a broken publish must break the deploy), run a verify command on a
+// host. Dependencies are injected (shared/STYLE.md); workflows see only `typeof` the result.
+//
+// upgradeHost is idempotent from content (STYLE.md 6): it reads the host's version first and does
+// nothing on a host that has it, so a retried or replayed deploy never reinstalls. It trusts no
+// exit code: after the package manager says it succeeded the version is read back, and a host
+// that has another one fails with VersionMismatch. The log of every attempt (all three steps,
+// with Conveyor's own notes) is uploaded before a failure leaves the activity, so the logKey in a
+// failure always names an existing object.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { CancelledFailure } from '@temporalio/common';
+import type { CommandFailureDetails } from '../../common/failures';
+import { lastLines } from '../exec/run-step';
+import { activityScope, type ActivityScope } from '../repository/activity-scope';
+import { compareDebVersions, compareRpmVersions } from '../repository/version-compare';
+import { putText } from '../storage/s3';
+import { discoverHosts } from './discover-hosts';
+import type { ExecOutcome, ExecRequest, Executor } from './executor';
+import { FleetFailure, fleetFailure } from './failures';
+import { localExecutor, localRoot } from './local-executor';
+import { ensureLocalHost } from './local-host';
+import { EXIT_NOT_PUBLISHED, EXIT_REPOSITORY, parseVersionAnswer, upgradeScript, versionScript } from './scripts';
+import { sshExecutor } from './ssh-executor';
+import { ssmExecutor } from './ssm-executor';
+import type {
+  DiscoverHostsInput,
+  Host,
+  HostVersionInput,
+  HostVersionResult,
+  PackageFormat,
+  RunOnHostInput,
+  RunOnHostResult,
+  SshSettings,
+  UpgradeInput,
+  UpgradeResult,
+} from './types';
+import { checkEnv, checkPackageName, checkSuite, checkUrl, checkVersion } from './validate';
+
+export type * from './types';
+export { FleetFailure } from './failures';
+export { HostTag } from './discover-hosts';
+export { ensureLocalHost, resetLocalHost, basePath, debianMirror } from './local-host';
+
+export interface FleetDeps {
+  ec2: EC2Client;
+  ssm: SSMClient;
+  s3: S3Client;
+  artifactsBucket: string;
+  artifactsPrefix: string;
+  /** Local hosts: roots must lie inside it, and base roots are cached in it. Unset: the local
+   * executor is refused (production). */
+  hostsDir?: string;
+  ssh?: SshSettings;
+  /** Scratch space for logs while a command runs; default the OS temp dir. */
+  workDir?: string;
+  /** DescribeInstances page size (5–1000); default 100. */
+  discoveryPageSize?: number;
+  /** How often an SSM command is polled; default 2 s. */
+  ssmPollMs?: number;
+}
+
+/** How long reading a version may take (an SSM agent can be slow to pick a command up). */
+const VERSION_TIMEOUT_MS = 5 * 60_000;
+
+export function createFleetActivities(deps: FleetDeps) {
+  const executors: Record<Host['executor'], Executor> = {
+    local: localExecutor(deps.hostsDir),
+    ssm: ssmExecutor({
+      ssm: deps.ssm,
+      s3: deps.s3,
+      bucket: deps.artifactsBucket,
+      prefix: deps.artifactsPrefix,
+      pollMs: deps.ssmPollMs,
+    }),
+    ssh: sshExecutor(deps.ssh),
+  };
+  const executorFor = (host: Host): Executor => {
+    const executor = (executors as Partial<Record<string, Executor>>)[host.executor];
+    if (!executor)
+      throw fleetFailure(
+        FleetFailure.BadConfig,
+        `host ${host.name}: unknown executor ${JSON.stringify(host.executor)}`,
+      );
+    return executor;
+  };
+  const scratch = () => {
+    const root = deps.workDir ?? path.join(os.tmpdir(), 'conveyor-fleet');
+    fs.mkdirSync(root, { recursive: true });
+    return fs.mkdtempSync(path.join(root, 'host-'));
+  };
+
+  /** Runs one script and reports a cancellation as Temporal's CancelledFailure. */
+  async function exec(
+    scope: ActivityScope,
+    req: Omit<ExecRequest, 'signal' | 'onTick'>,
+    phase: string,
+  ): Promise<ExecOutcome> {
+    scope.heartbeat({ phase, host: req.host.name });
+    const outcome = await executorFor(req.host).run({
+      ...req,
+      signal: scope.signal,
+      onTick: (elapsedMs) => scope.heartbeat({ phase, host: req.host.name, elapsedMs }),
+    });
+    if (outcome.cancelled) {
+      throw (
+        (scope.signal?.reason as Error | undefined) ?? new CancelledFailure(`${phase} on ${req.host.name} cancelled`)
+      );
+    }
+    return outcome;
+  }
+
+  /** Local hosts are made on first use (a copy of the cached base root). */
+  async function prepare(scope: ActivityScope, host: Host, format: PackageFormat): Promise<void> {
+    if (host.executor !== 'local') return;
+    const root = localRoot(host, deps.hostsDir);
+    const made = await ensureLocalHost(root, format, {
+      baseDir: deps.hostsDir,
+      signal: scope.signal,
+      onProgress: (d) => scope.heartbeat({ ...d, host: host.name }),
+      log: (m, meta) => scope.info(m, meta),
+    });
+    if (made.created) scope.info('made local host', { host: host.name, root, baseBuiltMs: made.baseBuiltMs });
+  }
+
+  async function readVersion(
+    scope: ActivityScope,
+    host: Host,
+    format: PackageFormat,
+    packageName: string,
+    logFile: string,
+  ): Promise<string | null> {
+    const nonce = crypto.randomBytes(8).toString('hex');
+    const start = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
+    const outcome = await exec(
+      scope,
+      {
+        host,
+        script: versionScript(format),
+        env: { CONVEYOR_PACKAGE: packageName, CONVEYOR_NONCE: nonce },
+        logFile,
+        timeoutMs: VERSION_TIMEOUT_MS,
+        purpose: `read the version of ${packageName}`,
+      },
+      'read-version',
+    );
+    const output = fs.existsSync(logFile) ? fs.readFileSync(logFile).subarray(start).toString('utf8') : '';
+    const answer = outcome.exitCode === 0 ? parseVersionAnswer(output, nonce) : undefined;
+    if (!answer) {
+      const why =
+        outcome.exitCode === 0
+          ? 'it reported success without the answer the query prints (did the command run at all?)'
+          : outcome.timedOut
+            ? `it did not answer within ${VERSION_TIMEOUT_MS / 1000} s`
+            : `the query exited with ${outcome.exitCode ?? outcome.signal}`;
+      throw fleetFailure(
+        FleetFailure.HostUnreadable,
+        `cannot read the ${format} version of ${packageName} on ${host.name}: ${why}\n${lastLines(outcome.tail, 10)}`,
+      );
+    }
+    return answer.version;
+  }
+
+  async function uploadLog(scope: ActivityScope, logFile: string, key: string): Promise<void> {
+    const body = fs.existsSync(logFile) ? fs.readFileSync(logFile) : Buffer.alloc(0);
+    const signal = scope.signal?.aborted ? AbortSignal.timeout(10_000) : scope.signal;
+    const put = putText(deps.s3, deps.artifactsBucket, key, body, undefined, signal);
+    // Cancelled: keep the log if S3 answers soon; the cancellation is what matters.
+    if (scope.signal?.aborted) await put.catch(() => undefined);
+    else await put;
+  }
+
+  return {
+    /** Running instances with every tag and the distro, sorted by name. [] when there are none. */
+    discoverHosts: async (input: DiscoverHostsInput): Promise<Host[]> => {
+      const scope = activityScope();
+      try {
+        return await discoverHosts(deps.ec2, input, {
+          pageSize: deps.discoveryPageSize,
+          signal: scope.signal,
+          onPage: (page, found) => scope.heartbeat({ phase: 'discover', page, found }),
+        });
+      } finally {
+        scope.close();
+      }
+    },
+
+    /** The installed version of a package on a host (null: not installed). */
+    hostVersion: async (input: HostVersionInput): Promise<HostVersionResult> => {
+      const scope = activityScope();
+      const dir = scratch();
+      try {
+        checkPackageName(input.packageName);
+        await prepare(scope, input.host, input.format);
+        const version = await readVersion(
+          scope,
+          input.host,
+          input.format,
+          input.packageName,
+          path.join(dir, 'version.log'),
+        );
+        return { version };
+      } finally {
+        scope.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+
+    /** Upgrades (or, with allowDowngrade, rolls back) one host to exactly `version`. */
+    upgradeHost: async (input: UpgradeInput): Promise<UpgradeResult> => {
+      const scope = activityScope();
+      const dir = scratch();
+      const logFile = path.join(dir, 'upgrade.log');
+      const note = (line: string) => fs.appendFileSync(logFile, `conveyor: ${line}\n`);
+      const { host, format, packageName, version } = input;
+      try {
+        checkPackageName(packageName);
+        checkVersion(version);
+        if (format !== 'deb' && format !== 'rpm') {
+          throw fleetFailure(FleetFailure.BadInput, `refused package format ${JSON.stringify(format)}`);
+        }
+        const env: Record<string, string> = {
+          CONVEYOR_PACKAGE: packageName,
+          CONVEYOR_VERSION: version,
+          CONVEYOR_REPO_URL: checkUrl('repository URL', input.repo.url),
+          CONVEYOR_KEY_URL: checkUrl('key URL', input.repo.keyUrl),
+        };
+        if (format === 'deb') env.CONVEYOR_SUITE = checkSuite(input.repo.suite);
+        try {
+          await prepare(scope, host, format);
+          const before = await readVersion(scope, host, format, packageName, logFile);
+          note(`${host.name}: ${packageName} ${before ?? '(not installed)'} installed, ${version} wanted`);
+          if (before === version) {
+            note('already at the wanted version: nothing to do');
+            await uploadLog(scope, logFile, input.logKey);
+            return { host: host.name, before, after: before, logKey: input.logKey, changed: false };
+          }
+          const compare = format === 'deb' ? compareDebVersions : compareRpmVersions;
+          const downgrade = before !== null && compare(version, before) < 0;
+          if (downgrade && !input.allowDowngrade) {
+            throw fleetFailure(
+              FleetFailure.DowngradeRefused,
+              `host ${host.name}: ${packageName} ${version} is older than the installed ${before}; ` +
+                'only a rollback (allowDowngrade) goes back',
+            );
+          }
+          const outcome = await exec(
+            scope,
+            {
+              host,
+              script: upgradeScript(format),
+              env: { ...env, CONVEYOR_DOWNGRADE: downgrade ? '1' : '0' },
+              logFile,
+              purpose: `${downgrade ? 'roll back' : 'upgrade'} ${packageName} to ${version}`,
+            },
+            downgrade ? 'rollback' : 'upgrade',
+          );
+          if (outcome.exitCode !== 0) throw upgradeFailed(input, outcome);
+          const after = await readVersion(scope, host, format, packageName, logFile);
+          note(
+            `${host.name}: ${packageName} ${after ?? '(not installed)'} installed after the ${downgrade ? 'rollback' : 'upgrade'}`,
+          );
+          if (after !== version) {
+            throw fleetFailure(
+              FleetFailure.VersionMismatch,
+              `host ${host.name}: wanted ${packageName} ${version}, got ${after ?? 'none installed'} ` +
+                `(the package manager reported success; is the package held or pinned?)`,
+              { details: { host: host.name, wanted: version, got: after, before, logKey: input.logKey } },
+            );
+          }
+          await uploadLog(scope, logFile, input.logKey);
+          return { host: host.name, before, after, logKey: input.logKey, changed: true };
+        } catch (err) {
+          note(`failed: ${(err as Error).message.split('\n')[0]}`);
+          await uploadLog(scope, logFile, input.logKey);
+          throw err;
+        }
+      } finally {
+        scope.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+
+    /** Runs a trusted command on a host; a non-zero exit is reported, not thrown. */
+    runOnHost: async (input: RunOnHostInput): Promise<RunOnHostResult> => {
+      const scope = activityScope();
+      const dir = scratch();
+      const logFile = path.join(dir, 'run.log');
+      try {
+        checkEnv(input.env);
+        fs.writeFileSync(logFile, `$ ${input.command}\n`);
+        let outcome: ExecOutcome;
+        try {
+          outcome = await exec(
+            scope,
+            {
+              host: input.host,
+              script: input.command,
+              env: input.env,
+              logFile,
+              timeoutMs: input.timeoutSeconds ? input.timeoutSeconds * 1000 : undefined,
+              purpose: `run ${input.command}`,
+            },
+            'run',
+          );
+        } catch (err) {
+          fs.appendFileSync(logFile, `conveyor: ${(err as Error).message}\n`);
+          await uploadLog(scope, logFile, input.logKey);
+          throw err;
+        }
+        if (outcome.timedOut) fs.appendFileSync(logFile, `conveyor: timed out after ${input.timeoutSeconds} s\n`);
+        await uploadLog(scope, logFile, input.logKey);
+        return {
+          exitCode: exitCodeOf(outcome),
+          tail: lastLines(outcome.tail, 20),
+          logKey: input.logKey,
+          timedOut: outcome.timedOut || undefined,
+          durationMs: outcome.durationMs,
+        };
+      } finally {
+        scope.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+export type FleetActivities = ReturnType<typeof createFleetActivities>;
+
+const SIGNALS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGKILL: 9,
+  SIGTERM: 15,
+  KILL: 9,
+  TERM: 15,
+  HUP: 1,
+  INT: 2,
+};
+
+/** 124 for a timeout (as timeout(1) says it), 128+n for a signal, 255 when the exit is unknown. */
+function exitCodeOf(outcome: ExecOutcome): number {
+  if (outcome.timedOut) return 124;
+  if (outcome.exitCode !== null) return outcome.exitCode;
+  const n = outcome.signal ? SIGNALS[outcome.signal] : undefined;
+  return n ? 128 + n : 255;
+}
+
+function upgradeFailed(input: UpgradeInput, outcome: ExecOutcome) {
+  const where = `${input.repo.url}${input.repo.suite ? ` ${input.repo.suite}` : ''}`;
+  const tail = lastLines(outcome.tail, 20);
+  if (outcome.exitCode === EXIT_NOT_PUBLISHED) {
+    return fleetFailure(
+      FleetFailure.VersionNotPublished,
+      `host ${input.host.name}: ${input.packageName} ${input.version} is not in the published repository ${where}; ` +
+        `the host keeps its version\n${tail}`,
+      { details: { host: input.host.name, logKey: input.logKey, tail } },
+    );
+  }
+  if (outcome.exitCode === EXIT_REPOSITORY) {
+    return fleetFailure(
+      FleetFailure.RepositoryUnavailable,
+      `host ${input.host.name} cannot read the published repository ${where} with the key ${input.repo.keyUrl}\n${tail}`,
+      { details: { host: input.host.name, logKey: input.logKey, tail } },
+    );
+  }
+  const details: CommandFailureDetails = {
+    step: 'upgrade',
+    exitCode: outcome.exitCode,
+    signal: outcome.signal,
+    logKey: input.logKey,
+    tail,
+  };
+  return fleetFailure(
+    FleetFailure.CommandFailed,
+    `host ${input.host.name}: installing ${input.packageName} ${input.version} ` +
+      `${outcome.exitCode === null ? `was stopped (${outcome.signal})` : `exited with code ${outcome.exitCode}`}\n${tail}`,
+    { details },
+  );
+}

@@ -1,0 +1,125 @@
+// The shell scripts sent to hosts. They are constant text: every value (package, version, URLs,
+// suite) arrives as an environment variable that passed validate.ts, so nothing from outside is
+// ever parsed as shell. POSIX sh only (dash on Debian, bash on EL), nothing beyond what a minimal
+// host has (apt's own apt-helper fetches the key on deb hosts: a minbase system has no curl).
+//
+// The upgrade configures the host to read the PUBLISHED repository with the published key, one
+// source per package (`conveyor-<package>`), and refreshes only that source: a deploy must not
+// depend on the distribution's mirrors, and a broken publish must break it. Exit codes 93/94 tell
+// index.ts which failure it was.
+
+/** The package is not in the repository at that version. */
+export const EXIT_NOT_PUBLISHED = 93;
+/** The repository or its key cannot be read (unreachable, unsigned, signed by another key). */
+export const EXIT_REPOSITORY = 94;
+
+/** Prints `conveyor-version <nonce>: <version>` (empty when not installed). The nonce comes from
+ * the environment, so the line proves that this very script ran on the host (an SSM endpoint
+ * that answers Success without running anything cannot produce it). */
+export function versionScript(format: 'deb' | 'rpm'): string {
+  if (format === 'deb') {
+    return [
+      'command -v dpkg-query >/dev/null 2>&1 || { echo "conveyor: dpkg-query not found: not a deb host" >&2; exit 127; }',
+      // Only `installed` counts: a removed package keeps its version in config-files state.
+      "status=$(dpkg-query -W -f='${db:Status-Status} ${Version}' \"$CONVEYOR_PACKAGE\" 2>/dev/null) || status=''",
+      'case "$status" in',
+      "  'installed '*) version=${status#installed } ;;",
+      "  *) version='' ;;",
+      'esac',
+      'printf \'conveyor-version %s: %s\\n\' "$CONVEYOR_NONCE" "$version"',
+      '',
+    ].join('\n');
+  }
+  return [
+    'command -v rpm >/dev/null 2>&1 || { echo "conveyor: rpm not found: not an rpm host" >&2; exit 127; }',
+    "version=$(rpm -q --qf '%{VERSION}-%{RELEASE} ' \"$CONVEYOR_PACKAGE\" 2>/dev/null) || version=''",
+    'printf \'conveyor-version %s: %s\\n\' "$CONVEYOR_NONCE" "$version"',
+    '',
+  ].join('\n');
+}
+
+/** Parses versionScript's answer: undefined when the marker is missing (the script did not run). */
+export function parseVersionAnswer(output: string, nonce: string): { version: string | null } | undefined {
+  const lines = output.split('\n').filter((l) => l.startsWith(`conveyor-version ${nonce}:`));
+  if (lines.length === 0) return undefined;
+  const value = lines[lines.length - 1].slice(`conveyor-version ${nonce}:`.length).trim();
+  return { version: value === '' ? null : value.split(/\s+/).join(' ') };
+}
+
+const DEB_UPGRADE = `set -eu
+export DEBIAN_FRONTEND=noninteractive
+id="conveyor-$CONVEYOR_PACKAGE"
+keyring="/etc/apt/keyrings/$id.asc"
+list="/etc/apt/sources.list.d/$id.list"
+mkdir -p /etc/apt/keyrings /etc/apt/sources.list.d
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+chown _apt "$tmp" 2>/dev/null || true
+echo "conveyor: fetching the repository key $CONVEYOR_KEY_URL"
+if ! /usr/lib/apt/apt-helper download-file "$CONVEYOR_KEY_URL" "$tmp/key.asc"; then
+  echo "conveyor: cannot download the repository key $CONVEYOR_KEY_URL" >&2
+  exit ${EXIT_REPOSITORY}
+fi
+install -m 644 "$tmp/key.asc" "$keyring"
+printf 'deb [signed-by=%s] %s %s main\\n' "$keyring" "$CONVEYOR_REPO_URL" "$CONVEYOR_SUITE" > "$list"
+echo "conveyor: $list: $(cat "$list")"
+# apt verifies an InRelease only when it downloads it: one unchanged since the last update is a
+# Hit (HTTP 304) that is not checked again, so a changed key would go unnoticed. Read the source
+# into empty lists first, which verifies everything with the key just installed.
+mkdir -p "$tmp/lists/partial"
+chown -R _apt "$tmp/lists" 2>/dev/null || true
+if ! apt-get update -o Dir::State::Lists="$tmp/lists" -o Dir::Etc::SourceList="$list" -o Dir::Etc::SourceParts=- \
+  || ! apt-get update -o Dir::Etc::SourceList="$list" -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0; then
+  echo "conveyor: apt-get cannot read $CONVEYOR_REPO_URL $CONVEYOR_SUITE with the key $CONVEYOR_KEY_URL" >&2
+  exit ${EXIT_REPOSITORY}
+fi
+# madison lines: " widget |    1.0.0-3 | http://… Packages"
+available=$(apt-cache madison "$CONVEYOR_PACKAGE" 2>/dev/null | sed -n 's/^[^|]*| *\\([^ |]*\\) *|.*$/\\1/p')
+if ! printf '%s\n' "$available" | grep -qxF "$CONVEYOR_VERSION"; then
+  echo "conveyor: $CONVEYOR_PACKAGE $CONVEYOR_VERSION is not in $CONVEYOR_REPO_URL $CONVEYOR_SUITE; it has: $(printf '%s' "$available" | tr '\n' ' ')" >&2
+  exit ${EXIT_NOT_PUBLISHED}
+fi
+set -- -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold
+if [ "$CONVEYOR_DOWNGRADE" = 1 ]; then set -- "$@" --allow-downgrades; fi
+apt-get install "$@" "$CONVEYOR_PACKAGE=$CONVEYOR_VERSION"
+`;
+
+const RPM_UPGRADE = `set -eu
+id="conveyor-$CONVEYOR_PACKAGE"
+repo="/etc/yum.repos.d/$id.repo"
+mkdir -p /etc/yum.repos.d
+cat > "$repo" <<REPO
+[$id]
+name=Conveyor $CONVEYOR_PACKAGE
+baseurl=$CONVEYOR_REPO_URL
+enabled=1
+gpgcheck=1
+repo_gpgcheck=1
+gpgkey=$CONVEYOR_KEY_URL
+skip_if_unavailable=False
+metadata_expire=0
+REPO
+echo "conveyor: $repo:"
+cat "$repo"
+# dnf keeps the repository's metadata and the keyring it verifies repomd.xml with (imported keys
+# accumulate there): without removing both, a repository signed by another key than the published
+# one would still be trusted. (The keyring lives in the default cachedir, /var/cache/dnf.)
+dnf -q --disablerepo='*' --enablerepo="$id" clean all >/dev/null
+rm -rf "/var/cache/dnf/$id-"*/pubring
+if ! available=$(dnf -q -y --disablerepo='*' --enablerepo="$id" repoquery --qf '%{version}-%{release}' "$CONVEYOR_PACKAGE"); then
+  echo "conveyor: dnf cannot read $CONVEYOR_REPO_URL" >&2
+  exit ${EXIT_REPOSITORY}
+fi
+if ! printf '%s\\n' "$available" | grep -qxF "$CONVEYOR_VERSION"; then
+  echo "conveyor: $CONVEYOR_PACKAGE $CONVEYOR_VERSION is not in $CONVEYOR_REPO_URL; it has: $(printf '%s' "$available" | tr '\\n' ' ')" >&2
+  exit ${EXIT_NOT_PUBLISHED}
+fi
+if [ "$CONVEYOR_DOWNGRADE" = 1 ]; then action=downgrade; else action=install; fi
+dnf -y "$action" "$CONVEYOR_PACKAGE-$CONVEYOR_VERSION"
+`;
+
+/** Reads CONVEYOR_PACKAGE, CONVEYOR_VERSION, CONVEYOR_REPO_URL, CONVEYOR_SUITE (deb),
+ * CONVEYOR_KEY_URL, CONVEYOR_DOWNGRADE (1 or 0). */
+export function upgradeScript(format: 'deb' | 'rpm'): string {
+  return format === 'deb' ? DEB_UPGRADE : RPM_UPGRADE;
+}

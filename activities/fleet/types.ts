@@ -1,0 +1,100 @@
+// Inputs and results of the fleet activities (the I/O of the staging deploy and verify stages):
+// one input object and one result object each, small JSON only (shared/STYLE.md). Workflows import
+// these with `import type`. They live here, not in common/, until the deploy stage needs them there.
+
+/** How Conveyor reaches a host: `local` is a Debian root on the worker's machine (the local stack),
+ * `ssm` is AWS Systems Manager Run Command, `ssh` is SSH with key auth and known-host checking. */
+export type HostExecutor = 'local' | 'ssm' | 'ssh';
+
+export type PackageFormat = 'deb' | 'rpm';
+
+export interface Host {
+  instanceId: string;
+  /** The instance's Name tag (its instance ID when untagged); CONVEYOR_HOST of verify steps. */
+  name: string;
+  distro: string;
+  executor: HostExecutor;
+  /** ssh: `host`, `host:port` or `[v6]:port`: tag ConveyorSshAddress, else the private IP. */
+  address?: string;
+  /** local: the host's root directory (tag ConveyorHostRoot). */
+  root?: string;
+}
+
+export interface DiscoverHostsInput {
+  /** Every tag must match (conveyor.yml `repositories[].staging.tags`). */
+  tags: Record<string, string>;
+  /** Matched against the instance's Distro tag. */
+  distro: string;
+}
+
+export interface HostVersionInput {
+  host: Host;
+  packageName: string;
+  format: PackageFormat;
+}
+
+export interface HostVersionResult {
+  /** The installed version as the package manager reports it (`<version>-<release>`); null when
+   * the package is not installed. */
+  version: string | null;
+}
+
+export interface UpgradeInput {
+  host: Host;
+  format: PackageFormat;
+  packageName: string;
+  /** `<version>-<build>` exactly. */
+  version: string;
+  repo: {
+    /** The PUBLISHED repository, never the artifacts bucket. apt: http://…/<bucket>/apt;
+     * yum: http://…/<bucket>/yum/<distro>/<channel>. */
+    url: string;
+    /** apt: `<codename>-<channel>`. */
+    suite?: string;
+    /** The published public key (…/<bucket>/keys/conveyor.asc). */
+    keyUrl: string;
+  };
+  /** Object key of the upgrade's log in the artifacts bucket (used as given). */
+  logKey: string;
+  /** A rollback: going to a lower version is refused (DowngradeRefused) unless this is set. */
+  allowDowngrade?: boolean;
+}
+
+export interface UpgradeResult {
+  /** The host's name. */
+  host: string;
+  before: string | null;
+  after: string;
+  logKey: string;
+  /** False when the host already had the version: nothing was touched. */
+  changed?: boolean;
+}
+
+export interface RunOnHostInput {
+  host: Host;
+  /** A trusted command from conveyor.yml (`widget --version`), run with `sh -c` on the host. */
+  command: string;
+  /** CONVEYOR_* values; they reach the command as environment variables, never in its text. */
+  env: Record<string, string>;
+  /** Object key of the log in the artifacts bucket (used as given). */
+  logKey: string;
+  timeoutSeconds?: number;
+}
+
+export interface RunOnHostResult {
+  /** The command's exit code; 124 when it ran out of `timeoutSeconds`, 128+n when killed by signal n. */
+  exitCode: number;
+  tail: string;
+  logKey: string;
+  timedOut?: boolean;
+  durationMs?: number;
+}
+
+export interface SshSettings {
+  /** Private key (OpenSSH or PEM, unencrypted); default ~/.ssh/id_ed25519, then ~/.ssh/id_rsa. */
+  keyFile?: string;
+  /** OpenSSH known_hosts; default ~/.ssh/known_hosts. Unknown or changed host keys are refused. */
+  knownHostsFile?: string;
+  /** Default root; any other user runs the scripts through `sudo -n`. */
+  user?: string;
+}
