@@ -9,6 +9,8 @@ import type { Client } from '@temporalio/client';
 import { parseS3Url, type ConveyorConfig, type Env } from '../config/conveyor';
 import { createControlActivities } from './control';
 import { createRunStep } from './exec/run-step';
+import { createFleetActivities, defaultBaseDir } from './fleet';
+import { createRunE2e } from './fleet/e2e';
 import { createGithubActivities } from './github/commit-status';
 import { createGitActivities } from './git/ancestry';
 import { createPackagingActivities } from './packaging';
@@ -32,6 +34,18 @@ export function createBuildActivities({ config, aws }: ActivityDeps) {
     runStep: createRunStep(deps),
     ...createPackagingActivities(deps),
     ...createGitActivities(deps),
+    ...createFleetActivities({
+      ec2: aws.ec2,
+      ssm: aws.ssm,
+      s3: aws.s3,
+      artifactsBucket: artifacts.bucket,
+      artifactsPrefix: artifacts.prefix,
+      hostsDir: config.fleet?.hostsDir,
+      baseDir: config.fleet?.hostsDir ? defaultBaseDir() : undefined,
+      ssh: config.fleet?.ssh,
+      workDir: config.workspace,
+    }),
+    runE2e: createRunE2e({ ...deps, hostsDir: config.fleet?.hostsDir }),
   };
 }
 

@@ -29,6 +29,18 @@ export const FailureType = {
   DeployFailed: 'DeployFailed',
   /** A host reports another version than the one just installed. */
   VersionMismatch: 'VersionMismatch',
+  /** The published repository does not offer the version a host should install. */
+  VersionNotPublished: 'VersionNotPublished',
+  /** A host's package manager cannot read the published repository or its key. */
+  RepositoryUnavailable: 'RepositoryUnavailable',
+  /** A host would go to a lower version outside a rollback. */
+  DowngradeRefused: 'DowngradeRefused',
+  /** An SSH host key is unknown, changed or revoked. */
+  HostKeyRejected: 'HostKeyRejected',
+  /** A host answered without the proof that the command ran. */
+  HostUnreadable: 'HostUnreadable',
+  /** A value that would reach a host's shell does not match its strict pattern. */
+  BadInput: 'BadInput',
   /** Smoke or end-to-end tests failed against the staging hosts. */
   VerifyFailed: 'VerifyFailed',
   /** The configuration names something that does not exist (repository, step, distro). */

@@ -98,7 +98,24 @@ export interface PipelineStatus {
   /** `<version>-<build>` of the packages, once built. */
   version?: string;
   /** Where the packages and docs were published (paths relative to the environment's bucket). */
-  published?: { environment: string; channel: string; repositories: { distro: string; path: string }[]; docs?: string };
+  published?: {
+    environment: string;
+    channel: string;
+    repositories: { distro: string; path: string; suite?: string }[];
+    docs?: string;
+  };
+  /** Staging hosts per distro after deploy: before/after version and outcome of each. */
+  hosts?: {
+    distro: string;
+    hosts: {
+      instanceId: string;
+      name: string;
+      before: string | null;
+      after: string | null;
+      outcome: string;
+      error?: string;
+    }[];
+  }[];
 }
 
 export interface PipelineResult {
@@ -107,6 +124,7 @@ export interface PipelineResult {
   build?: number;
   version?: string;
   published?: PipelineStatus['published'];
+  hosts?: PipelineStatus['hosts'];
 }
 
 export interface StepResult {

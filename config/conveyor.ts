@@ -156,6 +156,22 @@ export const conveyorSchema = z
         .strict(),
     ),
     workspace: z.string().optional(),
+    /** Staging hosts: `hostsDir` only on the local stack (hosts are Debian roots there; leave it
+     * unset in production); `ssh` settings for hosts tagged ConveyorExecutor=ssh. */
+    fleet: z
+      .object({
+        hostsDir: z.string().optional(),
+        ssh: z
+          .object({
+            keyFile: z.string().optional(),
+            knownHostsFile: z.string().optional(),
+            user: z.string().optional(),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .optional(),
     repositories: z.array(repository),
   })
   .strict()
@@ -254,6 +270,7 @@ export function loadConfig(file: string, env: Env = process.env): ConveyorConfig
   if (env.AWS_REGION) cfg.aws = { ...cfg.aws, region: env.AWS_REGION };
   if (cfg.signing?.keyFile) cfg.signing = { ...cfg.signing, keyFile: path.resolve(dir, cfg.signing.keyFile) };
   if (cfg.workspace) cfg.workspace = path.resolve(dir, cfg.workspace);
+  if (cfg.fleet?.hostsDir) cfg.fleet = { ...cfg.fleet, hostsDir: path.resolve(dir, cfg.fleet.hostsDir) };
   cfg.repositories = cfg.repositories.map((r) => ({ ...r, cloneUrl: resolveCloneUrl(r.cloneUrl, dir) }));
   return cfg;
 }

@@ -24,7 +24,8 @@ const TOOLS = path.join(ROOT, '.tools');
 const TEMPORAL_CLI_VERSION = 'v1.5.1';
 const MOTO_SPEC = 'moto[server]==5.2.5';
 const CACHE = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'conveyor');
-// binary → Debian package that provides it
+// What the chain runs → the Debian package that provides it. A bare name is looked up on PATH
+// (and /usr/sbin); an absolute path must exist.
 const DEBIAN_TOOLS = {
   'dpkg-deb': 'dpkg-dev',
   'dpkg-scanpackages': 'dpkg-dev',
@@ -33,10 +34,14 @@ const DEBIAN_TOOLS = {
   createrepo_c: 'createrepo-c',
   gpg: 'gnupg',
   dnf: 'dnf',
+  // `dnf download` (readers of published repositories in tests and on hosts)
+  '/usr/lib/python3/dist-packages/dnf-plugins/download.py': 'dnf-plugins-core',
   'apt-ftparchive': 'apt-utils',
   debootstrap: 'debootstrap',
   git: 'git',
   unshare: 'util-linux',
+  // the ssh host executor's tests run a real sshd on loopback
+  sshd: 'openssh-server',
 };
 
 const quiet = process.argv.includes('--quiet');
@@ -231,10 +236,12 @@ function ensureMoto() {
 
 // ---------- 4. Debian tools ----------
 function ensureDebianTools() {
+  const present = (bin) =>
+    path.isAbsolute(bin) ? fs.existsSync(bin) : which(bin) || fs.existsSync(`/usr/sbin/${bin}`);
   const missing = [
     ...new Set(
       Object.entries(DEBIAN_TOOLS)
-        .filter(([bin]) => !which(bin) && !fs.existsSync(`/usr/sbin/${bin}`))
+        .filter(([bin]) => !present(bin))
         .map(([, pkg]) => pkg),
     ),
   ];

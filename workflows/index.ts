@@ -5,3 +5,5 @@ export { repositoryLock } from './repository-lock';
 export { testStage } from './stages/test';
 export { packageStage, docsStage } from './stages/package';
 export { publishStage } from './stages/publish';
+export { deployStage } from './stages/deploy';
+export { verifyStage } from './stages/verify';

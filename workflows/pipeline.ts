@@ -26,7 +26,9 @@ import { BranchKey, BuildKey, CommitKey, RepositoryKey, StageKey, StatusKey } fr
 import type { PipelineInput, PipelineResult, PipelineStatus, RunStatus, StageStatus } from '../common/types';
 import { abortSignal, retrySignal, statusQuery, type AbortRequest } from './messages';
 import { docsStage, packageStage, type PackageStageResult } from './stages/package';
+import { deployStage, type DeployStageResult } from './stages/deploy';
 import { publishStage } from './stages/publish';
+import { verifyStage } from './stages/verify';
 import { testStage, type TestStageFailureDetails } from './stages/test';
 import { messageOf, rootApplicationFailure } from './support';
 
@@ -101,6 +103,13 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
             ...repository.distros.map((d) => stage('package', d)),
             ...(repository.steps.docs ? [stage('package', 'docs')] : []),
             stage('publish'),
+            // Staging hosts only for repositories that name them (conveyor.yml `staging`).
+            ...(repository.staging
+              ? [
+                  ...repository.distros.map((d) => stage('deploy', d)),
+                  ...(repository.steps.smoke || repository.steps.e2e ? [stage('verify')] : []),
+                ]
+              : []),
           ]
         : []),
     ],
@@ -132,6 +141,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     { key: StatusKey, value: 'running' },
   ]);
 
+  let supersededBy: string | undefined;
   try {
     await chain.run(async () => {
       await runStage(state, ops, 'test', undefined, async (s) => {
@@ -207,9 +217,74 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
         state.published = {
           environment: r.environment,
           channel: r.channel,
-          repositories: r.repositories.map((x) => ({ distro: x.distro, path: x.path })),
+          repositories: r.repositories.map((x) => ({ distro: x.distro, path: x.path, suite: x.suite })),
           docs: r.docs?.index,
         };
+      });
+      if (!repository.staging) return;
+
+      // Deploy: one child per distro, in parallel (each holds its own fleet's lock).
+      const published = state.published as NonNullable<PipelineStatus['published']>;
+      const base = repository.publicUrls.staging;
+      const deploying = repository.distros.map((distro, i) =>
+        runStage(state, ops, 'deploy', distro, async (s) => {
+          const repo = published.repositories.find((x) => x.distro === distro);
+          const r = await executeChild(deployStage, {
+            workflowId: s.workflowId,
+            args: [
+              {
+                pipelineId: id,
+                repository,
+                branch,
+                sha,
+                distro,
+                distroSpec: repository.distroSpecs[distro],
+                environment: 'staging',
+                version: state.version as string,
+                packages: [...new Set(packaged[i].artifacts.map((a) => a.name))],
+                repo: { url: `${base}/${repo?.path ?? ''}`, suite: repo?.suite, keyUrl: `${base}/keys/conveyor.asc` },
+              },
+            ],
+            staticSummary: `deploy ${repository.name} ${state.version} to staging ${distro} hosts`,
+          });
+          state.hosts = [...(state.hosts ?? []).filter((h) => h.distro !== distro), { distro, hosts: r.hosts }];
+          if (r.status === 'superseded') s.error = r.reason;
+          return { distro, result: r };
+        }),
+      );
+      const deployed = await Promise.allSettled(deploying);
+      const deployFailure = deployed.find((r) => r.status === 'rejected');
+      if (deployFailure) throw deployFailure.reason;
+      const results = deployed.map(
+        (r) => (r as PromiseFulfilledResult<{ distro: string; result: DeployStageResult }>).value,
+      );
+      const superseded = results.find((r) => r.result.status === 'superseded');
+      if (superseded) {
+        for (const st of state.stages)
+          if (st.name === 'deploy' && results.some((r) => r.distro === st.distro && r.result.status === 'superseded'))
+            st.state = 'skipped';
+        supersededBy = superseded.result.reason;
+        return;
+      }
+      if (!state.stages.some((st) => st.name === 'verify')) return;
+
+      await runStage(state, ops, 'verify', undefined, async (s) => {
+        const r = await executeChild(verifyStage, {
+          workflowId: s.workflowId,
+          args: [
+            {
+              pipelineId: id,
+              repository,
+              branch,
+              sha,
+              version: packaged[0].version,
+              build,
+              hosts: results.map((x) => ({ distro: x.distro, hosts: x.result.upgraded })),
+            },
+          ],
+          staticSummary: `verify ${repository.name} ${state.version} on staging: smoke, then e2e`,
+        });
+        s.logKeys = [...r.smoke.map((c) => c.logKey), ...(r.e2e ? [r.e2e.logKey] : [])];
       });
     });
   } catch (err) {
@@ -234,7 +309,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
       details: [{ stage: failed ? label(failed) : undefined, tail: failed?.tail, logKeys: failed?.logKeys }],
     });
   }
-  end(state, 'succeeded');
+  end(state, supersededBy ? 'superseded' : 'succeeded', supersededBy);
   await ops.statuses.flush();
   return {
     status: state.status,
@@ -242,6 +317,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     build: state.build,
     version: state.version,
     published: state.published,
+    hosts: state.hosts,
   };
 }
 

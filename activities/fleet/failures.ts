@@ -8,22 +8,22 @@ import { FailureType } from '../../common/failures';
 export const FleetFailure = {
   /** The host reports another version after the upgrade said it succeeded (a held or pinned
    * package, a package manager that only simulates). Never retried: the same host does the same. */
-  VersionMismatch: 'VersionMismatch',
+  VersionMismatch: FailureType.VersionMismatch,
   /** The published repository does not offer the wanted version: a broken or missing publish. */
-  VersionNotPublished: 'VersionNotPublished',
+  VersionNotPublished: FailureType.VersionNotPublished,
   /** The host's package manager cannot read the published repository or its key (unreachable,
    * unsigned, signed by another key). */
-  RepositoryUnavailable: 'RepositoryUnavailable',
+  RepositoryUnavailable: FailureType.RepositoryUnavailable,
   /** Going back to a lower version without `allowDowngrade`. */
-  DowngradeRefused: 'DowngradeRefused',
+  DowngradeRefused: FailureType.DowngradeRefused,
   /** The host cannot be reached (SSH connection refused, SSM undeliverable). Retryable. */
   HostUnreachable: 'HostUnreachable',
   /** The SSH host key is unknown, changed or revoked: never connect, never retry. */
-  HostKeyRejected: 'HostKeyRejected',
+  HostKeyRejected: FailureType.HostKeyRejected,
   /** The host answered, but not in a way that tells anything (no version marker in its output). */
-  HostUnreadable: 'HostUnreadable',
+  HostUnreadable: FailureType.HostUnreadable,
   /** A value that would reach a host's shell does not match its strict pattern. */
-  BadInput: 'BadInput',
+  BadInput: FailureType.BadInput,
   /** The install command failed for another reason; details: CommandFailureDetails. */
   CommandFailed: FailureType.CommandFailed,
   /** A host's tags or the fleet's settings cannot work (unknown executor, root outside hostsDir). */

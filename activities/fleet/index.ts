@@ -47,7 +47,7 @@ import { checkEnv, checkPackageName, checkSuite, checkUrl, checkVersion } from '
 export type * from './types';
 export { FleetFailure } from './failures';
 export { HostTag } from './discover-hosts';
-export { ensureLocalHost, resetLocalHost, basePath, debianMirror } from './local-host';
+export { ensureLocalHost, resetLocalHost, basePath, debianMirror, defaultBaseDir } from './local-host';
 
 export interface FleetDeps {
   ec2: EC2Client;
@@ -58,6 +58,9 @@ export interface FleetDeps {
   /** Local hosts: roots must lie inside it, and base roots are cached in it. Unset: the local
    * executor is refused (production). */
   hostsDir?: string;
+  /** Where the base roots of local hosts are cached (default: hostsDir). A per-user cache lets
+   * every clone, test run and CI run on a machine share one debootstrap. */
+  baseDir?: string;
   ssh?: SshSettings;
   /** Scratch space for logs while a command runs; default the OS temp dir. */
   workDir?: string;
@@ -122,10 +125,16 @@ export function createFleetActivities(deps: FleetDeps) {
     if (host.executor !== 'local') return;
     const root = localRoot(host, deps.hostsDir);
     const made = await ensureLocalHost(root, format, {
-      baseDir: deps.hostsDir,
+      baseDir: deps.baseDir ?? deps.hostsDir,
       signal: scope.signal,
       onProgress: (d) => scope.heartbeat({ ...d, host: host.name }),
       log: (m, meta) => scope.info(m, meta),
+    }).catch((err: Error) => {
+      if (scope.signal?.aborted) throw scope.signal.reason;
+      // debootstrap needs the mirror: worth another attempt.
+      throw fleetFailure(FleetFailure.HostUnreachable, `cannot make local host ${host.name}: ${err.message}`, {
+        retryable: true,
+      });
     });
     if (made.created) scope.info('made local host', { host: host.name, root, baseBuiltMs: made.baseBuiltMs });
   }

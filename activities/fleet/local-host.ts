@@ -17,6 +17,7 @@
 // one so the next ensureLocalHost copies it afresh from the base.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { runChecked, runProcess } from '../exec/process';
 import { HOST_PATH } from './executor';
@@ -294,4 +295,9 @@ export async function resetLocalHost(root: string): Promise<boolean> {
   if (mounts.length > 0) throw new Error(`${abs} has mounts inside (${mounts.join(', ')}): unmount them first`);
   await fs.promises.rm(abs, { recursive: true, force: true });
   return true;
+}
+
+/** The per-user cache of base roots: `${XDG_CACHE_HOME:-~/.cache}/conveyor/hosts`. */
+export function defaultBaseDir(env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'conveyor', 'hosts');
 }

@@ -68,15 +68,15 @@ echo "conveyor: $list: $(cat "$list")"
 # into empty lists first, which verifies everything with the key just installed.
 mkdir -p "$tmp/lists/partial"
 chown -R _apt "$tmp/lists" 2>/dev/null || true
-if ! apt-get update -o Dir::State::Lists="$tmp/lists" -o Dir::Etc::SourceList="$list" -o Dir::Etc::SourceParts=- \
+if ! apt-get update -o Dir::State::Lists="$tmp/lists" -o Dir::Etc::SourceList="$list" -o Dir::Etc::SourceParts=- \\
   || ! apt-get update -o Dir::Etc::SourceList="$list" -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0; then
   echo "conveyor: apt-get cannot read $CONVEYOR_REPO_URL $CONVEYOR_SUITE with the key $CONVEYOR_KEY_URL" >&2
   exit ${EXIT_REPOSITORY}
 fi
 # madison lines: " widget |    1.0.0-3 | http://… Packages"
 available=$(apt-cache madison "$CONVEYOR_PACKAGE" 2>/dev/null | sed -n 's/^[^|]*| *\\([^ |]*\\) *|.*$/\\1/p')
-if ! printf '%s\n' "$available" | grep -qxF "$CONVEYOR_VERSION"; then
-  echo "conveyor: $CONVEYOR_PACKAGE $CONVEYOR_VERSION is not in $CONVEYOR_REPO_URL $CONVEYOR_SUITE; it has: $(printf '%s' "$available" | tr '\n' ' ')" >&2
+if ! printf '%s\\n' "$available" | grep -qxF "$CONVEYOR_VERSION"; then
+  echo "conveyor: $CONVEYOR_PACKAGE $CONVEYOR_VERSION is not in $CONVEYOR_REPO_URL $CONVEYOR_SUITE; it has: $(printf '%s' "$available" | tr '\\n' ' ')" >&2
   exit ${EXIT_NOT_PUBLISHED}
 fi
 set -- -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold

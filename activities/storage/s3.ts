@@ -2,11 +2,13 @@
 // (path-style addressing, any credentials); in production the default credential chain.
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import type { ConveyorConfig } from '../../config/conveyor';
 
 export interface AwsClients {
   s3: S3Client;
   ec2: EC2Client;
+  ssm: SSMClient;
 }
 
 function localCredentials(config: Pick<ConveyorConfig, 'aws'>, env: NodeJS.ProcessEnv) {
@@ -26,6 +28,7 @@ export function createAwsClients(config: Pick<ConveyorConfig, 'aws'>, env = proc
   return {
     s3: new S3Client({ ...common, forcePathStyle: Boolean(config.aws.endpoint) }),
     ec2: new EC2Client(common),
+    ssm: new SSMClient(common),
   };
 }
 

@@ -73,8 +73,12 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const final = await followRun(client, workflowId, { out, stopWhenAwaitingOperator: true });
     const link = webUiLink(stack.uiUrl, stack.namespace, workflowId);
     say('');
-    if (final.status === 'succeeded') {
+    if (final.status === 'succeeded' || final.status === 'superseded') {
       say(`run succeeded: ${workflowId}${final.version ? ` (${final.version})` : ''}`);
+      for (const g of final.hosts ?? []) {
+        for (const h of g.hosts)
+          say(`  ${g.distro} ${h.name}: ${h.before ?? '(not installed)'} → ${h.after ?? '?'} (${h.outcome})`);
+      }
       for (const line of installHints(config, stack, final)) say(line);
       say(`Web UI: ${link}`);
       say(`the local stack keeps running (logs in ${stack.logDir}); stop it with: npm run conveyor -- dev --stop`);

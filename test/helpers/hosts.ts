@@ -3,11 +3,10 @@
 // (~30 s for deb, ~60 s for rpm); per-test copies live in the test's temp dir. Hosts are registered
 // as instances in the test stack's EC2 endpoint (moto) with the tags the deploy stage filters by,
 // and a real signed repository is published to the staging bucket for them to install from.
-import os from 'node:os';
 import path from 'node:path';
 import { DescribeImagesCommand, RunInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { ensureLocalHost } from '../../activities/fleet';
+import { defaultBaseDir, ensureLocalHost } from '../../activities/fleet';
 import type { HostExecutor, PackageFormat } from '../../activities/fleet';
 import { createRepositoryActivities, PUBLIC_KEY_PATH } from '../../activities/repository';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
@@ -16,14 +15,17 @@ import { testEnv } from './stack';
 
 /** Where the base roots are cached: `${XDG_CACHE_HOME:-~/.cache}/conveyor/hosts`. */
 export function hostsCacheDir(): string {
-  return path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'conveyor', 'hosts');
+  return defaultBaseDir();
 }
+
+const reported = new Set<string>();
 
 /** A fresh local host `<dir>/<name>` (a copy of the cached base; the base is made first if missing). */
 export async function makeLocalHost(dir: string, name: string, format: PackageFormat): Promise<string> {
   const root = path.join(dir, name);
   const made = await ensureLocalHost(root, format, { baseDir: hostsCacheDir() });
-  if (made.baseBuiltMs !== undefined) {
+  if (made.baseBuiltMs !== undefined && !reported.has(made.base)) {
+    reported.add(made.base);
     process.stderr.write(`fleet tests: made the ${format} base root ${made.base} in ${made.baseBuiltMs} ms\n`);
   }
   return root;

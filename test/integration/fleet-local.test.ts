@@ -10,7 +10,13 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { createFleetActivities, type FleetActivities, type Host, type UpgradeInput } from '../../activities/fleet';
+import {
+  createFleetActivities,
+  resetLocalHost,
+  type FleetActivities,
+  type Host,
+  type UpgradeInput,
+} from '../../activities/fleet';
 import { runChecked } from '../../activities/exec/process';
 import { publicKeyOf } from '../../activities/repository';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
@@ -255,6 +261,21 @@ describe('fleet: local hosts upgraded from the published staging repository', ()
     const slow = await acts.runOnHost({ host, command: 'sleep 30', env: {}, logKey: `${logKey}.3`, timeoutSeconds: 1 });
     expect(slow).toMatchObject({ exitCode: 124, timedOut: true });
     expect(await logText(`${logKey}.3`)).toMatch(/timed out after 1 s/);
+  });
+
+  it('resetLocalHost removes a host; the next ensureLocalHost copies it afresh', async () => {
+    const root = await makeLocalHost(hostsDir, 'reset-me', 'deb');
+    fs.writeFileSync(path.join(root, 'root/state'), 'installed things');
+    expect(await resetLocalHost(root)).toBe(true);
+    expect(fs.existsSync(root)).toBe(false);
+    expect(await resetLocalHost(root)).toBe(false);
+    await makeLocalHost(hostsDir, 'reset-me', 'deb');
+    expect(fs.existsSync(path.join(root, 'etc/debian_version'))).toBe(true);
+    expect(fs.existsSync(path.join(root, 'root/state'))).toBe(false);
+    const notAHost = tempDir('not-a-host');
+    fs.writeFileSync(path.join(notAHost, 'keep'), '');
+    await expect(resetLocalHost(notAHost)).rejects.toThrow(/is not a local host root/);
+    expect(fs.existsSync(path.join(notAHost, 'keep'))).toBe(true);
   });
 
   it('cancellation kills the whole process tree inside the host', async () => {

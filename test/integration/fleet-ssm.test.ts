@@ -4,13 +4,14 @@
 // answers Success without running anything (shared/FACTS.md), so nothing here takes its answer
 // as proof that a command ran: the script text SSM received is run with a real sh to check what
 // it would do, and reading a version over moto must fail, not report "not installed".
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   GetCommandInvocationCommand,
   ListCommandsCommand,
   SSMClient,
   type Command,
   type GetCommandInvocationCommandInput,
+  type SendCommandCommandInput,
 } from '@aws-sdk/client-ssm';
 import { ApplicationFailure } from '@temporalio/common';
 import { createFleetActivities, type FleetActivities, type Host } from '../../activities/fleet';
@@ -27,7 +28,11 @@ describe('fleet: the ssm executor speaks SSM Run Command', () => {
   let host: Host;
   /** GetCommandInvocation calls, and how many of the next ones answer InvocationDoesNotExist. */
   const polls: GetCommandInvocationCommandInput[] = [];
+  /** SendCommand requests as we sent them (moto's stored copy adds instances of its own). */
+  const sent: SendCommandCommandInput[] = [];
   let notYet = 0;
+  /** Output to write where the SSM agent writes a command's complete output, before it completes. */
+  let agentOutput: string | undefined;
 
   beforeAll(async () => {
     const config = testConfig([]);
@@ -41,8 +46,18 @@ describe('fleet: the ssm executor speaks SSM Run Command', () => {
     });
     const counting = {
       send: (command: { input: unknown; constructor: { name: string } }, opts?: unknown) => {
+        if (command.constructor.name === 'SendCommandCommand') sent.push(command.input as SendCommandCommandInput);
         if (command.constructor.name === 'GetCommandInvocationCommand') {
-          polls.push(command.input as GetCommandInvocationCommandInput);
+          const input = command.input as GetCommandInvocationCommandInput;
+          polls.push(input);
+          if (agentOutput !== undefined) {
+            const Body = agentOutput;
+            agentOutput = undefined;
+            const Key = `conveyor/ssm-output/${input.CommandId}/${input.InstanceId}/awsrunShellScript/0.awsrunShellScript/stdout`;
+            return s3
+              .send(new PutObjectCommand({ Bucket: artifactsBucket, Key, Body }))
+              .then(() => (ssm.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, opts));
+          }
           if (notYet > 0) {
             notYet--;
             return Promise.reject(
@@ -88,31 +103,46 @@ describe('fleet: the ssm executor speaks SSM Run Command', () => {
     expect(polls.length).toBe(3);
     expect(polls.every((p) => p.InstanceId === host.instanceId && p.CommandId === polls[0].CommandId)).toBe(true);
 
-    const [cmd] = (await commandsFor(host.instanceId)).filter((c) => c.CommandId === polls[0].CommandId);
-    expect(cmd).toMatchObject({
+    expect(sent.at(-1)).toEqual({
       DocumentName: 'AWS-RunShellScript',
       InstanceIds: [host.instanceId],
+      Parameters: { commands: [expect.any(String)], executionTimeout: ['90'] },
       MaxConcurrency: '1',
       MaxErrors: '0',
       OutputS3BucketName: artifactsBucket,
       OutputS3KeyPrefix: 'conveyor/ssm-output',
       Comment: expect.stringMatching(/^conveyor: run printf/),
     });
-    expect(cmd.Parameters?.executionTimeout).toEqual(['90']);
-    expect(cmd.Parameters?.commands).toHaveLength(1);
+    // The endpoint received it as sent, and the invocation we polled belongs to it.
+    const [cmd] = (await commandsFor(host.instanceId)).filter((c) => c.CommandId === polls[0].CommandId);
+    expect(cmd).toMatchObject({ DocumentName: 'AWS-RunShellScript', Parameters: sent.at(-1)!.Parameters });
+    expect(cmd.InstanceIds).toContain(host.instanceId);
     const invocation = await ssm.send(
       new GetCommandInvocationCommand({ CommandId: cmd.CommandId, InstanceId: host.instanceId }),
     );
     expect(invocation.Status).toBe('Success');
 
     // What the instance would run: the values arrive as data, whatever they contain.
-    const sent = cmd.Parameters!.commands[0];
-    expect(sent).toContain(`export CONVEYOR_HOST='ssm-1'`);
-    const local = await runProcess('sh', ['-c', sent], { env: { PATH: process.env.PATH } });
+    const script = cmd.Parameters!.commands[0];
+    expect(script).toContain(`export CONVEYOR_HOST='ssm-1'`);
+    const local = await runProcess('sh', ['-c', script], { env: { PATH: process.env.PATH } });
     expect(local.output).toBe(`ssm-1|${note}`);
 
     const log = await s3.send(new GetObjectCommand({ Bucket: artifactsBucket, Key: logKey }));
     expect(await log.Body!.transformToString()).toMatch(/^\$ printf/);
+  });
+
+  it('reads the complete output from the artifacts bucket, where SSM writes what its 24,000 characters cut', async () => {
+    const lines = Array.from({ length: 2000 }, (_, i) => `line ${i} ${'x'.repeat(20)}`).join('\n');
+    agentOutput = `${lines}\nlast line\n`;
+    const logKey = `conveyor/logs/ssm-${uid()}/long.log`;
+    const res = await acts.runOnHost({ host, command: 'long-output', env: {}, logKey });
+    expect(res.tail.split('\n').at(-1)).toBe('last line');
+    const log = await (
+      await s3.send(new GetObjectCommand({ Bucket: artifactsBucket, Key: logKey }))
+    ).Body!.transformToString();
+    expect(log).toBe(`$ long-output\n${lines}\nlast line\n`);
+    expect(log.length).toBeGreaterThan(24_000);
   });
 
   it('does not take an answer without the version marker for "not installed"', async () => {

@@ -1,0 +1,221 @@
+// Deploy stage (staging): one child per distro (`…/deploy/<distro>`). Under the environment lock
+// of that distro's fleet it skips work that is stale (a newer commit of the branch queued behind it,
+// or a commit that is an ancestor of the one already deployed — asked of git, never of arrival
+// order), finds the hosts through EC2 tags, and upgrades them in batches from the PUBLISHED
+// staging repository, checking the installed version. The first failed batch stops the rollout and
+// rolls that batch and every host upgraded before it back to the version each had before.
+import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { BuildActivities } from '../../activities';
+import type { Host } from '../../activities/fleet';
+import { FailureType } from '../../common/failures';
+import { deployLockId } from '../../common/ids';
+import { buildQueue } from '../../common/queues';
+import type { DistroSpec, RepositorySpec } from '../../common/types';
+import { lockClient } from '../lock';
+import { messageOf, rootApplicationFailure } from '../support';
+
+export interface DeployStageInput {
+  pipelineId: string;
+  repository: RepositorySpec;
+  branch: string;
+  sha: string;
+  distro: string;
+  distroSpec: DistroSpec;
+  environment: 'staging';
+  /** `<version>-<build>` of every package below. */
+  version: string;
+  packages: string[];
+  /** The published repository the hosts install from. */
+  repo: { url: string; suite?: string; keyUrl: string };
+  /** Deploy even when the commit is an ancestor of the one deployed (operator's decision). */
+  force?: boolean;
+}
+
+export type HostOutcome = 'upgraded' | 'unchanged' | 'failed' | 'rolled-back' | 'rollback-failed' | 'not-started';
+
+export interface HostReport {
+  instanceId: string;
+  name: string;
+  before: string | null;
+  after: string | null;
+  outcome: HostOutcome;
+  error?: string;
+  logKey?: string;
+}
+
+export interface DeployStageResult {
+  status: 'deployed' | 'superseded';
+  reason?: string;
+  hosts: HostReport[];
+  /** The hosts that now run the version, for the verify stage. */
+  upgraded: Host[];
+}
+
+export async function deployStage(input: DeployStageInput): Promise<DeployStageResult> {
+  const withLock = lockClient();
+  const me = workflowInfo().workflowId;
+  const fleet = proxyActivities<BuildActivities>({
+    taskQueue: buildQueue(input.distro),
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '1 minute',
+    retry: {
+      maximumAttempts: 3,
+      nonRetryableErrorTypes: [FailureType.VersionMismatch, FailureType.BadConfig, FailureType.CheckoutFailed],
+    },
+  });
+  const staging = input.repository.staging ?? { tags: {}, batchSize: 1 };
+  const repoName = input.repository.name;
+  const lockId = deployLockId(input.environment, input.distro);
+
+  return withLock<DeployStageResult>(
+    lockId,
+    { repository: repoName, branch: input.branch, sha: input.sha },
+    async (grant) => {
+      if (input.repository.supersede) {
+        for (const q of grant.queued ?? []) {
+          const m = q.meta;
+          if (!m || m.repository !== repoName || m.branch !== input.branch || m.sha === input.sha) continue;
+          if (await fleet.isAncestor({ cloneUrl: input.repository.cloneUrl, ancestor: input.sha, descendant: m.sha })) {
+            return {
+              result: {
+                status: 'superseded',
+                reason: `superseded by ${m.sha}, queued behind this deploy`,
+                hosts: [],
+                upgraded: [],
+              },
+            };
+          }
+        }
+      }
+      const deployed = grant.records?.[repoName];
+      if (deployed && deployed.sha !== input.sha && !input.force) {
+        if (
+          await fleet.isAncestor({ cloneUrl: input.repository.cloneUrl, ancestor: input.sha, descendant: deployed.sha })
+        ) {
+          return {
+            result: {
+              status: 'superseded',
+              reason: `${input.sha} is an ancestor of ${deployed.sha} (${deployed.version}), already deployed to ${input.environment}`,
+              hosts: [],
+              upgraded: [],
+            },
+          };
+        }
+      }
+
+      const hosts = await fleet.discoverHosts({ tags: staging.tags, distro: input.distro });
+      if (hosts.length === 0) {
+        throw ApplicationFailure.create({
+          type: FailureType.NoHosts,
+          message: `no running ${input.environment} hosts match ${Object.entries({
+            ...staging.tags,
+            Distro: input.distro,
+          })
+            .map(([k, v]) => `${k}=${v}`)
+            .join(', ')}`,
+          nonRetryable: true,
+        });
+      }
+      const reports: HostReport[] = hosts.map((h) => ({
+        instanceId: h.instanceId,
+        name: h.name,
+        before: null,
+        after: null,
+        outcome: 'not-started',
+      }));
+      const before = new Map<string, Record<string, string | null>>();
+      const batch = Math.max(1, staging.batchSize);
+      for (let i = 0; i < hosts.length; i += batch) {
+        const group = hosts.slice(i, i + batch);
+        const outcomes = await Promise.allSettled(
+          group.map(async (host) => {
+            const report = reports[hosts.indexOf(host)];
+            const was: Record<string, string | null> = {};
+            for (const pkg of input.packages) {
+              was[pkg] = (await fleet.hostVersion({ host, packageName: pkg, format: input.distroSpec.format })).version;
+            }
+            before.set(host.instanceId, was);
+            report.before = was[input.packages[0]];
+            for (const pkg of input.packages) {
+              const r = await fleet.upgradeHost({
+                host,
+                format: input.distroSpec.format,
+                packageName: pkg,
+                version: input.version,
+                repo: input.repo,
+                logKey: `logs/${me}/${host.name}-${pkg}.log`,
+              });
+              report.logKey = r.logKey;
+              report.after = r.after;
+            }
+            report.outcome = report.before === input.version ? 'unchanged' : 'upgraded';
+          }),
+        );
+        const failed = outcomes.map((o, j) => ({ o, host: group[j] })).filter((x) => x.o.status === 'rejected');
+        if (failed.length === 0) continue;
+        for (const f of failed) {
+          const report = reports[hosts.indexOf(f.host)];
+          report.outcome = 'failed';
+          const reason = (f.o as PromiseRejectedResult).reason;
+          report.error = rootApplicationFailure(reason)?.message ?? messageOf(reason);
+        }
+        // Roll back this batch and every host upgraded before it, each to what it ran before.
+        const touched = hosts.slice(0, i + group.length).filter((h) => before.has(h.instanceId));
+        await Promise.allSettled(
+          touched.map(async (host) => {
+            const report = reports[hosts.indexOf(host)];
+            const was = before.get(host.instanceId) ?? {};
+            try {
+              for (const pkg of input.packages) {
+                const v = was[pkg];
+                if (v) {
+                  await fleet.upgradeHost({
+                    host,
+                    format: input.distroSpec.format,
+                    packageName: pkg,
+                    version: v,
+                    repo: input.repo,
+                    logKey: `logs/${me}/${host.name}-${pkg}-rollback.log`,
+                    allowDowngrade: true,
+                  });
+                } else {
+                  // Not installed before: take it off again. The name was checked by the package stage
+                  // and is checked here too, as it reaches a host's shell.
+                  if (!/^[a-z0-9][a-z0-9+.-]+$/.test(pkg))
+                    throw ApplicationFailure.nonRetryable(`unsafe package name ${pkg}`, FailureType.BadInput);
+                  const removed = await fleet.runOnHost({
+                    host,
+                    command: input.distroSpec.format === 'deb' ? `apt-get remove -y ${pkg}` : `rpm -e ${pkg}`,
+                    env: {},
+                    logKey: `logs/${me}/${host.name}-${pkg}-rollback.log`,
+                  });
+                  if (removed.exitCode !== 0)
+                    throw new Error(`removing ${pkg} exited with ${removed.exitCode}: ${removed.tail}`);
+                }
+              }
+              report.after = was[input.packages[0]] ?? null;
+              if (report.outcome !== 'failed') report.outcome = 'rolled-back';
+              else report.error = `${report.error ?? 'failed'}; rolled back to ${report.after ?? 'not installed'}`;
+            } catch (err) {
+              report.outcome = 'rollback-failed';
+              report.error = `rollback failed: ${rootApplicationFailure(err)?.message ?? messageOf(err)}`;
+            }
+          }),
+        );
+        throw ApplicationFailure.create({
+          type: FailureType.DeployFailed,
+          message: `upgrade to ${input.version} failed on ${failed.map((f) => f.host.name).join(', ')}; rolled back ${touched.length} host(s)`,
+          nonRetryable: true,
+          details: [{ hosts: reports }],
+        });
+      }
+      return {
+        result: { status: 'deployed', hosts: reports, upgraded: hosts },
+        record: {
+          key: repoName,
+          value: { sha: input.sha, version: input.version, branch: input.branch, at: new Date().toISOString() },
+        },
+      };
+    },
+  );
+}
