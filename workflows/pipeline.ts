@@ -229,24 +229,28 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
       const deploying = repository.distros.map((distro, i) =>
         runStage(state, ops, 'deploy', distro, async (s) => {
           const repo = published.repositories.find((x) => x.distro === distro);
-          const r = await executeChild(deployStage, {
-            workflowId: s.workflowId,
-            args: [
-              {
-                pipelineId: id,
-                repository,
-                branch,
-                sha,
-                distro,
-                distroSpec: repository.distroSpecs[distro],
-                environment: 'staging',
-                version: state.version as string,
-                packages: [...new Set(packaged[i].artifacts.map((a) => a.name))],
-                repo: { url: `${base}/${repo?.path ?? ''}`, suite: repo?.suite, keyUrl: `${base}/keys/conveyor.asc` },
-              },
-            ],
-            staticSummary: `deploy ${repository.name} ${state.version} to staging ${distro} hosts`,
-          });
+          const r = await recordHosts(
+            state,
+            distro,
+            executeChild(deployStage, {
+              workflowId: s.workflowId,
+              args: [
+                {
+                  pipelineId: id,
+                  repository,
+                  branch,
+                  sha,
+                  distro,
+                  distroSpec: repository.distroSpecs[distro],
+                  environment: 'staging',
+                  version: state.version as string,
+                  packages: [...new Set(packaged[i].artifacts.map((a) => a.name))],
+                  repo: { url: `${base}/${repo?.path ?? ''}`, suite: repo?.suite, keyUrl: `${base}/keys/conveyor.asc` },
+                },
+              ],
+              staticSummary: `deploy ${repository.name} ${state.version} to staging ${distro} hosts`,
+            }),
+          );
           state.hosts = [...(state.hosts ?? []).filter((h) => h.distro !== distro), { distro, hosts: r.hosts }];
           if (r.status === 'superseded') s.error = r.reason;
           return { distro, result: r };
@@ -323,6 +327,23 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
 
 function seconds(s: StageStatus): string {
   return `${((Date.parse(s.endedAt ?? '') - Date.parse(s.startedAt ?? '')) / 1000).toFixed(1)} s`;
+}
+
+/** Keeps the hosts' report in the run's status also when the deploy fails (and rolled back). */
+async function recordHosts<T>(state: PipelineStatus, distro: string, run: Promise<T>): Promise<T> {
+  try {
+    return await run;
+  } catch (err) {
+    const hosts = hostsOf(err);
+    if (hosts) state.hosts = [...(state.hosts ?? []).filter((h) => h.distro !== distro), { distro, hosts }];
+    throw err;
+  }
+}
+
+/** The per-host report a failed deploy carries in its failure details. */
+function hostsOf(err: unknown): DeployStageResult['hosts'] | undefined {
+  const details = rootApplicationFailure(err)?.details?.[0] as { hosts?: DeployStageResult['hosts'] } | undefined;
+  return details?.hosts;
 }
 
 function label(s: StageStatus): string {
@@ -422,6 +443,13 @@ function fail(stage: StageStatus, err: unknown): void {
   } else if (details?.logKey) {
     stage.logKeys = [details.logKey];
     stage.tail = details.tail;
+  } else if (hostsOf(err)) {
+    stage.tail = (hostsOf(err) ?? [])
+      .map(
+        (h) =>
+          `${h.name}: ${h.before ?? '(not installed)'} → ${h.after ?? '?'} ${h.outcome}${h.error ? ` (${h.error})` : ''}`,
+      )
+      .join('\n');
   }
   stage.error = app?.message ?? messageOf(err);
 }

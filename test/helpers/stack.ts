@@ -39,7 +39,9 @@ export interface TestRepository {
   name: string;
   cloneUrl: string;
   steps: Record<string, string>;
-  branches?: { match: string; channel: string; release?: boolean; approval?: boolean }[];
+  branches?: { match: string; channel: string; release?: boolean; approval?: boolean; supersede?: boolean }[];
+  /** Any other repository keys of conveyor.yml (staging, packaging, retention, …). */
+  more?: Record<string, unknown>;
 }
 
 export interface TestDistro {
@@ -84,6 +86,7 @@ export function testConfig(
       branches: r.branches ?? [{ match: 'main', channel: 'unstable' }],
       steps: r.steps,
       distros: Object.keys(distroDocs),
+      ...r.more,
     })),
     ...extra,
   };

@@ -2,7 +2,8 @@
 // of that distro's fleet it skips work that is stale (a newer commit of the branch queued behind it,
 // or a commit that is an ancestor of the one already deployed — asked of git, never of arrival
 // order), finds the hosts through EC2 tags, and upgrades them in batches from the PUBLISHED
-// staging repository, checking the installed version. The first failed batch stops the rollout and
+// staging repository, checking the installed version and running the smoke step on each upgraded
+// host as the batch's health check. The first failed batch stops the rollout and
 // rolls that batch and every host upgraded before it back to the version each had before.
 import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { BuildActivities } from '../../activities';
@@ -12,7 +13,7 @@ import { deployLockId } from '../../common/ids';
 import { buildQueue } from '../../common/queues';
 import type { DistroSpec, RepositorySpec } from '../../common/types';
 import { lockClient } from '../lock';
-import { messageOf, rootApplicationFailure } from '../support';
+import { messageOf, rootApplicationFailure, stepEnvFor } from '../support';
 
 export interface DeployStageInput {
   pipelineId: string;
@@ -149,6 +150,28 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
               report.after = r.after;
             }
             report.outcome = report.before === input.version ? 'unchanged' : 'upgraded';
+            // Health check of the batch: the smoke step on the host just upgraded. A failure here
+            // stops the rollout and rolls back like a failed install.
+            const smoke = input.repository.steps.smoke;
+            if (smoke) {
+              const check = await fleet.runOnHost({
+                host,
+                command: smoke,
+                env: {
+                  ...stepEnvFor(input, input.distro),
+                  CONVEYOR_HOST: host.name,
+                  CONVEYOR_PACKAGE_VERSION: input.version,
+                },
+                logKey: `logs/${me}/${host.name}-smoke.log`,
+                timeoutSeconds: input.repository.stepTimeoutSeconds,
+              });
+              if (check.exitCode !== 0) {
+                throw ApplicationFailure.nonRetryable(
+                  `smoke exited with ${check.exitCode} on ${host.name}: ${check.tail.trim().split('\n').slice(-3).join(' | ')}`,
+                  FailureType.VerifyFailed,
+                );
+              }
+            }
           }),
         );
         const failed = outcomes.map((o, j) => ({ o, host: group[j] })).filter((x) => x.o.status === 'rejected');
@@ -156,7 +179,7 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
         for (const f of failed) {
           const report = reports[hosts.indexOf(f.host)];
           report.outcome = 'failed';
-          const reason = (f.o as PromiseRejectedResult).reason;
+          const reason: unknown = (f.o as PromiseRejectedResult).reason;
           report.error = rootApplicationFailure(reason)?.message ?? messageOf(reason);
         }
         // Roll back this batch and every host upgraded before it, each to what it ran before.

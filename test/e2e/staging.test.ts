@@ -1,0 +1,206 @@
+// Staging through the whole chain: real local Debian hosts (two per distro, deb and rpm) registered
+// in the local EC2 endpoint are upgraded from the published staging repository, smoke-checked per
+// batch and end-to-end tested; a smoke failure on the last host rolls every host back; no matching
+// hosts is a clear failure; an older commit's deploy is superseded by a newer one.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { decidePush } from '../../api/github-push';
+import { startPipeline } from '../../api/start-pipeline';
+import { commitSample } from '../../cli/demo/sample-repo';
+import { pushPayload } from '../../cli/webhook-client';
+import type { PipelineResult, PipelineStatus } from '../../common/types';
+import type { ConveyorConfig } from '../../config/conveyor';
+import { abortSignal, lockStateQuery, releaseLockSignal, statusQuery } from '../../workflows/messages';
+import { createControlActivities } from '../../activities/control';
+import { deployLockId } from '../../common/ids';
+import { makeLocalHost, registerHosts } from '../helpers/hosts';
+import { awsFor, clientFor, startWorkers, tempDir, testConfig, uid, waitForStatus } from '../helpers/stack';
+
+const SMOKE = 'widget --version && test ! -f /etc/conveyor-fail-smoke';
+
+describe('staging: deploy and verify on local hosts', () => {
+  let config: ConveyorConfig;
+  let client: Client;
+  let workers: { stop(): Promise<void> };
+  let bare: string;
+  let work: string;
+  let hostsDir: string;
+  let deb: string;
+  let rpm: string;
+  const roots: Record<string, string> = {};
+  const role = `widget-${uid()}`;
+
+  beforeAll(async () => {
+    const dir = tempDir('staging');
+    bare = path.join(dir, 'widget.git');
+    work = path.join(dir, 'work');
+    hostsDir = path.join(dir, 'hosts');
+    config = testConfig(
+      [
+        {
+          name: 'acme/widget',
+          cloneUrl: bare,
+          steps: {
+            unit: 'make test',
+            integration: 'make integration',
+            package: 'make package',
+            smoke: SMOKE,
+            e2e: 'make e2e',
+          },
+          more: { staging: { tags: { Environment: 'staging', Role: role }, batchSize: 1 } },
+        },
+        {
+          name: 'acme/orphan',
+          cloneUrl: bare,
+          // Its own channel: it builds a package named widget too, and a channel holds one widget per version.
+          branches: [{ match: 'main', channel: 'orphan' }],
+          steps: { unit: 'make test', package: 'make package', smoke: SMOKE },
+          more: { staging: { tags: { Environment: 'staging', Role: `nobody-${uid()}` }, batchSize: 1 } },
+        },
+      ],
+      { fleet: { hostsDir } },
+      { deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' }, rpm: { format: 'rpm', arch: 'x86_64' } },
+    );
+    [deb, rpm] = Object.keys(config.distros);
+    const aws = await awsFor(config);
+    const specs = [];
+    for (const [distro, format] of [
+      [deb, 'deb'],
+      [rpm, 'rpm'],
+    ] as const) {
+      for (const n of [1, 2]) {
+        const name = `${distro}-${n}`;
+        roots[name] = await makeLocalHost(hostsDir, name, format);
+        specs.push({
+          name,
+          distro,
+          executor: 'local' as const,
+          tags: { Environment: 'staging', Role: role },
+          root: roots[name],
+        });
+      }
+    }
+    await registerHosts(aws.ec2, specs);
+    client = await clientFor(config);
+    workers = await startWorkers(config);
+  }, 600000);
+
+  afterAll(async () => {
+    await workers?.stop();
+    await client?.connection.close();
+  });
+
+  async function start(repository: string, message: string, mutate?: (d: string) => void) {
+    const commit = await commitSample(bare, work, { message, mutate });
+    const d = decidePush(config, pushPayload({ repository, branch: 'main', sha: commit.sha }));
+    if (d.action !== 'start') throw new Error(d.reason);
+    const { workflowId } = await startPipeline(client, d.input, config.temporal.taskQueue);
+    return { sha: commit.sha, workflowId };
+  }
+
+  const installed = (root: string, format: 'deb' | 'rpm') =>
+    fs.readFileSync(path.join(root, 'usr/share/widget/VERSION'), 'utf8').trim() +
+    (format === 'deb' ? ' (deb)' : ' (rpm)');
+
+  it('upgrades two hosts per distro from the staging repository, then smoke and e2e pass', async () => {
+    const { workflowId } = await start('acme/widget', 'first');
+    const result = (await client.workflow.getHandle(workflowId).result()) as PipelineResult;
+    expect(result.status).toBe('succeeded');
+    expect(result.stages.filter((s) => s.name === 'deploy' || s.name === 'verify').map((s) => s.state)).toEqual([
+      'succeeded',
+      'succeeded',
+      'succeeded',
+    ]);
+    const hosts = result.hosts!.flatMap((g) => g.hosts);
+    expect(hosts).toHaveLength(4);
+    for (const h of hosts) expect(h).toMatchObject({ before: null, after: result.version, outcome: 'upgraded' });
+    expect(installed(roots[`${deb}-1`], 'deb')).toBe('1.0.0 (deb)');
+  });
+
+  it('rolls every host back to its previous version when smoke fails on the last host', async () => {
+    const before = (await client.workflow
+      .getHandle((await start('acme/widget', 'baseline')).workflowId)
+      .result()) as PipelineResult;
+    expect(before.status).toBe('succeeded');
+    fs.writeFileSync(path.join(roots[`${deb}-2`], 'etc/conveyor-fail-smoke'), 'x\n');
+    try {
+      const { workflowId } = await start('acme/widget', 'smoke breaks on the last host');
+      const status = await waitForStatus(client, workflowId, 'awaiting-operator', 180000);
+      const failed = status.stages.find((s) => s.state === 'failed')!;
+      expect(`${failed.name}/${failed.distro}`).toBe(`deploy/${deb}`);
+      expect(failed.error).toMatch(/upgrade to 1\.0\.0-\d+ failed on deb-\w+-2; rolled back 2 host\(s\)/);
+      const debHosts = status.hosts!.find((g) => g.distro === deb)!.hosts;
+      expect(debHosts.map((h) => [h.name, h.after, h.outcome])).toEqual([
+        [`${deb}-1`, before.version, 'rolled-back'],
+        [`${deb}-2`, before.version, 'failed'],
+      ]);
+      expect(debHosts[1].error).toMatch(/smoke exited with 1 on/);
+      // The hosts themselves say so: dpkg reports the previous version.
+      for (const n of [1, 2]) {
+        const v = fs.readFileSync(path.join(roots[`${deb}-${n}`], 'var/lib/dpkg/status'), 'utf8');
+        expect(v).toContain(`Version: ${before.version}`);
+      }
+      await client.workflow.getHandle(workflowId).signal(abortSignal, { reason: 'rolled back' });
+    } finally {
+      fs.rmSync(path.join(roots[`${deb}-2`], 'etc/conveyor-fail-smoke'), { force: true });
+    }
+  });
+
+  it('fails the deploy clearly when no running host matches the tags', async () => {
+    const { workflowId } = await start('acme/orphan', 'nobody home');
+    await waitForStatus(client, workflowId, 'awaiting-operator', 120000);
+    // Both distros' deploys fail on their own; wait for the second as well.
+    let failed: PipelineStatus['stages'] = [];
+    for (let i = 0; i < 100 && failed.length < 2; i++) {
+      failed = (await client.workflow.getHandle(workflowId).query(statusQuery)).stages.filter(
+        (s) => s.state === 'failed',
+      );
+      if (failed.length < 2) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(failed.map((s) => s.name)).toEqual(['deploy', 'deploy']);
+    expect(failed[0].error).toMatch(/^no running staging hosts match Environment=staging, Role=nobody-\w+, Distro=/);
+    await client.workflow.getHandle(workflowId).signal(abortSignal, { reason: 'no hosts' });
+  });
+
+  it('supersedes the older of two pipelines queued for the same fleet; the newer one deploys', async () => {
+    // Hold both fleets' deploy locks so that both pipelines queue behind them, then let go.
+    const holder = `test-holder-${uid()}`;
+    await client.workflow.start('branchState', {
+      workflowId: holder,
+      taskQueue: config.temporal.taskQueue,
+      args: [{ repository: 'test/holder', branch: 'x', lastBuild: 0, assigned: [] }],
+    });
+    const control = createControlActivities({ client, taskQueue: config.temporal.taskQueue });
+    const locks = [deb, rpm].map((d) => deployLockId('staging', d));
+    for (const lockId of locks) await control.requestLock({ lockId, requester: holder, leaseSeconds: 600 });
+    const lockState = (lockId: string) => client.workflow.getHandle(lockId).query(lockStateQuery);
+    const until = async (what: string, ok: () => Promise<boolean>) => {
+      for (let i = 0; i < 600; i++) {
+        if (await ok()) return;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      throw new Error(`timed out waiting for ${what}`);
+    };
+    await until('the holder to hold both locks', async () =>
+      (await Promise.all(locks.map(lockState))).every((l) => l.holder?.requester === holder),
+    );
+    const older = await start('acme/widget', 'older');
+    const newer = await start('acme/widget', 'newer');
+    await until('both pipelines to queue on both locks', async () =>
+      (await Promise.all(locks.map(lockState))).every((l) => l.queue.length === 2),
+    );
+    for (const lockId of locks) {
+      const { holder: h } = await lockState(lockId);
+      await client.workflow.getHandle(lockId).signal(releaseLockSignal, { requester: holder, leaseId: h!.leaseId });
+    }
+    const [a, b] = (await Promise.all(
+      [older, newer].map((r) => client.workflow.getHandle(r.workflowId).result()),
+    )) as PipelineResult[];
+    expect(a.status).toBe('superseded');
+    expect(a.stages.filter((s) => s.name === 'deploy').every((s) => s.state === 'skipped')).toBe(true);
+    expect(b.status).toBe('succeeded');
+    for (const h of b.hosts!.flatMap((g) => g.hosts)) expect(h.after).toBe(b.version);
+    await client.workflow.getHandle(holder).terminate('test done');
+  });
+});
