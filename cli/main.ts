@@ -10,7 +10,7 @@ import { abortSignal, retrySignal, statusQuery } from '../workflows/messages';
 import { connectClient } from '../workers/temporal';
 import { runDemo } from './demo/demo';
 import { followRun, renderStatus } from './follow';
-import { runningStack, startStack, stopServices } from './local-stack/stack';
+import { resetHosts, runningStack, startStack, stopServices } from './local-stack/stack';
 import { signalGroup, type Service } from './local-stack/services';
 import { ROOT } from './local-stack/tools';
 
@@ -28,8 +28,13 @@ program
   .description('start the local stack (Temporal dev server, local AWS, workers, webhook API) until Ctrl-C')
   .option('--dev-config <file>', 'the local stack description', path.join(ROOT, 'temporal-dev.yml'))
   .option('--stop', 'stop a running local stack and exit')
-  .action(async (o: { devConfig: string; stop?: boolean }, cmd: Command) => {
+  .option('--reset-hosts', 'remove the local staging hosts first, so this start makes them afresh')
+  .action(async (o: { devConfig: string; stop?: boolean; resetHosts?: boolean }, cmd: Command) => {
     const dev = loadDevConfig(o.devConfig);
+    if (o.resetHosts) {
+      if (runningStack(dev)) throw new Error('stop the running local stack first (conveyor dev --stop)');
+      await resetHosts(dev, (l) => console.log(l));
+    }
     const file = resolveConfigPath(cmd.optsWithGlobals<{ config?: string }>().config, process.env, ROOT);
     if (o.stop) {
       const info = runningStack(dev);

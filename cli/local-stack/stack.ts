@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { defaultBaseDir, ensureLocalHost, resetLocalHost } from '../../activities/fleet';
 import { generateSigningKey } from '../../activities/repository';
 import { createAwsClients } from '../../activities/storage/s3';
 import type { ConveyorConfig } from '../../config/conveyor';
@@ -124,6 +125,7 @@ export async function startStack(
     log(
       `local AWS endpoint up on ${awsEndpoint}: buckets ${buckets.join(', ')}; ${hosts.length} staging instances (${Date.now() - t0} ms)`,
     );
+    await makeHosts(hosts, stackConfig, log);
 
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -182,6 +184,42 @@ export async function startStack(
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/**
+ * The staging hosts of the local stack are real Debian roots under .dev/hosts, made on first start
+ * from a base root cached per user (debootstrap once: about 30 s for deb hosts, a minute for rpm
+ * hosts, which also get rpm and dnf). They keep their installed packages across restarts.
+ */
+async function makeHosts(hosts: ProvisionedHost[], config: ConveyorConfig, log: (line: string) => void): Promise<void> {
+  const t0 = Date.now();
+  const made = await Promise.all(
+    hosts.map((h) =>
+      ensureLocalHost(h.root, config.distros[h.distro]?.format ?? 'deb', { baseDir: defaultBaseDir() }).then((r) => ({
+        ...r,
+        host: h,
+      })),
+    ),
+  );
+  const created = made.filter((m) => m.created);
+  if (created.length === 0) return;
+  const bases = [
+    ...new Set(made.filter((m) => m.baseBuiltMs !== undefined).map((m) => `${m.base} (${m.baseBuiltMs} ms)`)),
+  ];
+  log(
+    `made ${created.length} local staging host(s) in ${Date.now() - t0} ms: ${created.map((m) => m.host.name).join(', ')}` +
+      (bases.length ? `; built base roots ${bases.join(', ')}` : ''),
+  );
+}
+
+/** `conveyor dev --reset-hosts`: removes the local hosts so the next start makes them afresh. */
+export async function resetHosts(dev: DevConfig, log: (line: string) => void): Promise<void> {
+  const dir = path.join(dev.dataDir, 'hosts');
+  if (!fs.existsSync(dir)) return;
+  for (const name of fs.readdirSync(dir)) {
+    if (name.startsWith('.')) continue;
+    if (await resetLocalHost(path.join(dir, name))) log(`removed local host ${name}`);
   }
 }
 
