@@ -17,9 +17,10 @@ export function branchStateId(repository: string, branch: string): string {
   return `branch-state/${repository}/${branch}`;
 }
 
-/** The lock serialising publishes to one repository channel of an environment's bucket. */
-export function repositoryLockId(environment: string, channel: string): string {
-  return `repo-lock/${environment}/${channel}`;
+/** The lock serialising publishes to one channel of a bucket (the bucket, not the environment's
+ * name: two installations sharing a namespace must not share a lock for different buckets). */
+export function repositoryLockId(bucket: string, channel: string): string {
+  return `repo-lock/${bucket}/${channel}`;
 }
 
 /** The lock serialising deploys to the hosts of one distro in an environment. */

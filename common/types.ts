@@ -34,6 +34,8 @@ export interface RepositorySpec {
   operatorWindowSeconds: number;
   /** The Temporal Web UI, for links back to a run (commit statuses). */
   webUiUrl?: string;
+  /** Bucket names of the environments: a publish lock is per bucket and channel. */
+  buckets?: { staging: string; production: string };
   /** HTTP base URLs of the environments' buckets (repositories, keys, docs). */
   publicUrls: { staging: string; production: string };
   /** Format, codename and arch of each distro in `distros`. */

@@ -313,6 +313,10 @@ export function repositorySpec(
     keepBuilds: repo.retention.keepBuilds,
     operatorWindowSeconds: Math.round(repo.operatorWindowHours * 3600),
     distroSpecs: Object.fromEntries(repo.distros.map((d) => [d, { ...config.distros[d] }])),
+    buckets: {
+      staging: parseS3Url(config.storage.staging).bucket,
+      production: parseS3Url(config.storage.production).bucket,
+    },
     publicUrls: { staging: publicUrl(config, 'staging'), production: publicUrl(config, 'production') },
     webUiUrl: config.temporal.uiUrl.replace(/\/$/, ''),
   };

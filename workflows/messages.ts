@@ -56,7 +56,7 @@ export const allocateBuildUpdate = defineUpdate<{ build: number }, [AllocateBuil
 export const recordGreenSignal = defineSignal<[GreenBuild]>(MessageNames.recordGreen);
 export const branchStateQuery = defineQuery<BranchState>('state');
 
-// ---- repository lock (`repo-lock/<environment>/<channel>`) ----
+// ---- lock entity (`repo-lock/<bucket>/<channel>`, `deploy-lock/<environment>/<distro>`) ----
 
 export interface LockRequest {
   /** Workflow ID of the requester; the grant is signalled back to it. */

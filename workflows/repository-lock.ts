@@ -1,4 +1,4 @@
-// Entity workflow: a FIFO mutex. `repo-lock/<environment>/<channel>` serialises publishes to one
+// Entity workflow: a FIFO mutex. `repo-lock/<bucket>/<channel>` serialises publishes to one
 // repository channel; `deploy-lock/<environment>/<distro>` serialises deploys to one fleet and
 // remembers, per repository, the commit deployed there (records set on release, shown on grant). The local S3 endpoint's conditional writes are check-then-write, not a lock,
 // so the lock lives in Temporal. Protocol: a requester signal-with-starts this workflow with

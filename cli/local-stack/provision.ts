@@ -69,7 +69,8 @@ export async function provisionHosts(
     ) as Record<string, string>;
     for (let n = 1; n <= dev.aws.hosts.perDistro; n++) {
       const name = `staging-${distro}-${n}`;
-      const root = path.join(dev.dataDir, 'hosts', name);
+      // The workers accept local roots only inside the config's fleet.hostsDir: put them there.
+      const root = path.join(config.fleet?.hostsDir ?? path.join(dev.dataDir, 'hosts'), name);
       const found = await aws.ec2.send(
         new DescribeInstancesCommand({
           Filters: [

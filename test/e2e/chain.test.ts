@@ -36,7 +36,7 @@ describe('chain: push → test → package → publish (staging)', () => {
     config = testConfig(
       [
         {
-          name: 'acme/widget',
+          name: 'acme/chain',
           cloneUrl: bare,
           steps: { unit: 'make test', integration: 'make integration', package: 'make package', docs: 'make docs' },
         },
@@ -68,7 +68,7 @@ describe('chain: push → test → package → publish (staging)', () => {
       apiUrl,
       SECRET,
       'push',
-      pushPayload({ repository: 'acme/widget', branch: 'main', sha: commit.sha, before: commit.before }),
+      pushPayload({ repository: 'acme/chain', branch: 'main', sha: commit.sha, before: commit.before }),
     );
     expect(res.status).toBe(202);
     const id = res.body.workflowId as string;
@@ -125,7 +125,7 @@ describe('chain: push → test → package → publish (staging)', () => {
     const c2 = await commitSample(bare, work, { message: 'concurrent two' });
     const deliveries = await Promise.all(
       [c1, c2].map((c) =>
-        sendWebhook(apiUrl, SECRET, 'push', pushPayload({ repository: 'acme/widget', branch: 'main', sha: c.sha })),
+        sendWebhook(apiUrl, SECRET, 'push', pushPayload({ repository: 'acme/chain', branch: 'main', sha: c.sha })),
       ),
     );
     const results = (await Promise.all(

@@ -44,7 +44,8 @@ const publisher = proxyActivities<OrchestratorActivities>({
 
 export async function publishStage(input: PublishStageInput): Promise<PublishStageResult> {
   const withLock = lockClient();
-  return withLock(repositoryLockId(input.environment, input.channel), undefined, async () => {
+  const bucket = input.repository.buckets?.[input.environment] ?? input.environment;
+  return withLock(repositoryLockId(bucket, input.channel), undefined, async () => {
     const repositories: PublishStageResult['repositories'] = [];
     for (const p of input.packages) {
       const r = await publisher.publishPackages({
