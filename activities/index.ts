@@ -13,6 +13,7 @@ import { createFleetActivities, defaultBaseDir } from './fleet';
 import { createRunE2e } from './fleet/e2e';
 import { createGithubActivities } from './github/commit-status';
 import { createGitActivities } from './git/ancestry';
+import { createReleaseActivities } from './git/release';
 import { createPackagingActivities } from './packaging';
 import { createRepositoryActivities } from './repository';
 import type { AwsClients } from './storage/s3';
@@ -22,7 +23,7 @@ export interface ActivityDeps {
   aws: AwsClients;
 }
 
-export function createBuildActivities({ config, aws }: ActivityDeps) {
+export function createBuildActivities({ config, aws, env = process.env }: ActivityDeps & { env?: Env }) {
   const artifacts = parseS3Url(config.storage.artifacts);
   const deps = {
     s3: aws.s3,
@@ -46,6 +47,7 @@ export function createBuildActivities({ config, aws }: ActivityDeps) {
       workDir: config.workspace,
     }),
     runE2e: createRunE2e({ ...deps, hostsDir: config.fleet?.hostsDir }),
+    ...createReleaseActivities({ workspaceRoot: config.workspace, token: () => env[config.github.tokenEnv] }),
   };
 }
 

@@ -4,7 +4,7 @@ import type { Client } from '@temporalio/client';
 import type { PipelineStatus, StageStatus } from '../common/types';
 import { statusQuery } from '../workflows/messages';
 
-const TERMINAL_RUN = new Set(['succeeded', 'failed', 'aborted', 'expired', 'superseded']);
+const TERMINAL_RUN = new Set(['succeeded', 'failed', 'aborted', 'rejected', 'expired', 'superseded']);
 const CLOSED = new Set(['COMPLETED', 'FAILED', 'TERMINATED', 'CANCELLED', 'TIMED_OUT', 'CONTINUED_AS_NEW']);
 
 export interface FollowOptions {

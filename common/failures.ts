@@ -43,6 +43,12 @@ export const FailureType = {
   BadInput: 'BadInput',
   /** Smoke or end-to-end tests failed against the staging hosts. */
   VerifyFailed: 'VerifyFailed',
+  /** Tagging the release or cutting the next patch branch failed. */
+  ReleaseFailed: 'ReleaseFailed',
+  /** The release tag exists at another commit: nothing was changed. */
+  ReleaseConflict: 'ReleaseConflict',
+  /** Promotion would put an older build into a channel that holds a newer one (use --force). */
+  OlderThanPublished: 'OlderThanPublished',
   /** The configuration names something that does not exist (repository, step, distro). */
   BadConfig: 'BadConfig',
 } as const;

@@ -9,6 +9,7 @@ export const WorkflowTypes = {
 export const MessageNames = {
   allocateBuild: 'allocateBuild',
   recordGreen: 'recordGreen',
+  recordRelease: 'recordRelease',
   acquireLock: 'acquireLock',
   releaseLock: 'releaseLock',
   lockGranted: 'lockGranted',

@@ -32,6 +32,8 @@ export interface RepositorySpec {
   keepBuilds: number;
   /** How long a failed stage waits for `retry`/`abort` before the run fails. */
   operatorWindowSeconds: number;
+  /** How long a run waits in `awaiting-approval` before it ends `expired` (default 3 days). */
+  approvalTimeoutSeconds?: number;
   /** The Temporal Web UI, for links back to a run (commit statuses). */
   webUiUrl?: string;
   /** Bucket names of the environments: a publish lock is per bucket and channel. */
@@ -67,7 +69,15 @@ export interface PipelineInput {
 }
 
 export type RunStatus =
-  'running' | 'awaiting-operator' | 'awaiting-approval' | 'succeeded' | 'failed' | 'aborted' | 'expired' | 'superseded';
+  | 'running'
+  | 'awaiting-operator'
+  | 'awaiting-approval'
+  | 'succeeded'
+  | 'failed'
+  | 'aborted'
+  | 'rejected'
+  | 'expired'
+  | 'superseded';
 
 export type StageState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
 
@@ -106,6 +116,18 @@ export interface PipelineStatus {
     repositories: { distro: string; path: string; suite?: string }[];
     docs?: string;
   };
+  /** Where the packages and docs were promoted (production). */
+  promoted?: PipelineStatus['published'];
+  /** The approval gate, once reached: who decided and when. */
+  approval?: {
+    requestedAt: string;
+    decision?: 'approved' | 'rejected' | 'expired';
+    by?: string;
+    at?: string;
+    comment?: string;
+  };
+  /** The release stage's tag and next patch branch. */
+  release?: { tag: string; nextBranch: string };
   /** Staging hosts per distro after deploy: before/after version and outcome of each. */
   hosts?: {
     distro: string;
@@ -126,6 +148,7 @@ export interface PipelineResult {
   build?: number;
   version?: string;
   published?: PipelineStatus['published'];
+  promoted?: PipelineStatus['published'];
   hosts?: PipelineStatus['hosts'];
 }
 

@@ -53,6 +53,8 @@ const repository = z
     stepTimeoutSeconds: z.number().int().positive().default(1800),
     /** How long a run with a failed stage waits for an operator's `retry` or `abort` before it fails. */
     operatorWindowHours: z.number().positive().default(168),
+    /** How long a run waits for `approve`/`reject` before it ends `expired` with nothing promoted. */
+    approvalTimeoutHours: z.number().positive().default(72),
     /** The built-in packager: the `package` step installs into $CONVEYOR_ROOT (e.g.
      * `make install DESTDIR=$CONVEYOR_ROOT`) and Conveyor builds the .deb/.rpm from that tree. */
     packaging: z
@@ -312,6 +314,7 @@ export function repositorySpec(
     builtinPackage: repo.packaging?.builtin,
     keepBuilds: repo.retention.keepBuilds,
     operatorWindowSeconds: Math.round(repo.operatorWindowHours * 3600),
+    approvalTimeoutSeconds: Math.round(repo.approvalTimeoutHours * 3600),
     distroSpecs: Object.fromEntries(repo.distros.map((d) => [d, { ...config.distros[d] }])),
     buckets: {
       staging: parseS3Url(config.storage.staging).bucket,

@@ -4,7 +4,13 @@
 // a pipeline asking twice gets its first number back). It runs forever and continues-as-new,
 // carrying its state, before its history grows large.
 import { allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
-import { allocateBuildUpdate, branchStateQuery, recordGreenSignal, type BranchState } from './messages';
+import {
+  allocateBuildUpdate,
+  branchStateQuery,
+  recordGreenSignal,
+  recordReleaseSignal,
+  type BranchState,
+} from './messages';
 
 /** How many pipeline → build assignments are remembered (retries happen within minutes or days, not hundreds of builds). */
 const REMEMBERED_ASSIGNMENTS = 200;
@@ -34,6 +40,10 @@ export async function branchState(initial: BranchState): Promise<void> {
       },
     },
   );
+  setHandler(recordReleaseSignal, (r) => {
+    state.stableBranch = r.stableBranch;
+    state.releasedVersion = r.version;
+  });
   setHandler(recordGreenSignal, (green) => {
     // Out-of-order completions must not move "last green" backwards.
     if (!state.lastGreen || green.build >= state.lastGreen.build) state.lastGreen = green;

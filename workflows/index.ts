@@ -7,3 +7,5 @@ export { packageStage, docsStage } from './stages/package';
 export { publishStage } from './stages/publish';
 export { deployStage } from './stages/deploy';
 export { verifyStage } from './stages/verify';
+export { releaseStage } from './stages/release';
+export { promoteStage } from './stages/promote';

@@ -23,6 +23,21 @@ export const retrySignal = defineSignal<[RetryRequest]>('retry');
 /** Ends the run as `aborted`, cancelling what runs. Ignored once the run has ended. */
 export const abortSignal = defineSignal<[AbortRequest]>('abort');
 
+export interface ApproveRequest {
+  by: string;
+  comment?: string;
+}
+
+export interface RejectRequest {
+  by: string;
+  reason: string;
+}
+
+/** Lets a run that waits in `awaiting-approval` promote to production. Ignored when nothing waits. */
+export const approveSignal = defineSignal<[ApproveRequest]>('approve');
+/** Ends a run that waits in `awaiting-approval` as `rejected`, promoting nothing. Ignored when nothing waits. */
+export const rejectSignal = defineSignal<[RejectRequest]>('reject');
+
 // ---- branch-state entity (`branch-state/<owner>/<repo>/<branch>`) ----
 
 export interface GreenBuild {
@@ -54,6 +69,15 @@ export interface AllocateBuildRequest {
 /** Hands out the next build number, or the one this pipeline already has. */
 export const allocateBuildUpdate = defineUpdate<{ build: number }, [AllocateBuildRequest]>(MessageNames.allocateBuild);
 export const recordGreenSignal = defineSignal<[GreenBuild]>(MessageNames.recordGreen);
+
+export interface ReleaseRecord {
+  stableBranch: string;
+  version: string;
+  at: string;
+}
+
+/** The release stage records the repository's stable release branch and the version it released. */
+export const recordReleaseSignal = defineSignal<[ReleaseRecord]>(MessageNames.recordRelease);
 export const branchStateQuery = defineQuery<BranchState>('state');
 
 // ---- lock entity (`repo-lock/<bucket>/<channel>`, `deploy-lock/<environment>/<distro>`) ----

@@ -24,10 +24,12 @@ import { FailureType, type CommandFailureDetails } from '../common/failures';
 import { stageId, type StageName } from '../common/ids';
 import { BranchKey, BuildKey, CommitKey, RepositoryKey, StageKey, StatusKey } from '../common/search-attributes';
 import type { PipelineInput, PipelineResult, PipelineStatus, RunStatus, StageStatus } from '../common/types';
-import { abortSignal, retrySignal, statusQuery, type AbortRequest } from './messages';
+import { abortSignal, approveSignal, rejectSignal, retrySignal, statusQuery, type AbortRequest } from './messages';
 import { docsStage, packageStage, type PackageStageResult } from './stages/package';
 import { deployStage, type DeployStageResult } from './stages/deploy';
+import { promoteStage } from './stages/promote';
 import { publishStage } from './stages/publish';
+import { releaseStage } from './stages/release';
 import { verifyStage } from './stages/verify';
 import { testStage, type TestStageFailureDetails } from './stages/test';
 import { messageOf, rootApplicationFailure } from './support';
@@ -110,6 +112,8 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
                   ...(repository.steps.smoke || repository.steps.e2e ? [stage('verify')] : []),
                 ]
               : []),
+            ...(repository.release ? [stage('release')] : []),
+            stage('promote'),
           ]
         : []),
     ],
@@ -129,6 +133,12 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
       if (ops.waiting.has(l) && (!req.stage || req.stage === l || req.stage === s.name)) ops.granted.add(l);
     }
   });
+  setHandler(approveSignal, (req) => {
+    if (ops.approvalOpen && !ops.decision) ops.decision = { kind: 'approved', by: req.by, comment: req.comment };
+  });
+  setHandler(rejectSignal, (req) => {
+    if (ops.approvalOpen && !ops.decision) ops.decision = { kind: 'rejected', by: req.by, comment: req.reason };
+  });
   setHandler(abortSignal, (req) => {
     if (ops.aborted || state.endedAt) return;
     ops.aborted = req;
@@ -142,6 +152,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
   ]);
 
   let supersededBy: string | undefined;
+  let outcome: 'rejected' | 'expired' | undefined;
   try {
     await chain.run(async () => {
       await runStage(state, ops, 'test', undefined, async (s) => {
@@ -221,74 +232,133 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
           docs: r.docs?.index,
         };
       });
-      if (!repository.staging) return;
+      // Staging hosts: deploy, then verify. False when a newer commit superseded this one.
+      const staging = async (): Promise<boolean> => {
+        if (!repository.staging) return true;
 
-      // Deploy: one child per distro, in parallel (each holds its own fleet's lock).
-      const published = state.published as NonNullable<PipelineStatus['published']>;
-      const base = repository.publicUrls.staging;
-      const deploying = repository.distros.map((distro, i) =>
-        runStage(state, ops, 'deploy', distro, async (s) => {
-          const repo = published.repositories.find((x) => x.distro === distro);
-          const r = await recordHosts(
-            state,
-            distro,
-            executeChild(deployStage, {
-              workflowId: s.workflowId,
-              args: [
-                {
-                  pipelineId: id,
-                  repository,
-                  branch,
-                  sha,
-                  distro,
-                  distroSpec: repository.distroSpecs[distro],
-                  environment: 'staging',
-                  version: state.version as string,
-                  packages: [...new Set(packaged[i].artifacts.map((a) => a.name))],
-                  repo: { url: `${base}/${repo?.path ?? ''}`, suite: repo?.suite, keyUrl: `${base}/keys/conveyor.asc` },
-                },
-              ],
-              staticSummary: `deploy ${repository.name} ${state.version} to staging ${distro} hosts`,
-            }),
-          );
-          state.hosts = [...(state.hosts ?? []).filter((h) => h.distro !== distro), { distro, hosts: r.hosts }];
-          if (r.status === 'superseded') s.error = r.reason;
-          return { distro, result: r };
-        }),
-      );
-      const deployed = await Promise.allSettled(deploying);
-      const deployFailure = deployed.find((r) => r.status === 'rejected');
-      if (deployFailure) throw deployFailure.reason;
-      const results = deployed.map(
-        (r) => (r as PromiseFulfilledResult<{ distro: string; result: DeployStageResult }>).value,
-      );
-      const superseded = results.find((r) => r.result.status === 'superseded');
-      if (superseded) {
-        for (const st of state.stages)
-          if (st.name === 'deploy' && results.some((r) => r.distro === st.distro && r.result.status === 'superseded'))
-            st.state = 'skipped';
-        supersededBy = superseded.result.reason;
-        return;
+        // Deploy: one child per distro, in parallel (each holds its own fleet's lock).
+        const published = state.published as NonNullable<PipelineStatus['published']>;
+        const base = repository.publicUrls.staging;
+        const deploying = repository.distros.map((distro, i) =>
+          runStage(state, ops, 'deploy', distro, async (s) => {
+            const repo = published.repositories.find((x) => x.distro === distro);
+            const r = await recordHosts(
+              state,
+              distro,
+              executeChild(deployStage, {
+                workflowId: s.workflowId,
+                args: [
+                  {
+                    pipelineId: id,
+                    repository,
+                    branch,
+                    sha,
+                    distro,
+                    distroSpec: repository.distroSpecs[distro],
+                    environment: 'staging',
+                    version: state.version as string,
+                    packages: [...new Set(packaged[i].artifacts.map((a) => a.name))],
+                    repo: {
+                      url: `${base}/${repo?.path ?? ''}`,
+                      suite: repo?.suite,
+                      keyUrl: `${base}/keys/conveyor.asc`,
+                    },
+                  },
+                ],
+                staticSummary: `deploy ${repository.name} ${state.version} to staging ${distro} hosts`,
+              }),
+            );
+            state.hosts = [...(state.hosts ?? []).filter((h) => h.distro !== distro), { distro, hosts: r.hosts }];
+            if (r.status === 'superseded') s.error = r.reason;
+            return { distro, result: r };
+          }),
+        );
+        const deployed = await Promise.allSettled(deploying);
+        const deployFailure = deployed.find((r) => r.status === 'rejected');
+        if (deployFailure) throw deployFailure.reason;
+        const results = deployed.map(
+          (r) => (r as PromiseFulfilledResult<{ distro: string; result: DeployStageResult }>).value,
+        );
+        const superseded = results.find((r) => r.result.status === 'superseded');
+        if (superseded) {
+          for (const st of state.stages)
+            if (st.name === 'deploy' && results.some((r) => r.distro === st.distro && r.result.status === 'superseded'))
+              st.state = 'skipped';
+          supersededBy = superseded.result.reason;
+          return false;
+        }
+        if (!state.stages.some((st) => st.name === 'verify')) return true;
+
+        await runStage(state, ops, 'verify', undefined, async (s) => {
+          const r = await executeChild(verifyStage, {
+            workflowId: s.workflowId,
+            args: [
+              {
+                pipelineId: id,
+                repository,
+                branch,
+                sha,
+                version: packaged[0].version,
+                build,
+                hosts: results.map((x) => ({ distro: x.distro, hosts: x.result.upgraded })),
+              },
+            ],
+            staticSummary: `verify ${repository.name} ${state.version} on staging: smoke, then e2e`,
+          });
+          s.logKeys = [...r.smoke.map((c) => c.logKey), ...(r.e2e ? [r.e2e.logKey] : [])];
+        });
+        return true;
+      };
+      if (!(await staging())) return;
+
+      if (repository.release) {
+        await runStage(state, ops, 'release', undefined, async (s) => {
+          const r = await executeChild(releaseStage, {
+            workflowId: s.workflowId,
+            args: [{ pipelineId: id, repository, branch, sha }],
+            staticSummary: `release ${repository.name}: tag and cut the next patch branch`,
+          });
+          state.release = { tag: r.tag, nextBranch: r.nextBranch };
+        });
       }
-      if (!state.stages.some((st) => st.name === 'verify')) return;
 
-      await runStage(state, ops, 'verify', undefined, async (s) => {
-        const r = await executeChild(verifyStage, {
-          workflowId: s.workflowId,
+      if (repository.approval) {
+        const decision = await approvalGate(state, ops, repository.approvalTimeoutSeconds ?? 3 * 86400);
+        if (decision !== 'approved') {
+          outcome = decision;
+          return;
+        }
+      }
+
+      await runStage(state, ops, 'promote', undefined, async () => {
+        const r = await executeChild(promoteStage, {
+          workflowId: stageId(id, 'promote', undefined, state.stages.find((x) => x.name === 'promote')?.attempt ?? 1),
           args: [
             {
               pipelineId: id,
               repository,
-              branch,
-              sha,
-              version: packaged[0].version,
-              build,
-              hosts: results.map((x) => ({ distro: x.distro, hosts: x.result.upgraded })),
+              channel: repository.channel,
+              version: state.version as string,
+              packages: packaged.map((p, i) => ({ distro: repository.distros[i], artifacts: p.artifacts })),
+              docs,
             },
           ],
-          staticSummary: `verify ${repository.name} ${state.version} on staging: smoke, then e2e`,
+          staticSummary: `promote ${repository.name} ${state.version} to production ${repository.channel}`,
         });
-        s.logKeys = [...r.smoke.map((c) => c.logKey), ...(r.e2e ? [r.e2e.logKey] : [])];
+        state.promoted = {
+          environment: r.environment,
+          channel: r.channel,
+          repositories: r.repositories.map((x) => ({ distro: x.distro, path: x.path, suite: x.suite })),
+          docs: r.docs?.index,
+        };
+      });
+      await control.recordGreen({
+        repository: repository.name,
+        branch,
+        build,
+        sha,
+        version: state.version,
+        at: now(),
       });
     });
   } catch (err) {
@@ -313,7 +383,8 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
       details: [{ stage: failed ? label(failed) : undefined, tail: failed?.tail, logKeys: failed?.logKeys }],
     });
   }
-  end(state, supersededBy ? 'superseded' : 'succeeded', supersededBy);
+  if (outcome) end(state, outcome, outcome === 'rejected' ? `rejected by ${state.approval?.by}` : 'approval expired');
+  else end(state, supersededBy ? 'superseded' : 'succeeded', supersededBy);
   await ops.statuses.flush();
   return {
     status: state.status,
@@ -321,8 +392,42 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     build: state.build,
     version: state.version,
     published: state.published,
+    promoted: state.promoted,
     hosts: state.hosts,
   };
+}
+
+/**
+ * The approval gate: the run waits in `awaiting-approval` for `approve` or `reject` (from
+ * `conveyor approve|reject` or `temporal workflow signal`), recording who and when, until the
+ * timeout, after which it ends `expired`. Signals that arrive when nothing waits are ignored.
+ */
+async function approvalGate(
+  state: PipelineStatus,
+  ops: Operator,
+  timeoutSeconds: number,
+): Promise<'approved' | 'rejected' | 'expired'> {
+  state.approval = { requestedAt: now() };
+  state.stage = 'promote';
+  setStatus(state, 'awaiting-approval');
+  ops.approvalOpen = true;
+  ops.statuses.report('conveyor/approval', 'pending', 'waiting for approval');
+  const decided = await condition(() => ops.decision !== undefined, `${timeoutSeconds} seconds`);
+  ops.approvalOpen = false;
+  const d = ops.decision;
+  if (!decided || !d) {
+    state.approval = { ...state.approval, decision: 'expired', at: now() };
+    ops.statuses.report('conveyor/approval', 'error', 'approval expired');
+    return 'expired';
+  }
+  state.approval = { ...state.approval, decision: d.kind, by: d.by, at: now(), comment: d.comment };
+  ops.statuses.report(
+    'conveyor/approval',
+    d.kind === 'approved' ? 'success' : 'failure',
+    `${d.kind} by ${d.by}`.slice(0, 140),
+  );
+  setStatus(state, 'running');
+  return d.kind;
 }
 
 function seconds(s: StageStatus): string {
@@ -363,6 +468,9 @@ interface Operator {
   aborted: AbortRequest | undefined;
   windowSeconds: number;
   statuses: ReturnType<typeof commitStatusReporter>;
+  /** True while the approval gate waits; approve/reject are ignored otherwise. */
+  approvalOpen?: boolean;
+  decision?: { kind: 'approved' | 'rejected'; by: string; comment?: string };
 }
 
 /**

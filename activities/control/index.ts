@@ -64,6 +64,22 @@ export function createControlActivities({ client, taskQueue }: ControlDeps) {
       });
     },
 
+    async recordRelease(input: {
+      repository: string;
+      branch: string;
+      stableBranch: string;
+      version: string;
+      at: string;
+    }): Promise<void> {
+      await client.workflow.signalWithStart(WorkflowTypes.branchState, {
+        workflowId: branchStateId(input.repository, input.branch),
+        taskQueue,
+        args: [{ repository: input.repository, branch: input.branch, lastBuild: 0, assigned: [] }],
+        signal: MessageNames.recordRelease,
+        signalArgs: [{ stableBranch: input.stableBranch, version: input.version, at: input.at }],
+      });
+    },
+
     async requestLock(input: RequestLockInput): Promise<void> {
       await client.workflow.signalWithStart(WorkflowTypes.repositoryLock, {
         workflowId: input.lockId,

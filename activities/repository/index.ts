@@ -14,6 +14,9 @@ import { RepositoryFailure, nonRetryable } from './failures';
 import { openSigner } from './gpg';
 import { publishDocsSite } from './publish-docs';
 import { publishRepository } from './publish-repository';
+import { readState } from './repository-state';
+import { compareDebVersions, compareRpmVersions } from './version-compare';
+import type { DistroSpec } from '../../common/types';
 import type {
   Environment,
   PublishDocsInput,
@@ -27,6 +30,14 @@ export { generateSigningKey, publicKeyOf } from './gpg';
 export { RepositoryFailure } from './failures';
 export { PUBLIC_KEY_PATH } from './publish-repository';
 export type * from './types';
+
+export interface PublishedVersionsInput {
+  environment: 'staging' | 'production';
+  channel: string;
+  distro: string;
+  distroSpec: DistroSpec;
+  name: string;
+}
 
 export interface RepositoryDeps {
   s3: S3Client;
@@ -121,6 +132,29 @@ export function createRepositoryActivities(deps: RepositoryDeps) {
         } finally {
           await fs.promises.rm(dir, { recursive: true, force: true });
         }
+      }),
+
+    /** The versions of `name` a channel holds now (newest first), from its state manifest: what
+     * promotion compares against so an older build never replaces a newer one unasked. */
+    publishedVersions: (input: PublishedVersionsInput): Promise<{ versions: string[] }> =>
+      inScope(async (scope) => {
+        checkTarget({ ...input, artifacts: [], keepBuilds: 1 });
+        const format =
+          input.distroSpec.format === 'deb'
+            ? aptFormat({ ...input, artifacts: [], keepBuilds: 1 })
+            : yumFormat({ ...input, artifacts: [], keepBuilds: 1 });
+        const state = await readState(
+          deps.s3,
+          bucketOf(deps, input.environment),
+          format.stateKey,
+          format.format,
+          scope.signal,
+        );
+        const cmp = input.distroSpec.format === 'deb' ? compareDebVersions : compareRpmVersions;
+        const versions = [...new Set(state.packages.filter((p) => p.name === input.name).map((p) => p.version))].sort(
+          (a, b) => cmp(b, a),
+        );
+        return { versions };
       }),
 
     /** Copies a docs site to `docs/<owner>/<repo>/<version>/` and points the channel at it. */

@@ -12,6 +12,7 @@ import { pushPayload, sendWebhook } from '../../cli/webhook-client';
 import { BuildKey } from '../../common/search-attributes';
 import type { PipelineResult } from '../../common/types';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
+import { runChecked } from '../../activities/exec/process';
 import { aptClient, dnfClient } from '../helpers/readers';
 import { awsFor, clientFor, startWorkers, tempDir, testConfig, testEnv } from '../helpers/stack';
 
@@ -86,7 +87,11 @@ describe('chain: push → test → package → publish (staging)', () => {
       `package/${rpm}:succeeded`,
       'package/docs:succeeded',
       'publish:succeeded',
+      'promote:succeeded',
     ]);
+    // main goes on to production `unstable`, without a release tag.
+    expect(result.promoted).toMatchObject({ environment: 'production', channel: 'unstable' });
+    expect((await runChecked('git', ['ls-remote', '--tags', bare])).trim()).toBe('');
     expect((await client.workflow.getHandle(id).describe()).typedSearchAttributes.get(BuildKey)).toBe(1);
 
     const debRepo = result.published!.repositories.find((r) => r.distro === deb)!;

@@ -43,6 +43,11 @@ const publisher = proxyActivities<OrchestratorActivities>({
 });
 
 export async function publishStage(input: PublishStageInput): Promise<PublishStageResult> {
+  return publishUnderLock(input);
+}
+
+/** The publish itself, under the bucket and channel's lock; the promote stage uses it too. */
+export async function publishUnderLock(input: PublishStageInput): Promise<PublishStageResult> {
   const withLock = lockClient();
   const bucket = input.repository.buckets?.[input.environment] ?? input.environment;
   return withLock(repositoryLockId(bucket, input.channel), undefined, async () => {

@@ -1,0 +1,62 @@
+// Promote stage (`…/promote`): the very artifacts that passed staging — the same keys, their SHA-256
+// checked again by the publisher, never rebuilt — go to the production repositories and the docs
+// site to the production docs prefix, channel from the branch rule. Promoting the same build twice
+// changes nothing; promoting an older build than the channel already holds is refused unless forced.
+import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import type { OrchestratorActivities } from '../../activities';
+import { FailureType } from '../../common/failures';
+import { publishUnderLock, type PublishStageInput, type PublishStageResult } from './publish';
+
+export interface PromoteStageInput extends Omit<PublishStageInput, 'environment'> {
+  /** `<version>-<build>` of the artifacts. */
+  version: string;
+  force?: boolean;
+}
+
+const repository = proxyActivities<OrchestratorActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { maximumAttempts: 5 },
+});
+
+export async function promoteStage(input: PromoteStageInput): Promise<PublishStageResult> {
+  if (!input.force) {
+    for (const p of input.packages) {
+      const spec = input.repository.distroSpecs[p.distro];
+      for (const name of [...new Set(p.artifacts.map((a) => a.name))]) {
+        const { versions } = await repository.publishedVersions({
+          environment: 'production',
+          channel: input.channel,
+          distro: p.distro,
+          distroSpec: spec,
+          name,
+        });
+        const newest = versions[0];
+        // Same build again: idempotent. A newer one already there: refuse (numeric build order
+        // within one project version; the publisher compares full versions for retention).
+        if (newest && newest !== input.version && isNewer(newest, input.version)) {
+          throw ApplicationFailure.create({
+            type: FailureType.OlderThanPublished,
+            message: `production ${input.channel} already holds ${name} ${newest} (${p.distro}), newer than ${input.version}: not promoting (force to override)`,
+            nonRetryable: true,
+          });
+        }
+      }
+    }
+  }
+  return publishUnderLock({ ...input, environment: 'production' });
+}
+
+/** Whether version `a` sorts after `b` (`<x.y.z>-<build>`, numeric parts compared in order). */
+export function isNewer(a: string, b: string): boolean {
+  const parts = (v: string) => v.split(/[.\-+~]/).map((x) => (/^\d+$/.test(x) ? Number(x) : x));
+  const pa = parts(a);
+  const pb = parts(b);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = pa[i] ?? 0;
+    const y = pb[i] ?? 0;
+    if (x === y) continue;
+    if (typeof x === 'number' && typeof y === 'number') return x > y;
+    return String(x) > String(y);
+  }
+  return false;
+}

@@ -1,0 +1,46 @@
+// Release stage (`…/release`, branch rules with `release: true`): tags `v<version>` at exactly the
+// tested sha and cuts the next patch branch (activities/git/release.ts, on a build worker), then
+// records the stable release branch and the released version in the branch-state entity.
+import { proxyActivities } from '@temporalio/workflow';
+import type { BuildActivities, OrchestratorActivities } from '../../activities';
+import { FailureType } from '../../common/failures';
+import { buildQueue } from '../../common/queues';
+import type { RepositorySpec } from '../../common/types';
+
+export interface ReleaseStageInput {
+  pipelineId: string;
+  repository: RepositorySpec;
+  branch: string;
+  sha: string;
+}
+
+export interface ReleaseStageResult {
+  version: string;
+  tag: string;
+  tagCreated: boolean;
+  nextBranch: string;
+  nextBranchCreated: boolean;
+  removedBranch?: string;
+}
+
+const control = proxyActivities<OrchestratorActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 10 },
+});
+
+export async function releaseStage(input: ReleaseStageInput): Promise<ReleaseStageResult> {
+  const { releaseCommit } = proxyActivities<BuildActivities>({
+    taskQueue: buildQueue(input.repository.distros[0]),
+    startToCloseTimeout: '10 minutes',
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.ReleaseConflict, FailureType.CheckoutFailed] },
+  });
+  const r = await releaseCommit({ cloneUrl: input.repository.cloneUrl, sha: input.sha, branch: input.branch });
+  await control.recordRelease({
+    repository: input.repository.name,
+    branch: input.branch,
+    stableBranch: input.branch,
+    version: r.version,
+    at: new Date().toISOString(),
+  });
+  return r;
+}
