@@ -7,9 +7,12 @@
 //      (so every clone on a machine, CI's included, shares one build), else `go install` into that
 //      cache (about 3 minutes on 2 cores), else the official download (fails on closed networks);
 //   3. moto server (pinned) in a venv in the per-user cache;
-//   4. the Debian tools later stages need, with apt-get when root (else it prints the command).
+//   4. the Debian tools later stages need, with apt-get when root (else it prints the command);
+//   5. Temporal's time-skipping test server (Java, from Maven Central) for tests of long timers:
+//      its jars copied by Maven into the per-user cache, behind a wrapper script. Needs `java` and
+//      `mvn`; without them it says what is missing and skips (only those tests then fail).
 // Everything lands behind stable links in .tools/ (git-ignored), which the rest of the code reads:
-//   .tools/bin/temporal, .tools/venv/bin/moto_server.
+//   .tools/bin/temporal, .tools/venv/bin/moto_server, .tools/bin/temporal-test-server.
 // A second run with everything present does no work and says so.
 'use strict';
 
@@ -23,6 +26,9 @@ const ROOT = path.resolve(__dirname, '..');
 const TOOLS = path.join(ROOT, '.tools');
 const TEMPORAL_CLI_VERSION = 'v1.5.1';
 const MOTO_SPEC = 'moto[server]==5.2.5';
+const TEST_SERVER_VERSION = '1.31.0';
+// Pinned so a cold cache resolves the same plugin everywhere (unpinned, Maven asks Central for the newest).
+const MAVEN_DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.8.1';
 const CACHE = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'conveyor');
 // What the chain runs → the Debian package that provides it. A bare name is looked up on PATH
 // (and /usr/sbin); an absolute path must exist.
@@ -258,6 +264,153 @@ function ensureDebianTools() {
   }
 }
 
+// ---------- 5. time-skipping test server ----------
+// The cache entry is self-contained (jars copied out of ~/.m2, so cleaning Maven's repository does
+// not break it) and appears whole or not at all: it is assembled in a temp dir, then renamed.
+async function ensureTestServer() {
+  const linkPath = path.join(TOOLS, 'bin', 'temporal-test-server');
+  const dir = path.join(CACHE, `temporal-test-server-${TEST_SERVER_VERSION}`);
+  const wrapper = path.join(dir, 'temporal-test-server');
+  const stamp = path.join(dir, '.conveyor-installed');
+  // The stamp is the pom's hash: a changed recipe (version, extra jars) resolves again.
+  const recipe = crypto.createHash('sha256').update(testServerPom()).digest('hex');
+  let have = null;
+  try {
+    have = fs.readFileSync(stamp, 'utf8').trim();
+  } catch {
+    /* missing */
+  }
+  if (have === recipe && fs.existsSync(wrapper)) {
+    link(wrapper, linkPath);
+    if (!which('java'))
+      say(`warning: ${linkPath} needs java on PATH, which is missing (apt-get install default-jre-headless)`);
+    return;
+  }
+  const missing = ['java', 'mvn'].filter((b) => !which(b));
+  if (missing.length > 0) {
+    say(
+      `skipping the time-skipping test server: ${missing.join(' and ')} not found on PATH. ` +
+        'Tests of long timers (test/workflows/time-skipping.test.ts) will fail until it is installed.\n' +
+        '  Install them (Debian, as root: apt-get install -y default-jdk-headless maven) and run this again.',
+    );
+    return;
+  }
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(path.join(tmp, 'lib'), { recursive: true });
+  fs.writeFileSync(path.join(tmp, 'pom.xml'), testServerPom());
+  say(`resolving io.temporal:temporal-test-server:${TEST_SERVER_VERSION} with Maven into ${dir}`);
+  say('this takes about 15 s (55 MB from Maven Central into ~/.m2) the first time on a machine; progress follows');
+  const t0 = Date.now();
+  // copy-dependencies puts the jars in lib/; build-classpath (prefix lib/) lists them in Maven's
+  // resolution order, which is the order the JVM must see them in.
+  const ok = await mavenWithProgress(
+    [
+      '-B',
+      '-f',
+      path.join(tmp, 'pom.xml'),
+      `${MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies`,
+      `${MAVEN_DEPENDENCY_PLUGIN}:build-classpath`,
+      '-DincludeScope=runtime',
+      `-DoutputDirectory=${path.join(tmp, 'lib')}`,
+      `-Dmdep.outputFile=${path.join(tmp, 'classpath.txt')}`,
+      `-Dmdep.prefix=${path.join(dir, 'lib')}`,
+    ],
+    t0,
+  );
+  const classpathFile = path.join(tmp, 'classpath.txt');
+  if (!ok || !fs.existsSync(classpathFile)) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    say(
+      'skipping the time-skipping test server: Maven could not resolve it (see its output above). ' +
+        'Tests of long timers will fail until this step succeeds; run bootstrap again once Maven Central is reachable.',
+    );
+    return;
+  }
+  // Inside sh double quotes only these four characters are special.
+  const classpath = fs
+    .readFileSync(classpathFile, 'utf8')
+    .trim()
+    .replace(/["$`\\]/g, '\\$&');
+  fs.writeFileSync(
+    path.join(tmp, 'temporal-test-server'),
+    '#!/bin/sh\n' +
+      `# Temporal time-skipping test server ${TEST_SERVER_VERSION}, written by conveyor's scripts/bootstrap.js.\n` +
+      `exec java -cp "${classpath}" io.temporal.testserver.TestServer "$@"\n`,
+    { mode: 0o755 },
+  );
+  fs.writeFileSync(path.join(tmp, '.conveyor-installed'), `${recipe}\n`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    fs.renameSync(tmp, dir);
+  } catch (err) {
+    // Another bootstrap finished the same install first: keep its copy.
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (!fs.existsSync(wrapper)) throw err;
+  }
+  link(wrapper, linkPath);
+  did.push(`resolved temporal-test-server ${TEST_SERVER_VERSION} (${secondsSince(t0)} s)`);
+}
+
+function testServerPom() {
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by conveyor's scripts/bootstrap.js: only resolves the test server's jars. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>conveyor.bootstrap</groupId>
+  <artifactId>temporal-test-server-classpath</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>io.temporal</groupId>
+      <artifactId>temporal-test-server</artifactId>
+      <version>${TEST_SERVER_VERSION}</version>
+    </dependency>
+    <!-- The server logs through SLF4J 1.7 and finds no binding otherwise: three warning lines at every start. -->
+    <dependency>
+      <groupId>org.slf4j</groupId>
+      <artifactId>slf4j-nop</artifactId>
+      <version>1.7.36</version>
+    </dependency>
+  </dependencies>
+</project>
+`;
+}
+
+function mavenWithProgress(args, t0) {
+  return new Promise((resolve) => {
+    const child = spawn('mvn', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let downloads = 0;
+    let last = '';
+    const tail = [];
+    const onData = (buf) => {
+      for (const line of buf.toString().split('\n')) {
+        if (!line.trim()) continue;
+        if (/^\[INFO\] Downloaded from /.test(line)) downloads++;
+        last = line.trim();
+        tail.push(line);
+        if (tail.length > 30) tail.shift();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const timer = setInterval(() => {
+      say(`  mvn: ${secondsSince(t0)} s, ${downloads} files downloaded (last: ${last.slice(0, 80)})`);
+    }, 10000);
+    child.on('error', (err) => {
+      clearInterval(timer);
+      say(`mvn could not start: ${err.message}`);
+      resolve(false);
+    });
+    child.on('close', (code) => {
+      clearInterval(timer);
+      if (code !== 0) say(`mvn exited with ${code}; its last lines:\n${tail.join('\n')}`);
+      resolve(code === 0);
+    });
+  });
+}
+
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', ...opts });
   if (r.status !== 0) fail(`${cmd} ${args.join(' ')} failed with exit code ${r.status}`);
@@ -278,6 +431,7 @@ async function main() {
   await ensureTemporal();
   ensureMoto();
   ensureDebianTools();
+  await ensureTestServer();
   const took = secondsSince(started);
   if (did.length === 0) {
     if (!quiet) say(`everything present, nothing to do (${took} s)`);
@@ -287,7 +441,7 @@ async function main() {
   }
 }
 
-module.exports = { ROOT, TOOLS, TEMPORAL_CLI_VERSION };
+module.exports = { ROOT, TOOLS, TEMPORAL_CLI_VERSION, TEST_SERVER_VERSION };
 
 if (require.main === module) {
   main().catch((err) => fail(err && err.stack ? err.stack : String(err)));

@@ -79,7 +79,16 @@ describe('webhook API while Temporal is away', () => {
       await c.connection.close();
     }
   }
-  const runsOf = (sha: string) => onServer(async (c) => (await c.workflow.count(`WorkflowId = "${id(sha)}"`)).count);
+  // Visibility is eventually consistent: a run just started may take a moment to be counted.
+  const runsOf = async (sha: string) => {
+    let n = 0;
+    for (let i = 0; i < 50; i++) {
+      n = await onServer(async (c) => (await c.workflow.count(`WorkflowId = "${id(sha)}"`)).count);
+      if (n > 0) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return n;
+  };
 
   beforeAll(async () => {
     dir = tempDir('api-outage');

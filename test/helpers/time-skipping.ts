@@ -1,0 +1,117 @@
+// Tests of long timers (operator windows, approval expiry, retention) on Temporal's time-skipping
+// test server (Java, installed by scripts/bootstrap.js): a run waiting 7 days ends in a second or
+// two of wall time. Time only skips while the test awaits a result through `env.client` (or calls
+// `env.sleep`); while it queries or signals, the server's clock stands still.
+//
+// The server has no visibility API (no ListWorkflowExecutions, no `conveyor list`): anything that
+// reads search attributes back belongs on the dev server (test/helpers/stack.ts). It does check
+// upserts against the registered attributes, though: an unknown one fails every workflow task
+// ("BadSearchAttributes: search attribute ConveyorStatus is not defined") and the run hangs, so
+// startTimeSkipping registers ours through the operator service, as the dev server gets them at start.
+import fs from 'node:fs';
+import path from 'node:path';
+import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import type { BuildActivities, OrchestratorActivities } from '../../activities';
+import { buildQueue } from '../../common/queues';
+import { SEARCH_ATTRIBUTES } from '../../common/search-attributes';
+import type { ConveyorConfig } from '../../config/conveyor';
+import { testEnv } from './stack';
+
+/** The wrapper script bootstrap links (`exec java -cp … io.temporal.testserver.TestServer "$@"`). */
+export const TEST_SERVER_PATH = path.resolve(__dirname, '..', '..', '.tools', 'bin', 'temporal-test-server');
+
+/**
+ * Starts a time-skipping test server on a free port, with Conveyor's search attributes registered.
+ * One per test file (beforeAll, `env.teardown()` in afterAll), used by one test at a time: skipping
+ * time is global to the server, not to a workflow.
+ */
+export async function startTimeSkipping(): Promise<TestWorkflowEnvironment> {
+  if (!fs.existsSync(TEST_SERVER_PATH))
+    throw new Error(
+      `the time-skipping test server is not installed (${TEST_SERVER_PATH} is missing): run ` +
+        '`node scripts/bootstrap.js`, which needs java and mvn on PATH (Debian: apt-get install -y default-jdk-headless maven)',
+    );
+  installQuietRuntime();
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: TEST_SERVER_PATH } },
+  });
+  try {
+    await env.connection.operatorService.addSearchAttributes({
+      namespace: env.namespace ?? 'default',
+      searchAttributes: Object.fromEntries(
+        Object.entries(SEARCH_ATTRIBUTES).map(([name, type]) => [name, indexed(type)]),
+      ),
+    });
+  } catch (err) {
+    await env.teardown();
+    throw err;
+  }
+  return env;
+}
+
+/** Test doubles: typed against the real factories, so they cannot drift from the real signatures. */
+export interface TestActivities {
+  /** Served beside the workflows on the config's orchestrator queue. */
+  orchestrator?: Partial<OrchestratorActivities>;
+  /** Served on `build-<distro>` for every distro of the config. */
+  build?: Partial<BuildActivities>;
+}
+
+/**
+ * The orchestrator worker (the pre-built workflow bundle of the jest global setup, and the given
+ * orchestrator activities) and one builder worker per distro of `config`, all connected to `env`,
+ * until `stop()`. A workflow calling an activity that is not given fails that activity with
+ * "Activity function … is not registered".
+ */
+export async function startTimeSkippingWorkers(
+  env: TestWorkflowEnvironment,
+  config: ConveyorConfig,
+  activities: TestActivities,
+): Promise<{ stop(): Promise<void> }> {
+  const namespace = env.namespace ?? 'default';
+  const workers = [
+    await Worker.create({
+      connection: env.nativeConnection,
+      namespace,
+      taskQueue: config.temporal.taskQueue,
+      workflowBundle: { codePath: testEnv().bundle },
+      activities: activities.orchestrator ?? {},
+    }),
+    ...(await Promise.all(
+      Object.keys(config.distros).map((distro) =>
+        Worker.create({
+          connection: env.nativeConnection,
+          namespace,
+          taskQueue: buildQueue(distro),
+          activities: activities.build ?? {},
+        }),
+      ),
+    )),
+  ];
+  const running = workers.map((w) => w.run());
+  return {
+    async stop() {
+      workers.forEach((w) => w.shutdown());
+      await Promise.all(running);
+    },
+  };
+}
+
+/** `Keyword` (the CLI's spelling, as in SEARCH_ATTRIBUTES) → the API's IndexedValueType. */
+function indexed(type: string) {
+  const t = encodeSearchAttributeIndexedValueType(type.toUpperCase() as 'KEYWORD');
+  if (t === undefined) throw new Error(`unknown search attribute type ${type} in common/search-attributes.ts`);
+  return t;
+}
+
+// The SDK's default runtime logs every worker start at INFO; tests want warnings only. The runtime is
+// per process and can be installed once: test/helpers/stack.ts may have done it already.
+function installQuietRuntime(): void {
+  try {
+    Runtime.install({ logger: new DefaultLogger((process.env.CONVEYOR_TEST_LOG_LEVEL as 'WARN') ?? 'WARN') });
+  } catch {
+    /* already installed */
+  }
+}
