@@ -5,7 +5,7 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createControlActivities } from '../../activities/control';
 import { pipelineId } from '../../common/ids';
-import type { PipelineInput, PipelineResult } from '../../common/types';
+import type { PipelineInput } from '../../common/types';
 import { repositorySpec } from '../../config/conveyor';
 import { statusQuery } from '../../workflows/messages';
 import type { pipeline } from '../../workflows/pipeline';
@@ -94,7 +94,7 @@ describe('approval gate on the time-skipping server', () => {
       });
       await waitForStatus(env.client, workflowId, 'awaiting-approval');
       const before = await env.currentTimeMs();
-      const result = (await handle.result()) as PipelineResult;
+      const result = (await handle.result());
       expect(result.status).toBe('expired');
       expect(result.promoted).toBeUndefined();
       expect(result.stages.find((s) => s.name === 'promote')?.state).toBe('skipped');
