@@ -13,6 +13,8 @@ export interface FollowOptions {
   timeoutMs?: number;
   /** Return as soon as the run waits for an operator (the demo), instead of watching on (`conveyor watch`). */
   stopWhenAwaitingOperator?: boolean;
+  /** Return as soon as the run waits for approval (the demo approves it). */
+  stopWhenAwaitingApproval?: boolean;
 }
 
 export async function followRun(client: Client, workflowId: string, opts: FollowOptions = {}): Promise<PipelineStatus> {
@@ -48,6 +50,7 @@ export async function followRun(client: Client, workflowId: string, opts: Follow
       }
       if (TERMINAL_RUN.has(status.status) || closed) return status;
       if (opts.stopWhenAwaitingOperator && status.status === 'awaiting-operator') return status;
+      if (opts.stopWhenAwaitingApproval && status.status === 'awaiting-approval') return status;
     }
     if (Date.now() > deadline) throw new Error(`timed out following ${workflowId}`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 400));

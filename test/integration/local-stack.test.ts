@@ -61,7 +61,7 @@ describe('local stack: conveyor demo, dev, dev --stop', () => {
     expect(demo.out).toContain('run succeeded: pipeline/demo/widget/main/');
     expect(demo.out).toMatch(
       new RegExp(
-        `Web UI: http://127\\.0\\.0\\.1:${ports[1]}/namespaces/default/workflows/pipeline%2Fdemo%2Fwidget%2Fmain%2F[0-9a-f]{40}`,
+        `Web UI: http://127\\.0\\.0\\.1:${ports[1]}/namespaces/default/workflows/pipeline%2Fdemo%2Fwidget%2F[^ ]+%2F[0-9a-f]{40}`,
       ),
     );
     expect(demo.code).toBe(0);

@@ -89,6 +89,10 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
         }
       }
       const deployed = grant.records?.[repoName];
+      // Build numbers count per branch, so a build of another branch can carry a lower version than
+      // what the hosts run: moving the environment to another branch's build is a deliberate
+      // switch, and (like --force) may go down. Within one branch, ancestry decides above.
+      const switching = Boolean(deployed && deployed.branch !== input.branch);
       if (deployed && deployed.sha !== input.sha && !input.force) {
         if (
           await fleet.isAncestor({ cloneUrl: input.repository.cloneUrl, ancestor: input.sha, descendant: deployed.sha })
@@ -145,6 +149,7 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
                 version: input.version,
                 repo: input.repo,
                 logKey: `logs/${me}/${host.name}-${pkg}.log`,
+                allowDowngrade: switching || input.force === true,
               });
               report.logKey = r.logKey;
               report.after = r.after;
