@@ -48,6 +48,8 @@ const DEBIAN_TOOLS = {
   unshare: 'util-linux',
   // the ssh host executor's tests run a real sshd on loopback
   sshd: 'openssh-server',
+  // the Web UI test drives Debian's chromium headless (no browser download)
+  '/usr/bin/chromium': 'chromium',
 };
 
 const quiet = process.argv.includes('--quiet');

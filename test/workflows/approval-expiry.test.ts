@@ -94,7 +94,7 @@ describe('approval gate on the time-skipping server', () => {
       });
       await waitForStatus(env.client, workflowId, 'awaiting-approval');
       const before = await env.currentTimeMs();
-      const result = (await handle.result());
+      const result = await handle.result();
       expect(result.status).toBe('expired');
       expect(result.promoted).toBeUndefined();
       expect(result.stages.find((s) => s.name === 'promote')?.state).toBe('skipped');

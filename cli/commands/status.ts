@@ -1,0 +1,58 @@
+// `conveyor status <workflowId>`: the pipeline's `status` query, one line per stage, then what an
+// operator needs when something failed (error, log tail, log keys, the next command).
+import { Command } from 'commander';
+import type { PipelineStatus } from '../../common/types';
+import { renderStatus } from '../follow';
+import { commandConfig, queryStatus, stageLabel, withClient } from './context';
+
+const TAIL_LINES = 12;
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .summary("a run's stages, failures and log tails")
+    .argument('<workflowId>', 'a pipeline run, e.g. pipeline/acme/widget/main/<sha> (see conveyor list)')
+    .description("print a run's status: each stage with state, attempt, times; failures with their log tail")
+    .option('--json', 'print the status query result as JSON')
+    .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
+      const config = commandConfig(cmd);
+      const status = await withClient(config, (client) => queryStatus(client, config, id));
+      console.log(
+        o.json ? JSON.stringify(status, null, 2) : [...renderStatus(status), ...statusDetails(status)].join('\n'),
+      );
+    });
+}
+
+/** Lines under the stage table: build, failures with their tails and logs, and what to do next. */
+export function statusDetails(s: PipelineStatus): string[] {
+  const lines: string[] = [];
+  if (s.build !== undefined) lines.push(`  build ${s.build}${s.version ? `, version ${s.version}` : ''}`);
+  for (const st of s.stages.filter((x) => x.state === 'failed')) {
+    lines.push(
+      `  ${stageLabel(st)} failed (attempt ${st.attempt}, ${st.workflowId}): ${st.error ?? 'no error recorded'}`,
+    );
+    const tail = (st.tail ?? '').trimEnd().split('\n').filter(Boolean).slice(-TAIL_LINES);
+    for (const l of tail) lines.push(`    | ${l}`);
+    for (const k of st.logKeys) lines.push(`    log: ${k}`);
+  }
+  if (s.approval) {
+    const a = s.approval;
+    lines.push(
+      a.decision
+        ? `  approval: ${a.decision}${a.by ? ` by ${a.by}` : ''}${a.comment ? `: ${a.comment}` : ''}`
+        : `  approval requested at ${a.requestedAt}`,
+    );
+  }
+  if (s.failure) lines.push(`  ${s.failure}`);
+  if (s.status === 'awaiting-approval') {
+    lines.push(
+      `  waiting for approval: conveyor approve ${s.workflowId}  |  conveyor reject ${s.workflowId} --reason <text>`,
+    );
+  }
+  if (s.status === 'awaiting-operator') {
+    lines.push(
+      `  waiting for an operator: conveyor retry ${s.workflowId} [--stage <stage>]  |  ` +
+        `conveyor abort ${s.workflowId} --reason <text>`,
+    );
+  }
+  return lines;
+}
