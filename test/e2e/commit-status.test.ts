@@ -3,14 +3,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { commitSample } from '../../cli/demo/sample-repo';
-import { startPipeline } from '../../api/start-pipeline';
-import { decidePush } from '../../api/github-push';
-import { pushPayload } from '../../cli/webhook-client';
 import type { ConveyorConfig } from '../../config/conveyor';
 import { abortSignal } from '../../workflows/messages';
 import { startFakeGithub, type FakeGithub } from '../helpers/fake-github';
-import { awsFor, clientFor, startWorkers, tempDir, testConfig, waitForStatus } from '../helpers/stack';
+import { awsFor, clientFor, startWorkers, tempDir, testConfig, waitForStatus, startSampleRun } from '../helpers/stack';
 
 describe('commit statuses', () => {
   let gh: FakeGithub;
@@ -40,13 +36,8 @@ describe('commit statuses', () => {
     await gh?.close();
   });
 
-  async function start(mutate?: (d: string) => void) {
-    const commit = await commitSample(bare, work, { message: 'status', mutate });
-    const d = decidePush(config, pushPayload({ repository: 'acme/widget', branch: 'main', sha: commit.sha }));
-    if (d.action !== 'start') throw new Error(d.reason);
-    const { workflowId } = await startPipeline(client, d.input, config.temporal.taskQueue);
-    return { sha: commit.sha, workflowId };
-  }
+  const start = (mutate?: (d: string) => void) =>
+    startSampleRun(config, client, { repository: 'acme/widget', bare, work, message: 'status', mutate });
 
   const statusesFor = (sha: string) =>
     gh.requests

@@ -10,16 +10,22 @@ import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { runChecked } from '../../activities/exec/process';
 import { createReleaseActivities } from '../../activities/git/release';
-import { decidePush } from '../../api/github-push';
-import { startPipeline } from '../../api/start-pipeline';
 import { commitSample } from '../../cli/demo/sample-repo';
-import { pushPayload } from '../../cli/webhook-client';
 import { branchStateId } from '../../common/ids';
 import type { PipelineResult } from '../../common/types';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { branchStateQuery, rejectSignal } from '../../workflows/messages';
 import { aptClient, dnfClient } from '../helpers/readers';
-import { awsFor, clientFor, startWorkers, tempDir, testConfig, testEnv, waitForStatus } from '../helpers/stack';
+import {
+  awsFor,
+  clientFor,
+  startWorkers,
+  tempDir,
+  testConfig,
+  testEnv,
+  waitForStatus,
+  startSampleRun,
+} from '../helpers/stack';
 
 const TEMPORAL = path.resolve(__dirname, '..', '..', '.tools', 'bin', 'temporal');
 
@@ -61,13 +67,8 @@ describe('release branches: tag, cut, approve, promote', () => {
     await client?.connection.close();
   });
 
-  async function start(branch: string, message: string, mutate?: (d: string) => void) {
-    const commit = await commitSample(bare, work, { branch, message, mutate });
-    const d = decidePush(config, pushPayload({ repository: 'acme/rel', branch, sha: commit.sha }));
-    if (d.action !== 'start') throw new Error(d.reason);
-    const { workflowId } = await startPipeline(client, d.input, config.temporal.taskQueue);
-    return { sha: commit.sha, workflowId };
-  }
+  const start = (branch: string, message: string, mutate?: (d: string) => void) =>
+    startSampleRun(config, client, { repository: 'acme/rel', bare, work, branch, message, mutate });
   const remoteRefs = async () => (await runChecked('git', ['ls-remote', bare])).trim();
 
   it('tags, cuts the next patch branch, waits for approval, and promotes to production stable', async () => {

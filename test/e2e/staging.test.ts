@@ -5,17 +5,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { decidePush } from '../../api/github-push';
-import { startPipeline } from '../../api/start-pipeline';
-import { commitSample } from '../../cli/demo/sample-repo';
-import { pushPayload } from '../../cli/webhook-client';
 import type { PipelineResult, PipelineStatus } from '../../common/types';
 import type { ConveyorConfig } from '../../config/conveyor';
 import { abortSignal, lockStateQuery, releaseLockSignal, statusQuery } from '../../workflows/messages';
 import { createControlActivities } from '../../activities/control';
 import { deployLockId } from '../../common/ids';
 import { makeLocalHost, registerHosts } from '../helpers/hosts';
-import { awsFor, clientFor, startWorkers, tempDir, testConfig, uid, waitForStatus } from '../helpers/stack';
+import {
+  awsFor,
+  clientFor,
+  startWorkers,
+  tempDir,
+  testConfig,
+  uid,
+  waitForStatus,
+  startSampleRun,
+} from '../helpers/stack';
 
 const SMOKE = 'widget --version && test ! -f /etc/conveyor-fail-smoke';
 
@@ -91,13 +96,8 @@ describe('staging: deploy and verify on local hosts', () => {
     await client?.connection.close();
   });
 
-  async function start(repository: string, message: string, mutate?: (d: string) => void) {
-    const commit = await commitSample(bare, work, { message, mutate });
-    const d = decidePush(config, pushPayload({ repository, branch: 'main', sha: commit.sha }));
-    if (d.action !== 'start') throw new Error(d.reason);
-    const { workflowId } = await startPipeline(client, d.input, config.temporal.taskQueue);
-    return { sha: commit.sha, workflowId };
-  }
+  const start = (repository: string, message: string, mutate?: (d: string) => void) =>
+    startSampleRun(config, client, { repository, bare, work, message, mutate });
 
   const installed = (root: string, format: 'deb' | 'rpm') =>
     fs.readFileSync(path.join(root, 'usr/share/widget/VERSION'), 'utf8').trim() +

@@ -11,6 +11,10 @@ import { createAwsClients, type AwsClients } from '../../activities/storage/s3';
 import { provisionBuckets } from '../../cli/local-stack/provision';
 import type { PipelineStatus, RunStatus } from '../../common/types';
 import { loadConfig, type ConveyorConfig } from '../../config/conveyor';
+import { decidePush } from '../../api/github-push';
+import { startPipeline } from '../../api/start-pipeline';
+import { commitSample } from '../../cli/demo/sample-repo';
+import { pushPayload } from '../../cli/webhook-client';
 import { statusQuery } from '../../workflows/messages';
 import { createBuilderWorkers, createOrchestratorWorker } from '../../workers/create';
 
@@ -148,4 +152,28 @@ export async function waitForStatus(
     if (Date.now() > deadline) throw new Error(`${id} did not reach ${want}; last status ${JSON.stringify(s)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * Commits the sample project to `branch` of the bare repository and starts the pipeline for it as
+ * the webhook would (decidePush + startPipeline, no HTTP): for tests about what happens after.
+ */
+export async function startSampleRun(
+  config: ConveyorConfig,
+  client: Client,
+  o: {
+    repository: string;
+    bare: string;
+    work: string;
+    branch?: string;
+    message: string;
+    mutate?: (dir: string) => void;
+  },
+): Promise<{ sha: string; workflowId: string }> {
+  const branch = o.branch ?? 'main';
+  const commit = await commitSample(o.bare, o.work, { branch, message: o.message, mutate: o.mutate });
+  const d = decidePush(config, pushPayload({ repository: o.repository, branch, sha: commit.sha }));
+  if (d.action !== 'start') throw new Error(d.reason);
+  const { workflowId } = await startPipeline(client, d.input, config.temporal.taskQueue);
+  return { sha: commit.sha, workflowId };
 }
