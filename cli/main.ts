@@ -6,6 +6,7 @@ import { approveCommand } from './commands/approve';
 import { demoCommand } from './commands/demo';
 import { devCommand } from './commands/dev';
 import { listCommand } from './commands/list';
+import { promoteCommand } from './commands/promote';
 import { rejectCommand } from './commands/reject';
 import { retryCommand } from './commands/retry';
 import { statusCommand } from './commands/status';
@@ -26,6 +27,7 @@ Operators:
   conveyor watch <workflowId>                follow a run to its end (exit 0: succeeded)
   conveyor retry <workflowId> --stage test   re-run a failed stage; conveyor abort <workflowId> --reason …
   conveyor approve <workflowId>              let a run at its approval gate promote; conveyor reject … --reason …
+  conveyor promote <workflowId> [--force]    promote a finished run's build again (an older one only with --force)
   conveyor workers                           who polls which task queue, and the backlogs`,
   );
 
@@ -40,6 +42,7 @@ for (const cmd of [
   abortCommand(),
   approveCommand(),
   rejectCommand(),
+  promoteCommand(),
   workersCommand(),
 ]) {
   program.addCommand(cmd.showHelpAfterError());

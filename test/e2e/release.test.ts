@@ -15,6 +15,7 @@ import { branchStateId } from '../../common/ids';
 import type { PipelineResult } from '../../common/types';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { branchStateQuery, rejectSignal } from '../../workflows/messages';
+import { conveyor } from '../helpers/cli';
 import { aptClient, dnfClient } from '../helpers/readers';
 import {
   awsFor,
@@ -100,6 +101,9 @@ describe('release branches: tag, cut, approve, promote', () => {
     };
     expect(result.status).toBe('succeeded');
     expect(result.promoted).toMatchObject({ environment: 'production', channel: 'stable' });
+    // The branch-state entity records the promoted build as the branch's last green one.
+    const green = await client.workflow.getHandle(branchStateId('acme/rel', 'v1.0')).query(branchStateQuery);
+    expect(green.lastGreen).toMatchObject({ build: result.build, sha, version: result.version });
     const status = await client.workflow.getHandle(workflowId).query('status');
     expect(status).toMatchObject({ approval: { decision: 'approved', by: 'release-manager', comment: 'ship it' } });
 
@@ -150,5 +154,28 @@ describe('release branches: tag, cut, approve, promote', () => {
       `${testEnv().aws}/${parseS3Url(config.storage.production).bucket}/apt/dists/bookworm-stable/main/binary-amd64/Packages`,
     );
     expect(await packages.text()).not.toContain('Version: 2.0.0');
+  });
+
+  it('refuses to promote an older build over a newer one unless forced through conveyor', async () => {
+    const runs = [];
+    for (const message of ['older main build', 'newer main build']) {
+      const { workflowId } = await start('main', message);
+      runs.push({ workflowId, result: (await client.workflow.getHandle(workflowId).result()) as PipelineResult });
+    }
+    const [older, newer] = runs;
+    expect(newer.result.promoted).toMatchObject({ environment: 'production', channel: 'unstable' });
+
+    const refused = await conveyor(config.file, ['promote', older.workflowId], { timeoutMs: 60000 });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `production unstable already holds widget ${newer.result.version} (${deb}), newer than ${older.result.version}: not promoting (force to override)`,
+    );
+    const forced = await conveyor(config.file, ['promote', older.workflowId, '--force'], { timeoutMs: 60000 });
+    expect(forced.stderr).toBe('');
+    expect(forced.code).toBe(0);
+    expect(forced.stdout).toContain(`promoted acme/rel ${older.result.version} to production unstable`);
+    // Promoting the newest build again is idempotent: no refusal, nothing new.
+    const same = await conveyor(config.file, ['promote', newer.workflowId], { timeoutMs: 60000 });
+    expect(same.code).toBe(0);
   });
 });
