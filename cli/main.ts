@@ -7,6 +7,7 @@ import { demoCommand } from './commands/demo';
 import { devCommand } from './commands/dev';
 import { listCommand } from './commands/list';
 import { promoteCommand } from './commands/promote';
+import { rerunCommand } from './commands/rerun';
 import { rejectCommand } from './commands/reject';
 import { retryCommand } from './commands/retry';
 import { statusCommand } from './commands/status';
@@ -28,6 +29,7 @@ Operators:
   conveyor retry <workflowId> --stage test   re-run a failed stage; conveyor abort <workflowId> --reason …
   conveyor approve <workflowId>              let a run at its approval gate promote; conveyor reject … --reason …
   conveyor promote <workflowId> [--force]    promote a finished run's build again (an older one only with --force)
+  conveyor rerun <workflowId> deploy/el9     re-run one stage of a finished run from its recorded inputs
   conveyor workers                           who polls which task queue, and the backlogs`,
   );
 
@@ -43,6 +45,7 @@ for (const cmd of [
   approveCommand(),
   rejectCommand(),
   promoteCommand(),
+  rerunCommand(),
   workersCommand(),
 ]) {
   program.addCommand(cmd.showHelpAfterError());

@@ -10,6 +10,7 @@ import type { ConveyorConfig } from '../../config/conveyor';
 import { abortSignal, lockStateQuery, releaseLockSignal, statusQuery } from '../../workflows/messages';
 import { createControlActivities } from '../../activities/control';
 import { deployLockId } from '../../common/ids';
+import { conveyor } from '../helpers/cli';
 import { makeLocalHost, registerHosts } from '../helpers/hosts';
 import {
   awsFor,
@@ -202,5 +203,27 @@ describe('staging: deploy and verify on local hosts', () => {
     expect(b.status).toBe('succeeded');
     for (const h of b.hosts!.flatMap((g) => g.hosts)) expect(h.after).toBe(b.version);
     await client.workflow.getHandle(holder).terminate('test done');
+
+    // An operator redeploys the older build: refused (an ancestor of the deployed commit), then forced.
+    const refused = await conveyor(config.file, ['rerun', older.workflowId, `deploy/${deb}`], { timeoutMs: 120000 });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /rerun of deploy\/deb-\w+ failed: rerun of deploy\/deb-\w+ skipped: [0-9a-f]{40} is an ancestor of/,
+    );
+    const forced = await conveyor(config.file, ['rerun', older.workflowId, `deploy/${deb}`, '--force'], {
+      timeoutMs: 180000,
+    });
+    expect(forced.stderr).not.toContain('conveyor:');
+    expect(forced.code).toBe(0);
+    const olderVersion = (await client.workflow.getHandle(`${older.workflowId}/package/${deb}`).result()) as {
+      version: string;
+      build: number;
+    };
+    for (const n of [1, 2]) {
+      const dpkg = fs.readFileSync(path.join(roots[`${deb}-${n}`], 'var/lib/dpkg/status'), 'utf8');
+      expect(dpkg).toContain(`Version: ${olderVersion.version}-${olderVersion.build}`);
+    }
+    const unknown = await conveyor(config.file, ['rerun', older.workflowId, 'deploy/a/b'], { timeoutMs: 60000 });
+    expect(unknown.stderr).toContain('unknown stage "deploy/a/b"');
   });
 });
