@@ -7,6 +7,7 @@ import { demoCommand } from './commands/demo';
 import { devCommand } from './commands/dev';
 import { listCommand } from './commands/list';
 import { promoteCommand } from './commands/promote';
+import { replayCommand } from './commands/replay';
 import { rerunCommand } from './commands/rerun';
 import { rejectCommand } from './commands/reject';
 import { retryCommand } from './commands/retry';
@@ -30,6 +31,7 @@ Operators:
   conveyor approve <workflowId>              let a run at its approval gate promote; conveyor reject … --reason …
   conveyor promote <workflowId> [--force]    promote a finished run's build again (an older one only with --force)
   conveyor rerun <workflowId> deploy/el9     re-run one stage of a finished run from its recorded inputs
+  conveyor replay --since 7d                 replay recent runs against the local workflow code
   conveyor workers                           who polls which task queue, and the backlogs`,
   );
 
@@ -46,6 +48,7 @@ for (const cmd of [
   rejectCommand(),
   promoteCommand(),
   rerunCommand(),
+  replayCommand(),
   workersCommand(),
 ]) {
   program.addCommand(cmd.showHelpAfterError());
