@@ -5,6 +5,7 @@ import path from 'node:path';
 import type http from 'node:http';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import pino from 'pino';
 import { createApiServer, listen } from '../../api/server';
 import { commitSample } from '../../cli/demo/sample-repo';
@@ -83,6 +84,16 @@ describe('walking skeleton: webhook → pipeline → test stage', () => {
     const unitLog = stage.steps.find((s) => s.step === 'unit')!.logKey;
     const obj = await aws.s3.send(new GetObjectCommand({ Bucket: config.storage.artifacts.slice(5), Key: unitLog }));
     expect(await obj.Body!.transformToString()).toContain(`unit: ok at ${commit.sha}`);
+
+    // The Web UI names what each activity does: summaries on the scheduled activities.
+    const stageHistory = await client.workflow.getHandle(stageId(id, 'test')).fetchHistory();
+    const summaries = (stageHistory.events ?? [])
+      .filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => (e.userMetadata?.summary ? defaultPayloadConverter.fromPayload<string>(e.userMetadata.summary) : ''));
+    expect(summaries.sort()).toEqual([
+      `integration: make integration at ${commit.sha.slice(0, 12)}`,
+      `unit: make test at ${commit.sha.slice(0, 12)}`,
+    ]);
 
     const desc = await handle.describe();
     expect(desc.typedSearchAttributes.get(RepositoryKey)).toBe('acme/widget');

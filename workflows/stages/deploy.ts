@@ -142,15 +142,21 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
             before.set(host.instanceId, was);
             report.before = was[input.packages[0]];
             for (const pkg of input.packages) {
-              const r = await fleet.upgradeHost({
-                host,
-                format: input.distroSpec.format,
-                packageName: pkg,
-                version: input.version,
-                repo: input.repo,
-                logKey: `logs/${me}/${host.name}-${pkg}.log`,
-                allowDowngrade: switching || input.force === true,
-              });
+              // The summary names what the activity does in the Web UI's event history.
+              const r = await fleet.upgradeHost.executeWithOptions(
+                { summary: `upgrade ${host.instanceId} (${host.name}) to ${pkg} ${input.version}` },
+                [
+                  {
+                    host,
+                    format: input.distroSpec.format,
+                    packageName: pkg,
+                    version: input.version,
+                    repo: input.repo,
+                    logKey: `logs/${me}/${host.name}-${pkg}.log`,
+                    allowDowngrade: switching || input.force === true,
+                  },
+                ],
+              );
               report.logKey = r.logKey;
               report.after = r.after;
             }

@@ -39,16 +39,23 @@ function buildActivities(distro: string, stepTimeoutSeconds: number) {
 
 export async function packageStage(input: PackageStageInput): Promise<PackageStageResult> {
   const { buildPackages } = buildActivities(input.distro, input.repository.stepTimeoutSeconds);
-  const r = await buildPackages({
-    pipelineId: input.pipelineId,
-    stageWorkflowId: workflowInfo().workflowId,
-    repository: input.repository,
-    branch: input.branch,
-    sha: input.sha,
-    distro: input.distro,
-    distroSpec: input.distroSpec,
-    build: input.build,
-  });
+  const r = await buildPackages.executeWithOptions(
+    {
+      summary: `build ${input.distroSpec.format} packages of ${input.repository.name} build ${input.build} for ${input.distro}`,
+    },
+    [
+      {
+        pipelineId: input.pipelineId,
+        stageWorkflowId: workflowInfo().workflowId,
+        repository: input.repository,
+        branch: input.branch,
+        sha: input.sha,
+        distro: input.distro,
+        distroSpec: input.distroSpec,
+        build: input.build,
+      },
+    ],
+  );
   return { version: r.version, build: r.build, artifacts: r.artifacts, logKey: r.logKey };
 }
 

@@ -53,14 +53,21 @@ export async function publishUnderLock(input: PublishStageInput): Promise<Publis
   return withLock(repositoryLockId(bucket, input.channel), undefined, async () => {
     const repositories: PublishStageResult['repositories'] = [];
     for (const p of input.packages) {
-      const r = await publisher.publishPackages({
-        environment: input.environment,
-        channel: input.channel,
-        distro: p.distro,
-        distroSpec: input.repository.distroSpecs[p.distro],
-        artifacts: p.artifacts,
-        keepBuilds: input.repository.keepBuilds,
-      });
+      const r = await publisher.publishPackages.executeWithOptions(
+        {
+          summary: `publish ${p.artifacts.map((a) => `${a.name} ${a.version}`).join(', ')} to ${input.environment} ${input.channel} (${p.distro})`,
+        },
+        [
+          {
+            environment: input.environment,
+            channel: input.channel,
+            distro: p.distro,
+            distroSpec: input.repository.distroSpecs[p.distro],
+            artifacts: p.artifacts,
+            keepBuilds: input.repository.keepBuilds,
+          },
+        ],
+      );
       repositories.push({
         distro: p.distro,
         path: r.repoUrlPath,

@@ -27,17 +27,19 @@ export async function testStage(input: TestStageInput): Promise<TestStageResult>
   const steps = TEST_STEPS.filter((s) => input.repository.steps[s]);
   const settled = await Promise.allSettled(
     steps.map((step) =>
-      runStep({
-        pipelineId: input.pipelineId,
-        stageWorkflowId,
-        stage: 'test',
-        step,
-        command: input.repository.steps[step] as string,
-        cloneUrl: input.repository.cloneUrl,
-        sha: input.sha,
-        env: stepEnvFor(input, input.distro),
-        timeoutSeconds: input.repository.stepTimeoutSeconds,
-      }),
+      runStep.executeWithOptions({ summary: `${step}: ${input.repository.steps[step]} at ${input.sha.slice(0, 12)}` }, [
+        {
+          pipelineId: input.pipelineId,
+          stageWorkflowId,
+          stage: 'test',
+          step,
+          command: input.repository.steps[step] as string,
+          cloneUrl: input.repository.cloneUrl,
+          sha: input.sha,
+          env: stepEnvFor(input, input.distro),
+          timeoutSeconds: input.repository.stepTimeoutSeconds,
+        },
+      ]),
     ),
   );
   const passed: StepResult[] = [];
