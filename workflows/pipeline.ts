@@ -28,7 +28,7 @@ import { abortSignal, approveSignal, rejectSignal, retrySignal, statusQuery, typ
 import { docsStage, packageStage, type PackageStageResult } from './stages/package';
 import { deployStage, type DeployStageResult } from './stages/deploy';
 import { promoteStage } from './stages/promote';
-import { publishStage } from './stages/publish';
+import { publishStage, type PublishStageResult } from './stages/publish';
 import { releaseStage } from './stages/release';
 import { verifyStage } from './stages/verify';
 import { testStage, type TestStageFailureDetails } from './stages/test';
@@ -216,21 +216,13 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
               repository,
               environment: 'staging',
               channel: repository.channel,
-              packages: packaged.map((p: PackageStageResult, i) => ({
-                distro: repository.distros[i],
-                artifacts: p.artifacts,
-              })),
+              packages: byDistro(repository.distros, packaged),
               docs,
             },
           ],
           staticSummary: `publish ${repository.name} ${state.version} to staging ${repository.channel}`,
         });
-        state.published = {
-          environment: r.environment,
-          channel: r.channel,
-          repositories: r.repositories.map((x) => ({ distro: x.distro, path: x.path, suite: x.suite })),
-          docs: r.docs?.index,
-        };
+        state.published = whereTo(r);
       });
       // Staging hosts: deploy, then verify. False when a newer commit superseded this one.
       const staging = async (): Promise<boolean> => {
@@ -339,19 +331,25 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
               repository,
               channel: repository.channel,
               version: state.version as string,
-              packages: packaged.map((p, i) => ({ distro: repository.distros[i], artifacts: p.artifacts })),
+              packages: byDistro(repository.distros, packaged),
               docs,
+              skipIfOlder: true,
             },
           ],
           staticSummary: `promote ${repository.name} ${state.version} to production ${repository.channel}`,
         });
-        state.promoted = {
-          environment: r.environment,
-          channel: r.channel,
-          repositories: r.repositories.map((x) => ({ distro: x.distro, path: x.path, suite: x.suite })),
-          docs: r.docs?.index,
-        };
+        if (r.skipped) {
+          // A newer build of this branch reached production first: nothing to promote.
+          supersededBy = r.skipped;
+          return;
+        }
+        state.promoted = whereTo(r);
       });
+      if (supersededBy) {
+        const promote = state.stages.find((x) => x.name === 'promote');
+        if (promote) promote.state = 'skipped';
+        return;
+      }
       await control.recordGreen({
         repository: repository.name,
         branch,
@@ -428,6 +426,21 @@ async function approvalGate(
   );
   setStatus(state, 'running');
   return d.kind;
+}
+
+/** Where a publish or promote put the build, as the run's status shows it. */
+function whereTo(r: PublishStageResult): NonNullable<PipelineStatus['published']> {
+  return {
+    environment: r.environment,
+    channel: r.channel,
+    repositories: r.repositories.map((x) => ({ distro: x.distro, path: x.path, suite: x.suite })),
+    docs: r.docs?.index,
+  };
+}
+
+/** The package stages' artifacts per distro (results are in the order of `distros`). */
+function byDistro(distros: string[], packaged: PackageStageResult[]) {
+  return packaged.map((p, i) => ({ distro: distros[i], artifacts: p.artifacts }));
 }
 
 function seconds(s: StageStatus): string {

@@ -11,14 +11,19 @@ export interface PromoteStageInput extends Omit<PublishStageInput, 'environment'
   /** `<version>-<build>` of the artifacts. */
   version: string;
   force?: boolean;
+  /** The pipeline's own promotion: a newer build already in the channel makes this one moot, so it
+   * is skipped (the run ends `superseded`) instead of refused. Operators' promotions refuse. */
+  skipIfOlder?: boolean;
 }
+
+export type PromoteStageResult = PublishStageResult & { skipped?: string };
 
 const repository = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 5 },
 });
 
-export async function promoteStage(input: PromoteStageInput): Promise<PublishStageResult> {
+export async function promoteStage(input: PromoteStageInput): Promise<PromoteStageResult> {
   if (!input.force) {
     for (const p of input.packages) {
       const spec = input.repository.distroSpecs[p.distro];
@@ -34,6 +39,10 @@ export async function promoteStage(input: PromoteStageInput): Promise<PublishSta
         // Same build again: idempotent. A newer one already there: refuse (numeric build order
         // within one project version; the publisher compares full versions for retention).
         if (newest && newest !== input.version && isNewer(newest, input.version)) {
+          if (input.skipIfOlder) {
+            const skipped = `production ${input.channel} already holds ${name} ${newest} (${p.distro}), newer than ${input.version}`;
+            return { environment: 'production', channel: input.channel, repositories: [], skipped };
+          }
           throw ApplicationFailure.create({
             type: FailureType.OlderThanPublished,
             message: `production ${input.channel} already holds ${name} ${newest} (${p.distro}), newer than ${input.version}: not promoting (force to override)`,

@@ -3,6 +3,7 @@
 // records the stable release branch and the released version in the branch-state entity.
 import { proxyActivities } from '@temporalio/workflow';
 import type { BuildActivities, OrchestratorActivities } from '../../activities';
+import type { ReleaseResult } from '../../activities/git/release';
 import { FailureType } from '../../common/failures';
 import { buildQueue } from '../../common/queues';
 import type { RepositorySpec } from '../../common/types';
@@ -14,14 +15,8 @@ export interface ReleaseStageInput {
   sha: string;
 }
 
-export interface ReleaseStageResult {
-  version: string;
-  tag: string;
-  tagCreated: boolean;
-  nextBranch: string;
-  nextBranchCreated: boolean;
-  removedBranch?: string;
-}
+/** What the release did (activities/git/release.ts). */
+export type ReleaseStageResult = ReleaseResult;
 
 const control = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '1 minute',
