@@ -46,7 +46,8 @@ export function promoteCommand(): Command {
         const handle = await client.workflow.start('promoteStage', {
           workflowId,
           taskQueue: config.temporal.taskQueue,
-          args: [{ ...input, force: o.force === true }],
+          // An operator's promotion refuses an older build (unless --force) rather than skipping it.
+          args: [{ ...input, force: o.force === true, skipIfOlder: false }],
           workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
           staticSummary: `promote ${input.repository.name} ${input.version} to production ${input.channel} again${o.force ? ' (forced)' : ''}`,
         });

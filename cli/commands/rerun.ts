@@ -59,7 +59,14 @@ export function rerunCommand(): Command {
         const handle = await client.workflow.start(recorded.workflowType, {
           workflowId,
           taskQueue: config.temporal.taskQueue,
-          args: [o.force ? { ...recorded.input, force: true } : recorded.input],
+          // An operator's rerun refuses (promote: an older build) rather than skipping, unless --force.
+          args: [
+            {
+              ...recorded.input,
+              ...(o.force ? { force: true } : {}),
+              ...(recorded.workflowType === 'promoteStage' ? { skipIfOlder: false } : {}),
+            },
+          ],
           staticSummary: `rerun of ${stage} of ${id}${o.force ? ' (forced)' : ''}`,
         });
         console.error(`started ${workflowId} (${recorded.workflowType}); waiting for it to end`);
