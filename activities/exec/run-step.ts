@@ -185,15 +185,20 @@ export function createRunStep(deps: RunStepDeps) {
     return withStepWorkspace(deps, input, async (ws) => {
       ws.hooks.log.info('running step', { step: input.step, sha: input.sha });
       const outcome = await ws.run(input.command, input.env, input.timeoutSeconds);
-      return {
-        step: input.step,
-        exitCode: 0,
-        headSha: ws.headSha,
-        logKey: ws.logKey,
-        tail: lastLines(outcome.tail, 20),
-        durationMs: outcome.durationMs,
-      };
+      return stepResult(input.step, ws, outcome);
     });
+  };
+}
+
+/** The result of a step that exited 0 in `ws`: keys and a short tail, never the whole output. */
+export function stepResult(step: string, ws: StepWorkspace, outcome: RunOutcome): StepResult {
+  return {
+    step,
+    exitCode: 0,
+    headSha: ws.headSha,
+    logKey: ws.logKey,
+    tail: lastLines(outcome.tail, 20),
+    durationMs: outcome.durationMs,
   };
 }
 

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { RunStepInput, StepResult } from '../../common/types';
-import { lastLines, withStepWorkspace, type RunStepDeps } from '../exec/run-step';
+import { stepResult, withStepWorkspace, type RunStepDeps } from '../exec/run-step';
 import { FleetFailure, fleetFailure } from './failures';
 import { localRoot } from './local-executor';
 import { chrootArgv } from './local-host';
@@ -61,14 +61,7 @@ export function createRunE2e(deps: RunStepDeps & { hostsDir?: string }) {
           { ...input.env, CONVEYOR_HOSTS: input.hosts.map((h) => h.name).join(' '), CONVEYOR_HOST_EXEC: exec },
           input.timeoutSeconds,
         );
-        return {
-          step: input.step,
-          exitCode: 0,
-          headSha: ws.headSha,
-          logKey: ws.logKey,
-          tail: lastLines(outcome.tail, 20),
-          durationMs: outcome.durationMs,
-        };
+        return stepResult(input.step, ws, outcome);
       },
     );
   };
