@@ -1,11 +1,17 @@
 // Activity factories: dependencies are injected, workflows see only the types of the results
 // through `proxyActivities` (import type), so test doubles cannot drift from the real signatures.
 // Two sets, two kinds of worker:
-// - build activities (steps, packages, docs) run on `build-<distro>`: the build hosts;
-// - orchestrator activities (build numbers, locks, repository publishing) run on the orchestrator's
-//   queue, beside the workflows: they need a Temporal client, the signing key and the buckets, not a distro.
+// - build activities (steps, packages, docs, e2e) run on `build-<distro>`: the build hosts. They run
+//   repository code, so they get nothing that code could use: no GitHub token, no signing key, no
+//   SSH settings, no local hosts' directory. Their Temporal client serves one purpose: the e2e
+//   step's host-exec relay sends its requests as Updates to the verify stage of the same run.
+// - orchestrator activities (build numbers, locks, repository publishing, commit statuses, the
+//   fleet's EC2/SSH/SSM/local-host work, git ancestry, release tags pushed with the token) run on
+//   the orchestrator's queue, beside the workflows, on workers that never run repository code.
 import fs from 'node:fs';
 import type { Client } from '@temporalio/client';
+import type { HostExecRequest, HostExecResult } from '../common/host-exec';
+import { MessageNames } from '../common/message-names';
 import { parseS3Url, type ConveyorConfig, type Env } from '../config/conveyor';
 import { createControlActivities } from './control';
 import { createRunStep } from './exec/run-step';
@@ -23,7 +29,7 @@ export interface ActivityDeps {
   aws: AwsClients;
 }
 
-export function createBuildActivities({ config, aws, env = process.env }: ActivityDeps & { env?: Env }) {
+export function createBuildActivities({ config, aws, client }: ActivityDeps & { client: Client }) {
   const artifacts = parseS3Url(config.storage.artifacts);
   const deps = {
     s3: aws.s3,
@@ -34,7 +40,27 @@ export function createBuildActivities({ config, aws, env = process.env }: Activi
   return {
     runStep: createRunStep(deps),
     ...createPackagingActivities(deps),
-    ...createGitActivities(deps),
+    runE2e: createRunE2e({
+      ...deps,
+      forwardHostExec: (stageWorkflowId, req) =>
+        client.workflow
+          .getHandle(stageWorkflowId)
+          .executeUpdate<HostExecResult, [HostExecRequest]>(MessageNames.hostExec, { args: [req] }),
+    }),
+  };
+}
+
+export function createOrchestratorActivities({
+  config,
+  aws,
+  client,
+  env = process.env,
+}: ActivityDeps & { client: Client; env?: Env }) {
+  const artifacts = parseS3Url(config.storage.artifacts);
+  return {
+    ...createControlActivities({ client, taskQueue: config.temporal.taskQueue }),
+    ...createGitActivities({ workspaceRoot: config.workspace }),
+    ...createReleaseActivities({ workspaceRoot: config.workspace, token: () => env[config.github.tokenEnv] }),
     ...createFleetActivities({
       ec2: aws.ec2,
       ssm: aws.ssm,
@@ -46,24 +72,11 @@ export function createBuildActivities({ config, aws, env = process.env }: Activi
       ssh: config.fleet?.ssh,
       workDir: config.workspace,
     }),
-    runE2e: createRunE2e({ ...deps, hostsDir: config.fleet?.hostsDir }),
-    ...createReleaseActivities({ workspaceRoot: config.workspace, token: () => env[config.github.tokenEnv] }),
-  };
-}
-
-export function createOrchestratorActivities({
-  config,
-  aws,
-  client,
-  env = process.env,
-}: ActivityDeps & { client: Client; env?: Env }) {
-  return {
-    ...createControlActivities({ client, taskQueue: config.temporal.taskQueue }),
     // The token is read from the env var named in config at each call, never stored or logged.
     ...createGithubActivities({ apiUrl: config.github.apiUrl, token: () => env[config.github.tokenEnv] }),
     ...createRepositoryActivities({
       s3: aws.s3,
-      artifactsBucket: parseS3Url(config.storage.artifacts).bucket,
+      artifactsBucket: artifacts.bucket,
       buckets: {
         staging: parseS3Url(config.storage.staging).bucket,
         production: parseS3Url(config.storage.production).bucket,

@@ -13,4 +13,5 @@ export const MessageNames = {
   acquireLock: 'acquireLock',
   releaseLock: 'releaseLock',
   lockGranted: 'lockGranted',
+  hostExec: 'hostExec',
 } as const;

@@ -3,7 +3,14 @@
 // Usage: tsx workers/builder.ts [--config FILE] [--distro bookworm,el9]
 import { runWorkersUntilSignal } from './main';
 import { createBuilderWorkers } from './create';
+import { connectClient } from './temporal';
 
-void runWorkersUntilSignal('builder', (connection, argv, config) =>
-  createBuilderWorkers({ connection, config, distros: argv.distro?.split(',').filter(Boolean) }),
+void runWorkersUntilSignal('builder', async (connection, argv, config) =>
+  createBuilderWorkers({
+    connection,
+    config,
+    // For the e2e step's host-exec relay (Updates to the verify stage of the same run).
+    client: await connectClient(config),
+    distros: argv.distro?.split(',').filter(Boolean),
+  }),
 );

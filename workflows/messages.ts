@@ -1,6 +1,7 @@
 // Every signal, query and update of Conveyor's workflows, beside its payload type. They work from
 // `temporal workflow query --type status` as well as from `conveyor status`.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { HostExecRequest, HostExecResult } from '../common/host-exec';
 import { MessageNames } from '../common/message-names';
 import type { PipelineStatus } from '../common/types';
 
@@ -128,3 +129,10 @@ export const acquireLockSignal = defineSignal<[LockRequest]>(MessageNames.acquir
 export const releaseLockSignal = defineSignal<[LockRelease]>(MessageNames.releaseLock);
 export const lockGrantedSignal = defineSignal<[LockGrant]>(MessageNames.lockGranted);
 export const lockStateQuery = defineQuery<LockState>('lockState');
+
+// ---- verify stage (`…/verify`) ----
+
+/** Runs one command on a staging host of this run while its e2e step runs: sent by the builder's
+ * host-exec relay for the step's CONVEYOR_HOST_EXEC (common/host-exec.ts). The validator refuses
+ * other hosts, malformed requests and requests outside the e2e step. */
+export const hostExecUpdate = defineUpdate<HostExecResult, [HostExecRequest]>(MessageNames.hostExec);

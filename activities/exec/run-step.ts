@@ -60,6 +60,13 @@ export interface StepWorkspaceSpec {
   sha: string;
 }
 
+/** Extra mounts of a step's sandbox (the host-exec directory of an e2e step): `src` on this machine
+ * appears at `dest` inside. Without a sandbox a step sees this machine's paths and binds are not
+ * applied, so callers name `src` paths to the step until steps run sandboxed. */
+export interface StepRunOptions {
+  binds?: { src: string; dest: string; readOnly?: boolean }[];
+}
+
 export interface StepWorkspace {
   /** This attempt's scratch directory (removed afterwards); `src` and `out` live in it. */
   dir: string;
@@ -74,7 +81,12 @@ export interface StepWorkspace {
   note: (line: string) => void;
   /** Runs a configured command with `sh -c` in `src`. Resolves only on exit code 0; otherwise a
    * non-retryable CommandFailed (or Temporal's CancelledFailure when the activity was cancelled). */
-  run: (command: string, env: Record<string, string>, timeoutSeconds?: number) => Promise<RunOutcome>;
+  run: (
+    command: string,
+    env: Record<string, string>,
+    timeoutSeconds?: number,
+    opts?: StepRunOptions,
+  ) => Promise<RunOutcome>;
 }
 
 export async function withStepWorkspace<T>(
