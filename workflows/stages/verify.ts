@@ -14,6 +14,7 @@
 // scheduled by an Update, which no history recorded before it contains, so it needs no patch. The
 // smoke checks moved queue, hence trustedQueue().
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   allHandlersFinished,
@@ -85,6 +86,8 @@ export async function verifyStage(input: VerifyStageInput): Promise<VerifyStageR
   const builder = (distro: string) =>
     proxyActivities<BuildActivities>({ taskQueue: buildQueue(distro), ...timeouts, retry });
 
+  // Registered first, so that a request before the e2e step gets the validator's reason.
+  const hostExec = e2e ? serveHostExec(input) : undefined;
   const checks: HostCheck[] = [];
   if (smoke) {
     const all = input.hosts.flatMap((g) => g.hosts.map((host) => ({ distro: g.distro, host })));
@@ -120,9 +123,8 @@ export async function verifyStage(input: VerifyStageInput): Promise<VerifyStageR
     }
   }
   let e2eResult: VerifyStageResult['e2e'];
-  if (e2e) {
+  if (e2e && hostExec) {
     const distro = input.hosts[0]?.distro ?? input.repository.distros[0];
-    const hostExec = serveHostExec(input);
     hostExec.open();
     try {
       const r = await builder(distro).runE2e({
@@ -169,7 +171,11 @@ export function serveHostExec(input: VerifyStageInput): { open(): void; close():
     // A command is run at most once: it may not be idempotent, and the step sees the failure.
     retry: { maximumAttempts: 1 },
     startToCloseTimeout: `${input.repository.stepTimeoutSeconds + 120} seconds`,
-    heartbeatTimeout: '1 minute',
+    // close() waits until a cancelled command is really stopped on its host (no host command
+    // outlives the stage); the executors heartbeat every few seconds, and a heartbeat is where an
+    // activity learns of its cancellation, so keep this short.
+    heartbeatTimeout: '15 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
 
   setHandler(

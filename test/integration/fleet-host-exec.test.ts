@@ -1,0 +1,163 @@
+// The e2e step's way to the hosts, below the workflow: runE2e serves the host-exec relay while the
+// step runs, the step's CONVEYOR_HOST_EXEC client talks to it, and each request is forwarded (here
+// straight to the validator's check and the real execOnHost against a local host, where the
+// verify stage would take it as its hostExec Update; test/workflows/host-exec.test.ts and
+// test/e2e/staging.test.ts cover that part). The step runs its commands inside a bubblewrap
+// sandbox of its own that sees only /usr, /etc and the host-exec directory at /run/conveyor, as an
+// unprivileged uid without network, the way a sandboxed step will: the client works there, while
+// the hosts directory is out of its reach.
+import fs from 'node:fs';
+import path from 'node:path';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { createFleetActivities, type FleetActivities, type Host } from '../../activities/fleet';
+import { createRunE2e, HOST_EXEC_MOUNT } from '../../activities/fleet/e2e';
+import { HOST_EXEC_REFUSED, hostExecRefusal, type HostExecRequest } from '../../common/host-exec';
+import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
+import { commitSample } from '../../cli/demo/sample-repo';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { makeLocalHost } from '../helpers/hosts';
+import { awsFor, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
+
+/** A stand-in for the step sandbox: `sandboxed 'COMMANDS'` runs COMMANDS as nobody in bwrap with
+ * only /usr, /etc (read-only) and the host-exec directory (at /run/conveyor) from this machine. */
+const SANDBOXED = [
+  'sandboxed() {',
+  '  env -i /usr/bin/bwrap --unshare-all --die-with-parent --new-session --uid 65534 --gid 65534 \\',
+  '    --ro-bind /usr /usr --ro-bind /etc /etc --symlink usr/bin /bin --symlink usr/lib /lib \\',
+  '    --symlink usr/lib64 /lib64 --proc /proc --dev /dev --tmpfs /tmp \\',
+  `    --ro-bind "$(dirname "$CONVEYOR_HOST_EXEC")" ${HOST_EXEC_MOUNT} --chdir /tmp \\`,
+  '    --setenv PATH /usr/bin:/bin --setenv CONVEYOR_HOSTS "$CONVEYOR_HOSTS" \\',
+  `    --setenv CONVEYOR_HOST_EXEC ${HOST_EXEC_MOUNT}/host-exec /bin/sh -c "$1"`,
+  '}',
+].join('\n');
+
+describe('fleet: e2e steps reach hosts through the host-exec relay only', () => {
+  let config: ConveyorConfig;
+  let s3: S3Client;
+  let bucket: string;
+  let hostsDir: string;
+  let host: Host;
+  let fleet: FleetActivities;
+  let cloneUrl: string;
+  let sha: string;
+  const forwarded: HostExecRequest[] = [];
+
+  beforeAll(async () => {
+    const dir = tempDir('fleet-host-exec');
+    hostsDir = path.join(dir, 'hosts');
+    const root = await makeLocalHost(hostsDir, 'hx-1', 'deb');
+    fs.writeFileSync(path.join(root, 'etc/motd'), 'hello from hx-1\n');
+    host = { instanceId: 'i-0123456789abcdef1', name: 'hx-1', distro: 'deb', executor: 'local', root };
+    config = testConfig([], {}, { deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' } });
+    const aws = await awsFor(config);
+    s3 = aws.s3;
+    bucket = parseS3Url(config.storage.artifacts).bucket;
+    fleet = createFleetActivities({
+      ec2: aws.ec2,
+      ssm: new SSMClient({
+        region: 'us-east-1',
+        endpoint: testEnv().aws,
+        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      }),
+      s3,
+      artifactsBucket: bucket,
+      artifactsPrefix: '',
+      hostsDir,
+    });
+    cloneUrl = path.join(dir, 'sample.git');
+    sha = (await commitSample(cloneUrl, path.join(dir, 'work'), { branch: 'main', message: 'e2e' })).sha;
+  }, 300_000);
+
+  /** runE2e as a builder runs it, with the verify stage's decision in place of the Update. */
+  const runE2e = (command: string) =>
+    createRunE2e({
+      s3,
+      artifactsBucket: bucket,
+      artifactsPrefix: '',
+      workspaceRoot: path.join(testEnv().dir, `e2e-work-${uid()}`),
+      forwardHostExec: async (_stageWorkflowId, req) => {
+        forwarded.push(req);
+        const why = hostExecRefusal(req, [host.name]);
+        if (why) {
+          throw new WorkflowUpdateFailedError(
+            'Workflow Update failed',
+            ApplicationFailure.create({ type: HOST_EXEC_REFUSED, message: why, nonRetryable: true }),
+          );
+        }
+        return fleet.execOnHost({
+          host,
+          argv: req.argv,
+          stdin: req.stdin,
+          env: { CONVEYOR_HOST: req.host },
+          timeoutSeconds: 60,
+        });
+      },
+    })({
+      pipelineId: 'pipeline/acme/widget/main/x',
+      stageWorkflowId: `pipeline/acme/widget/main/${sha}/verify-${uid()}`,
+      stage: 'verify',
+      step: 'e2e',
+      command,
+      cloneUrl,
+      sha,
+      env: {},
+      timeoutSeconds: 120,
+      hosts: [host],
+    });
+
+  const logOf = async (key: string) =>
+    (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString();
+
+  it('runs commands on the host from inside a sandbox; exit codes, stdin, stdout and stderr pass through', async () => {
+    const r = await runE2e(
+      [
+        SANDBOXED,
+        `sandboxed '`,
+        '  set -u',
+        '  "$CONVEYOR_HOST_EXEC" hx-1 cat /etc/motd',
+        '  "$CONVEYOR_HOST_EXEC" hx-1 sh -c "echo to-stderr >&2; exit 7"; echo "exit=$?"',
+        '  printf "piped %s" "through stdin" | "$CONVEYOR_HOST_EXEC" hx-1 cat; echo',
+        '  "$CONVEYOR_HOST_EXEC" hx-1 sh -c "echo host=\\$CONVEYOR_HOST uid=\\$(id -u)" 2>/dev/null',
+        '  echo unread | "$CONVEYOR_HOST_EXEC" -n hx-1 sh -c "echo stdin=[\\$(cat)]"',
+        "'",
+      ].join('\n'),
+    );
+    const log = await logOf(r.logKey);
+    expect(log).toContain('hello from hx-1');
+    expect(log).toMatch(/to-stderr\nexit=7/);
+    expect(log).toContain('piped through stdin');
+    expect(log).toContain('host=hx-1 uid=0');
+    expect(log).toContain('stdin=[]');
+    expect(log).toMatch(/conveyor: host-exec: 5 request\(s\) relayed/);
+  });
+
+  it('a host that is not of this run is refused with the reason, exit 2', async () => {
+    const r = await runE2e(`${SANDBOXED}\nsandboxed '"$CONVEYOR_HOST_EXEC" prod-db-1 cat /etc/shadow; echo "exit=$?"'`);
+    const log = await logOf(r.logKey);
+    expect(log).toContain(
+      'conveyor-host-exec: refused: host "prod-db-1" is not a staging host of this run (its hosts: hx-1)\nexit=2',
+    );
+  });
+
+  it('the sandboxed step cannot reach the hosts directory; the unsandboxed step is told no path into it', async () => {
+    const r = await runE2e(
+      [
+        SANDBOXED,
+        `sandboxed 'ls ${hostsDir} && echo hosts-dir=reachable || echo hosts-dir=unreachable; ls -a ${HOST_EXEC_MOUNT}; id -u'`,
+        'env | sort',
+      ].join('\n'),
+    );
+    const log = await logOf(r.logKey);
+    expect(log).toMatch(/^hosts-dir=unreachable$/m);
+    expect(log).not.toMatch(/^hosts-dir=reachable$/m);
+    // The directory holds the client, its wrapper and the socket: nothing of the fleet.
+    expect(log).toMatch(/\.\n\.\.\nhost-exec\nhost-exec\.js\nhost-exec\.sock\n65534\n/);
+    const env = log.slice(log.indexOf('65534\n'));
+    expect(env).not.toContain(hostsDir);
+    expect(env).toMatch(/^CONVEYOR_HOSTS=hx-1$/m);
+    expect(env).toMatch(/^CONVEYOR_HOST_EXEC=.*\/host-exec$/m);
+    expect(env).not.toMatch(/SSH|AWS_|GITHUB|TOKEN/);
+  });
+});
