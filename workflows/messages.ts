@@ -115,8 +115,27 @@ export interface LockRelease {
   record?: { key: string; value: LockRecord };
 }
 
+/** The holder is alive: its lease starts again (lock.ts renews every third of the lease). */
+export interface LockRenewal {
+  requester: string;
+  leaseId: string;
+}
+
+/** A waiter that gave up (its wait timed out, it was cancelled) leaves the queue. */
+export interface LockWithdrawal {
+  requester: string;
+}
+
 export interface LockState {
-  holder?: { requester: string; leaseId: string; grantedAt: string; leaseSeconds: number };
+  holder?: {
+    requester: string;
+    leaseId: string;
+    grantedAt: string;
+    leaseSeconds: number;
+    /** How often the holder renewed its lease; each renewal restarts the lease. */
+    renewals?: number;
+    renewedAt?: string;
+  };
   queue: LockRequest[];
   granted: number;
   records?: Record<string, LockRecord>;
@@ -127,4 +146,14 @@ export interface LockState {
 export const acquireLockSignal = defineSignal<[LockRequest]>(MessageNames.acquireLock);
 export const releaseLockSignal = defineSignal<[LockRelease]>(MessageNames.releaseLock);
 export const lockGrantedSignal = defineSignal<[LockGrant]>(MessageNames.lockGranted);
-export const lockStateQuery = defineQuery<LockState>('lockState');
+export const renewLockSignal = defineSignal<[LockRenewal]>(MessageNames.renewLock);
+export const withdrawLockSignal = defineSignal<[LockWithdrawal]>(MessageNames.withdrawLock);
+export const lockStateQuery = defineQuery<LockState>(MessageNames.lockState);
+
+/** A stage child tells its pipeline what it waits for (a lock, a worker), shown in the run's status. */
+export interface StageNote {
+  workflowId: string;
+  /** Absent: the wait is over. */
+  note?: string;
+}
+export const stageNoteSignal = defineSignal<[StageNote]>(MessageNames.stageNote);

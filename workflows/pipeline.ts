@@ -31,7 +31,15 @@ import type {
   RunStatus,
   StageStatus,
 } from '../common/types';
-import { abortSignal, approveSignal, rejectSignal, retrySignal, statusQuery, type AbortRequest } from './messages';
+import {
+  abortSignal,
+  approveSignal,
+  rejectSignal,
+  retrySignal,
+  stageNoteSignal,
+  statusQuery,
+  type AbortRequest,
+} from './messages';
 import { docsStage, packageStage, type PackageStageResult } from './stages/package';
 import { deployStage, type DeployStageResult } from './stages/deploy';
 import { promoteStage } from './stages/promote';
@@ -145,6 +153,10 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     actions.push({ action, by: by || 'unknown', at: now(), ...(detail ? { detail } : {}), accepted });
     if (actions.length > 100) actions.splice(0, actions.length - 100);
   };
+  setHandler(stageNoteSignal, (n) => {
+    const s = state.stages.find((st) => st.workflowId === n.workflowId);
+    if (s) s.note = n.note;
+  });
   setHandler(retrySignal, (req) => {
     let accepted = false;
     for (const s of state.stages) {
