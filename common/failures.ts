@@ -6,6 +6,8 @@ export const FailureType = {
   CommandFailed: 'CommandFailed',
   /** The remote could not be reached (network, server, credential refused): worth retrying. */
   CheckoutFailed: 'CheckoutFailed',
+  /** An operator's request the run cannot act on now (an Update validator's refusal, with the reason). */
+  Refused: 'Refused',
   /** A stage waited longer than its bound for a lock (deploy, publish): an operator retries it. */
   LockTimeout: 'LockTimeout',
   /** A lock holder's lease passed before the switch it was about to make: it must not overwrite its successor. */

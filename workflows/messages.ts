@@ -38,6 +38,22 @@ export const approveSignal = defineSignal<[ApproveRequest]>('approve');
 /** Ends a run that waits in `awaiting-approval` as `rejected`, promoting nothing. Ignored when nothing waits. */
 export const rejectSignal = defineSignal<[RejectRequest]>('reject');
 
+/** What an operator Update answers when the run accepted it; a refusal comes back as the
+ * validator's error, with the reason (nothing waits for it, the run has ended, no such stage). */
+export interface OperatorAnswer {
+  accepted: true;
+  /** The stages a retry re-runs, the decision taken, … */
+  detail: string;
+}
+
+// The same four actions as Updates (same names): the sender gets a definite accepted/refused
+// answer from the workflow itself instead of a signal sent after a status query that may be
+// stale by then. The signals stay for `temporal workflow signal` and for scripts.
+export const retryUpdate = defineUpdate<OperatorAnswer, [RetryRequest]>('retry');
+export const abortUpdate = defineUpdate<OperatorAnswer, [AbortRequest]>('abort');
+export const approveUpdate = defineUpdate<OperatorAnswer, [ApproveRequest]>('approve');
+export const rejectUpdate = defineUpdate<OperatorAnswer, [RejectRequest]>('reject');
+
 // ---- branch-state entity (`branch-state/<owner>/<repo>/<branch>`) ----
 
 export interface GreenBuild {
