@@ -325,6 +325,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
 
       await runStage(state, ops, 'publish', undefined, async (s) => {
         const r = await executeChild(publishStage, {
+          // Terminating the pipeline asks this child to cancel (it releases its lock, rolls back)
+          // instead of killing it mid-write.
+          parentClosePolicy: 'REQUEST_CANCEL',
           workflowId: s.workflowId,
           args: [
             {
@@ -354,6 +357,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
               state,
               distro,
               executeChild(deployStage, {
+                // Terminating the pipeline asks this child to cancel (it releases its lock, rolls back)
+                // instead of killing it mid-write.
+                parentClosePolicy: 'REQUEST_CANCEL',
                 workflowId: s.workflowId,
                 args: [
                   {
@@ -422,6 +428,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
       if (repository.release) {
         await runStage(state, ops, 'release', undefined, async (s) => {
           const r = await executeChild(releaseStage, {
+            // Terminating the pipeline asks this child to cancel (it releases its lock, rolls back)
+            // instead of killing it mid-write.
+            parentClosePolicy: 'REQUEST_CANCEL',
             workflowId: s.workflowId,
             args: [{ pipelineId: id, repository, branch, sha }],
             staticSummary: `release ${repository.name}: tag and cut the next patch branch`,
@@ -440,6 +449,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
 
       await runStage(state, ops, 'promote', undefined, async () => {
         const r = await executeChild(promoteStage, {
+          // Terminating the pipeline asks this child to cancel (it releases its lock, rolls back)
+          // instead of killing it mid-write.
+          parentClosePolicy: 'REQUEST_CANCEL',
           workflowId: stageId(id, 'promote', undefined, state.stages.find((x) => x.name === 'promote')?.attempt ?? 1),
           args: [
             {
