@@ -61,6 +61,14 @@ const control = proxyActivities<OrchestratorActivities>({
   retry: { maximumAttempts: 10 },
 });
 
+// Build numbers and the last green build live in the branch-state entity. An unavailable entity
+// (the orchestrator cannot reach Temporal for a while) must not fail a run: the allocation retries
+// until it answers, and a build that reached production stays succeeded if recording it fails.
+const entity = proxyActivities<OrchestratorActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: Number.POSITIVE_INFINITY, maximumInterval: '1 minute' },
+});
+
 // Commit statuses retry rate limits inside the activity and never throw; one attempt is enough.
 const github = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '5 minutes',
@@ -284,7 +292,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
       if (!repository.steps.package) return;
 
       // The branch-state entity hands out the number; asking again (a retried pipeline) returns the same one.
-      const { build } = await control.allocateBuild({ repository: repository.name, branch, pipelineId: id });
+      const { build } = await entity.allocateBuild({ repository: repository.name, branch, pipelineId: id });
       state.build = build;
       upsertSearchAttributes([{ key: BuildKey, value: build }]);
 
@@ -478,14 +486,12 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
         if (promote) promote.state = 'skipped';
         return;
       }
-      await control.recordGreen({
-        repository: repository.name,
-        branch,
-        build,
-        sha,
-        version: state.version,
-        at: now(),
-      });
+      await control
+        .recordGreen({ repository: repository.name, branch, build, sha, version: state.version, at: now() })
+        .catch((err: unknown) => {
+          // Promoted is promoted: the run succeeded; only branch-state's "last green" lags behind.
+          state.failure = `promoted, but recording the green build failed: ${messageOf(err)}`;
+        });
     });
   } catch (err) {
     if (isCancellation(err) || ops.aborted) {
