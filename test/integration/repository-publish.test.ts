@@ -43,21 +43,36 @@ describe('repository publishing: increments, retention, generations, crashes', (
   // GET, not HEAD: moto answers an anonymous HEAD with 403 even where GET is allowed.
   const exists = async (key: string) => (await get(key)).status === 200;
 
-  const deb = (channel: string, artifacts: ArtifactRef[], keepBuilds = 5): PublishPackagesInput => ({
+  // One repository (acme/tests) owns every name these tests publish, unless a test says otherwise.
+  const deb = (
+    channel: string,
+    artifacts: ArtifactRef[],
+    keepBuilds = 5,
+    repository = 'acme/tests',
+  ): PublishPackagesInput => ({
     environment: 'staging',
     channel,
     distro: 'bookworm',
     distroSpec: { format: 'deb', codename: 'bookworm', arch: 'amd64' },
     artifacts,
     keepBuilds,
+    repository,
+    packages: [...new Set(['tests', ...artifacts.map((a) => a.name)])],
   });
-  const rpm = (channel: string, artifacts: ArtifactRef[], keepBuilds = 5): PublishPackagesInput => ({
+  const rpm = (
+    channel: string,
+    artifacts: ArtifactRef[],
+    keepBuilds = 5,
+    repository = 'acme/tests',
+  ): PublishPackagesInput => ({
     environment: 'staging',
     channel,
     distro: 'el9',
     distroSpec: { format: 'rpm', arch: 'x86_64' },
     artifacts,
     keepBuilds,
+    repository,
+    packages: [...new Set(['tests', ...artifacts.map((a) => a.name)])],
   });
 
   /** What an apt client with Acquire-By-Hash can reach from the live InRelease, checked byte for
