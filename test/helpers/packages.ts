@@ -99,7 +99,15 @@ export async function buildTestDeb(
 }
 
 export async function buildTestRpm(
-  spec: { name: string; version: string; release: string; arch?: 'noarch' },
+  spec: {
+    name: string;
+    version: string;
+    release: string;
+    arch?: 'noarch';
+    /** Spec-file text (rpm macros such as `%(printf …)` expand). */
+    summary?: string;
+    description?: string;
+  },
   target: ArtifactTarget,
 ): Promise<TestArtifact> {
   const top = path.join(target.dir, `rpm-${uid()}`);
@@ -111,11 +119,11 @@ export async function buildTestRpm(
       `Name: ${spec.name}`,
       `Version: ${spec.version}`,
       `Release: ${spec.release}`,
-      `Summary: test package ${spec.name}`,
+      `Summary: ${spec.summary ?? `test package ${spec.name}`}`,
       'License: MIT',
       'BuildArch: noarch',
       '%description',
-      'Built by test/helpers/packages.ts.',
+      spec.description ?? 'Built by test/helpers/packages.ts.',
       '%install',
       `mkdir -p %{buildroot}/usr/share/${spec.name}`,
       `echo ${spec.version}-${spec.release} > %{buildroot}/usr/share/${spec.name}/VERSION`,
