@@ -26,4 +26,3 @@ export function notOwnedMessage(name: string, repository: string, owned: string[
     `add it to the packages of ${repository} in conveyor.yml (repositories[].packages)`
   );
 }
-

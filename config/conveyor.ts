@@ -83,10 +83,7 @@ const repository = z
       .array(
         z
           .string()
-          .regex(
-            PACKAGE_NAME,
-            'must be a package name (letters, digits and . _ + -, starting with a letter or digit)',
-          ),
+          .regex(PACKAGE_NAME, 'must be a package name (letters, digits and . _ + -, starting with a letter or digit)'),
       )
       .min(1, 'needs at least one package name (or leave packages out for the default)')
       .optional(),

@@ -153,7 +153,8 @@ function retain(
 
 /** `acme/widget branch "main" commit abc… build 7`, as far as the reference records it. */
 export function builtBy(ref: BuildIdentity): string {
-  if (!ref.commit) return `${ref.repository ?? 'a build'} (commit not recorded: published before Conveyor recorded commits)`;
+  if (!ref.commit)
+    return `${ref.repository ?? 'a build'} (commit not recorded: published before Conveyor recorded commits)`;
   const branch = ref.branch !== undefined ? ` branch ${JSON.stringify(ref.branch)}` : '';
   const build = ref.build !== undefined ? ` build ${ref.build}` : '';
   return `${ref.repository ?? '?'}${branch} commit ${ref.commit}${build}`;
@@ -214,7 +215,7 @@ export async function publishRepository(
     if (ref.repository !== undefined && ref.repository !== input.repository) {
       throw notOwned(
         `artifact ${ref.key} (${ref.name}) was built by ${ref.repository}, not by ${input.repository}: ` +
-          "a repository publishes only its own builds",
+          'a repository publishes only its own builds',
         { name: ref.name, repository: input.repository, builtBy: ref.repository },
       );
     }
