@@ -4,8 +4,10 @@
 export const FailureType = {
   /** A configured command exited non-zero. Not retried: the same commit fails the same way. */
   CommandFailed: 'CommandFailed',
-  /** The repository could not be cloned or the sha is not in it. */
+  /** The remote could not be reached (network, server, credential refused): worth retrying. */
   CheckoutFailed: 'CheckoutFailed',
+  /** The remote was reached but does not have the commit (force-pushed away, wrong repository): not retried. */
+  CommitNotFound: 'CommitNotFound',
   /** An operator aborted the run. */
   Aborted: 'Aborted',
   /** A stage ended in failure; details carry the per-step results. */

@@ -97,6 +97,16 @@ export interface StageStatus {
   tail?: string;
 }
 
+export interface OperatorAction {
+  action: 'approve' | 'reject' | 'retry' | 'abort';
+  by: string;
+  at: string;
+  /** The stage asked for, the reason or comment given. */
+  detail?: string;
+  /** False when the run ignored it (nothing waited for it, or the run had ended). */
+  accepted: boolean;
+}
+
 export interface PipelineStatus {
   workflowId: string;
   repository: string;
@@ -131,6 +141,10 @@ export interface PipelineStatus {
   };
   /** The release stage's tag and next patch branch. */
   release?: { tag: string; nextBranch: string };
+  /** Every operator action the run received (approve, reject, retry, abort), newest last: who sent
+   * it (as the sender says: anyone who can reach the Temporal frontend can send one; see the
+   * README's production section), when, and whether the run acted on it. */
+  actions?: OperatorAction[];
   /** Staging hosts per distro after deploy: before/after version and outcome of each. */
   hosts?: {
     distro: string;

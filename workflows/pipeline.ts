@@ -23,7 +23,14 @@ import type { OrchestratorActivities } from '../activities';
 import { FailureType, type CommandFailureDetails } from '../common/failures';
 import { stageId, type StageName } from '../common/ids';
 import { BranchKey, BuildKey, CommitKey, RepositoryKey, StageKey, StatusKey } from '../common/search-attributes';
-import type { PipelineInput, PipelineResult, PipelineStatus, RunStatus, StageStatus } from '../common/types';
+import type {
+  OperatorAction,
+  PipelineInput,
+  PipelineResult,
+  PipelineStatus,
+  RunStatus,
+  StageStatus,
+} from '../common/types';
 import { abortSignal, approveSignal, rejectSignal, retrySignal, statusQuery, type AbortRequest } from './messages';
 import { docsStage, packageStage, type PackageStageResult } from './stages/package';
 import { deployStage, type DeployStageResult } from './stages/deploy';
@@ -127,20 +134,42 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     statuses: commitStatusReporter(input),
   };
   const chain = new CancellationScope();
+  // Who sent what is recorded in the status (state only: no commands, so old histories replay).
+  const record = (
+    action: OperatorAction['action'],
+    by: string | undefined,
+    detail: string | undefined,
+    accepted: boolean,
+  ) => {
+    const actions = (state.actions ??= []);
+    actions.push({ action, by: by || 'unknown', at: now(), ...(detail ? { detail } : {}), accepted });
+    if (actions.length > 100) actions.splice(0, actions.length - 100);
+  };
   setHandler(retrySignal, (req) => {
+    let accepted = false;
     for (const s of state.stages) {
       const l = label(s);
-      if (ops.waiting.has(l) && (!req.stage || req.stage === l || req.stage === s.name)) ops.granted.add(l);
+      if (ops.waiting.has(l) && (!req.stage || req.stage === l || req.stage === s.name)) {
+        ops.granted.add(l);
+        accepted = true;
+      }
     }
+    record('retry', req.by, req.stage, accepted);
   });
   setHandler(approveSignal, (req) => {
-    if (ops.approvalOpen && !ops.decision) ops.decision = { kind: 'approved', by: req.by, comment: req.comment };
+    const accepted = Boolean(ops.approvalOpen && !ops.decision);
+    if (accepted) ops.decision = { kind: 'approved', by: req.by, comment: req.comment };
+    record('approve', req.by, req.comment, accepted);
   });
   setHandler(rejectSignal, (req) => {
-    if (ops.approvalOpen && !ops.decision) ops.decision = { kind: 'rejected', by: req.by, comment: req.reason };
+    const accepted = Boolean(ops.approvalOpen && !ops.decision);
+    if (accepted) ops.decision = { kind: 'rejected', by: req.by, comment: req.reason };
+    record('reject', req.by, req.reason, accepted);
   });
   setHandler(abortSignal, (req) => {
-    if (ops.aborted || state.endedAt) return;
+    const accepted = !ops.aborted && !state.endedAt;
+    record('abort', req.by, req.reason, accepted);
+    if (!accepted) return;
     ops.aborted = req;
     chain.cancel();
   });

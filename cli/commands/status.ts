@@ -42,6 +42,11 @@ export function statusDetails(s: PipelineStatus): string[] {
         : `  approval requested at ${a.requestedAt}`,
     );
   }
+  for (const a of s.actions ?? []) {
+    lines.push(
+      `  ${a.at} ${a.action} by ${a.by}${a.detail ? ` (${a.detail})` : ''}${a.accepted ? '' : ': ignored, nothing waited for it'}`,
+    );
+  }
   if (s.failure) lines.push(`  ${s.failure}`);
   if (s.status === 'awaiting-approval') {
     lines.push(

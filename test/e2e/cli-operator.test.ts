@@ -95,6 +95,11 @@ describe('conveyor status, watch, retry, abort', () => {
     expect(watched.stdout).toContain('| flaky failure');
     expect(watched.stdout).toMatch(/test\s+█+\s+succeeded\s+[\d.]+s \(attempt 2\)/);
     expect(lines.filter(Boolean).at(-1)).toBe(`${wf} ended: succeeded`);
+    // Who sent what is recorded on the run.
+    const after = JSON.parse((await cli('status', wf, '--json')).stdout) as PipelineStatus;
+    expect(after.actions).toEqual([
+      expect.objectContaining({ action: 'retry', by: 'ops', detail: 'test', accepted: true }),
+    ]);
 
     const again = await cli('retry', wf);
     expect(again).toMatchObject({
@@ -132,6 +137,9 @@ describe('conveyor status, watch, retry, abort', () => {
 
     const status = JSON.parse((await cli('status', wf, '--json')).stdout) as PipelineStatus;
     expect(status).toMatchObject({ status: 'aborted', failure: 'aborted by ops: broken commit' });
+    expect(status.actions).toEqual([
+      expect.objectContaining({ action: 'abort', by: 'ops', detail: 'broken commit', accepted: true }),
+    ]);
   });
 
   it('approve lets a run at its approval gate promote; reject ends one as rejected', async () => {
@@ -147,6 +155,14 @@ describe('conveyor status, watch, retry, abort', () => {
     const [notFailed, noReason] = await Promise.all([cli('retry', gated), cli('reject', rejected)]);
     expect(notFailed.stderr).toBe(`conveyor: nothing awaits an operator in ${gated}: the run is awaiting-approval\n`);
     expect(noReason.stderr).toContain("required option '--reason <text>' not specified");
+    // A signal the run ignores (the plain temporal CLI skips conveyor's checks) is recorded as ignored.
+    await client.workflow.getHandle(gated).signal('retry', { by: 'eve' });
+    for (let i = 0; i < 50; i++) {
+      const s = (await client.workflow.getHandle(gated).query('status')) as PipelineStatus;
+      if (s.actions?.some((a) => a.by === 'eve')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await cli('status', gated)).stdout).toContain('retry by eve: ignored, nothing waited for it');
 
     const watching = conveyor(config.file, ['watch', rejected, '--interval', '200']);
     const [approve, reject] = await Promise.all([
