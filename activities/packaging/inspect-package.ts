@@ -12,6 +12,7 @@
 // one paragraph) here already, so a bad one fails the package stage naming the field; an rpm's
 // text tags must hold no control characters, which XML (primary.xml) cannot carry.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../common/failures';
@@ -73,7 +74,10 @@ type Bad = (why: string) => ApplicationFailure;
 
 async function readDeb(file: string, bad: Bad, signal?: AbortSignal) {
   // `--control` extracts without parsing, so our check names the field before dpkg's parser does.
-  const dir = `${file}.control-${process.pid}`;
+  // Into a fresh directory of our own, never beside the file: $CONVEYOR_OUT is the step's to shape
+  // (a symlink planted there would redirect the extraction).
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-control-'));
+  const dir = path.join(tmp, 'control');
   try {
     const extract = await runProcess('dpkg-deb', ['--control', '--', file, dir], { signal, env: toolEnv() });
     if (extract.exitCode !== 0) throw bad(`dpkg-deb cannot read it: ${errorText(extract.output)}`);
@@ -84,7 +88,7 @@ async function readDeb(file: string, bad: Bad, signal?: AbortSignal) {
       throw bad(`its control file cannot be read (${(err as Error).message})`);
     }
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
   const show = await runProcess(
     'dpkg-deb',
