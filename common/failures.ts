@@ -6,6 +6,12 @@ export const FailureType = {
   CommandFailed: 'CommandFailed',
   /** The remote could not be reached (network, server, credential refused): worth retrying. */
   CheckoutFailed: 'CheckoutFailed',
+  /** An operator's request the run cannot act on now (an Update validator's refusal, with the reason). */
+  Refused: 'Refused',
+  /** A stage waited longer than its bound for a lock (deploy, publish): an operator retries it. */
+  LockTimeout: 'LockTimeout',
+  /** A lock holder's lease passed before the switch it was about to make: it must not overwrite its successor. */
+  LeaseLost: 'LeaseLost',
   /** The remote was reached but does not have the commit (force-pushed away, wrong repository): not retried. */
   CommitNotFound: 'CommitNotFound',
   /** An operator aborted the run. */

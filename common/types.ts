@@ -95,6 +95,8 @@ export interface StageStatus {
   logKeys: string[];
   error?: string;
   tail?: string;
+  /** What the stage waits for right now (`waiting for lock …, held by …`), as its child reports it. */
+  note?: string;
 }
 
 export interface OperatorAction {

@@ -83,7 +83,7 @@ describe('conveyor status, watch, retry, abort', () => {
     // The watcher is still following: it has not exited while the run waits.
     expect(watching.child.exitCode).toBeNull();
     const retry = await cli('retry', wf, '--stage', 'test', '--by', 'ops');
-    expect(retry).toMatchObject({ code: 0, stdout: `retry sent to ${wf}: test\n` });
+    expect(retry).toMatchObject({ code: 0, stdout: `retrying ${wf}: test\n` });
 
     const watched = await watching;
     expect(watched.code).toBe(0);
@@ -128,7 +128,7 @@ describe('conveyor status, watch, retry, abort', () => {
     expect(noReason.stderr).toContain("required option '--reason <text>' not specified");
 
     const abort = await cli('abort', wf, '--reason', 'broken commit', '--by', 'ops');
-    expect(abort).toMatchObject({ code: 0, stdout: `abort sent to ${wf}\n` });
+    expect(abort).toMatchObject({ code: 0, stdout: `aborted ${wf}\n` });
     const watched = await watching;
     expect(watched.code).toBe(1);
     expect(watched.stdout).toContain('| always broken');
@@ -169,8 +169,8 @@ describe('conveyor status, watch, retry, abort', () => {
       cli('approve', gated, '--by', 'ops', '--comment', 'ship it'),
       cli('reject', rejected, '--by', 'ops', '--reason', 'not this one'),
     ]);
-    expect(approve).toMatchObject({ code: 0, stdout: `approval sent to ${gated}\n` });
-    expect(reject).toMatchObject({ code: 0, stdout: `rejection sent to ${rejected}\n` });
+    expect(approve).toMatchObject({ code: 0, stdout: `approved ${gated}\n` });
+    expect(reject).toMatchObject({ code: 0, stdout: `rejected ${rejected}\n` });
     expect(((await client.workflow.getHandle(gated).result()) as { status: string }).status).toBe('succeeded');
     const watched = await watching;
     expect(watched.code).toBe(1);
