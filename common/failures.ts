@@ -23,6 +23,9 @@ export const FailureType = {
   /** The repository already holds this name, version and architecture with other bytes: a
    * published version is immutable (apt and dnf cache by version). */
   ArtifactConflict: 'ArtifactConflict',
+  /** A package name the repository does not own: not in its conveyor.yml `packages`, or claimed in
+   * the channel by another repository. Not retried: the same build names the same package. */
+  PackageNotOwned: 'PackageNotOwned',
   /** A package written by the package step is not a valid package of the right format, name or version. */
   BadPackage: 'BadPackage',
   /** The package step left no .deb/.rpm of the distro's format in CONVEYOR_OUT. */

@@ -6,6 +6,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { branchMatcher } from '../common/branch-rules';
 import { embeddedCredentials } from '../common/clone-url';
+import { PACKAGE_NAME, defaultPackageName } from '../common/package-names';
 import type { RepositorySpec } from '../common/types';
 
 const s3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://<bucket>[/prefix]');
@@ -121,6 +122,17 @@ const repository = z
       })
       .strict()
       .optional(),
+    /** The package names this repository may build and publish (default: its name without the
+     * owner, `widget` for `acme/widget`). A channel's state records which repository owns each
+     * name; another repository cannot publish it there. */
+    packages: z
+      .array(
+        z
+          .string()
+          .regex(PACKAGE_NAME, 'must be a package name (letters, digits and . _ + -, starting with a letter or digit)'),
+      )
+      .min(1, 'needs at least one package name (or leave packages out for the default)')
+      .optional(),
     /** How many builds per package a channel keeps; older ones are removed from the repository. */
     retention: z
       .object({ keepBuilds: z.number().int().min(1).default(10) })
@@ -234,6 +246,27 @@ export const conveyorSchema = z
           });
         }
       });
+      const packages = repo.packages ?? [defaultPackageName(repo.name)];
+      if (!repo.packages && !PACKAGE_NAME.test(packages[0])) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['repositories', i, 'packages'],
+          message: `the default package name ${JSON.stringify(packages[0])} (the repository name without its owner) is not a package name: list the packages`,
+        });
+      }
+      repo.packages?.forEach((name, j) => {
+        if (repo.packages!.indexOf(name) !== j) {
+          ctx.addIssue({ code: 'custom', path: ['repositories', i, 'packages', j], message: `duplicate of ${name}` });
+        }
+      });
+      const builtin = repo.packaging?.builtin?.name;
+      if (builtin && !packages.includes(builtin)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['repositories', i, 'packaging', 'builtin', 'name'],
+          message: `package ${JSON.stringify(builtin)} is not among ${repo.name}'s packages (packages: [${packages.join(', ')}]); add it to repositories[${i}].packages`,
+        });
+      }
       const seen = cfg.repositories.findIndex((r) => r.name === repo.name);
       if (seen !== i) {
         ctx.addIssue({
@@ -375,6 +408,7 @@ export function repositorySpec(
     staging: repo.staging ? { tags: { ...repo.staging.tags }, batchSize: repo.staging.batchSize } : undefined,
     stepTimeoutSeconds: repo.stepTimeoutSeconds,
     builtinPackage: repo.packaging?.builtin,
+    packages: [...(repo.packages ?? [defaultPackageName(repo.name)])],
     keepBuilds: repo.retention.keepBuilds,
     operatorWindowSeconds: Math.round(repo.operatorWindowHours * 3600),
     approvalTimeoutSeconds: Math.round(repo.approvalTimeoutHours * 3600),

@@ -14,6 +14,11 @@ import type { PublishDocsInput, PublishDocsResult } from './types';
 
 export interface DocsManifest {
   version: string;
+  /** The build that made the site (manifests of older runs lack them). */
+  repository?: string;
+  branch?: string;
+  commit?: string;
+  build?: number;
   files: { path: string; key: string; sha256: string; size: number }[];
 }
 
@@ -84,6 +89,11 @@ function safeSitePath(p: string): boolean {
 function checkManifest(m: DocsManifest, input: PublishDocsInput): void {
   const problems: string[] = [];
   if (m?.version !== input.docs.version) problems.push(`version ${m?.version} is not ${input.docs.version}`);
+  // A site is published by the repository that built it, from the commit its reference names.
+  if (m?.repository !== undefined && m.repository !== input.repository)
+    problems.push(`it was built by ${m.repository}, not ${input.repository}`);
+  if (m?.commit !== undefined && input.docs.commit !== undefined && m.commit !== input.docs.commit)
+    problems.push(`it records commit ${m.commit}, its reference ${input.docs.commit}`);
   if (!Array.isArray(m?.files)) problems.push('files is not a list');
   else {
     if (m.files.length !== input.docs.files)
