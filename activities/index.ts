@@ -19,6 +19,7 @@ import { createFleetActivities, defaultBaseDir } from './fleet';
 import { createRunE2e } from './fleet/e2e';
 import { createGithubActivities } from './github/commit-status';
 import { createGitActivities } from './git/ancestry';
+import { createGitAuth } from './git/auth';
 import { createReleaseActivities } from './git/release';
 import { createPackagingActivities } from './packaging';
 import { createRepositoryActivities } from './repository';
@@ -29,13 +30,20 @@ export interface ActivityDeps {
   aws: AwsClients;
 }
 
-export function createBuildActivities({ config, aws, client }: ActivityDeps & { client: Client }) {
+/** `env`: for checkout credentials only (activities/git/auth.ts), resolved by reference when git runs. */
+export function createBuildActivities({
+  config,
+  aws,
+  client,
+  env = process.env,
+}: ActivityDeps & { client: Client; env?: Env }) {
   const artifacts = parseS3Url(config.storage.artifacts);
   const deps = {
     s3: aws.s3,
     artifactsBucket: artifacts.bucket,
     artifactsPrefix: artifacts.prefix,
     workspaceRoot: config.workspace,
+    gitAuth: createGitAuth(config, env),
   };
   return {
     runStep: createRunStep(deps),

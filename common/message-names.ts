@@ -13,5 +13,9 @@ export const MessageNames = {
   acquireLock: 'acquireLock',
   releaseLock: 'releaseLock',
   lockGranted: 'lockGranted',
+  renewLock: 'renewLock',
+  withdrawLock: 'withdrawLock',
+  lockState: 'lockState',
+  stageNote: 'stageNote',
   hostExec: 'hostExec',
 } as const;
