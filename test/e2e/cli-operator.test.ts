@@ -158,7 +158,7 @@ describe('conveyor status, watch, retry, abort', () => {
     // A signal the run ignores (the plain temporal CLI skips conveyor's checks) is recorded as ignored.
     await client.workflow.getHandle(gated).signal('retry', { by: 'eve' });
     for (let i = 0; i < 50; i++) {
-      const s = (await client.workflow.getHandle(gated).query('status')) as PipelineStatus;
+      const s = await client.workflow.getHandle(gated).query<PipelineStatus>('status');
       if (s.actions?.some((a) => a.by === 'eve')) break;
       await new Promise((r) => setTimeout(r, 100));
     }
