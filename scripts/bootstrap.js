@@ -46,6 +46,11 @@ const DEBIAN_TOOLS = {
   debootstrap: 'debootstrap',
   git: 'git',
   unshare: 'util-linux',
+  // local staging hosts run their commands in bubblewrap (activities/fleet/local-host.ts)
+  bwrap: 'bubblewrap',
+  // the host isolation test builds a static chroot-escape binary (gcc -static needs libc6-dev)
+  gcc: 'gcc',
+  '/usr/include/stdio.h': 'libc6-dev',
   // the ssh host executor's tests run a real sshd on loopback
   sshd: 'openssh-server',
   // the Web UI test drives Debian's chromium headless (no browser download)
