@@ -30,20 +30,25 @@ export interface ActivityDeps {
   aws: AwsClients;
 }
 
-/** `env`: for checkout credentials only (activities/git/auth.ts), resolved by reference when git runs. */
-export function createBuildActivities({
-  config,
-  aws,
-  client,
-  env = process.env,
-}: ActivityDeps & { client: Client; env?: Env }) {
+/** What a builder is given: storage, workspace and the repositories' checkout settings. No fleet
+ * settings (hosts directory, SSH), no EC2/SSM client, and of `env` only the variables that checkout
+ * credentials name (activities/git/auth.ts): never the GitHub token or the signing key. */
+export interface BuildActivityDeps {
+  config: Pick<ConveyorConfig, 'storage' | 'workspace' | 'repositories' | 'github'>;
+  aws: Pick<AwsClients, 's3'>;
+  /** For the e2e host-exec relay only: Updates to the verify stage of the step's own run. */
+  client: Client;
+  env?: Env;
+}
+
+export function createBuildActivities({ config, aws, client, env = process.env }: BuildActivityDeps) {
   const artifacts = parseS3Url(config.storage.artifacts);
   const deps = {
     s3: aws.s3,
     artifactsBucket: artifacts.bucket,
     artifactsPrefix: artifacts.prefix,
     workspaceRoot: config.workspace,
-    gitAuth: createGitAuth(config, env),
+    gitAuth: createGitAuth(config, checkoutEnv(config, env)),
   };
   return {
     runStep: createRunStep(deps),
@@ -93,6 +98,14 @@ export function createOrchestratorActivities({
       workDir: config.workspace,
     }),
   };
+}
+
+/** Only the env vars that the repositories' checkout credentials name. */
+function checkoutEnv(config: Pick<ConveyorConfig, 'repositories'>, env: Env): Env {
+  const names = config.repositories.flatMap((r) => [r.checkout?.tokenEnv, r.checkout?.githubApp?.privateKeyEnv]);
+  const out: Env = {};
+  for (const n of names) if (n && env[n] !== undefined) out[n] = env[n];
+  return out;
 }
 
 /** The armored private signing key, read when needed so it never sits in a long-lived object or a log. */
