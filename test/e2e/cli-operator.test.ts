@@ -36,11 +36,13 @@ describe('conveyor status, watch, retry, abort', () => {
         steps: { unit: `test -f ${marker} || { touch ${marker}; echo flaky failure; exit 1; }` },
       },
       { name: brokenRepo, cloneUrl: bare, steps: { unit: 'echo always broken; exit 3' } },
-      ...[gatedRepo, rejectedRepo].map((name) => ({
+      // Both build the sample's `widget`: a package name belongs to one repository per channel.
+      ...[gatedRepo, rejectedRepo].map((name, i) => ({
         name,
         cloneUrl: bare,
-        branches: [{ match: 'main', channel: 'unstable', approval: true }],
+        branches: [{ match: 'main', channel: i === 0 ? 'unstable' : 'testing', approval: true }],
         steps: { unit: 'true', package: 'make package' },
+        more: { packages: ['widget'] },
       })),
     ]);
     sha = (await commitSample(bare, path.join(dir, 'work'), { message: 'operator' })).sha;
