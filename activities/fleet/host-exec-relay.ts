@@ -93,6 +93,8 @@ export async function startHostExecRelay(opts: HostExecRelayOptions): Promise<Ho
       });
     });
   });
+  // A step that opens connections and sends nothing hurts only itself; still, bound them.
+  server.maxConnections = 64;
   fs.rmSync(opts.socketPath, { force: true });
   // A unix socket's path holds at most 107 bytes, and a longer one is cut silently: a socket in a
   // deep workspace is made under a short temp dir and renamed into place (it stays bound).

@@ -158,7 +158,7 @@ function refuse(message: string): never {
  * close() cancels commands still running (the step that asked for them is over) and waits until
  * every handler has finished, so the workflow never completes with an Update unanswered.
  */
-export function serveHostExec(input: VerifyStageInput): { open(): void; close(): Promise<void> } {
+function serveHostExec(input: VerifyStageInput): { open(): void; close(): Promise<void> } {
   const hosts = new Map<string, { distro: string; host: Host }>();
   for (const g of input.hosts) for (const host of g.hosts) hosts.set(host.name, { distro: g.distro, host });
   const names = [...hosts.keys()];
@@ -172,9 +172,10 @@ export function serveHostExec(input: VerifyStageInput): { open(): void; close():
     retry: { maximumAttempts: 1 },
     startToCloseTimeout: `${input.repository.stepTimeoutSeconds + 120} seconds`,
     // close() waits until a cancelled command is really stopped on its host (no host command
-    // outlives the stage); the executors heartbeat every few seconds, and a heartbeat is where an
-    // activity learns of its cancellation, so keep this short.
-    heartbeatTimeout: '15 seconds',
+    // outlives the stage). An activity learns of its cancellation from a heartbeat, and the SDK
+    // sends heartbeats at most every 0.8 × this timeout: short, but above the executors' gaps (a
+    // slow SendCommand, an SSH connect).
+    heartbeatTimeout: '30 seconds',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
 
