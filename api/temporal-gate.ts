@@ -8,6 +8,7 @@ import type pino from 'pino';
 import type { PipelineInput, PipelineStatus } from '../common/types';
 import { statusQuery } from '../workflows/messages';
 import type { ApiMetrics, StartSource } from './metrics';
+import { describeRun, type RunSummary } from './run-summary';
 import { startPipeline, type StartOutcome } from './start-pipeline';
 
 /** A call that did not answer within its time limit. */
@@ -18,7 +19,12 @@ export class TemporalTimeoutError extends Error {
   }
 }
 
-export class RunNotFoundError extends Error {}
+export class RunNotFoundError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunNotFoundError';
+  }
+}
 
 interface Conn {
   client: Promise<Client>;
@@ -62,6 +68,8 @@ export interface TemporalGate {
   start(input: PipelineInput, source: StartSource): Promise<StartOutcome>;
   /** The run's `status` query; RunNotFoundError for an unknown workflow. */
   status(workflowId: string): Promise<PipelineStatus>;
+  /** What the server knows of a run without a worker (describe of it and its running children). */
+  describe(workflowId: string): Promise<RunSummary>;
   /** True when Temporal answers a cheap call now. */
   probe(): Promise<boolean>;
   /** Called on every transition from down to up. */
@@ -197,6 +205,10 @@ export function createTemporalGate(o: TemporalGateOptions): TemporalGate {
         if (err instanceof QueryNotRegisteredError) throw new RunNotFoundError(`${workflowId} is not a pipeline run`);
         throw err;
       }
+    },
+    describe(workflowId) {
+      // Not a health signal: "not found" is an answer, and the caller classifies the rest.
+      return call('describe', o.startTimeoutMs, (c) => describeRun(c, workflowId), false);
     },
     async probe() {
       try {
