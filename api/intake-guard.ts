@@ -50,6 +50,7 @@ export function createIntakeGuard(server: http.Server, limits: IntakeLimits): In
 
   function drop(socket: Socket, reason: DropReason): void {
     dropped[reason] += 1;
+    conns.delete(socket); // now, not at its 'close' event: the count must never pass the cap
     socket.destroy();
   }
 

@@ -121,6 +121,8 @@ export function createMetrics(): ApiMetrics {
       lines.push(`process_resident_memory_bytes ${mem.rss}`);
       family('nodejs_heap_used_bytes', 'gauge', 'V8 heap in use, in bytes.');
       lines.push(`nodejs_heap_used_bytes ${mem.heapUsed}`);
+      family('nodejs_external_memory_bytes', 'gauge', 'Memory outside the V8 heap (Buffers), in bytes.');
+      lines.push(`nodejs_external_memory_bytes ${mem.external}`);
       return lines.join('\n') + '\n';
     },
   };
