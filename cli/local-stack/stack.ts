@@ -27,6 +27,8 @@ export interface StackInfo {
   uiUrl: string;
   awsEndpoint: string;
   apiUrl: string;
+  /** The API's status listener: /runs/<id>, /metrics (loopback, no token on the local stack). */
+  statusUrl?: string;
   logDir: string;
   hosts: ProvisionedHost[];
 }
@@ -89,6 +91,7 @@ export async function startStack(
     ['temporal.metricsPort', dev.temporal.metricsPort],
     ['aws.port', dev.aws.port],
     ['api.port', dev.api.port],
+    ['api.statusPort', dev.api.statusPort],
   ];
   const busy: string[] = [];
   for (const [key, port] of ports) if (!(await isPortFree(port))) busy.push(`${key} ${port}`);
@@ -147,7 +150,8 @@ export async function startStack(
       );
     }
     const apiPort = dev.api.port;
-    const api = spawnService('api', tsxBin(), [path.join(ROOT, 'api', 'main.ts'), '--port', String(apiPort)], {
+    const apiArgs = ['--port', String(apiPort), '--status-port', String(dev.api.statusPort)];
+    const api = spawnService('api', tsxBin(), [path.join(ROOT, 'api', 'main.ts'), ...apiArgs], {
       env,
       logFile: path.join(logDir, 'api.log'),
       cwd: ROOT,
@@ -170,6 +174,7 @@ export async function startStack(
       uiUrl: `http://127.0.0.1:${dev.temporal.uiPort}`,
       awsEndpoint,
       apiUrl,
+      statusUrl: `http://127.0.0.1:${dev.api.statusPort}`,
       logDir,
       hosts,
     };
