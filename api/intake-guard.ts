@@ -7,8 +7,10 @@
 // When a limit is reached the OLDEST unverified holder is dropped, not the newcomer: GitHub
 // sends a delivery in one go within milliseconds, so a connection or body that has been open
 // longest is the likeliest slow sender, and refusing newcomers would let a few slow senders
-// lock real deliveries out until their timeouts. A request whose signature has been verified
-// is never dropped: it holds no budget any more and its answer is in progress.
+// lock real deliveries out until their timeouts. A connection's age counts from its last sign of
+// life as HTTP (connected, a request's headers complete, an answer written), so a client that
+// reuses a connection is as young as its request. A request whose signature has been verified is
+// never dropped: it holds no budget any more and its answer is in progress.
 import type http from 'node:http';
 import type { Socket } from 'node:net';
 
@@ -53,6 +55,19 @@ export function createIntakeGuard(server: http.Server, limits: IntakeLimits): In
     conns.delete(socket); // now, not at its 'close' event: the count must never pass the cap
     socket.destroy();
   }
+
+  /** Makes the connection the youngest: Map order is age order. */
+  function touch(socket: Socket): void {
+    const conn = conns.get(socket);
+    if (!conn) return;
+    conns.delete(socket);
+    conns.set(socket, conn);
+  }
+
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    touch(req.socket);
+    res.once('finish', () => touch(req.socket));
+  });
 
   server.on('connection', (socket: Socket) => {
     conns.set(socket, { protected: 0 });

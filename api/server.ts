@@ -214,7 +214,9 @@ export function createApi(deps: ApiDeps): Api {
       .then((reply) => {
         if (reply.outcome) metrics.delivery(reply.outcome);
         // A body left unread (refused early, or too large) is not read on: the connection closes.
-        send(res, reply, !req.complete);
+        // The webhook listener closes every connection after its answer: a delivery is one request,
+        // and an idle kept-alive connection would only age towards being dropped at the cap.
+        send(res, reply, listener === 'webhook' || !req.complete);
       });
   };
   server.on('request', handler('webhook'));

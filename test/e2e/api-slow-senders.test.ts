@@ -165,6 +165,8 @@ interface Figures {
   after: Mem;
   latencies: number[];
   statuses: Map<number, number>;
+  /** Why a real delivery got no answer at all (status 0). */
+  failures: string[];
   dropped: string;
   senders: string;
 }
@@ -216,6 +218,7 @@ async function attack(label: string, limits: Record<string, number>): Promise<Fi
 
     const latencies: number[] = [];
     const statuses = new Map<number, number>();
+    const failures: string[] = [];
     const peak = { rss: 0, heap: 0, external: 0, conns: 0 };
     const halves: [number, number] = [0, 0];
     const from = Date.now();
@@ -231,7 +234,10 @@ async function attack(label: string, limits: Record<string, number>): Promise<Fi
             SECRET,
             'push',
             pushPayload({ repository: REPO, branch: 'main', sha }),
-          ).catch(() => ({ status: 0 }));
+          ).catch((err: Error) => {
+            failures.push(`${err.message}${err.cause ? `: ${(err.cause as Error).message}` : ''}`);
+            return { status: 0 };
+          });
           latencies.push(Date.now() - t0);
           statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
         })(),
@@ -268,6 +274,7 @@ async function attack(label: string, limits: Record<string, number>): Promise<Fi
       after: { rss: after.rss, heap: after.heap, external: after.external },
       latencies,
       statuses,
+      failures,
       dropped,
       senders,
     };
@@ -291,6 +298,7 @@ function report(f: Figures): string {
     `  senders: ${f.senders}`,
     `  real signed pushes: ${f.latencies.length}, statuses ${[...f.statuses].map(([s, n]) => `${n} × ${s}`).join(', ')}; ` +
       `latency p50 ${p(0.5)} ms, p95 ${p(0.95)} ms, max ${sorted.at(-1)} ms`,
+    ...(f.failures.length ? [`  no answer: ${[...new Set(f.failures)].join(' | ')}`] : []),
   ].join('\n');
 }
 
