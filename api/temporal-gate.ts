@@ -89,6 +89,7 @@ export function createTemporalGate(o: TemporalGateOptions): TemporalGate {
   let closed = false;
   const inflight = new Map<string, Promise<StartOutcome>>();
   const recoveryListeners: (() => void)[] = [];
+  let probing: Promise<boolean> | undefined;
 
   function connection(): Conn {
     if (!conn) {
@@ -210,13 +211,16 @@ export function createTemporalGate(o: TemporalGateOptions): TemporalGate {
       // Not a health signal: "not found" is an answer, and the caller classifies the rest.
       return call('describe', o.startTimeoutMs, (c) => describeRun(c, workflowId), false);
     },
-    async probe() {
-      try {
-        await call('probe', 2000, (c) => c.connection.workflowService.getSystemInfo({}));
-        return true;
-      } catch {
-        return false;
-      }
+    probe() {
+      // /readyz is public on the webhook listener: concurrent requests share one call, so a flood
+      // of them costs Temporal one probe at a time.
+      probing ??= call('probe', 2000, (c) => c.connection.workflowService.getSystemInfo({}))
+        .then(
+          () => true,
+          () => false,
+        )
+        .finally(() => (probing = undefined));
+      return probing;
     },
     onRecovery(fn) {
       recoveryListeners.push(fn);
