@@ -89,7 +89,7 @@ async function startServer(api: Record<string, number>): Promise<Server> {
 /** The server's resident memory, read from outside, and what it reports of itself. */
 async function sample(
   s: Server,
-): Promise<{ rss: number; heap: number; external: number; conns: number; text: string }> {
+): Promise<{ rss: number; heap: number; external: number; conns: number; held: number; text: string }> {
   const status = fs.readFileSync(`/proc/${s.child.pid}/status`, 'utf8');
   const rss = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)![1]) * 1024;
   const text = await (await fetch(`${s.statusUrl}/metrics`)).text();
@@ -99,6 +99,7 @@ async function sample(
     heap: value('nodejs_heap_used_bytes'),
     external: value('nodejs_external_memory_bytes'),
     conns: value('conveyor_api_open_connections'),
+    held: value('conveyor_api_unverified_body_bytes'),
     text,
   };
 }
@@ -159,7 +160,8 @@ interface Mem {
 interface Figures {
   label: string;
   baseline: Mem;
-  peak: Mem & { conns: number };
+  /** conns: open connections; held: unverified body bytes, as the server accounts them. */
+  peak: Mem & { conns: number; held: number };
   /** Peak RSS in the first and in the second half of the attack: a plateau, or growth. */
   halves: [number, number];
   after: Mem;
@@ -219,7 +221,7 @@ async function attack(label: string, limits: Record<string, number>): Promise<Fi
     const latencies: number[] = [];
     const statuses = new Map<number, number>();
     const failures: string[] = [];
-    const peak = { rss: 0, heap: 0, external: 0, conns: 0 };
+    const peak = { rss: 0, heap: 0, external: 0, conns: 0, held: 0 };
     const halves: [number, number] = [0, 0];
     const from = Date.now();
     const until = from + ATTACK_MS;
@@ -247,6 +249,7 @@ async function attack(label: string, limits: Record<string, number>): Promise<Fi
       peak.heap = Math.max(peak.heap, m.heap);
       peak.external = Math.max(peak.external, m.external);
       peak.conns = Math.max(peak.conns, m.conns);
+      peak.held = Math.max(peak.held, m.held);
       const half = Date.now() - from < ATTACK_MS / 2 ? 0 : 1;
       halves[half] = Math.max(halves[half], m.rss);
       await new Promise((r) => setTimeout(r, 500));
@@ -294,7 +297,8 @@ function report(f: Figures): string {
     `  server RSS peak in the first half ${mb(f.halves[0])}, in the second half ${mb(f.halves[1])}`,
     `  server heap  baseline ${mb(f.baseline.heap)}, peak ${mb(f.peak.heap)} (+${mb(f.peak.heap - f.baseline.heap)}), after ${mb(f.after.heap)}`,
     `  server external (Buffers) baseline ${mb(f.baseline.external)}, peak ${mb(f.peak.external)} (+${mb(f.peak.external - f.baseline.external)}), after ${mb(f.after.external)}`,
-    `  open connections peak ${f.peak.conns}; dropped by the guard: ${f.dropped || 'none'}`,
+    `  open connections peak ${f.peak.conns}, unverified body bytes held peak ${mb(f.peak.held)}; ` +
+      `dropped by the guard: ${f.dropped || 'none'}`,
     `  senders: ${f.senders}`,
     `  real signed pushes: ${f.latencies.length}, statuses ${[...f.statuses].map(([s, n]) => `${n} × ${s}`).join(', ')}; ` +
       `latency p50 ${p(0.5)} ms, p95 ${p(0.95)} ms, max ${sorted.at(-1)} ms`,
@@ -319,13 +323,15 @@ describe('webhook listener under slow and oversized senders', () => {
     expect(Math.max(...f.latencies)).toBeLessThan(10_000);
     expect(f.peak.conns).toBeLessThanOrEqual(BOUNDED.maxConnections);
     expect(f.dropped).toMatch(/connection_limit [1-9]/);
-    // Buffers: the 8 MB budget of bodies held, plus received chunks already let go that V8 frees
-    // only at its next collection (it collects when external memory has grown by a few tens of MB).
-    // Wide open, the same load reaches +150 MB and keeps growing (CONVEYOR_SLOW_SENDERS_COMPARE=1).
-    expect(f.peak.external - f.baseline.external).toBeLessThan(80 * MiB);
+    expect(f.peak.held).toBeLessThanOrEqual(BOUNDED.maxBufferedBytes);
+    // Memory: besides the 8 MB of bodies held, received chunks already let go stay counted until
+    // V8's next collection, which it starts when external memory has grown by some tens of MB: the
+    // bounds below leave room for that. Wide open, the same load reaches about +200 MB RSS within
+    // the 12 s and keeps climbing (CONVEYOR_SLOW_SENDERS_COMPARE=1 prints it).
     expect(f.peak.heap - f.baseline.heap).toBeLessThan(32 * MiB);
-    expect(f.peak.rss - f.baseline.rss).toBeLessThan(96 * MiB);
+    expect(f.peak.external - f.baseline.external).toBeLessThan(128 * MiB);
+    expect(f.peak.rss - f.baseline.rss).toBeLessThan(128 * MiB);
     // Flat: the second half of the attack does not climb above the first half's plateau.
-    expect(f.halves[1] - f.halves[0]).toBeLessThan(24 * MiB);
+    expect(f.halves[1] - f.halves[0]).toBeLessThan(32 * MiB);
   }, 180_000);
 });
