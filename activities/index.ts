@@ -13,6 +13,7 @@ import { createFleetActivities, defaultBaseDir } from './fleet';
 import { createRunE2e } from './fleet/e2e';
 import { createGithubActivities } from './github/commit-status';
 import { createGitActivities } from './git/ancestry';
+import { createGitAuth } from './git/auth';
 import { createReleaseActivities } from './git/release';
 import { createPackagingActivities } from './packaging';
 import { createRepositoryActivities } from './repository';
@@ -30,6 +31,7 @@ export function createBuildActivities({ config, aws, env = process.env }: Activi
     artifactsBucket: artifacts.bucket,
     artifactsPrefix: artifacts.prefix,
     workspaceRoot: config.workspace,
+    gitAuth: createGitAuth(config, env),
   };
   return {
     runStep: createRunStep(deps),

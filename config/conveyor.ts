@@ -5,10 +5,14 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { branchMatcher } from '../common/branch-rules';
+import { embeddedCredentials } from '../common/clone-url';
+import { PACKAGE_NAME, defaultPackageName } from '../common/package-names';
 import type { RepositorySpec } from '../common/types';
 
 const s3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://<bucket>[/prefix]');
 const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name');
+/** Paths that end up in GIT_SSH_COMMAND, which git runs with a shell: no spaces or metacharacters. */
+const safePath = z.string().regex(/^[A-Za-z0-9._/@+-]+$/, 'must be a path without spaces or shell metacharacters');
 
 const branchRule = z
   .object({
@@ -42,7 +46,50 @@ const steps = z
 const repository = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be a GitHub full_name such as acme/widget'),
-    cloneUrl: z.string().min(1),
+    cloneUrl: z
+      .string()
+      .min(1)
+      .superRefine((url, ctx) => {
+        const found = embeddedCredentials(url);
+        if (found) {
+          ctx.addIssue({
+            code: 'custom',
+            message:
+              `contains ${found}: credentials in a URL end up in workflow inputs, logs and .git/config. ` +
+              'Remove them and reference the credential with checkout.tokenEnv (an env var holding the token), ' +
+              'checkout.sshKeyFile or checkout.githubApp',
+          });
+        }
+      }),
+    /** How workers authenticate to cloneUrl (private repositories), by reference only: the secret
+     * stays in the worker's env or files and reaches git through its environment (activities/git/auth.ts). */
+    checkout: z
+      .object({
+        /** Env var holding an HTTPS token (read-only `contents` is enough for builders). */
+        tokenEnv: envName.optional(),
+        /** An SSH deploy key (read-only), for ssh:// or scp-like clone URLs. */
+        sshKeyFile: safePath.optional(),
+        /** known_hosts for the SSH remote; with it, host keys are checked strictly. */
+        knownHostsFile: safePath.optional(),
+        /** A GitHub App installation; tokens are minted on the worker when needed. */
+        githubApp: z
+          .object({
+            appId: z.number().int().positive(),
+            installationId: z.number().int().positive(),
+            privateKeyFile: z.string().min(1).optional(),
+            privateKeyEnv: envName.optional(),
+          })
+          .strict()
+          .refine((a) => Boolean(a.privateKeyFile) !== Boolean(a.privateKeyEnv), {
+            error: 'set exactly one of privateKeyFile and privateKeyEnv',
+          })
+          .optional(),
+      })
+      .strict()
+      .refine((c) => [c.tokenEnv, c.sshKeyFile, c.githubApp].filter(Boolean).length === 1, {
+        error: 'set exactly one of tokenEnv, sshKeyFile and githubApp',
+      })
+      .optional(),
     branches: z.array(branchRule).min(1, 'needs at least one branch rule'),
     steps,
     distros: z.array(z.string()).min(1, 'needs at least one distro'),
@@ -74,6 +121,17 @@ const repository = z
           .strict(),
       })
       .strict()
+      .optional(),
+    /** The package names this repository may build and publish (default: its name without the
+     * owner, `widget` for `acme/widget`). A channel's state records which repository owns each
+     * name; another repository cannot publish it there. */
+    packages: z
+      .array(
+        z
+          .string()
+          .regex(PACKAGE_NAME, 'must be a package name (letters, digits and . _ + -, starting with a letter or digit)'),
+      )
+      .min(1, 'needs at least one package name (or leave packages out for the default)')
       .optional(),
     /** How many builds per package a channel keeps; older ones are removed from the repository. */
     retention: z
@@ -233,6 +291,27 @@ export const conveyorSchema = z
           });
         }
       });
+      const packages = repo.packages ?? [defaultPackageName(repo.name)];
+      if (!repo.packages && !PACKAGE_NAME.test(packages[0])) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['repositories', i, 'packages'],
+          message: `the default package name ${JSON.stringify(packages[0])} (the repository name without its owner) is not a package name: list the packages`,
+        });
+      }
+      repo.packages?.forEach((name, j) => {
+        if (repo.packages!.indexOf(name) !== j) {
+          ctx.addIssue({ code: 'custom', path: ['repositories', i, 'packages', j], message: `duplicate of ${name}` });
+        }
+      });
+      const builtin = repo.packaging?.builtin?.name;
+      if (builtin && !packages.includes(builtin)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['repositories', i, 'packaging', 'builtin', 'name'],
+          message: `package ${JSON.stringify(builtin)} is not among ${repo.name}'s packages (packages: [${packages.join(', ')}]); add it to repositories[${i}].packages`,
+        });
+      }
       const seen = cfg.repositories.findIndex((r) => r.name === repo.name);
       if (seen !== i) {
         ctx.addIssue({
@@ -318,8 +397,25 @@ export function loadConfig(file: string, env: Env = process.env): ConveyorConfig
   if (cfg.signing?.keyFile) cfg.signing = { ...cfg.signing, keyFile: path.resolve(dir, cfg.signing.keyFile) };
   if (cfg.workspace) cfg.workspace = path.resolve(dir, cfg.workspace);
   if (cfg.fleet?.hostsDir) cfg.fleet = { ...cfg.fleet, hostsDir: path.resolve(dir, cfg.fleet.hostsDir) };
-  cfg.repositories = cfg.repositories.map((r) => ({ ...r, cloneUrl: resolveCloneUrl(r.cloneUrl, dir) }));
+  cfg.repositories = cfg.repositories.map((r) => ({
+    ...r,
+    cloneUrl: resolveCloneUrl(r.cloneUrl, dir),
+    checkout: r.checkout && resolveCheckoutPaths(r.checkout, dir),
+  }));
   return cfg;
+}
+
+function resolveCheckoutPaths<
+  T extends { sshKeyFile?: string; knownHostsFile?: string; githubApp?: { privateKeyFile?: string } },
+>(c: T, dir: string): T {
+  return {
+    ...c,
+    ...(c.sshKeyFile ? { sshKeyFile: path.resolve(dir, c.sshKeyFile) } : {}),
+    ...(c.knownHostsFile ? { knownHostsFile: path.resolve(dir, c.knownHostsFile) } : {}),
+    ...(c.githubApp?.privateKeyFile
+      ? { githubApp: { ...c.githubApp, privateKeyFile: path.resolve(dir, c.githubApp.privateKeyFile) } }
+      : {}),
+  };
 }
 
 /** URLs and scp-like remotes stay as they are; a plain path is taken relative to the config file. */
@@ -357,6 +453,7 @@ export function repositorySpec(
     staging: repo.staging ? { tags: { ...repo.staging.tags }, batchSize: repo.staging.batchSize } : undefined,
     stepTimeoutSeconds: repo.stepTimeoutSeconds,
     builtinPackage: repo.packaging?.builtin,
+    packages: [...(repo.packages ?? [defaultPackageName(repo.name)])],
     keepBuilds: repo.retention.keepBuilds,
     operatorWindowSeconds: Math.round(repo.operatorWindowHours * 3600),
     approvalTimeoutSeconds: Math.round(repo.approvalTimeoutHours * 3600),

@@ -23,8 +23,30 @@ import type { OrchestratorActivities } from '../activities';
 import { FailureType, type CommandFailureDetails } from '../common/failures';
 import { stageId, type StageName } from '../common/ids';
 import { BranchKey, BuildKey, CommitKey, RepositoryKey, StageKey, StatusKey } from '../common/search-attributes';
-import type { PipelineInput, PipelineResult, PipelineStatus, RunStatus, StageStatus } from '../common/types';
-import { abortSignal, approveSignal, rejectSignal, retrySignal, statusQuery, type AbortRequest } from './messages';
+import type {
+  OperatorAction,
+  PipelineInput,
+  PipelineResult,
+  PipelineStatus,
+  RunStatus,
+  StageStatus,
+} from '../common/types';
+import {
+  abortSignal,
+  abortUpdate,
+  approveSignal,
+  approveUpdate,
+  rejectSignal,
+  rejectUpdate,
+  retrySignal,
+  retryUpdate,
+  stageNoteSignal,
+  statusQuery,
+  type AbortRequest,
+  type ApproveRequest,
+  type RejectRequest,
+  type RetryRequest,
+} from './messages';
 import { docsStage, packageStage, type PackageStageResult } from './stages/package';
 import { deployStage, type DeployStageResult } from './stages/deploy';
 import { promoteStage } from './stages/promote';
@@ -37,6 +59,14 @@ import { messageOf, rootApplicationFailure } from './support';
 const control = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 10 },
+});
+
+// Build numbers and the last green build live in the branch-state entity. An unavailable entity
+// (the orchestrator cannot reach Temporal for a while) must not fail a run: the allocation retries
+// until it answers, and a build that reached production stays succeeded if recording it fails.
+const entity = proxyActivities<OrchestratorActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: Number.POSITIVE_INFINITY, maximumInterval: '1 minute' },
 });
 
 // Commit statuses retry rate limits inside the activity and never throw; one attempt is enough.
@@ -127,23 +157,117 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     statuses: commitStatusReporter(input),
   };
   const chain = new CancellationScope();
+  // Who sent what is recorded in the status (state only: no commands, so old histories replay).
+  const record = (
+    action: OperatorAction['action'],
+    by: string | undefined,
+    detail: string | undefined,
+    accepted: boolean,
+  ) => {
+    const actions = (state.actions ??= []);
+    actions.push({ action, by: by || 'unknown', at: now(), ...(detail ? { detail } : {}), accepted });
+    if (actions.length > 100) actions.splice(0, actions.length - 100);
+  };
+  // Each action is a check (why it cannot be done now, or nothing) and an effect. Updates refuse
+  // in their validator with the check's reason; signals record it as ignored.
+  const retryable = (req: RetryRequest) =>
+    state.stages.filter(
+      (s) => ops.waiting.has(label(s)) && (!req.stage || req.stage === label(s) || req.stage === s.name),
+    );
+  const checks = {
+    retry: (req: RetryRequest): string | undefined => {
+      if (state.status !== 'awaiting-operator')
+        return `nothing awaits an operator in ${id}: the run is ${state.status}`;
+      if (retryable(req).length === 0) {
+        const waiting = state.stages.filter((s) => ops.waiting.has(label(s))).map(label);
+        return `stage ${req.stage} does not wait for a retry in ${id} (waiting: ${waiting.join(', ')})`;
+      }
+      return undefined;
+    },
+    decide: (): string | undefined =>
+      ops.approvalOpen && !ops.decision ? undefined : `nothing awaits approval in ${id}: the run is ${state.status}`,
+    abort: (): string | undefined =>
+      ops.aborted || state.endedAt ? `${id} has already ended (${state.status}): nothing to abort` : undefined,
+  };
+  const effects = {
+    retry: (req: RetryRequest): string => {
+      const stages = retryable(req).map(label);
+      stages.forEach((l) => ops.granted.add(l));
+      return stages.join(', ');
+    },
+    approve: (req: ApproveRequest): string => {
+      ops.decision = { kind: 'approved', by: req.by, comment: req.comment };
+      return 'approved';
+    },
+    reject: (req: RejectRequest): string => {
+      ops.decision = { kind: 'rejected', by: req.by, comment: req.reason };
+      return 'rejected';
+    },
+    abort: (req: AbortRequest): string => {
+      ops.aborted = req;
+      chain.cancel();
+      return 'aborted';
+    },
+  };
+  const refuse = (reason: string | undefined) => {
+    if (reason) throw ApplicationFailure.create({ type: FailureType.Refused, message: reason, nonRetryable: true });
+  };
+  setHandler(stageNoteSignal, (n) => {
+    const s = state.stages.find((st) => st.workflowId === n.workflowId);
+    if (s) s.note = n.note;
+  });
   setHandler(retrySignal, (req) => {
-    for (const s of state.stages) {
-      const l = label(s);
-      if (ops.waiting.has(l) && (!req.stage || req.stage === l || req.stage === s.name)) ops.granted.add(l);
-    }
+    const accepted = !checks.retry(req);
+    record('retry', req.by, req.stage, accepted);
+    if (accepted) effects.retry(req);
   });
   setHandler(approveSignal, (req) => {
-    if (ops.approvalOpen && !ops.decision) ops.decision = { kind: 'approved', by: req.by, comment: req.comment };
+    const accepted = !checks.decide();
+    record('approve', req.by, req.comment, accepted);
+    if (accepted) effects.approve(req);
   });
   setHandler(rejectSignal, (req) => {
-    if (ops.approvalOpen && !ops.decision) ops.decision = { kind: 'rejected', by: req.by, comment: req.reason };
+    const accepted = !checks.decide();
+    record('reject', req.by, req.reason, accepted);
+    if (accepted) effects.reject(req);
   });
   setHandler(abortSignal, (req) => {
-    if (ops.aborted || state.endedAt) return;
-    ops.aborted = req;
-    chain.cancel();
+    const accepted = !checks.abort();
+    record('abort', req.by, req.reason, accepted);
+    if (accepted) effects.abort(req);
   });
+  setHandler(
+    retryUpdate,
+    (req) => {
+      record('retry', req.by, req.stage, true);
+      return { accepted: true as const, detail: effects.retry(req) };
+    },
+    { validator: (req: RetryRequest) => refuse(checks.retry(req)) },
+  );
+  setHandler(
+    approveUpdate,
+    (req) => {
+      record('approve', req.by, req.comment, true);
+      return { accepted: true as const, detail: effects.approve(req) };
+    },
+    { validator: (_req) => refuse(checks.decide()) },
+  );
+  setHandler(
+    rejectUpdate,
+    (req) => {
+      record('reject', req.by, req.reason, true);
+      return { accepted: true as const, detail: effects.reject(req) };
+    },
+    { validator: (_req) => refuse(checks.decide()) },
+  );
+  setHandler(
+    abortUpdate,
+    (req) => {
+      record('abort', req.by, req.reason, true);
+      return { accepted: true as const, detail: effects.abort(req) };
+    },
+    { validator: (_req) => refuse(checks.abort()) },
+  );
   upsertSearchAttributes([
     { key: RepositoryKey, value: repository.name },
     { key: BranchKey, value: branch },
@@ -168,7 +292,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
       if (!repository.steps.package) return;
 
       // The branch-state entity hands out the number; asking again (a retried pipeline) returns the same one.
-      const { build } = await control.allocateBuild({ repository: repository.name, branch, pipelineId: id });
+      const { build } = await entity.allocateBuild({ repository: repository.name, branch, pipelineId: id });
       state.build = build;
       upsertSearchAttributes([{ key: BuildKey, value: build }]);
 
@@ -209,6 +333,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
 
       await runStage(state, ops, 'publish', undefined, async (s) => {
         const r = await executeChild(publishStage, {
+          // Terminating the pipeline asks this child to cancel (it releases its lock, rolls back)
+          // instead of killing it mid-write.
+          parentClosePolicy: 'REQUEST_CANCEL',
           workflowId: s.workflowId,
           args: [
             {
@@ -238,6 +365,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
               state,
               distro,
               executeChild(deployStage, {
+                // Terminating the pipeline asks this child to cancel (it releases its lock, rolls back)
+                // instead of killing it mid-write.
+                parentClosePolicy: 'REQUEST_CANCEL',
                 workflowId: s.workflowId,
                 args: [
                   {
@@ -306,6 +436,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
       if (repository.release) {
         await runStage(state, ops, 'release', undefined, async (s) => {
           const r = await executeChild(releaseStage, {
+            // Terminating the pipeline asks this child to cancel (it releases its lock, rolls back)
+            // instead of killing it mid-write.
+            parentClosePolicy: 'REQUEST_CANCEL',
             workflowId: s.workflowId,
             args: [{ pipelineId: id, repository, branch, sha }],
             staticSummary: `release ${repository.name}: tag and cut the next patch branch`,
@@ -324,6 +457,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
 
       await runStage(state, ops, 'promote', undefined, async () => {
         const r = await executeChild(promoteStage, {
+          // Terminating the pipeline asks this child to cancel (it releases its lock, rolls back)
+          // instead of killing it mid-write.
+          parentClosePolicy: 'REQUEST_CANCEL',
           workflowId: stageId(id, 'promote', undefined, state.stages.find((x) => x.name === 'promote')?.attempt ?? 1),
           args: [
             {
@@ -350,14 +486,12 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
         if (promote) promote.state = 'skipped';
         return;
       }
-      await control.recordGreen({
-        repository: repository.name,
-        branch,
-        build,
-        sha,
-        version: state.version,
-        at: now(),
-      });
+      await control
+        .recordGreen({ repository: repository.name, branch, build, sha, version: state.version, at: now() })
+        .catch((err: unknown) => {
+          // Promoted is promoted: the run succeeded; only branch-state's "last green" lags behind.
+          state.failure = `promoted, but recording the green build failed: ${messageOf(err)}`;
+        });
     });
   } catch (err) {
     if (isCancellation(err) || ops.aborted) {

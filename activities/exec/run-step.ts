@@ -15,6 +15,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { FailureType, type CommandFailureDetails } from '../../common/failures';
 import type { RunStepInput, StepResult } from '../../common/types';
+import type { GitAuth } from '../git/auth';
 import { checkout } from '../git/checkout';
 import { putText } from '../storage/s3';
 import { runProcess, stepEnv, type RunOutcome } from './process';
@@ -24,6 +25,8 @@ export interface RunStepDeps {
   artifactsBucket: string;
   artifactsPrefix: string;
   workspaceRoot?: string;
+  /** Credentials for private repositories, resolved on this worker (activities/git/auth.ts). */
+  gitAuth?: GitAuth;
 }
 
 const HEARTBEAT_MS = 5000;
@@ -118,7 +121,7 @@ export async function withStepWorkspace<T>(
   beat.unref();
   try {
     hooks.heartbeat({ phase: 'checkout' });
-    const headSha = await checkout(spec.cloneUrl, spec.sha, src, signal);
+    const headSha = await checkout(spec.cloneUrl, spec.sha, src, signal, deps.gitAuth);
     fs.mkdirSync(out);
     const ws: StepWorkspace = {
       dir,

@@ -26,6 +26,9 @@ export function statusCommand(): Command {
 export function statusDetails(s: PipelineStatus): string[] {
   const lines: string[] = [];
   if (s.build !== undefined) lines.push(`  build ${s.build}${s.version ? `, version ${s.version}` : ''}`);
+  for (const st of s.stages.filter((x) => x.note && x.state === 'running')) {
+    lines.push(`  ${stageLabel(st)}: ${st.note}`);
+  }
   for (const st of s.stages.filter((x) => x.state === 'failed')) {
     lines.push(
       `  ${stageLabel(st)} failed (attempt ${st.attempt}, ${st.workflowId}): ${st.error ?? 'no error recorded'}`,
@@ -40,6 +43,11 @@ export function statusDetails(s: PipelineStatus): string[] {
       a.decision
         ? `  approval: ${a.decision}${a.by ? ` by ${a.by}` : ''}${a.comment ? `: ${a.comment}` : ''}`
         : `  approval requested at ${a.requestedAt}`,
+    );
+  }
+  for (const a of s.actions ?? []) {
+    lines.push(
+      `  ${a.at} ${a.action} by ${a.by}${a.detail ? ` (${a.detail})` : ''}${a.accepted ? '' : ': ignored, nothing waited for it'}`,
     );
   }
   if (s.failure) lines.push(`  ${s.failure}`);

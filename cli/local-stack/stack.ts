@@ -13,6 +13,7 @@ import type { ConveyorConfig } from '../../config/conveyor';
 import type { DevConfig } from '../../config/temporal-dev';
 import { buildQueue } from '../../common/queues';
 import { connectClient } from '../../workers/temporal';
+import { processEnv } from './process-env';
 import { provisionBuckets, provisionHosts, type ProvisionedHost } from './provision';
 import { startMoto, startTemporalServer } from './servers';
 import { isAlive, isPortFree, spawnService, tailOf, waitFor, type Service } from './services';
@@ -130,6 +131,7 @@ export async function startStack(
     );
     await makeHosts(hosts, stackConfig, log);
 
+    // Each process gets only its own secrets from this (process-env.ts).
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       CONVEYOR_CONFIG: config.file,
@@ -143,7 +145,7 @@ export async function startStack(
     for (const w of dev.workers) {
       services.push(
         spawnService(w, tsxBin(), [path.join(ROOT, 'workers', `${w}.ts`)], {
-          env,
+          env: processEnv(w, config, env),
           logFile: path.join(logDir, `${w}.log`),
           cwd: ROOT,
         }),
@@ -152,7 +154,7 @@ export async function startStack(
     const apiPort = dev.api.port;
     const apiArgs = ['--port', String(apiPort), '--status-port', String(dev.api.statusPort)];
     const api = spawnService('api', tsxBin(), [path.join(ROOT, 'api', 'main.ts'), ...apiArgs], {
-      env,
+      env: processEnv('api', config, env),
       logFile: path.join(logDir, 'api.log'),
       cwd: ROOT,
     });
