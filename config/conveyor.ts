@@ -141,6 +141,62 @@ const repository = z
   })
   .strict();
 
+/** The webhook API (api/main.ts): what it accepts from the internet, and where it shows runs. */
+export const API_DEFAULTS = {
+  maxBodyBytes: 26_214_400,
+  spoolDir: '.conveyor/spool',
+  startTimeoutMs: 5000,
+  statusHost: '127.0.0.1',
+  statusPort: 3001,
+  maxConnections: 256,
+  maxBufferedBytes: 67_108_864,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 15_000,
+} as const;
+
+const apiSchema = z
+  .object({
+    /** Larger bodies are refused with 413 without being read; GitHub caps payloads at 25 MB. */
+    maxBodyBytes: z.number().int().positive().default(API_DEFAULTS.maxBodyBytes),
+    /** Verified pushes wait here while Temporal is unreachable; relative to this file. Must
+     * survive a restart (not a tmpfs); API instances on one host may share it. */
+    spoolDir: z.string().min(1).default(API_DEFAULTS.spoolDir),
+    /** How long a webhook waits for Temporal to accept a start before the push is spooled. */
+    startTimeoutMs: z.number().int().positive().max(8000).default(API_DEFAULTS.startTimeoutMs),
+    /** The status listener (GET /runs/<id>, /metrics, /healthz, /readyz): loopback by default, so
+     * only this host (a local Prometheus agent, an operator over SSH) can read it. */
+    statusHost: z.string().min(1).default(API_DEFAULTS.statusHost),
+    statusPort: z.number().int().min(0).max(65535).default(API_DEFAULTS.statusPort),
+    /** Env var holding a bearer token for /runs and /metrics. Set, it is required on the status
+     * listener too, and the webhook listener serves them as well (behind a proxy, one port). */
+    statusTokenEnv: envName.optional(),
+    /** Open connections on the webhook listener; past it, the oldest unverified one is dropped. */
+    maxConnections: z.number().int().min(1).default(API_DEFAULTS.maxConnections),
+    /** Request body bytes held in memory across all requests before their signature is checked. */
+    maxBufferedBytes: z.number().int().positive().default(API_DEFAULTS.maxBufferedBytes),
+    /** A sender slower than this to send its headers, or its whole request, is disconnected. */
+    headersTimeoutMs: z.number().int().min(1000).default(API_DEFAULTS.headersTimeoutMs),
+    requestTimeoutMs: z.number().int().min(1000).default(API_DEFAULTS.requestTimeoutMs),
+  })
+  .strict()
+  .superRefine((api, ctx) => {
+    if (api.maxBufferedBytes < api.maxBodyBytes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxBufferedBytes'],
+        message: `must be at least maxBodyBytes (${api.maxBodyBytes}), or no body of the largest size fits`,
+      });
+    }
+    if (api.headersTimeoutMs > api.requestTimeoutMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['headersTimeoutMs'],
+        message: `must not exceed requestTimeoutMs (${api.requestTimeoutMs}): the headers are part of the request`,
+      });
+    }
+  })
+  .default({ ...API_DEFAULTS });
+
 export const conveyorSchema = z
   .object({
     temporal: z
@@ -182,18 +238,7 @@ export const conveyorSchema = z
         apiUrl: 'https://api.github.com',
       }),
     /** The webhook API (api/main.ts). */
-    api: z
-      .object({
-        /** Larger bodies are refused with 413 without being read; GitHub caps payloads at 25 MB. */
-        maxBodyBytes: z.number().int().positive().default(26_214_400),
-        /** Verified pushes wait here while Temporal is unreachable; relative to this file. Must
-         * survive a restart (not a tmpfs); API instances on one host may share it. */
-        spoolDir: z.string().min(1).default('.conveyor/spool'),
-        /** How long a webhook waits for Temporal to accept a start before the push is spooled. */
-        startTimeoutMs: z.number().int().positive().max(8000).default(5000),
-      })
-      .strict()
-      .default({ maxBodyBytes: 26_214_400, spoolDir: '.conveyor/spool', startTimeoutMs: 5000 }),
+    api: apiSchema,
     signing: z.object({ keyFile: z.string().optional(), keyEnv: envName.optional() }).strict().optional(),
     storage: z
       .object({

@@ -14,6 +14,7 @@ import type { Command } from 'commander';
 import type { PipelineStatus } from '../../common/types';
 import { loadConfig, resolveConfigPath, type ConveyorConfig, type Env } from '../../config/conveyor';
 import { statusQuery, type OperatorAnswer } from '../../workflows/messages';
+import { classifyQueryError } from '../../api/query-errors';
 import { connectClient } from '../../workers/temporal';
 import { ROOT } from '../local-stack/tools';
 
@@ -72,11 +73,13 @@ export function explainRunError(err: unknown, config: ConveyorConfig, workflowId
   if (err instanceof QueryNotRegisteredError) {
     return new Error(`${workflowId} is not a pipeline run: it answers no status query`);
   }
-  if (isGrpcDeadlineError(err)) {
+  // Whatever shape the error takes (deadline, CANCELLED, "no poller", the SDK's "Failed to query
+  // Workflow"), a query nobody answered means no worker: say so, the caller shows the server's view.
+  if (isGrpcDeadlineError(err) || classifyQueryError(err) === 'no-worker') {
     const within = timeoutMs ? ` within ${Math.round(timeoutMs / 1000)}s` : '';
     return new NoAnswerError(
-      `no answer from ${workflowId}${within}: is an orchestrator worker polling task queue ` +
-        `${config.temporal.taskQueue}? (see conveyor workers)`,
+      `no orchestrator worker answered for ${workflowId}${within} (task queue ${config.temporal.taskQueue}; ` +
+        'see conveyor workers)',
     );
   }
   return err instanceof Error ? err : new Error(String(err));

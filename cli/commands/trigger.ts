@@ -61,7 +61,7 @@ export function triggerCommand(): Command {
       });
       // The webhook's own decision: the checks above only make its reasons more precise.
       const decision = decidePush(config, payload, `conveyor-trigger-${crypto.randomUUID()}`);
-      if (decision.action === 'ignore') throw new Error(`not started: ${decision.reason.replace(/^ignored: /, '')}`);
+      if (decision.action !== 'start') throw new Error(`not started: ${decision.reason.replace(/^ignored: /, '')}`);
       const outcome = await withClient(config, async (client) => {
         const started = await startPipeline(client, decision.input, config.temporal.taskQueue);
         console.log(started.workflowId);

@@ -1,5 +1,6 @@
 // Each process of the stack starts with only its own secrets (shared/DESIGN.md "Trust boundaries"):
-// - api: the webhook secret (verifies deliveries); no GitHub token, no signing key, no checkout key.
+// - api: the webhook secret (verifies deliveries) and the status token (api.statusTokenEnv, guards
+//   /runs and /metrics); no GitHub token, no signing key, no checkout key.
 // - orchestrator: the GitHub token (tags, pushes, commit statuses), the signing key when it comes
 //   from an env var, the checkout credentials (ancestry checks and releases fetch the repository).
 // - builder: runs repository code (in a sandbox); only the checkout credentials, which should be
@@ -16,7 +17,7 @@ export function secretEnvNames(config: ConveyorConfig): Record<StackProcess, str
     ...(r.checkout?.githubApp?.privateKeyEnv ? [r.checkout.githubApp.privateKeyEnv] : []),
   ]);
   return {
-    api: [config.github.webhookSecretEnv],
+    api: [config.github.webhookSecretEnv, ...(config.api.statusTokenEnv ? [config.api.statusTokenEnv] : [])],
     orchestrator: [config.github.tokenEnv, ...(config.signing?.keyEnv ? [config.signing.keyEnv] : []), ...checkout],
     builder: checkout,
   };

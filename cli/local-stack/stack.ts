@@ -28,6 +28,8 @@ export interface StackInfo {
   uiUrl: string;
   awsEndpoint: string;
   apiUrl: string;
+  /** The API's status listener: /runs/<id>, /metrics (loopback, no token on the local stack). */
+  statusUrl?: string;
   logDir: string;
   hosts: ProvisionedHost[];
 }
@@ -90,6 +92,7 @@ export async function startStack(
     ['temporal.metricsPort', dev.temporal.metricsPort],
     ['aws.port', dev.aws.port],
     ['api.port', dev.api.port],
+    ['api.statusPort', dev.api.statusPort],
   ];
   const busy: string[] = [];
   for (const [key, port] of ports) if (!(await isPortFree(port))) busy.push(`${key} ${port}`);
@@ -149,7 +152,8 @@ export async function startStack(
       );
     }
     const apiPort = dev.api.port;
-    const api = spawnService('api', tsxBin(), [path.join(ROOT, 'api', 'main.ts'), '--port', String(apiPort)], {
+    const apiArgs = ['--port', String(apiPort), '--status-port', String(dev.api.statusPort)];
+    const api = spawnService('api', tsxBin(), [path.join(ROOT, 'api', 'main.ts'), ...apiArgs], {
       env: processEnv('api', config, env),
       logFile: path.join(logDir, 'api.log'),
       cwd: ROOT,
@@ -172,6 +176,7 @@ export async function startStack(
       uiUrl: `http://127.0.0.1:${dev.temporal.uiPort}`,
       awsEndpoint,
       apiUrl,
+      statusUrl: `http://127.0.0.1:${dev.api.statusPort}`,
       logDir,
       hosts,
     };

@@ -6,7 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { Client } from '@temporalio/client';
+import { decidePush } from '../../api/github-push';
+import { startPipeline } from '../../api/start-pipeline';
 import { commitSample } from '../../cli/demo/sample-repo';
+import { pushPayload } from '../../cli/webhook-client';
 import { freePort } from '../../cli/local-stack/services';
 import type { PipelineStatus } from '../../common/types';
 import type { ConveyorConfig } from '../../config/conveyor';
@@ -213,6 +216,26 @@ describe('conveyor status, watch, retry, abort', () => {
     expect(noConfig.stderr).toMatch(
       /^conveyor: .*conveyor\.yml: invalid configuration\n {2}cannot read the file \(ENOENT\)/,
     );
+  });
+
+  it('shows what the server knows of a run no worker answers for', async () => {
+    const commit = await commitSample(bare, path.join(tempDir('orphan'), 'work'), { message: 'nobody polls' });
+    const decision = decidePush(config, pushPayload({ repository: flakyRepo, branch: 'main', sha: commit.sha }));
+    if (decision.action !== 'start') throw new Error(decision.action);
+    const { workflowId } = await startPipeline(client, decision.input, `nobody-polls-${uid()}`);
+    try {
+      const r = await cli('status', workflowId);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(`conveyor: no orchestrator worker answered for ${workflowId}`);
+      expect(r.stdout).toContain('see conveyor workers');
+      expect(r.stdout).toContain(`${workflowId}  RUNNING (as the Temporal server has it`);
+      expect(r.stdout).toContain('ConveyorStatus: "queued"');
+      expect(r.stdout).toContain('memo author: conveyor-demo');
+      const json = JSON.parse((await cli('status', workflowId, '--json')).stdout) as { server: { status: string } };
+      expect(json.server.status).toBe('RUNNING');
+    } finally {
+      await client.workflow.getHandle(workflowId).terminate('test over');
+    }
   });
 
   it('says which address it could not reach when no Temporal server listens there', async () => {

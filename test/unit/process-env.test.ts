@@ -44,4 +44,13 @@ describe('processEnv: each local stack process holds only its own secrets', () =
   it('builder: the read-only checkout credential, nothing else', () => {
     expect(keys('builder')).toEqual(['PATH', 'TEMPORAL_ADDRESS', 'WIDGET_READ_TOKEN']);
   });
+  it('the status token (api.statusTokenEnv) goes to the API only', () => {
+    const withToken = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-env-')), 'conveyor.yml');
+    fs.writeFileSync(withToken, CONFIG + 'api: { statusTokenEnv: STATUS_TOKEN }\n');
+    const cfg = loadConfig(withToken, {});
+    const env = { ...base, STATUS_TOKEN: 't' };
+    expect(processEnv('api', cfg, env).STATUS_TOKEN).toBe('t');
+    expect(processEnv('orchestrator', cfg, env).STATUS_TOKEN).toBeUndefined();
+    expect(processEnv('builder', cfg, env).STATUS_TOKEN).toBeUndefined();
+  });
 });
