@@ -12,7 +12,9 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { createFleetActivities, type FleetActivities, type Host } from '../../activities/fleet';
-import { createRunE2e, HOST_EXEC_MOUNT } from '../../activities/fleet/e2e';
+import { createRunE2e, HOST_EXEC_MOUNT, writeHostExecFiles } from '../../activities/fleet/e2e';
+import { startHostExecRelay } from '../../activities/fleet/host-exec-relay';
+import { runProcess } from '../../activities/exec/process';
 import { HOST_EXEC_REFUSED, hostExecRefusal, type HostExecRequest } from '../../common/host-exec';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { commitSample } from '../../cli/demo/sample-repo';
@@ -159,5 +161,70 @@ describe('fleet: e2e steps reach hosts through the host-exec relay only', () => 
     expect(env).toMatch(/^CONVEYOR_HOSTS=hx-1$/m);
     expect(env).toMatch(/^CONVEYOR_HOST_EXEC=.*\/host-exec$/m);
     expect(env).not.toMatch(/SSH|AWS_|GITHUB|TOKEN/);
+  });
+
+  it('sandboxed, the files name /run/conveyor, and a node binary outside /usr is bound in beside them', async () => {
+    const dir = path.join(tempDir('hx-files'), 'host-exec');
+    // A node "outside /usr": a link, which bwrap resolves when it binds it.
+    const node = path.join(path.dirname(dir), 'node');
+    fs.symlinkSync(process.execPath, node);
+    const files = writeHostExecFiles(dir, node, true);
+    expect(files.env).toEqual({
+      CONVEYOR_HOST_EXEC: `${HOST_EXEC_MOUNT}/host-exec`,
+      CONVEYOR_HOST_EXEC_SOCKET: `${HOST_EXEC_MOUNT}/host-exec.sock`,
+    });
+    expect(files.binds).toEqual([
+      { src: dir, dest: HOST_EXEC_MOUNT, readOnly: true },
+      { src: node, dest: `${HOST_EXEC_MOUNT}/node`, readOnly: true },
+    ]);
+    const relay = await startHostExecRelay({
+      socketPath: files.socket,
+      forward: (req) =>
+        Promise.resolve({
+          exitCode: 0,
+          stdout: Buffer.from(`ran ${req.argv.join(' ')}\n`).toString('base64'),
+          stderr: '',
+        }),
+    });
+    try {
+      const binds = files.binds.flatMap((b) => [b.readOnly ? '--ro-bind' : '--bind', b.src, b.dest]);
+      const r = await runProcess(
+        '/usr/bin/bwrap',
+        [
+          '--unshare-all',
+          '--die-with-parent',
+          '--uid',
+          '65534',
+          '--ro-bind',
+          '/usr',
+          '/usr',
+          '--symlink',
+          'usr/bin',
+          '/bin',
+          '--symlink',
+          'usr/lib',
+          '/lib',
+          '--symlink',
+          'usr/lib64',
+          '/lib64',
+          '--proc',
+          '/proc',
+          '--dev',
+          '/dev',
+          ...binds,
+          '--setenv',
+          'PATH',
+          '/usr/bin',
+          '/bin/sh',
+          '-c',
+          `head -n3 ${HOST_EXEC_MOUNT}/host-exec | tail -n1; ${HOST_EXEC_MOUNT}/host-exec -n hx-1 uname -a`,
+        ],
+        { env: {} },
+      );
+      expect(r.output).toBe(`exec '${HOST_EXEC_MOUNT}/node' "\${0%/*}/host-exec.js" "$@"\nran uname -a\n`);
+      expect(r.exitCode).toBe(0);
+    } finally {
+      await relay.close();
+    }
   });
 });
