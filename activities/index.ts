@@ -9,6 +9,7 @@ import type { Client } from '@temporalio/client';
 import { parseS3Url, type ConveyorConfig, type Env } from '../config/conveyor';
 import { createControlActivities } from './control';
 import { createRunStep } from './exec/run-step';
+import { createSandboxHost } from './exec/sandbox';
 import { createFleetActivities, defaultBaseDir } from './fleet';
 import { createRunE2e } from './fleet/e2e';
 import { createGithubActivities } from './github/commit-status';
@@ -30,6 +31,12 @@ export function createBuildActivities({ config, aws, env = process.env }: Activi
     artifactsBucket: artifacts.bucket,
     artifactsPrefix: artifacts.prefix,
     workspaceRoot: config.workspace,
+    // One per worker: it probes once what isolation this machine allows (activities/exec/sandbox.ts).
+    sandbox: createSandboxHost({
+      uid: config.sandbox.uid,
+      gid: config.sandbox.gid,
+      workspaceRoot: config.workspace,
+    }),
   };
   return {
     runStep: createRunStep(deps),
