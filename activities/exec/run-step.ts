@@ -188,7 +188,9 @@ export async function withStepWorkspace<T>(
     const out = path.join(base, 'out');
     const headSha = await checkout(spec.cloneUrl, spec.sha, src, signal);
     fs.mkdirSync(out);
-    if (sandboxed) await host.own([src, out]);
+    // The workspace goes to the sandbox uid right before the step runs, not now: the work may run
+    // git in the checkout first (the project version), and git refuses a repository of another user.
+    let owned = false;
     const network = stepHasNetwork(settings, spec.step);
     if (sandboxed) {
       const l = settings.limits;
@@ -217,7 +219,7 @@ export async function withStepWorkspace<T>(
         const made = { host: path.join(base, name), inside: sandboxed ? INSIDE.dir(name) : path.join(base, name) };
         fs.mkdirSync(made.host);
         if (sandboxed) {
-          await host.own([made.host]);
+          if (owned) await host.own([made.host]);
           extra.push(made);
         }
         return made;
@@ -241,6 +243,10 @@ export async function withStepWorkspace<T>(
             env: stepEnv({ ...env, CONVEYOR_OUT: out, CONVEYOR_WORKSPACE: src }),
           });
         } else {
+          if (!owned) {
+            await host.own([src, out, ...extra.map((e) => e.host)]);
+            owned = true;
+          }
           const ids = await host.uid();
           const r = await host.run({
             step: spec.step,
