@@ -415,6 +415,9 @@ function bwrapArgs(
   for (const m of req.mounts) a.push('--bind', m.host, m.inside);
   for (const b of req.binds ?? []) a.push(b.readOnly ? '--ro-bind' : '--bind', b.src, b.dest);
   if (fds.resolv !== undefined) a.push('--perms', '0644', '--ro-bind-data', String(fds.resolv), '/etc/resolv.conf');
+  // bwrap builds the tree on a tmpfs the step's uid owns: read-only once built, so the mounts above
+  // are all the step can write.
+  a.push('--remount-ro', '/');
   a.push('--chdir', req.cwd, '--clearenv');
   for (const [k, v] of Object.entries(req.env)) a.push('--setenv', k, v);
   if (fds.info !== undefined && fds.block !== undefined) {
