@@ -334,7 +334,7 @@ async function probeSandbox(opts: SandboxHostOptions): Promise<SandboxProbe> {
 }
 
 function explain(reason: string, uid: number, root: string): string {
-  if (/Can't find source path|Permission denied/.test(reason) && /source path/.test(reason)) {
+  if (/Can't find source path/.test(reason)) {
     return `uid ${uid} cannot reach the workspace root ${root} (bwrap resolves bind mounts as that uid: make its parents o+x, or set \`workspace\` elsewhere): ${reason}`;
   }
   if (/namespace|uid map|Operation not permitted|setting up/i.test(reason)) {
@@ -411,6 +411,7 @@ function bwrapArgs(
   const tmpfsSize = String(req.limits.memoryMb * MB);
   a.push('--size', tmpfsSize, '--perms', '1777', '--tmpfs', '/tmp');
   a.push('--size', tmpfsSize, '--perms', '1777', '--tmpfs', '/var/tmp');
+  a.push('--size', tmpfsSize, '--perms', '1777', '--tmpfs', '/dev/shm');
   a.push('--size', tmpfsSize, '--perms', '0700', '--tmpfs', INSIDE.home);
   for (const m of req.mounts) a.push('--bind', m.host, m.inside);
   for (const b of req.binds ?? []) a.push(b.readOnly ? '--ro-bind' : '--bind', b.src, b.dest);

@@ -71,6 +71,8 @@ describe('walking skeleton: webhook → pipeline → test stage', () => {
     const handle = client.workflow.getHandle(id);
     const result = await handle.result();
     expect(result.status).toBe('succeeded');
+    // Steps ran sandboxed (the default), and the run's status says so.
+    expect((await handle.query(statusQuery)).sandbox).toBe('bwrap');
 
     const stage = (await client.workflow.getHandle(stageId(id, 'test')).result()) as TestStageResult;
     expect(stage.steps.map((s) => s.step).sort()).toEqual(['integration', 'unit']);
