@@ -3,9 +3,11 @@
 // process the step started. See sandbox.ts for where each mechanism holds.
 //
 // cgroup v2 (unified): one directory for all controllers. A non-root cgroup that holds processes
-// cannot give controllers to children ("no internal processes"), so the steps' parent is
-// `<cgroup2 mount>/conveyor`, under the root (writable by root only), unless the builder itself
-// lives in the root cgroup. memory.oom.group makes an OOM kill take the whole step, not one victim.
+// cannot give controllers to children ("no internal processes"), and the builder's own cgroup holds
+// the builder, so the steps' parent is `<cgroup2 mount>/conveyor`, under the root (writable by root
+// only; systemd leaves a top-level cgroup it did not make alone). Inside a cgroup namespace whose
+// root holds processes (a container) that fails, and the probe falls back to rlimits.
+// memory.oom.group makes an OOM kill take the whole step, not one victim.
 // cgroup v1 (legacy or hybrid): one directory per controller, nested under the builder's own cgroup
 // of that controller, so a limit placed on the builder (by systemd or a container) still bounds its
 // steps. v1 memory.failcnt counts every reclaim at the limit (page cache included), so only

@@ -5,11 +5,12 @@
 // - its own user, PID, IPC, UTS, network and (where the kernel has it) cgroup namespaces, and no
 //   further user namespaces (--disable-userns); a fresh /proc that lists only its own processes, a
 //   minimal /dev, --die-with-parent and --new-session;
-// - read-only /usr, /etc, /opt and the merged-/usr links (/bin, /lib, …); writable only the checkout
-//   (/work/src), $CONVEYOR_OUT (/work/out), directories the activity adds (/work/root for
-//   $CONVEYOR_ROOT), and private tmpfs mounts /tmp, /var/tmp and $HOME (/home/conveyor). The
-//   builder's own files (the project checkout, `.dev/`, ~/.cache, /root, the workspace root with
-//   other steps' directories) are not in its mount namespace at all;
+// - read-only /usr, /etc, /opt and the merged-/usr links (/bin, /lib, …), and a read-only root;
+//   writable only the checkout (/work/src), $CONVEYOR_OUT (/work/out), directories the activity adds
+//   (/work/root for $CONVEYOR_ROOT), `binds` a caller asks for, and private tmpfs mounts /tmp,
+//   /var/tmp, /dev/shm and $HOME (/home/conveyor). The builder's own files (the project checkout,
+//   `.dev/`, ~/.cache, /root, the workspace root with other steps' directories) are not in its
+//   mount namespace at all;
 // - an unprivileged uid, also as the host sees it. A bwrap started as root with --unshare-user
 //   maps the sandbox's uid to root outside: the step's files would be root's and it could read
 //   every root-owned file mounted in. So the builder drops to `sandbox.uid` (default 65534) with
