@@ -32,6 +32,7 @@ describe('sandbox of repository steps (bubblewrap)', () => {
   const secret = `s3cr3t-${crypto.randomBytes(8).toString('hex')}`;
   const keyName = `sandbox-test-key-${crypto.randomBytes(4).toString('hex')}.pem`;
   const planted: string[] = [];
+  const made: string[] = [];
 
   beforeAll(async () => {
     dir = tempDir('sandbox');
@@ -51,6 +52,7 @@ describe('sandbox of repository steps (bubblewrap)', () => {
     // What a worker holds: a secret in its environment, keys in its own directories.
     process.env.CONVEYOR_TEST_FAKE_SECRET = secret;
     for (const d of [path.join(process.cwd(), '.dev'), workspaceRoot, '/root']) {
+      if (!fs.existsSync(d)) made.push(d);
       fs.mkdirSync(d, { recursive: true });
       const f = path.join(d, keyName);
       fs.writeFileSync(f, '-----BEGIN PRIVATE KEY-----\nnot really\n', { mode: 0o644 });
@@ -61,6 +63,7 @@ describe('sandbox of repository steps (bubblewrap)', () => {
   afterAll(() => {
     delete process.env.CONVEYOR_TEST_FAKE_SECRET;
     for (const f of planted) fs.rmSync(f, { force: true });
+    for (const d of made) fs.rmSync(d, { recursive: true, force: true });
   });
 
   const input = (command: string, sandbox?: Partial<SandboxSpec>, timeoutSeconds = 60): RunStepInput => ({
