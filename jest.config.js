@@ -15,7 +15,7 @@ module.exports = {
   // @octokit/webhooks and @octokit/rest (and a few of their dependencies) are ESM-only; jest's module
   // runtime needs them transformed (see shared/FACTS.md).
   transformIgnorePatterns: [
-    '/node_modules/(?!(@octokit|universal-user-agent|before-after-hook|content-type|json-with-bigint)/)',
+    '/node_modules/(?!(@octokit|universal-user-agent|universal-github-app-jwt|toad-cache|before-after-hook|content-type|json-with-bigint)/)',
   ],
   moduleNameMapper: {
     '^@octokit/webhooks-methods$': '<rootDir>/node_modules/@octokit/webhooks-methods/dist-node/index.js',

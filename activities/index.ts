@@ -14,6 +14,7 @@ import { createFleetActivities, defaultBaseDir } from './fleet';
 import { createRunE2e } from './fleet/e2e';
 import { createGithubActivities } from './github/commit-status';
 import { createGitActivities } from './git/ancestry';
+import { createGitAuth } from './git/auth';
 import { createReleaseActivities } from './git/release';
 import { createPackagingActivities } from './packaging';
 import { createRepositoryActivities } from './repository';
@@ -41,6 +42,7 @@ export function createBuildActivities({
     artifactsBucket: artifacts.bucket,
     artifactsPrefix: artifacts.prefix,
     workspaceRoot: config.workspace,
+    gitAuth: createGitAuth(config, env),
     // One per worker: it probes once what isolation this machine allows.
     sandbox,
   };

@@ -1,6 +1,9 @@
 // The API's own metrics in Prometheus text format (exposition format 0.0.4), written by hand:
-// four series do not justify a metrics library, and the format is small and stable
-// (https://prometheus.io/docs/instrumenting/exposition_formats/).
+// a handful of series do not justify a metrics library, and the format is small and stable
+// (https://prometheus.io/docs/instrumenting/exposition_formats/). The intake series (open
+// connections, unverified bytes held, connections dropped) and the process's memory show whether
+// the webhook listener's bounds hold under slow or oversized senders.
+import type { IntakeStats } from './intake-guard';
 
 /** What became of a webhook delivery; one label value per kind of answer. */
 export type DeliveryOutcome =
@@ -13,6 +16,7 @@ export type DeliveryOutcome =
   | 'bad_request'
   | 'unsupported_media_type'
   | 'too_large'
+  | 'overloaded'
   | 'failed';
 
 export type StartSource = 'webhook' | 'spool';
@@ -27,6 +31,8 @@ export interface ApiMetrics {
   runStarted(source: StartSource): void;
   setSpoolDepth(depth: number): void;
   setTemporalUp(up: boolean): void;
+  /** Where the intake series come from (the webhook listener's guard). */
+  setIntakeSource(fn: () => IntakeStats): void;
   render(): string;
 }
 
@@ -38,6 +44,7 @@ export function createMetrics(): ApiMetrics {
   let startSum = 0;
   let spoolDepth = 0;
   let temporalUp = 1;
+  let intake: (() => IntakeStats) | undefined;
 
   return {
     delivery(outcome) {
@@ -58,6 +65,9 @@ export function createMetrics(): ApiMetrics {
     },
     setTemporalUp(up) {
       temporalUp = up ? 1 : 0;
+    },
+    setIntakeSource(fn) {
+      intake = fn;
     },
     render() {
       const lines: string[] = [];
@@ -87,6 +97,32 @@ export function createMetrics(): ApiMetrics {
       lines.push(`conveyor_api_spool_depth ${spoolDepth}`);
       family('conveyor_api_temporal_up', 'gauge', '1 while the last call to Temporal succeeded.');
       lines.push(`conveyor_api_temporal_up ${temporalUp}`);
+      if (intake) {
+        const st = intake();
+        family('conveyor_api_open_connections', 'gauge', 'Open connections on the webhook listener.');
+        lines.push(`conveyor_api_open_connections ${st.connections}`);
+        family(
+          'conveyor_api_unverified_body_bytes',
+          'gauge',
+          'Request body bytes held before their signature is checked.',
+        );
+        lines.push(`conveyor_api_unverified_body_bytes ${st.bufferedBytes}`);
+        family(
+          'conveyor_api_dropped_connections_total',
+          'counter',
+          'Unverified connections dropped to stay within a limit, by limit.',
+        );
+        for (const [reason, n] of Object.entries(st.dropped)) {
+          lines.push(`conveyor_api_dropped_connections_total{reason="${reason}"} ${n}`);
+        }
+      }
+      const mem = process.memoryUsage();
+      family('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.');
+      lines.push(`process_resident_memory_bytes ${mem.rss}`);
+      family('nodejs_heap_used_bytes', 'gauge', 'V8 heap in use, in bytes.');
+      lines.push(`nodejs_heap_used_bytes ${mem.heapUsed}`);
+      family('nodejs_external_memory_bytes', 'gauge', 'Memory outside the V8 heap (Buffers), in bytes.');
+      lines.push(`nodejs_external_memory_bytes ${mem.external}`);
       return lines.join('\n') + '\n';
     },
   };

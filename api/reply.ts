@@ -10,6 +10,8 @@ export interface Reply {
   text?: { contentType: string };
   /** Set on webhook answers: counted in conveyor_api_deliveries_total. */
   outcome?: DeliveryOutcome;
+  /** Extra response headers (WWW-Authenticate, Retry-After). */
+  headers?: Record<string, string>;
 }
 
 export function json(status: number, body: unknown, outcome?: DeliveryOutcome): Reply {
@@ -28,6 +30,7 @@ export function send(res: http.ServerResponse, reply: Reply, close = false): voi
   res.writeHead(reply.status, {
     'content-type': reply.text?.contentType ?? 'application/json',
     'content-length': Buffer.byteLength(text),
+    ...reply.headers,
     ...(close ? { connection: 'close' } : {}),
   });
   res.end(text);

@@ -1,20 +1,34 @@
-// The webhook API's HTTP server: routing and answering only. Each concern has its own module:
-// webhook.ts (POST /webhooks/github), status-routes.ts (healthz, readyz, runs, metrics),
-// temporal-gate.ts (time-limited Temporal calls, outage detection), spool.ts and
-// spool-drainer.ts (pushes kept while Temporal is away), metrics.ts.
+// The webhook API's HTTP servers: routing and answering only. Two listeners, because they face
+// different people: the webhook listener faces the internet (GitHub) and serves only
+// POST /webhooks/github plus /healthz and /readyz for load balancers; the status listener
+// (api.statusHost, loopback by default) serves /runs/<id> and /metrics to this machine's
+// operators and scrapers. With a bearer token configured (api.statusTokenEnv) both require it
+// for /runs and /metrics, and the webhook listener serves them too, for a deployment that
+// exposes one port behind a proxy. The webhook listener's memory is bounded by intake-guard.ts
+// (connections, unverified body bytes) and Node's header/request timeouts.
+// Each concern has its own module: webhook.ts (POST /webhooks/github), status-routes.ts
+// (healthz, readyz, runs, metrics), temporal-gate.ts (time-limited Temporal calls, outage
+// detection), spool.ts and spool-drainer.ts (pushes kept while Temporal is away), metrics.ts.
 import http from 'node:http';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type pino from 'pino';
 import type { ConveyorConfig } from '../config/conveyor';
+import { bearerTokenMatches } from './bearer-token';
+import { createIntakeGuard, type IntakeGuard } from './intake-guard';
 import { createMetrics, type ApiMetrics, type DeliveryOutcome } from './metrics';
 import { HttpError } from './read-body';
-import { json, send, type Reply } from './reply';
+import { header, json, send, type Reply } from './reply';
 import { openSpool, type Spool } from './spool';
 import { createDrainer, type Drainer } from './spool-drainer';
 import { createStatusRoutes } from './status-routes';
 import { createTemporalGate, type TemporalGate } from './temporal-gate';
 import { createWebhookHandler } from './webhook';
+
+export type IntakeSettings = Pick<
+  ConveyorConfig['api'],
+  'maxConnections' | 'maxBufferedBytes' | 'headersTimeoutMs' | 'requestTimeoutMs'
+>;
 
 export interface ApiDeps {
   config: ConveyorConfig;
@@ -26,12 +40,17 @@ export interface ApiDeps {
   logger: pino.Logger;
   /** The webhook secret; undefined only with --insecure-dev, when signatures are not checked. */
   secret: string | undefined;
+  /** The bearer token for /runs and /metrics (the value of the env var api.statusTokenEnv names).
+   * Unset: they are served on the status listener only, without authentication. */
+  statusToken?: string;
   /** Default: config api.maxBodyBytes. */
   maxBodyBytes?: number;
   /** Default: config api.spoolDir, relative to the config file. */
   spoolDir?: string;
   /** Default: config api.startTimeoutMs. */
   startTimeoutMs?: number;
+  /** Default: config api (maxConnections, maxBufferedBytes, headersTimeoutMs, requestTimeoutMs). */
+  intake?: Partial<IntakeSettings>;
   /** The spool drainer's retry backoff (default 500 ms doubling to 15 s). */
   drainBackoffMs?: { initial: number; max: number };
   /** A failing owned connection older than this is rebuilt (default 10 s). */
@@ -39,22 +58,38 @@ export interface ApiDeps {
 }
 
 export interface Api {
+  /** The webhook listener: POST /webhooks/github, /healthz, /readyz. */
   server: http.Server;
+  /** The status listener: /runs/<id>, /metrics, /healthz, /readyz. */
+  statusServer: http.Server;
+  intake: IntakeGuard;
   spool: Spool;
   gate: TemporalGate;
   drainer: Drainer;
   metrics: ApiMetrics;
-  /** Stops accepting, waits for the drainer's running pass, closes an owned connection. */
+  /** Stops accepting on both listeners, waits for the drainer's running pass, closes an owned connection. */
   close(): Promise<void>;
 }
 
-/** The API as one HTTP server; closing the server stops the rest. */
+/** The API's webhook listener; closing it stops the rest (the status listener too). */
 export function createApiServer(deps: ApiDeps): http.Server {
   return createApi(deps).server;
 }
 
+type Listener = 'webhook' | 'status';
+
+/** How often Node checks header and request timeouts (its default, 30 s, lets slow senders linger). */
+const TIMEOUT_CHECK_MS = 1000;
+
 export function createApi(deps: ApiDeps): Api {
   const { config, logger } = deps;
+  const limits: IntakeSettings = {
+    maxConnections: deps.intake?.maxConnections ?? config.api.maxConnections,
+    maxBufferedBytes: deps.intake?.maxBufferedBytes ?? config.api.maxBufferedBytes,
+    headersTimeoutMs: deps.intake?.headersTimeoutMs ?? config.api.headersTimeoutMs,
+    requestTimeoutMs: deps.intake?.requestTimeoutMs ?? config.api.requestTimeoutMs,
+  };
+  const startTimeoutMs = deps.startTimeoutMs ?? config.api.startTimeoutMs;
   const metrics = createMetrics();
   const spoolDir = path.resolve(path.dirname(config.file), deps.spoolDir ?? config.api.spoolDir);
   const spool = openSpool(spoolDir, (depth) => metrics.setSpoolDepth(depth));
@@ -63,12 +98,13 @@ export function createApi(deps: ApiDeps): Api {
     connect: deps.connect,
     taskQueue: config.temporal.taskQueue,
     address: config.temporal.address,
-    startTimeoutMs: deps.startTimeoutMs ?? config.api.startTimeoutMs,
+    startTimeoutMs,
     logger,
     metrics,
     rebuildAfterMs: deps.reconnectAfterMs,
   });
   const drainer = createDrainer({
+    config: () => config,
     spool,
     gate,
     logger,
@@ -76,6 +112,24 @@ export function createApi(deps: ApiDeps): Api {
     initialBackoffMs: deps.drainBackoffMs?.initial,
     maxBackoffMs: deps.drainBackoffMs?.max,
   });
+  const status = createStatusRoutes({
+    gate,
+    spool,
+    metrics,
+    taskQueue: config.temporal.taskQueue,
+    queryTimeoutMs: startTimeoutMs,
+  });
+  if (spool.depth() > 0) logger.info({ dir: spoolDir, entries: spool.depth() }, 'spooled pushes from an earlier run');
+
+  const server = http.createServer({
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: TIMEOUT_CHECK_MS,
+  });
+  const intake = createIntakeGuard(server, limits);
+  metrics.setIntakeSource(() => intake.stats());
+  // The response of each request in progress, so a verified delivery can be protected by it.
+  const responses = new WeakMap<http.IncomingMessage, http.ServerResponse>();
   const webhook = createWebhookHandler({
     config,
     secret: deps.secret,
@@ -84,20 +138,49 @@ export function createApi(deps: ApiDeps): Api {
     spool,
     drainer,
     logger,
+    budget: intake,
+    verified: (req) => {
+      const res = responses.get(req);
+      if (res) intake.protect(req, res);
+    },
   });
-  const status = createStatusRoutes({ gate, spool, metrics });
-  if (spool.depth() > 0) logger.info({ dir: spoolDir, entries: spool.depth() }, 'spooled pushes from an earlier run');
 
-  async function route(req: http.IncomingMessage): Promise<Reply> {
+  /** /runs and /metrics: the token when one is set; else the status listener only. */
+  function statusAccess(req: http.IncomingMessage, listener: Listener): Reply | undefined {
+    if (deps.statusToken) {
+      if (bearerTokenMatches(header(req, 'authorization'), deps.statusToken)) return undefined;
+      return {
+        status: 401,
+        body: { error: 'missing or wrong bearer token: send Authorization: Bearer <the token in api.statusTokenEnv>' },
+        headers: { 'www-authenticate': 'Bearer realm="conveyor"' },
+      };
+    }
+    if (listener === 'status') return undefined;
+    return json(404, {
+      error:
+        '/runs and /metrics are not served on the webhook listener: read them on the status listener ' +
+        '(api.statusHost:api.statusPort, loopback by default), or set api.statusTokenEnv to serve them ' +
+        'here with a bearer token',
+    });
+  }
+
+  async function route(req: http.IncomingMessage, listener: Listener): Promise<Reply> {
     const { pathname } = new URL(req.url ?? '/', 'http://localhost');
     const method = req.method ?? 'GET';
     const only = (allowed: string, fn: () => Reply | Promise<Reply>) =>
       method === allowed ? fn() : json(405, { error: `method ${method} not allowed; use ${allowed}` });
-    if (pathname === '/webhooks/github') return only('POST', () => webhookReply(req));
+    if (pathname === '/webhooks/github') {
+      if (listener === 'status') {
+        return json(404, { error: 'webhooks are received on the webhook listener (--port), not the status listener' });
+      }
+      return only('POST', () => webhookReply(req));
+    }
     if (pathname === '/healthz') return only('GET', () => status.healthz());
     if (pathname === '/readyz') return only('GET', () => status.readyz());
-    if (pathname === '/metrics') return only('GET', () => status.metrics());
-    if (pathname.startsWith('/runs/')) {
+    if (pathname === '/metrics' || pathname.startsWith('/runs/')) {
+      const denied = statusAccess(req, listener);
+      if (denied) return denied;
+      if (pathname === '/metrics') return only('GET', () => status.metrics());
       let id: string;
       try {
         id = decodeURIComponent(pathname.slice('/runs/'.length));
@@ -114,12 +197,16 @@ export function createApi(deps: ApiDeps): Api {
       return await webhook(req);
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
-      return json(err.status, { error: err.message }, OUTCOME_OF[err.status] ?? 'failed');
+      return {
+        ...json(err.status, { error: err.message }, OUTCOME_OF[err.status] ?? 'failed'),
+        ...(err.status === 503 ? { headers: { 'retry-after': '5' } } : {}),
+      };
     }
   }
 
-  const server = http.createServer((req, res) => {
-    void route(req)
+  const handler = (listener: Listener) => (req: http.IncomingMessage, res: http.ServerResponse) => {
+    responses.set(req, res);
+    void route(req, listener)
       .catch((err: unknown) => {
         logger.error({ err, method: req.method, url: req.url }, 'request failed');
         return json(500, { error: 'internal error' }, req.url?.startsWith('/webhooks/') ? 'failed' : undefined);
@@ -127,23 +214,38 @@ export function createApi(deps: ApiDeps): Api {
       .then((reply) => {
         if (reply.outcome) metrics.delivery(reply.outcome);
         // A body left unread (refused early, or too large) is not read on: the connection closes.
-        send(res, reply, !req.complete);
+        // The webhook listener closes every connection after its answer: a delivery is one request,
+        // and an idle kept-alive connection would only age towards being dropped at the cap.
+        send(res, reply, listener === 'webhook' || !req.complete);
       });
-  });
-  // A slow client must not hold a connection for long; GitHub sends a delivery in one go.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  };
+  server.on('request', handler('webhook'));
+
+  // Loopback (by default) and read-only: a small fixed connection cap is enough.
+  const statusServer = http.createServer(
+    { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: TIMEOUT_CHECK_MS },
+    handler('status'),
+  );
+  statusServer.maxConnections = 64;
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all(
+        [server, statusServer]
+          .filter((s) => s.listening)
+          .map((s) => {
+            const closed = new Promise<void>((resolve) => s.close(() => resolve()));
+            s.closeIdleConnections();
+            return closed;
+          }),
+      );
       await drainer.stop();
       await gate.close();
     })());
   server.once('close', () => void close());
 
-  return { server, spool, gate, drainer, metrics, close };
+  return { server, statusServer, intake, spool, gate, drainer, metrics, close };
 }
 
 const OUTCOME_OF: Record<number, DeliveryOutcome> = {
@@ -151,6 +253,7 @@ const OUTCOME_OF: Record<number, DeliveryOutcome> = {
   401: 'unauthorized',
   413: 'too_large',
   415: 'unsupported_media_type',
+  503: 'overloaded',
 };
 
 export function listen(server: http.Server, port: number, host = '127.0.0.1'): Promise<number> {

@@ -1,14 +1,22 @@
 // Starts the spooled pushes once Temporal takes them again, oldest first, one at a time so the
-// order of pushes is kept. A pass stops at the first "unavailable" and the next one waits with a
+// order of pushes is kept. Each entry holds only the push's facts: whether it still starts a run,
+// and with which commands and branch rule, is decided here from the config this process runs
+// with now, not the one it was received under. A push the current config no longer wants (its
+// repository removed, its branch no longer monitored) is dropped with the reason logged. A pass stops at the first "unavailable" and the next one waits with a
 // growing backoff; Temporal's recovery (seen by any call, e.g. /readyz) starts a pass at once.
 // The workflow ID makes every start idempotent, so an entry that was started but not yet removed
 // when the process died, or a push both spooled and redelivered, still gives one run.
 import type pino from 'pino';
+import { pipelineId } from '../common/ids';
+import type { ConveyorConfig } from '../config/conveyor';
+import { decideFacts } from './github-push';
 import type { ApiMetrics } from './metrics';
 import { SpoolEntryError, type Spool } from './spool';
 import { isUnavailable, type TemporalGate } from './temporal-gate';
 
 export interface DrainerOptions {
+  /** The config to decide with, read at each entry: the current one. */
+  config: () => ConveyorConfig;
   spool: Spool;
   gate: TemporalGate;
   logger: pino.Logger;
@@ -52,11 +60,29 @@ export function createDrainer(o: DrainerOptions): Drainer {
           await o.spool.quarantine(name);
           continue;
         }
+        const { push } = entry;
+        const log = o.logger.child({
+          delivery: entry.deliveryId,
+          repository: push.repository,
+          branch: push.branch,
+          sha: push.sha,
+        });
+        if (entry.legacy) log.info({ file: name }, 'old-format spool entry: only its facts are used');
+        const decision = decideFacts(o.config(), push);
+        if (decision.action !== 'start') {
+          log.warn(
+            { reason: decision.reason, file: name },
+            `spooled push dropped: ${decision.reason.replace(/^ignored: /, '')} in the current config`,
+          );
+          await o.spool.remove(name);
+          progress = true;
+          continue;
+        }
+        const workflowId = pipelineId(decision.input.repository.name, push.branch, push.sha);
         try {
-          const outcome = await o.gate.start(entry.input, 'spool');
-          o.logger.info(
+          const outcome = await o.gate.start(decision.input, 'spool');
+          log.info(
             {
-              delivery: entry.deliveryId,
               workflowId: outcome.workflowId,
               started: outcome.started,
               waitedMs: Date.now() - Date.parse(entry.receivedAt),
@@ -67,8 +93,8 @@ export function createDrainer(o: DrainerOptions): Drainer {
           if (isUnavailable(err)) return 'retry';
           // Temporal refused this one (e.g. an unregistered search attribute): keep it for after
           // the fix, but do not let it hold back the pushes behind it.
-          o.logger.error(
-            { delivery: entry.deliveryId, workflowId: entry.workflowId, err: (err as Error).message },
+          log.error(
+            { workflowId, err: (err as Error).message },
             'Temporal refused to start a spooled push; kept in the spool',
           );
           stuck = true;

@@ -8,6 +8,7 @@ import type pino from 'pino';
 import type { PipelineInput, PipelineStatus } from '../common/types';
 import { statusQuery } from '../workflows/messages';
 import type { ApiMetrics, StartSource } from './metrics';
+import { describeRun, type RunSummary } from './run-summary';
 import { startPipeline, type StartOutcome } from './start-pipeline';
 
 /** A call that did not answer within its time limit. */
@@ -18,7 +19,12 @@ export class TemporalTimeoutError extends Error {
   }
 }
 
-export class RunNotFoundError extends Error {}
+export class RunNotFoundError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunNotFoundError';
+  }
+}
 
 interface Conn {
   client: Promise<Client>;
@@ -62,6 +68,8 @@ export interface TemporalGate {
   start(input: PipelineInput, source: StartSource): Promise<StartOutcome>;
   /** The run's `status` query; RunNotFoundError for an unknown workflow. */
   status(workflowId: string): Promise<PipelineStatus>;
+  /** What the server knows of a run without a worker (describe of it and its running children). */
+  describe(workflowId: string): Promise<RunSummary>;
   /** True when Temporal answers a cheap call now. */
   probe(): Promise<boolean>;
   /** Called on every transition from down to up. */
@@ -81,6 +89,7 @@ export function createTemporalGate(o: TemporalGateOptions): TemporalGate {
   let closed = false;
   const inflight = new Map<string, Promise<StartOutcome>>();
   const recoveryListeners: (() => void)[] = [];
+  let probing: Promise<boolean> | undefined;
 
   function connection(): Conn {
     if (!conn) {
@@ -198,13 +207,20 @@ export function createTemporalGate(o: TemporalGateOptions): TemporalGate {
         throw err;
       }
     },
-    async probe() {
-      try {
-        await call('probe', 2000, (c) => c.connection.workflowService.getSystemInfo({}));
-        return true;
-      } catch {
-        return false;
-      }
+    describe(workflowId) {
+      // Not a health signal: "not found" is an answer, and the caller classifies the rest.
+      return call('describe', o.startTimeoutMs, (c) => describeRun(c, workflowId), false);
+    },
+    probe() {
+      // /readyz is public on the webhook listener: concurrent requests share one call, so a flood
+      // of them costs Temporal one probe at a time.
+      probing ??= call('probe', 2000, (c) => c.connection.workflowService.getSystemInfo({}))
+        .then(
+          () => true,
+          () => false,
+        )
+        .finally(() => (probing = undefined));
+      return probing;
     },
     onRecovery(fn) {
       recoveryListeners.push(fn);

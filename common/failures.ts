@@ -4,8 +4,16 @@
 export const FailureType = {
   /** A configured command exited non-zero. Not retried: the same commit fails the same way. */
   CommandFailed: 'CommandFailed',
-  /** The repository could not be cloned or the sha is not in it. */
+  /** The remote could not be reached (network, server, credential refused): worth retrying. */
   CheckoutFailed: 'CheckoutFailed',
+  /** An operator's request the run cannot act on now (an Update validator's refusal, with the reason). */
+  Refused: 'Refused',
+  /** A stage waited longer than its bound for a lock (deploy, publish): an operator retries it. */
+  LockTimeout: 'LockTimeout',
+  /** A lock holder's lease passed before the switch it was about to make: it must not overwrite its successor. */
+  LeaseLost: 'LeaseLost',
+  /** The remote was reached but does not have the commit (force-pushed away, wrong repository): not retried. */
+  CommitNotFound: 'CommitNotFound',
   /** An operator aborted the run. */
   Aborted: 'Aborted',
   /** A stage ended in failure; details carry the per-step results. */
@@ -15,6 +23,9 @@ export const FailureType = {
   /** The repository already holds this name, version and architecture with other bytes: a
    * published version is immutable (apt and dnf cache by version). */
   ArtifactConflict: 'ArtifactConflict',
+  /** A package name the repository does not own: not in its conveyor.yml `packages`, or claimed in
+   * the channel by another repository. Not retried: the same build names the same package. */
+  PackageNotOwned: 'PackageNotOwned',
   /** A package written by the package step is not a valid package of the right format, name or version. */
   BadPackage: 'BadPackage',
   /** The package step left no .deb/.rpm of the distro's format in CONVEYOR_OUT. */

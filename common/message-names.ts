@@ -13,4 +13,8 @@ export const MessageNames = {
   acquireLock: 'acquireLock',
   releaseLock: 'releaseLock',
   lockGranted: 'lockGranted',
+  renewLock: 'renewLock',
+  withdrawLock: 'withdrawLock',
+  lockState: 'lockState',
+  stageNote: 'stageNote',
 } as const;

@@ -29,6 +29,9 @@ export interface RepositorySpec {
   stepTimeoutSeconds: number;
   /** The built-in packager's settings, when the repository uses it. */
   builtinPackage?: BuiltinPackageSpec;
+  /** The package names this repository may build and publish (conveyor.yml `packages`). Absent in
+   * runs recorded before it existed: use `ownedPackages()` (common/package-names.ts), never this. */
+  packages?: string[];
   keepBuilds: number;
   /** How long a failed stage waits for `retry`/`abort` before the run fails. */
   operatorWindowSeconds: number;
@@ -118,6 +121,18 @@ export interface StageStatus {
   logKeys: string[];
   error?: string;
   tail?: string;
+  /** What the stage waits for right now (`waiting for lock …, held by …`), as its child reports it. */
+  note?: string;
+}
+
+export interface OperatorAction {
+  action: 'approve' | 'reject' | 'retry' | 'abort';
+  by: string;
+  at: string;
+  /** The stage asked for, the reason or comment given. */
+  detail?: string;
+  /** False when the run ignored it (nothing waited for it, or the run had ended). */
+  accepted: boolean;
 }
 
 export interface PipelineStatus {
@@ -158,6 +173,10 @@ export interface PipelineStatus {
   };
   /** The release stage's tag and next patch branch. */
   release?: { tag: string; nextBranch: string };
+  /** Every operator action the run received (approve, reject, retry, abort), newest last: who sent
+   * it (as the sender says: anyone who can reach the Temporal frontend can send one; see the
+   * README's production section), when, and whether the run acted on it. */
+  actions?: OperatorAction[];
   /** Staging hosts per distro after deploy: before/after version and outcome of each. */
   hosts?: {
     distro: string;
@@ -221,10 +240,24 @@ export interface TestStageResult {
   steps: StepResult[];
 }
 
+/** Who built an artifact: the pipeline's identity, recorded in the object's key and metadata and
+ * in its reference, so no two commits share an artifact and every published file names its commit.
+ * Optional in the types because references recorded in older histories lack them. */
+export interface BuildIdentity {
+  /** owner/repo */
+  repository?: string;
+  branch?: string;
+  /** The full commit SHA the package or site was built from. */
+  commit?: string;
+  build?: number;
+}
+
 /** A built package in the artifacts bucket. Travels between stages instead of bytes; `sha256` is
  * checked on every copy, so promotion publishes exactly the bytes that passed staging. */
-export interface ArtifactRef {
-  /** Object key in the artifacts bucket. */
+export interface ArtifactRef extends BuildIdentity {
+  /** Object key in the artifacts bucket:
+   * `packages/<owner>/<repo>/<branch>/<build>/<commit>/<distro>/<file>` (older runs:
+   * `packages/<owner>/<repo>/<build>/<distro>/<file>`, still read as recorded). */
   key: string;
   sha256: string;
   size: number;
@@ -239,8 +272,9 @@ export interface ArtifactRef {
 }
 
 /** A built documentation site in the artifacts bucket: a manifest of files with their SHA-256. */
-export interface DocsRef {
-  /** Key of the manifest (JSON: { version, files: [{ path, key, sha256, size }] }). */
+export interface DocsRef extends BuildIdentity {
+  /** Key of the manifest (JSON: { version, files: [{ path, key, sha256, size }], and the build's
+   * identity }): `docs/<owner>/<repo>/<branch>/<build>/<commit>/manifest.json`. */
   manifestKey: string;
   sha256: string;
   files: number;

@@ -5,11 +5,15 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { branchMatcher } from '../common/branch-rules';
+import { embeddedCredentials } from '../common/clone-url';
+import { PACKAGE_NAME, defaultPackageName } from '../common/package-names';
 import { DEFAULT_SANDBOX, SANDBOXED_STEPS } from '../common/sandbox';
 import type { RepositorySpec, SandboxedStep } from '../common/types';
 
 const s3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://<bucket>[/prefix]');
 const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name');
+/** Paths that end up in GIT_SSH_COMMAND, which git runs with a shell: no spaces or metacharacters. */
+const safePath = z.string().regex(/^[A-Za-z0-9._/@+-]+$/, 'must be a path without spaces or shell metacharacters');
 
 const branchRule = z
   .object({
@@ -74,7 +78,50 @@ const sandbox = z
 const repository = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be a GitHub full_name such as acme/widget'),
-    cloneUrl: z.string().min(1),
+    cloneUrl: z
+      .string()
+      .min(1)
+      .superRefine((url, ctx) => {
+        const found = embeddedCredentials(url);
+        if (found) {
+          ctx.addIssue({
+            code: 'custom',
+            message:
+              `contains ${found}: credentials in a URL end up in workflow inputs, logs and .git/config. ` +
+              'Remove them and reference the credential with checkout.tokenEnv (an env var holding the token), ' +
+              'checkout.sshKeyFile or checkout.githubApp',
+          });
+        }
+      }),
+    /** How workers authenticate to cloneUrl (private repositories), by reference only: the secret
+     * stays in the worker's env or files and reaches git through its environment (activities/git/auth.ts). */
+    checkout: z
+      .object({
+        /** Env var holding an HTTPS token (read-only `contents` is enough for builders). */
+        tokenEnv: envName.optional(),
+        /** An SSH deploy key (read-only), for ssh:// or scp-like clone URLs. */
+        sshKeyFile: safePath.optional(),
+        /** known_hosts for the SSH remote; with it, host keys are checked strictly. */
+        knownHostsFile: safePath.optional(),
+        /** A GitHub App installation; tokens are minted on the worker when needed. */
+        githubApp: z
+          .object({
+            appId: z.number().int().positive(),
+            installationId: z.number().int().positive(),
+            privateKeyFile: z.string().min(1).optional(),
+            privateKeyEnv: envName.optional(),
+          })
+          .strict()
+          .refine((a) => Boolean(a.privateKeyFile) !== Boolean(a.privateKeyEnv), {
+            error: 'set exactly one of privateKeyFile and privateKeyEnv',
+          })
+          .optional(),
+      })
+      .strict()
+      .refine((c) => [c.tokenEnv, c.sshKeyFile, c.githubApp].filter(Boolean).length === 1, {
+        error: 'set exactly one of tokenEnv, sshKeyFile and githubApp',
+      })
+      .optional(),
     branches: z.array(branchRule).min(1, 'needs at least one branch rule'),
     steps,
     distros: z.array(z.string()).min(1, 'needs at least one distro'),
@@ -107,6 +154,17 @@ const repository = z
       })
       .strict()
       .optional(),
+    /** The package names this repository may build and publish (default: its name without the
+     * owner, `widget` for `acme/widget`). A channel's state records which repository owns each
+     * name; another repository cannot publish it there. */
+    packages: z
+      .array(
+        z
+          .string()
+          .regex(PACKAGE_NAME, 'must be a package name (letters, digits and . _ + -, starting with a letter or digit)'),
+      )
+      .min(1, 'needs at least one package name (or leave packages out for the default)')
+      .optional(),
     /** How many builds per package a channel keeps; older ones are removed from the repository. */
     retention: z
       .object({ keepBuilds: z.number().int().min(1).default(10) })
@@ -115,6 +173,62 @@ const repository = z
     sandbox,
   })
   .strict();
+
+/** The webhook API (api/main.ts): what it accepts from the internet, and where it shows runs. */
+export const API_DEFAULTS = {
+  maxBodyBytes: 26_214_400,
+  spoolDir: '.conveyor/spool',
+  startTimeoutMs: 5000,
+  statusHost: '127.0.0.1',
+  statusPort: 3001,
+  maxConnections: 256,
+  maxBufferedBytes: 67_108_864,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 15_000,
+} as const;
+
+const apiSchema = z
+  .object({
+    /** Larger bodies are refused with 413 without being read; GitHub caps payloads at 25 MB. */
+    maxBodyBytes: z.number().int().positive().default(API_DEFAULTS.maxBodyBytes),
+    /** Verified pushes wait here while Temporal is unreachable; relative to this file. Must
+     * survive a restart (not a tmpfs); API instances on one host may share it. */
+    spoolDir: z.string().min(1).default(API_DEFAULTS.spoolDir),
+    /** How long a webhook waits for Temporal to accept a start before the push is spooled. */
+    startTimeoutMs: z.number().int().positive().max(8000).default(API_DEFAULTS.startTimeoutMs),
+    /** The status listener (GET /runs/<id>, /metrics, /healthz, /readyz): loopback by default, so
+     * only this host (a local Prometheus agent, an operator over SSH) can read it. */
+    statusHost: z.string().min(1).default(API_DEFAULTS.statusHost),
+    statusPort: z.number().int().min(0).max(65535).default(API_DEFAULTS.statusPort),
+    /** Env var holding a bearer token for /runs and /metrics. Set, it is required on the status
+     * listener too, and the webhook listener serves them as well (behind a proxy, one port). */
+    statusTokenEnv: envName.optional(),
+    /** Open connections on the webhook listener; past it, the oldest unverified one is dropped. */
+    maxConnections: z.number().int().min(1).default(API_DEFAULTS.maxConnections),
+    /** Request body bytes held in memory across all requests before their signature is checked. */
+    maxBufferedBytes: z.number().int().positive().default(API_DEFAULTS.maxBufferedBytes),
+    /** A sender slower than this to send its headers, or its whole request, is disconnected. */
+    headersTimeoutMs: z.number().int().min(1000).default(API_DEFAULTS.headersTimeoutMs),
+    requestTimeoutMs: z.number().int().min(1000).default(API_DEFAULTS.requestTimeoutMs),
+  })
+  .strict()
+  .superRefine((api, ctx) => {
+    if (api.maxBufferedBytes < api.maxBodyBytes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxBufferedBytes'],
+        message: `must be at least maxBodyBytes (${api.maxBodyBytes}), or no body of the largest size fits`,
+      });
+    }
+    if (api.headersTimeoutMs > api.requestTimeoutMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['headersTimeoutMs'],
+        message: `must not exceed requestTimeoutMs (${api.requestTimeoutMs}): the headers are part of the request`,
+      });
+    }
+  })
+  .default({ ...API_DEFAULTS });
 
 export const conveyorSchema = z
   .object({
@@ -157,18 +271,7 @@ export const conveyorSchema = z
         apiUrl: 'https://api.github.com',
       }),
     /** The webhook API (api/main.ts). */
-    api: z
-      .object({
-        /** Larger bodies are refused with 413 without being read; GitHub caps payloads at 25 MB. */
-        maxBodyBytes: z.number().int().positive().default(26_214_400),
-        /** Verified pushes wait here while Temporal is unreachable; relative to this file. Must
-         * survive a restart (not a tmpfs); API instances on one host may share it. */
-        spoolDir: z.string().min(1).default('.conveyor/spool'),
-        /** How long a webhook waits for Temporal to accept a start before the push is spooled. */
-        startTimeoutMs: z.number().int().positive().max(8000).default(5000),
-      })
-      .strict()
-      .default({ maxBodyBytes: 26_214_400, spoolDir: '.conveyor/spool', startTimeoutMs: 5000 }),
+    api: apiSchema,
     signing: z.object({ keyFile: z.string().optional(), keyEnv: envName.optional() }).strict().optional(),
     storage: z
       .object({
@@ -231,6 +334,27 @@ export const conveyorSchema = z
           });
         }
       });
+      const packages = repo.packages ?? [defaultPackageName(repo.name)];
+      if (!repo.packages && !PACKAGE_NAME.test(packages[0])) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['repositories', i, 'packages'],
+          message: `the default package name ${JSON.stringify(packages[0])} (the repository name without its owner) is not a package name: list the packages`,
+        });
+      }
+      repo.packages?.forEach((name, j) => {
+        if (repo.packages!.indexOf(name) !== j) {
+          ctx.addIssue({ code: 'custom', path: ['repositories', i, 'packages', j], message: `duplicate of ${name}` });
+        }
+      });
+      const builtin = repo.packaging?.builtin?.name;
+      if (builtin && !packages.includes(builtin)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['repositories', i, 'packaging', 'builtin', 'name'],
+          message: `package ${JSON.stringify(builtin)} is not among ${repo.name}'s packages (packages: [${packages.join(', ')}]); add it to repositories[${i}].packages`,
+        });
+      }
       const seen = cfg.repositories.findIndex((r) => r.name === repo.name);
       if (seen !== i) {
         ctx.addIssue({
@@ -316,8 +440,25 @@ export function loadConfig(file: string, env: Env = process.env): ConveyorConfig
   if (cfg.signing?.keyFile) cfg.signing = { ...cfg.signing, keyFile: path.resolve(dir, cfg.signing.keyFile) };
   if (cfg.workspace) cfg.workspace = path.resolve(dir, cfg.workspace);
   if (cfg.fleet?.hostsDir) cfg.fleet = { ...cfg.fleet, hostsDir: path.resolve(dir, cfg.fleet.hostsDir) };
-  cfg.repositories = cfg.repositories.map((r) => ({ ...r, cloneUrl: resolveCloneUrl(r.cloneUrl, dir) }));
+  cfg.repositories = cfg.repositories.map((r) => ({
+    ...r,
+    cloneUrl: resolveCloneUrl(r.cloneUrl, dir),
+    checkout: r.checkout && resolveCheckoutPaths(r.checkout, dir),
+  }));
   return cfg;
+}
+
+function resolveCheckoutPaths<
+  T extends { sshKeyFile?: string; knownHostsFile?: string; githubApp?: { privateKeyFile?: string } },
+>(c: T, dir: string): T {
+  return {
+    ...c,
+    ...(c.sshKeyFile ? { sshKeyFile: path.resolve(dir, c.sshKeyFile) } : {}),
+    ...(c.knownHostsFile ? { knownHostsFile: path.resolve(dir, c.knownHostsFile) } : {}),
+    ...(c.githubApp?.privateKeyFile
+      ? { githubApp: { ...c.githubApp, privateKeyFile: path.resolve(dir, c.githubApp.privateKeyFile) } }
+      : {}),
+  };
 }
 
 /** URLs and scp-like remotes stay as they are; a plain path is taken relative to the config file. */
@@ -355,6 +496,7 @@ export function repositorySpec(
     staging: repo.staging ? { tags: { ...repo.staging.tags }, batchSize: repo.staging.batchSize } : undefined,
     stepTimeoutSeconds: repo.stepTimeoutSeconds,
     builtinPackage: repo.packaging?.builtin,
+    packages: [...(repo.packages ?? [defaultPackageName(repo.name)])],
     keepBuilds: repo.retention.keepBuilds,
     sandbox: {
       mode: repo.sandbox.mode,

@@ -35,7 +35,8 @@ export const devSchema = z
           .strict(),
       })
       .strict(),
-    api: z.object({ port }).strict(),
+    /** The webhook listener's port, and the status listener's (/runs, /metrics; on loopback). */
+    api: z.object({ port, statusPort: port.default(3001) }).strict(),
     workers: z.array(z.enum(['orchestrator', 'builder'])),
     /** Where the stack keeps its state (SQLite file, logs, pid file, demo repository). */
     dataDir: z.string().default('.dev'),

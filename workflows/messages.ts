@@ -38,6 +38,22 @@ export const approveSignal = defineSignal<[ApproveRequest]>('approve');
 /** Ends a run that waits in `awaiting-approval` as `rejected`, promoting nothing. Ignored when nothing waits. */
 export const rejectSignal = defineSignal<[RejectRequest]>('reject');
 
+/** What an operator Update answers when the run accepted it; a refusal comes back as the
+ * validator's error, with the reason (nothing waits for it, the run has ended, no such stage). */
+export interface OperatorAnswer {
+  accepted: true;
+  /** The stages a retry re-runs, the decision taken, … */
+  detail: string;
+}
+
+// The same four actions as Updates (same names): the sender gets a definite accepted/refused
+// answer from the workflow itself instead of a signal sent after a status query that may be
+// stale by then. The signals stay for `temporal workflow signal` and for scripts.
+export const retryUpdate = defineUpdate<OperatorAnswer, [RetryRequest]>('retry');
+export const abortUpdate = defineUpdate<OperatorAnswer, [AbortRequest]>('abort');
+export const approveUpdate = defineUpdate<OperatorAnswer, [ApproveRequest]>('approve');
+export const rejectUpdate = defineUpdate<OperatorAnswer, [RejectRequest]>('reject');
+
 // ---- branch-state entity (`branch-state/<owner>/<repo>/<branch>`) ----
 
 export interface GreenBuild {
@@ -115,8 +131,27 @@ export interface LockRelease {
   record?: { key: string; value: LockRecord };
 }
 
+/** The holder is alive: its lease starts again (lock.ts renews every third of the lease). */
+export interface LockRenewal {
+  requester: string;
+  leaseId: string;
+}
+
+/** A waiter that gave up (its wait timed out, it was cancelled) leaves the queue. */
+export interface LockWithdrawal {
+  requester: string;
+}
+
 export interface LockState {
-  holder?: { requester: string; leaseId: string; grantedAt: string; leaseSeconds: number };
+  holder?: {
+    requester: string;
+    leaseId: string;
+    grantedAt: string;
+    leaseSeconds: number;
+    /** How often the holder renewed its lease; each renewal restarts the lease. */
+    renewals?: number;
+    renewedAt?: string;
+  };
   queue: LockRequest[];
   granted: number;
   records?: Record<string, LockRecord>;
@@ -127,4 +162,14 @@ export interface LockState {
 export const acquireLockSignal = defineSignal<[LockRequest]>(MessageNames.acquireLock);
 export const releaseLockSignal = defineSignal<[LockRelease]>(MessageNames.releaseLock);
 export const lockGrantedSignal = defineSignal<[LockGrant]>(MessageNames.lockGranted);
-export const lockStateQuery = defineQuery<LockState>('lockState');
+export const renewLockSignal = defineSignal<[LockRenewal]>(MessageNames.renewLock);
+export const withdrawLockSignal = defineSignal<[LockWithdrawal]>(MessageNames.withdrawLock);
+export const lockStateQuery = defineQuery<LockState>(MessageNames.lockState);
+
+/** A stage child tells its pipeline what it waits for (a lock, a worker), shown in the run's status. */
+export interface StageNote {
+  workflowId: string;
+  /** Absent: the wait is over. */
+  note?: string;
+}
+export const stageNoteSignal = defineSignal<[StageNote]>(MessageNames.stageNote);

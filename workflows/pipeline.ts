@@ -1,13 +1,22 @@
 // The pipeline: one run per pushed commit (ID `pipeline/<owner>/<repo>/<branch>/<sha>`), the parent
-// of one child workflow per stage: test → build number → package (per distro, plus docs) →
-// publish (staging). It owns the run's status (query `status`) and its search attributes,
-// upserted at every stage change so the Web UI and `conveyor list` see where it is. Stage results
-// travel as small references (artifact keys and hashes), never bytes.
+// of one child workflow per stage. The chain, in the order of the functions below:
+//   test (unit + integration) → build number (branch-state entity) → package (per distro, plus
+//   docs) → publish (staging repositories and docs) → deploy (staging hosts per distro, under the
+//   fleet's lock; an older commit is superseded) → verify (smoke on every host, then e2e) →
+//   release (tag, next patch branch; release branches) → approval (gated rules) → promote (the
+//   same bytes to production; skipped when a newer build got there first) → last green build.
+// One plan (`planOf`) says which of these a repository's run has; the status table is derived from
+// it, so the table and the control flow agree. The run owns its status (query `status`) and
+// search attributes, upserted at every stage change so the Web UI and `conveyor list` see where it
+// is. Stage results travel as small references (artifact keys and hashes), never bytes.
 //
 // A failed stage does not end the run: it parks in `awaiting-operator` holding the failure until
-// a `retry` signal re-runs that stage as a new child attempt (`…/<stage>#2`, same inputs; stages
-// that succeeded never run again), an `abort` ends the run as `aborted`, or the repository's
-// operator window passes and the run fails. Abort (or a Temporal cancel request) cancels what runs.
+// a `retry` re-runs that stage as a new child attempt (`…/<stage>#2`, same inputs; stages that
+// succeeded never run again), an `abort` ends the run as `aborted`, or the repository's operator
+// window passes and the run fails. Abort (or a Temporal cancel request) cancels what runs; the
+// children that write (publish, deploy, release, promote) are cancelled, not terminated, when the
+// pipeline is terminated. Operator actions arrive as Updates (validated: a definite answer) or as
+// signals of the same names, and are recorded with who sent them.
 import {
   ApplicationFailure,
   CancellationScope,
@@ -23,9 +32,31 @@ import type { OrchestratorActivities } from '../activities';
 import { FailureType, type CommandFailureDetails } from '../common/failures';
 import { stageId, type StageName } from '../common/ids';
 import { BranchKey, BuildKey, CommitKey, RepositoryKey, StageKey, StatusKey } from '../common/search-attributes';
-import type { PipelineInput, PipelineResult, PipelineStatus, RunStatus, StageStatus } from '../common/types';
-import { abortSignal, approveSignal, rejectSignal, retrySignal, statusQuery, type AbortRequest } from './messages';
-import { docsStage, packageStage, type PackageStageResult } from './stages/package';
+import type {
+  OperatorAction,
+  PipelineInput,
+  PipelineResult,
+  PipelineStatus,
+  RunStatus,
+  StageStatus,
+} from '../common/types';
+import {
+  abortSignal,
+  abortUpdate,
+  approveSignal,
+  approveUpdate,
+  rejectSignal,
+  rejectUpdate,
+  retrySignal,
+  retryUpdate,
+  stageNoteSignal,
+  statusQuery,
+  type AbortRequest,
+  type ApproveRequest,
+  type RejectRequest,
+  type RetryRequest,
+} from './messages';
+import { docsStage, packageStage, type DocsStageResult, type PackageStageResult } from './stages/package';
 import { deployStage, type DeployStageResult } from './stages/deploy';
 import { promoteStage } from './stages/promote';
 import { publishStage, type PublishStageResult } from './stages/publish';
@@ -37,6 +68,14 @@ import { messageOf, rootApplicationFailure } from './support';
 const control = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 10 },
+});
+
+// Build numbers and the last green build live in the branch-state entity. An unavailable entity
+// (the orchestrator cannot reach Temporal for a while) must not fail a run: the allocation retries
+// until it answers, and a build that reached production stays succeeded if recording it fails.
+const entity = proxyActivities<OrchestratorActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: Number.POSITIVE_INFINITY, maximumInterval: '1 minute' },
 });
 
 // Commit statuses retry rate limits inside the activity and never throw; one attempt is enough.
@@ -79,9 +118,36 @@ function commitStatusReporter(input: PipelineInput) {
   };
 }
 
-export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
-  const id = workflowInfo().workflowId;
-  const { repository, branch, sha } = input;
+/** Which stages a run has, in the order of the chain. The status table and the control flow both
+ * read this one plan, so they cannot disagree about what runs. */
+export interface Plan {
+  /** Repositories without a `package` step are tested only. */
+  packaged: boolean;
+  /** Distros built, deployed (when the repository names staging hosts). */
+  packages: string[];
+  docs: boolean;
+  deploy: string[];
+  verify: boolean;
+  release: boolean;
+  approval: boolean;
+}
+
+export function planOf(repository: PipelineInput['repository']): Plan {
+  const packaged = Boolean(repository.steps.package);
+  const staging = packaged && Boolean(repository.staging);
+  return {
+    packaged,
+    packages: packaged ? repository.distros : [],
+    docs: packaged && Boolean(repository.steps.docs),
+    deploy: staging ? repository.distros : [],
+    verify: staging && Boolean(repository.steps.smoke || repository.steps.e2e),
+    release: packaged && repository.release,
+    approval: packaged && repository.approval,
+  };
+}
+
+/** The status table of a plan: one row per stage child, in chain order. */
+function stagesOf(plan: Plan, id: string): StageStatus[] {
   const stage = (name: StageName, distro?: string): StageStatus => ({
     name,
     distro,
@@ -90,6 +156,36 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     workflowId: stageId(id, name, distro),
     logKeys: [],
   });
+  if (!plan.packaged) return [stage('test')];
+  return [
+    stage('test'),
+    ...plan.packages.map((d) => stage('package', d)),
+    ...(plan.docs ? [stage('package', 'docs')] : []),
+    stage('publish'),
+    ...plan.deploy.map((d) => stage('deploy', d)),
+    ...(plan.verify ? [stage('verify')] : []),
+    ...(plan.release ? [stage('release')] : []),
+    stage('promote'),
+  ];
+}
+
+/** What every stage function of one run shares. */
+interface Run {
+  id: string;
+  input: PipelineInput;
+  plan: Plan;
+  state: PipelineStatus;
+  ops: Operator;
+  /** Set when a newer commit or build took this run's place (deploy or promote skipped). */
+  supersededBy?: string;
+}
+
+/** The chain, per pushed commit: test → build number → package → publish → deploy → verify →
+ * release → approval → promote → last green build. Each step is a function below, in this order. */
+export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
+  const id = workflowInfo().workflowId;
+  const { repository, branch, sha } = input;
+  const plan = planOf(repository);
   const state: PipelineStatus = {
     workflowId: id,
     repository: repository.name,
@@ -100,26 +196,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     // sandboxing existed.
     sandbox: repository.sandbox?.mode,
     startedAt: now(),
-    stages: [
-      stage('test'),
-      // A repository without a `package` step is tested only.
-      ...(repository.steps.package
-        ? [
-            ...repository.distros.map((d) => stage('package', d)),
-            ...(repository.steps.docs ? [stage('package', 'docs')] : []),
-            stage('publish'),
-            // Staging hosts only for repositories that name them (conveyor.yml `staging`).
-            ...(repository.staging
-              ? [
-                  ...repository.distros.map((d) => stage('deploy', d)),
-                  ...(repository.steps.smoke || repository.steps.e2e ? [stage('verify')] : []),
-                ]
-              : []),
-            ...(repository.release ? [stage('release')] : []),
-            stage('promote'),
-          ]
-        : []),
-    ],
+    stages: stagesOf(plan, id),
   };
   setHandler(statusQuery, () => state);
   const ops: Operator = {
@@ -129,24 +206,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     windowSeconds: repository.operatorWindowSeconds,
     statuses: commitStatusReporter(input),
   };
+  const run: Run = { id, input, plan, state, ops };
   const chain = new CancellationScope();
-  setHandler(retrySignal, (req) => {
-    for (const s of state.stages) {
-      const l = label(s);
-      if (ops.waiting.has(l) && (!req.stage || req.stage === l || req.stage === s.name)) ops.granted.add(l);
-    }
-  });
-  setHandler(approveSignal, (req) => {
-    if (ops.approvalOpen && !ops.decision) ops.decision = { kind: 'approved', by: req.by, comment: req.comment };
-  });
-  setHandler(rejectSignal, (req) => {
-    if (ops.approvalOpen && !ops.decision) ops.decision = { kind: 'rejected', by: req.by, comment: req.reason };
-  });
-  setHandler(abortSignal, (req) => {
-    if (ops.aborted || state.endedAt) return;
-    ops.aborted = req;
-    chain.cancel();
-  });
+  operatorHandlers(run, chain);
   upsertSearchAttributes([
     { key: RepositoryKey, value: repository.name },
     { key: BranchKey, value: branch },
@@ -154,213 +216,29 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     { key: StatusKey, value: 'running' },
   ]);
 
-  let supersededBy: string | undefined;
   let outcome: 'rejected' | 'expired' | undefined;
   try {
     await chain.run(async () => {
-      await runStage(state, ops, 'test', undefined, async (s) => {
-        const result = await executeChild(testStage, {
-          workflowId: s.workflowId,
-          args: [{ pipelineId: id, repository, branch, sha, distro: repository.distros[0] }],
-          staticSummary: `test: ${Object.keys(repository.steps)
-            .filter((k) => k === 'unit' || k === 'integration')
-            .join(' + ')} at ${sha.slice(0, 12)}`,
-        });
-        s.logKeys = result.steps.map((r) => r.logKey);
-      });
-      if (!repository.steps.package) return;
-
-      // The branch-state entity hands out the number; asking again (a retried pipeline) returns the same one.
-      const { build } = await control.allocateBuild({ repository: repository.name, branch, pipelineId: id });
-      state.build = build;
-      upsertSearchAttributes([{ key: BuildKey, value: build }]);
-
-      // Every distro (and the docs) is built in parallel; all run to the end so the status shows each outcome.
-      const packaging = repository.distros.map((distro) =>
-        runStage(state, ops, 'package', distro, async (s) => {
-          const r = await executeChild(packageStage, {
-            workflowId: s.workflowId,
-            args: [
-              { pipelineId: id, repository, branch, sha, distro, distroSpec: repository.distroSpecs[distro], build },
-            ],
-            staticSummary: `package ${repository.name} build ${build} for ${distro}`,
-          });
-          s.logKeys = [r.logKey];
-          return r;
-        }),
-      );
-      const docsBuild = repository.steps.docs
-        ? runStage(state, ops, 'package', 'docs', async (s) => {
-            const r = await executeChild(docsStage, {
-              workflowId: s.workflowId,
-              args: [{ pipelineId: id, repository, branch, sha, build, distro: repository.distros[0] }],
-              staticSummary: `docs of ${repository.name} build ${build}`,
-            });
-            if (r.logKey) s.logKeys = [r.logKey];
-            return r.docs;
-          })
-        : Promise.resolve(null);
-      const [settledPackages, settledDocs] = await Promise.all([
-        Promise.allSettled(packaging),
-        Promise.allSettled([docsBuild]),
-      ]);
-      const firstFailure = [...settledPackages, ...settledDocs].find((r) => r.status === 'rejected');
-      if (firstFailure) throw firstFailure.reason;
-      const packaged = settledPackages.map((r) => (r as PromiseFulfilledResult<PackageStageResult>).value);
-      const docs = (settledDocs[0] as PromiseFulfilledResult<Awaited<typeof docsBuild>>).value;
-      state.version = `${packaged[0].version}-${build}`;
-
-      await runStage(state, ops, 'publish', undefined, async (s) => {
-        const r = await executeChild(publishStage, {
-          workflowId: s.workflowId,
-          args: [
-            {
-              pipelineId: id,
-              repository,
-              environment: 'staging',
-              channel: repository.channel,
-              packages: byDistro(repository.distros, packaged),
-              docs,
-            },
-          ],
-          staticSummary: `publish ${repository.name} ${state.version} to staging ${repository.channel}`,
-        });
-        state.published = whereTo(r);
-      });
-      // Staging hosts: deploy, then verify. False when a newer commit superseded this one.
-      const staging = async (): Promise<boolean> => {
-        if (!repository.staging) return true;
-
-        // Deploy: one child per distro, in parallel (each holds its own fleet's lock).
-        const published = state.published as NonNullable<PipelineStatus['published']>;
-        const base = repository.publicUrls.staging;
-        const deploying = repository.distros.map((distro, i) =>
-          runStage(state, ops, 'deploy', distro, async (s) => {
-            const repo = published.repositories.find((x) => x.distro === distro);
-            const r = await recordHosts(
-              state,
-              distro,
-              executeChild(deployStage, {
-                workflowId: s.workflowId,
-                args: [
-                  {
-                    pipelineId: id,
-                    repository,
-                    branch,
-                    sha,
-                    distro,
-                    distroSpec: repository.distroSpecs[distro],
-                    environment: 'staging',
-                    version: state.version as string,
-                    packages: [...new Set(packaged[i].artifacts.map((a) => a.name))],
-                    repo: {
-                      url: `${base}/${repo?.path ?? ''}`,
-                      suite: repo?.suite,
-                      keyUrl: `${base}/keys/conveyor.asc`,
-                    },
-                  },
-                ],
-                staticSummary: `deploy ${repository.name} ${state.version} to staging ${distro} hosts`,
-              }),
-            );
-            state.hosts = [...(state.hosts ?? []).filter((h) => h.distro !== distro), { distro, hosts: r.hosts }];
-            if (r.status === 'superseded') s.error = r.reason;
-            return { distro, result: r };
-          }),
-        );
-        const deployed = await Promise.allSettled(deploying);
-        const deployFailure = deployed.find((r) => r.status === 'rejected');
-        if (deployFailure) throw deployFailure.reason;
-        const results = deployed.map(
-          (r) => (r as PromiseFulfilledResult<{ distro: string; result: DeployStageResult }>).value,
-        );
-        const superseded = results.find((r) => r.result.status === 'superseded');
-        if (superseded) {
-          for (const st of state.stages)
-            if (st.name === 'deploy' && results.some((r) => r.distro === st.distro && r.result.status === 'superseded'))
-              st.state = 'skipped';
-          supersededBy = superseded.result.reason;
-          return false;
-        }
-        if (!state.stages.some((st) => st.name === 'verify')) return true;
-
-        await runStage(state, ops, 'verify', undefined, async (s) => {
-          const r = await executeChild(verifyStage, {
-            workflowId: s.workflowId,
-            args: [
-              {
-                pipelineId: id,
-                repository,
-                branch,
-                sha,
-                version: packaged[0].version,
-                build,
-                hosts: results.map((x) => ({ distro: x.distro, hosts: x.result.upgraded })),
-              },
-            ],
-            staticSummary: `verify ${repository.name} ${state.version} on staging: smoke, then e2e`,
-          });
-          s.logKeys = [...r.smoke.map((c) => c.logKey), ...(r.e2e ? [r.e2e.logKey] : [])];
-        });
-        return true;
-      };
-      if (!(await staging())) return;
-
-      if (repository.release) {
-        await runStage(state, ops, 'release', undefined, async (s) => {
-          const r = await executeChild(releaseStage, {
-            workflowId: s.workflowId,
-            args: [{ pipelineId: id, repository, branch, sha }],
-            staticSummary: `release ${repository.name}: tag and cut the next patch branch`,
-          });
-          state.release = { tag: r.tag, nextBranch: r.nextBranch };
-        });
+      await test(run);
+      if (!plan.packaged) return;
+      const build = await buildNumber(run);
+      const { packaged, docs } = await packages(run, build);
+      await publish(run, packaged, docs);
+      if (plan.deploy.length > 0) {
+        const hosts = await deploy(run, packaged);
+        if (!hosts) return; // superseded by a newer commit
+        if (plan.verify) await verify(run, build, packaged, hosts);
       }
-
-      if (repository.approval) {
+      if (plan.release) await release(run);
+      if (plan.approval) {
         const decision = await approvalGate(state, ops, repository.approvalTimeoutSeconds ?? 3 * 86400);
         if (decision !== 'approved') {
           outcome = decision;
           return;
         }
       }
-
-      await runStage(state, ops, 'promote', undefined, async () => {
-        const r = await executeChild(promoteStage, {
-          workflowId: stageId(id, 'promote', undefined, state.stages.find((x) => x.name === 'promote')?.attempt ?? 1),
-          args: [
-            {
-              pipelineId: id,
-              repository,
-              channel: repository.channel,
-              version: state.version as string,
-              packages: byDistro(repository.distros, packaged),
-              docs,
-              skipIfOlder: true,
-            },
-          ],
-          staticSummary: `promote ${repository.name} ${state.version} to production ${repository.channel}`,
-        });
-        if (r.skipped) {
-          // A newer build of this branch reached production first: nothing to promote.
-          supersededBy = r.skipped;
-          return;
-        }
-        state.promoted = whereTo(r);
-      });
-      if (supersededBy) {
-        const promote = state.stages.find((x) => x.name === 'promote');
-        if (promote) promote.state = 'skipped';
-        return;
-      }
-      await control.recordGreen({
-        repository: repository.name,
-        branch,
-        build,
-        sha,
-        version: state.version,
-        at: now(),
-      });
+      if (!(await promote(run, packaged, docs))) return;
+      await recordGreen(run, build);
     });
   } catch (err) {
     if (isCancellation(err) || ops.aborted) {
@@ -370,7 +248,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
       for (const st of state.stages) if (st.state === 'running') st.state = 'failed';
       end(state, 'aborted', reason);
       await ops.statuses.flush();
-      // A Temporal cancel request ends the run Cancelled; an `abort` signal ends it Failed (type Aborted).
+      // A Temporal cancel request ends the run Cancelled; an `abort` ends it Failed (type Aborted).
       if (!ops.aborted) throw err;
       throw ApplicationFailure.create({ type: FailureType.Aborted, message: reason, nonRetryable: true });
     }
@@ -385,7 +263,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     });
   }
   if (outcome) end(state, outcome, outcome === 'rejected' ? `rejected by ${state.approval?.by}` : 'approval expired');
-  else end(state, supersededBy ? 'superseded' : 'succeeded', supersededBy);
+  else end(state, run.supersededBy ? 'superseded' : 'succeeded', run.supersededBy);
   await ops.statuses.flush();
   return {
     status: state.status,
@@ -396,6 +274,373 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     promoted: state.promoted,
     hosts: state.hosts,
   };
+}
+
+/** 1. test: the unit and integration steps, on the first distro's build queue. */
+async function test({ id, input, state, ops }: Run): Promise<void> {
+  const { repository, branch, sha } = input;
+  await runStage(state, ops, 'test', undefined, async (s) => {
+    const result = await executeChild(testStage, {
+      workflowId: s.workflowId,
+      args: [{ pipelineId: id, repository, branch, sha, distro: repository.distros[0] }],
+      staticSummary: `test: ${Object.keys(repository.steps)
+        .filter((k) => k === 'unit' || k === 'integration')
+        .join(' + ')} at ${sha.slice(0, 12)}`,
+    });
+    s.logKeys = result.steps.map((r) => r.logKey);
+  });
+}
+
+/** 2. build number: the branch-state entity hands it out; asking again (a retried pipeline)
+ * returns the same one. */
+async function buildNumber({ id, input, state }: Run): Promise<number> {
+  const { build } = await entity.allocateBuild({
+    repository: input.repository.name,
+    branch: input.branch,
+    pipelineId: id,
+  });
+  state.build = build;
+  upsertSearchAttributes([{ key: BuildKey, value: build }]);
+  return build;
+}
+
+/** 3. package: every distro (and the docs) in parallel; all run to the end so the status shows
+ * each outcome, then the first failure (if any) stops the chain. */
+async function packages(
+  { id, input, plan, state, ops }: Run,
+  build: number,
+): Promise<{ packaged: PackageStageResult[]; docs: DocsStageResult['docs'] }> {
+  const { repository, branch, sha } = input;
+  const packaging = plan.packages.map((distro) =>
+    runStage(state, ops, 'package', distro, async (s) => {
+      const r = await executeChild(packageStage, {
+        workflowId: s.workflowId,
+        args: [{ pipelineId: id, repository, branch, sha, distro, distroSpec: repository.distroSpecs[distro], build }],
+        staticSummary: `package ${repository.name} build ${build} for ${distro}`,
+      });
+      s.logKeys = [r.logKey];
+      return r;
+    }),
+  );
+  const docsBuild = plan.docs
+    ? runStage(state, ops, 'package', 'docs', async (s) => {
+        const r = await executeChild(docsStage, {
+          workflowId: s.workflowId,
+          args: [{ pipelineId: id, repository, branch, sha, build, distro: repository.distros[0] }],
+          staticSummary: `docs of ${repository.name} build ${build}`,
+        });
+        if (r.logKey) s.logKeys = [r.logKey];
+        return r.docs;
+      })
+    : Promise.resolve(null);
+  const [settledPackages, settledDocs] = await Promise.all([
+    Promise.allSettled(packaging),
+    Promise.allSettled([docsBuild]),
+  ]);
+  const firstFailure = [...settledPackages, ...settledDocs].find((r) => r.status === 'rejected');
+  if (firstFailure) throw firstFailure.reason;
+  const packaged = settledPackages.map((r) => (r as PromiseFulfilledResult<PackageStageResult>).value);
+  const docs = (settledDocs[0] as PromiseFulfilledResult<Awaited<typeof docsBuild>>).value;
+  state.version = `${packaged[0].version}-${build}`;
+  return { packaged, docs };
+}
+
+/** 4. publish: the staging repositories and docs, channel from the branch rule. */
+async function publish(
+  { id, input, state, ops }: Run,
+  packaged: PackageStageResult[],
+  docs: DocsStageResult['docs'],
+): Promise<void> {
+  const { repository } = input;
+  await runStage(state, ops, 'publish', undefined, async (s) => {
+    const r = await executeChild(publishStage, {
+      workflowId: s.workflowId,
+      // Terminating the pipeline asks this child to cancel (it releases its lock, rolls back)
+      // instead of killing it mid-write.
+      parentClosePolicy: 'REQUEST_CANCEL',
+      args: [
+        {
+          pipelineId: id,
+          repository,
+          environment: 'staging',
+          channel: repository.channel,
+          packages: byDistro(repository.distros, packaged),
+          docs,
+        },
+      ],
+      staticSummary: `publish ${repository.name} ${state.version} to staging ${repository.channel}`,
+    });
+    state.published = whereTo(r);
+  });
+}
+
+/** 5. deploy: one child per distro, in parallel (each holds its own fleet's lock). Returns the
+ * upgraded hosts per distro, or undefined when a newer commit superseded this one. */
+async function deploy(run: Run, packaged: PackageStageResult[]): Promise<DeployedHosts | undefined> {
+  const { id, input, state, ops } = run;
+  const { repository, branch, sha } = input;
+  const published = state.published as NonNullable<PipelineStatus['published']>;
+  const base = repository.publicUrls.staging;
+  const deploying = repository.distros.map((distro, i) =>
+    runStage(state, ops, 'deploy', distro, async (s) => {
+      const repo = published.repositories.find((x) => x.distro === distro);
+      const r = await recordHosts(
+        state,
+        distro,
+        executeChild(deployStage, {
+          workflowId: s.workflowId,
+          // Terminating the pipeline asks this child to cancel (it releases its lock, rolls back)
+          // instead of killing it mid-write.
+          parentClosePolicy: 'REQUEST_CANCEL',
+          args: [
+            {
+              pipelineId: id,
+              repository,
+              branch,
+              sha,
+              distro,
+              distroSpec: repository.distroSpecs[distro],
+              environment: 'staging',
+              version: state.version as string,
+              packages: [...new Set(packaged[i].artifacts.map((a) => a.name))],
+              repo: {
+                url: `${base}/${repo?.path ?? ''}`,
+                suite: repo?.suite,
+                keyUrl: `${base}/keys/conveyor.asc`,
+              },
+            },
+          ],
+          staticSummary: `deploy ${repository.name} ${state.version} to staging ${distro} hosts`,
+        }),
+      );
+      state.hosts = [...(state.hosts ?? []).filter((h) => h.distro !== distro), { distro, hosts: r.hosts }];
+      if (r.status === 'superseded') s.error = r.reason;
+      return { distro, result: r };
+    }),
+  );
+  const deployed = await Promise.allSettled(deploying);
+  const deployFailure = deployed.find((r) => r.status === 'rejected');
+  if (deployFailure) throw deployFailure.reason;
+  const results = deployed.map(
+    (r) => (r as PromiseFulfilledResult<{ distro: string; result: DeployStageResult }>).value,
+  );
+  const superseded = results.find((r) => r.result.status === 'superseded');
+  if (superseded) {
+    for (const st of state.stages)
+      if (st.name === 'deploy' && results.some((r) => r.distro === st.distro && r.result.status === 'superseded'))
+        st.state = 'skipped';
+    run.supersededBy = superseded.result.reason;
+    return undefined;
+  }
+  return results.map((x) => ({ distro: x.distro, hosts: x.result.upgraded }));
+}
+
+type DeployedHosts = { distro: string; hosts: DeployStageResult['upgraded'] }[];
+
+/** 6. verify: smoke on every upgraded host, then e2e from a build worker against them. */
+async function verify(
+  { id, input, state, ops }: Run,
+  build: number,
+  packaged: PackageStageResult[],
+  hosts: DeployedHosts,
+): Promise<void> {
+  const { repository, branch, sha } = input;
+  await runStage(state, ops, 'verify', undefined, async (s) => {
+    const r = await executeChild(verifyStage, {
+      workflowId: s.workflowId,
+      args: [{ pipelineId: id, repository, branch, sha, version: packaged[0].version, build, hosts }],
+      staticSummary: `verify ${repository.name} ${state.version} on staging: smoke, then e2e`,
+    });
+    s.logKeys = [...r.smoke.map((c) => c.logKey), ...(r.e2e ? [r.e2e.logKey] : [])];
+  });
+}
+
+/** 7. release (release branches): tag the tested commit, cut the next patch branch. */
+async function release({ id, input, state, ops }: Run): Promise<void> {
+  const { repository, branch, sha } = input;
+  await runStage(state, ops, 'release', undefined, async (s) => {
+    const r = await executeChild(releaseStage, {
+      workflowId: s.workflowId,
+      // Terminating the pipeline asks this child to cancel (it releases its lock, rolls back)
+      // instead of killing it mid-write.
+      parentClosePolicy: 'REQUEST_CANCEL',
+      args: [{ pipelineId: id, repository, branch, sha }],
+      staticSummary: `release ${repository.name}: tag and cut the next patch branch`,
+    });
+    state.release = { tag: r.tag, nextBranch: r.nextBranch };
+  });
+}
+
+/** 9. promote: the same bytes to production. False when a newer build got there first. */
+async function promote(run: Run, packaged: PackageStageResult[], docs: DocsStageResult['docs']): Promise<boolean> {
+  const { id, input, state, ops } = run;
+  const { repository } = input;
+  await runStage(state, ops, 'promote', undefined, async () => {
+    const r = await executeChild(promoteStage, {
+      workflowId: stageId(id, 'promote', undefined, state.stages.find((x) => x.name === 'promote')?.attempt ?? 1),
+      // Terminating the pipeline asks this child to cancel (it releases its lock, rolls back)
+      // instead of killing it mid-write.
+      parentClosePolicy: 'REQUEST_CANCEL',
+      args: [
+        {
+          pipelineId: id,
+          repository,
+          channel: repository.channel,
+          version: state.version as string,
+          packages: byDistro(repository.distros, packaged),
+          docs,
+          skipIfOlder: true,
+        },
+      ],
+      staticSummary: `promote ${repository.name} ${state.version} to production ${repository.channel}`,
+    });
+    if (r.skipped) {
+      // A newer build of this branch reached production first: nothing to promote.
+      run.supersededBy = r.skipped;
+      return;
+    }
+    state.promoted = whereTo(r);
+  });
+  if (run.supersededBy) {
+    const st = state.stages.find((x) => x.name === 'promote');
+    if (st) st.state = 'skipped';
+    return false;
+  }
+  return true;
+}
+
+/** 10. the last green build, in branch-state. Promoted is promoted: a failure here only leaves
+ * branch-state behind, and the run says so. */
+async function recordGreen({ input, state }: Run, build: number): Promise<void> {
+  await control
+    .recordGreen({
+      repository: input.repository.name,
+      branch: input.branch,
+      build,
+      sha: input.sha,
+      version: state.version as string,
+      at: now(),
+    })
+    .catch((err: unknown) => {
+      state.failure = `promoted, but recording the green build failed: ${messageOf(err)}`;
+    });
+}
+
+/**
+ * The operator actions: each a check (why it cannot be done now, or nothing) and an effect.
+ * Updates refuse in their validator with the check's reason; the signals of the same names record
+ * it as ignored. Who sent what is recorded in the status (state only: no commands, so older
+ * histories replay).
+ */
+function operatorHandlers({ id, state, ops }: Run, chain: CancellationScope): void {
+  const record = (
+    action: OperatorAction['action'],
+    by: string | undefined,
+    detail: string | undefined,
+    accepted: boolean,
+  ) => {
+    const actions = (state.actions ??= []);
+    actions.push({ action, by: by || 'unknown', at: now(), ...(detail ? { detail } : {}), accepted });
+    if (actions.length > 100) actions.splice(0, actions.length - 100);
+  };
+  const retryable = (req: RetryRequest) =>
+    state.stages.filter(
+      (s) => ops.waiting.has(label(s)) && (!req.stage || req.stage === label(s) || req.stage === s.name),
+    );
+  const checks = {
+    retry: (req: RetryRequest): string | undefined => {
+      if (state.status !== 'awaiting-operator')
+        return `nothing awaits an operator in ${id}: the run is ${state.status}`;
+      if (retryable(req).length === 0) {
+        const waiting = state.stages.filter((s) => ops.waiting.has(label(s))).map(label);
+        return `stage ${req.stage} does not wait for a retry in ${id} (waiting: ${waiting.join(', ')})`;
+      }
+      return undefined;
+    },
+    decide: (): string | undefined =>
+      ops.approvalOpen && !ops.decision ? undefined : `nothing awaits approval in ${id}: the run is ${state.status}`,
+    abort: (): string | undefined =>
+      ops.aborted || state.endedAt ? `${id} has already ended (${state.status}): nothing to abort` : undefined,
+  };
+  const effects = {
+    retry: (req: RetryRequest): string => {
+      const stages = retryable(req).map(label);
+      stages.forEach((l) => ops.granted.add(l));
+      return stages.join(', ');
+    },
+    approve: (req: ApproveRequest): string => {
+      ops.decision = { kind: 'approved', by: req.by, comment: req.comment };
+      return 'approved';
+    },
+    reject: (req: RejectRequest): string => {
+      ops.decision = { kind: 'rejected', by: req.by, comment: req.reason };
+      return 'rejected';
+    },
+    abort: (req: AbortRequest): string => {
+      ops.aborted = req;
+      chain.cancel();
+      return 'aborted';
+    },
+  };
+  const refuse = (reason: string | undefined) => {
+    if (reason) throw ApplicationFailure.create({ type: FailureType.Refused, message: reason, nonRetryable: true });
+  };
+  setHandler(stageNoteSignal, (n) => {
+    const s = state.stages.find((st) => st.workflowId === n.workflowId);
+    if (s) s.note = n.note;
+  });
+  setHandler(retrySignal, (req) => {
+    const accepted = !checks.retry(req);
+    record('retry', req.by, req.stage, accepted);
+    if (accepted) effects.retry(req);
+  });
+  setHandler(approveSignal, (req) => {
+    const accepted = !checks.decide();
+    record('approve', req.by, req.comment, accepted);
+    if (accepted) effects.approve(req);
+  });
+  setHandler(rejectSignal, (req) => {
+    const accepted = !checks.decide();
+    record('reject', req.by, req.reason, accepted);
+    if (accepted) effects.reject(req);
+  });
+  setHandler(abortSignal, (req) => {
+    const accepted = !checks.abort();
+    record('abort', req.by, req.reason, accepted);
+    if (accepted) effects.abort(req);
+  });
+  setHandler(
+    retryUpdate,
+    (req) => {
+      record('retry', req.by, req.stage, true);
+      return { accepted: true as const, detail: effects.retry(req) };
+    },
+    { validator: (req: RetryRequest) => refuse(checks.retry(req)) },
+  );
+  setHandler(
+    approveUpdate,
+    (req) => {
+      record('approve', req.by, req.comment, true);
+      return { accepted: true as const, detail: effects.approve(req) };
+    },
+    { validator: (_req) => refuse(checks.decide()) },
+  );
+  setHandler(
+    rejectUpdate,
+    (req) => {
+      record('reject', req.by, req.reason, true);
+      return { accepted: true as const, detail: effects.reject(req) };
+    },
+    { validator: (_req) => refuse(checks.decide()) },
+  );
+  setHandler(
+    abortUpdate,
+    (req) => {
+      record('abort', req.by, req.reason, true);
+      return { accepted: true as const, detail: effects.abort(req) };
+    },
+    { validator: (_req) => refuse(checks.abort()) },
+  );
 }
 
 /**

@@ -3,7 +3,9 @@
 // remembers, per repository, the commit deployed there (records set on release, shown on grant). The local S3 endpoint's conditional writes are check-then-write, not a lock,
 // so the lock lives in Temporal. Protocol: a requester signal-with-starts this workflow with
 // `acquireLock` (through an activity), waits for `lockGranted` signalled back to it, publishes, and
-// signals `releaseLock`. A lease bounds how long a vanished holder can block the queue.
+// signals `releaseLock`. A lease bounds how long a vanished holder can block the queue; a live
+// holder renews it (`renewLock`, lock.ts), so a long deploy or publish never loses the lock to
+// the next requester. A waiter that gives up sends `withdrawLock` and leaves the queue.
 import {
   allHandlersFinished,
   condition,
@@ -13,7 +15,15 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import { acquireLockSignal, lockGrantedSignal, lockStateQuery, releaseLockSignal, type LockState } from './messages';
+import {
+  acquireLockSignal,
+  lockGrantedSignal,
+  lockStateQuery,
+  releaseLockSignal,
+  renewLockSignal,
+  withdrawLockSignal,
+  type LockState,
+} from './messages';
 
 const MAX_HISTORY_EVENTS = 2000;
 
@@ -30,6 +40,16 @@ export async function repositoryLock(initial: LockState = { queue: [], granted: 
       return;
     }
     state.queue.push(req);
+  });
+  setHandler(renewLockSignal, (r) => {
+    // Only the current lease can be renewed: a holder whose lease passed has lost the lock.
+    if (state.holder && state.holder.requester === r.requester && state.holder.leaseId === r.leaseId) {
+      state.holder.renewals = (state.holder.renewals ?? 0) + 1;
+      state.holder.renewedAt = new Date().toISOString();
+    }
+  });
+  setHandler(withdrawLockSignal, (w) => {
+    state.queue = state.queue.filter((q) => q.requester !== w.requester);
   });
   setHandler(releaseLockSignal, (rel) => {
     if (state.holder && state.holder.requester === rel.requester && state.holder.leaseId === rel.leaseId) {
@@ -56,10 +76,16 @@ export async function repositoryLock(initial: LockState = { queue: [], granted: 
     workflowInfo().continueAsNewSuggested ||
     workflowInfo().historyLength > (state.maxHistoryEvents ?? MAX_HISTORY_EVENTS);
   for (;;) {
-    if (state.holder) {
-      // Also a holder carried over a continue-as-new: it gets a fresh lease to finish.
-      const released = await condition(() => state.holder === undefined, `${state.holder.leaseSeconds} seconds`);
-      if (!released) state.holder = undefined; // lease expired: the holder vanished
+    // Also a holder carried over a continue-as-new gets a fresh lease to finish. Each renewal
+    // starts the lease again; with no renewal this is the single timer of older histories.
+    while (state.holder) {
+      const holder = state.holder;
+      const seen = holder.renewals ?? 0;
+      const moved = await condition(
+        () => state.holder !== holder || (holder.renewals ?? 0) !== seen,
+        `${holder.leaseSeconds} seconds`,
+      );
+      if (!moved) state.holder = undefined; // lease expired: the holder vanished
     }
     if (timeToRest()) {
       await condition(allHandlersFinished);

@@ -80,8 +80,9 @@ export function createControlActivities({ client, taskQueue }: ControlDeps) {
       });
     },
 
-    async requestLock(input: RequestLockInput): Promise<void> {
-      await client.workflow.signalWithStart(WorkflowTypes.repositoryLock, {
+    /** Queues the requester; returns who holds the lock now (for the waiting status), when known. */
+    async requestLock(input: RequestLockInput): Promise<{ holder?: string }> {
+      const handle = await client.workflow.signalWithStart(WorkflowTypes.repositoryLock, {
         workflowId: input.lockId,
         taskQueue,
         args: [{ queue: [], granted: 0 }],
@@ -89,6 +90,21 @@ export function createControlActivities({ client, taskQueue }: ControlDeps) {
         signalArgs: [{ requester: input.requester, leaseSeconds: input.leaseSeconds, meta: input.meta }],
         staticSummary: `serialises ${input.lockId.startsWith('deploy-lock/') ? 'deploys' : 'publishes'} to ${input.lockId.replace(/^[a-z-]+\//, '')}`,
       });
+      // Best effort: the holder only makes the status more helpful.
+      const state = await handle
+        .query<{ holder?: { requester: string } }>(MessageNames.lockState)
+        .catch(() => undefined);
+      const holder = state?.holder?.requester;
+      return holder && holder !== input.requester ? { holder } : {};
+    },
+
+    /** Fencing: true while `leaseId` is the lock's current lease. Writes that switch what readers
+     * see call this right before the switch. */
+    async leaseHeld(input: { lockId: string; leaseId: string }): Promise<boolean> {
+      const state = await client.workflow
+        .getHandle(input.lockId)
+        .query<{ holder?: { leaseId: string } }>(MessageNames.lockState);
+      return state.holder?.leaseId === input.leaseId;
     },
   };
 }

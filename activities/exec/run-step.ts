@@ -23,6 +23,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { FailureType, type CommandFailureDetails } from '../../common/failures';
 import { sandboxOf, stepHasNetwork } from '../../common/sandbox';
 import type { RunStepInput, SandboxSpec, StepResult } from '../../common/types';
+import type { GitAuth } from '../git/auth';
 import { checkout } from '../git/checkout';
 import { putText } from '../storage/s3';
 import { runProcess, stepEnv, type RunOutcome } from './process';
@@ -43,6 +44,8 @@ export interface RunStepDeps {
   artifactsBucket: string;
   artifactsPrefix: string;
   workspaceRoot?: string;
+  /** Credentials for private repositories, resolved on this worker (activities/git/auth.ts). */
+  gitAuth?: GitAuth;
   /** The worker's sandbox (one per worker: it probes once). Absent: a default one per workspace root. */
   sandbox?: SandboxHost;
 }
@@ -186,7 +189,7 @@ export async function withStepWorkspace<T>(
     const base = volume?.path ?? dir;
     const src = path.join(base, 'src');
     const out = path.join(base, 'out');
-    const headSha = await checkout(spec.cloneUrl, spec.sha, src, signal);
+    const headSha = await checkout(spec.cloneUrl, spec.sha, src, signal, deps.gitAuth);
     fs.mkdirSync(out);
     // The workspace goes to the sandbox uid right before the step runs, not now: the work may run
     // git in the checkout first (the project version), and git refuses a repository of another user.

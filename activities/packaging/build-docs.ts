@@ -1,19 +1,23 @@
 // buildDocs: the documentation site of one build. Runs the repository's `docs` step once, stores
-// every file it wrote to CONVEYOR_OUT at `docs/<owner>/<repo>/<build>/<path>`, then the manifest
-// `manifest.json` beside them ({ version, files: [{ path, key, sha256, size }] }).
+// every file it wrote to CONVEYOR_OUT at `docs/<owner>/<repo>/<branch>/<build>/<commit>/<path>`,
+// then the manifest `manifest.json` beside them ({ version, repository, branch, commit, build,
+// files: [{ path, key, sha256, size }] }); every object also carries that identity as metadata.
 //
 // Ordering: the manifest is written last, so its existence means every file it lists is stored;
 // readers (publish, promote) go through the manifest and never list the prefix. Once it exists the
-// build's docs are done: a re-run returns it unchanged without running the step again.
+// build's docs are done: a re-run returns it unchanged without running the step again — only when
+// its recorded commit is this run's (store-object.ts): a manifest another commit (or nobody)
+// recorded at this key is refused, never adopted.
 import fs from 'node:fs';
 import path from 'node:path';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../common/failures';
-import type { DocsRef, RepositorySpec } from '../../common/types';
+import type { BuildIdentity, DocsRef, RepositorySpec } from '../../common/types';
 import { withStepWorkspace, type RunStepDeps } from '../exec/run-step';
-import { buildPath, docsKey, packagingEnv } from './packaging-env';
+import { buildPath, docsKey, identityMetadata, identityOf, packagingEnv } from './packaging-env';
 import { commitEpoch, projectVersion } from './project-version';
-import { readObject, sha256Hex, storeObject } from './store-object';
+import { adopt, sha256Hex, storeObject } from './store-object';
 
 export interface BuildDocsInput {
   pipelineId: string;
@@ -30,7 +34,7 @@ export interface BuildDocsResult {
   logKey?: string;
 }
 
-export interface DocsManifest {
+export interface DocsManifest extends BuildIdentity {
   version: string;
   files: { path: string; key: string; sha256: string; size: number }[];
 }
@@ -44,6 +48,8 @@ export function createBuildDocs(deps: RunStepDeps) {
     if (!command) return { docs: null };
     buildPath(input);
     const manifestKey = docsKey(deps.artifactsPrefix, input, MANIFEST);
+    const owner = identityMetadata(input);
+    const identity = identityOf(input);
     const step = {
       stageWorkflowId: input.stageWorkflowId,
       step: 'docs',
@@ -54,7 +60,7 @@ export function createBuildDocs(deps: RunStepDeps) {
     };
     return withStepWorkspace(deps, step, async (ws) => {
       const signal = ws.hooks.signal;
-      const earlier = await readManifest(deps, manifestKey, signal);
+      const earlier = await readManifest(deps, manifestKey, owner, identity, signal);
       if (earlier) {
         ws.note(`the docs of build ${input.build} are already stored (${manifestKey}); kept, the step did not run`);
         return { docs: earlier, logKey: ws.logKey };
@@ -102,7 +108,7 @@ export function createBuildDocs(deps: RunStepDeps) {
               deps.artifactsBucket,
               docsKey(deps.artifactsPrefix, input, rel),
               { file: path.join(ws.out, rel) },
-              { contentType: contentType(rel), signal },
+              { contentType: contentType(rel), owner, signal },
             );
             entries[i] = { path: rel, key: stored.key, sha256: stored.sha256, size: stored.size };
           } catch (err) {
@@ -114,43 +120,55 @@ export function createBuildDocs(deps: RunStepDeps) {
       };
       await Promise.all(Array.from({ length: Math.min(PARALLEL_UPLOADS, files.length) }, worker));
 
-      const manifest: DocsManifest = { version: `${version}-${input.build}`, files: entries };
+      const manifest: DocsManifest = { version: `${version}-${input.build}`, ...identity, files: entries };
       const bytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
       const stored = await storeObject(
         deps.s3,
         deps.artifactsBucket,
         manifestKey,
         { bytes },
-        {
-          contentType: 'application/json',
-          signal,
-        },
+        { contentType: 'application/json', owner, signal },
       );
       if (!stored.written) {
         // Another run finished first: its manifest is the build's docs.
         ws.note(`${manifestKey} was written by a concurrent run; kept`);
-        const raced = await readManifest(deps, manifestKey, signal);
+        const raced = await readManifest(deps, manifestKey, owner, identity, signal);
         if (raced) return { docs: raced, logKey: ws.logKey };
       }
       ws.note(`stored ${files.length} files and ${manifestKey} (sha256 ${stored.sha256})`);
       return {
-        docs: { manifestKey, sha256: stored.sha256, files: entries.length, version: manifest.version },
+        docs: { manifestKey, sha256: stored.sha256, files: entries.length, version: manifest.version, ...identity },
         logKey: ws.logKey,
       };
     });
   };
 }
 
-async function readManifest(deps: RunStepDeps, key: string, signal?: AbortSignal): Promise<DocsRef | undefined> {
+/** The stored manifest's ref when this build's manifest exists; undefined when the key is free.
+ * A manifest recorded by another commit (or by nobody) is refused (module comment). */
+async function readManifest(
+  deps: RunStepDeps,
+  key: string,
+  owner: Record<string, string>,
+  identity: Required<BuildIdentity>,
+  signal?: AbortSignal,
+): Promise<DocsRef | undefined> {
   let bytes: Buffer;
+  let metadata: Record<string, string>;
   try {
-    bytes = await readObject(deps.s3, deps.artifactsBucket, key, signal);
+    const obj = await deps.s3.send(new GetObjectCommand({ Bucket: deps.artifactsBucket, Key: key }), {
+      abortSignal: signal,
+    });
+    bytes = Buffer.from(await obj.Body!.transformToByteArray());
+    metadata = obj.Metadata ?? {};
   } catch (err) {
     if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
     throw err;
   }
+  const sha256 = sha256Hex(bytes);
+  adopt(deps.artifactsBucket, { key, sha256, size: bytes.length, written: false, metadata }, owner);
   const manifest = JSON.parse(bytes.toString('utf8')) as DocsManifest;
-  return { manifestKey: key, sha256: sha256Hex(bytes), files: manifest.files.length, version: manifest.version };
+  return { manifestKey: key, sha256, files: manifest.files.length, version: manifest.version, ...identity };
 }
 
 /** Regular files under `root`, as `/`-separated relative paths, sorted; symlinks and others skipped. */

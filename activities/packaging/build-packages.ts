@@ -1,21 +1,25 @@
 // buildPackages: one distro's packages of one build. Checks out the exact sha, works out the
 // project version, runs the repository's `package` step (or stages a tree for the built-in
-// packager), validates every .deb/.rpm the step left in CONVEYOR_OUT and stores them in the
-// artifacts bucket at `packages/<owner>/<repo>/<build>/<distro>/<file>`.
+// packager), validates every .deb/.rpm the step left in CONVEYOR_OUT — including that its name is
+// one of the repository's `packages` — and stores them in the artifacts bucket at
+// `packages/<owner>/<repo>/<branch>/<build>/<commit>/<distro>/<file>` with that identity in the
+// object's metadata and the reference.
 //
-// Only refs travel on (key, sha256, size, name, version, arch): workflow histories stay small, and
-// every later copy is checked against the sha256 recorded here. Re-running the stage for the same
-// build stores nothing new: keys that exist keep their first bytes (see store-object.ts), so a
-// build has one set of packages however often its stage runs.
+// Only refs travel on (key, sha256, size, name, version, arch, identity): workflow histories stay
+// small, and every later copy is checked against the sha256 recorded here. Re-running the stage for
+// the same build stores nothing new: keys that exist keep their first bytes (see store-object.ts),
+// so a build has one set of packages however often its stage runs; an object at the key that
+// another commit (or nobody) recorded is refused, never adopted.
 import fs from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../common/failures';
+import { notOwnedMessage, ownedPackages } from '../../common/package-names';
 import type { ArtifactRef, DistroSpec, RepositorySpec } from '../../common/types';
 import { lastLines, withStepWorkspace, type RunStepDeps } from '../exec/run-step';
 import { builtinPackage } from './builtin-package';
 import { inspectPackage, packageFormatOf, type PackageFacts } from './inspect-package';
-import { buildPath, packageKey, packagingEnv } from './packaging-env';
+import { buildPath, identityMetadata, identityOf, packageKey, packagingEnv } from './packaging-env';
 import { commitEpoch, projectVersion } from './project-version';
 import { storeObject } from './store-object';
 
@@ -52,7 +56,8 @@ export function createBuildPackages(deps: RunStepDeps) {
         FailureType.BadConfig,
       );
     }
-    buildPath(input); // refuses a bad build number or repository name before any work
+    buildPath(input); // refuses a bad build number, repository name or commit before any work
+    const owned = ownedPackages(repository);
     const step = {
       stageWorkflowId: input.stageWorkflowId,
       step: 'package',
@@ -125,6 +130,14 @@ export function createBuildPackages(deps: RunStepDeps) {
           { distro, distroSpec, version, build: input.build },
           signal,
         );
+        if (!owned.includes(facts.name)) {
+          throw ApplicationFailure.create({
+            type: FailureType.PackageNotOwned,
+            nonRetryable: true,
+            message: `${file} for ${distro}: ${notOwnedMessage(facts.name, repository.name, owned)}`,
+            details: [{ file, name: facts.name, repository: repository.name, packages: owned }],
+          });
+        }
         const twin = checked.find((c) => c.name === facts.name && c.arch === facts.arch);
         if (twin) {
           throw ApplicationFailure.nonRetryable(
@@ -149,6 +162,7 @@ export function createBuildPackages(deps: RunStepDeps) {
           {
             contentType: facts.format === 'deb' ? 'application/vnd.debian.binary-package' : 'application/x-rpm',
             metadata: { 'package-name': facts.name, 'package-version': facts.version, 'package-arch': facts.arch },
+            owner: identityMetadata(input),
             signal,
           },
         );
@@ -163,7 +177,7 @@ export function createBuildPackages(deps: RunStepDeps) {
         ws.note(
           stored.written
             ? `stored ${facts.file} at ${key} (sha256 ${stored.sha256})`
-            : `kept ${key} from an earlier run of this build (sha256 ${stored.sha256}); this run's bytes discarded`,
+            : `kept ${key} from an earlier run of this build and commit (sha256 ${stored.sha256}); this run's bytes discarded`,
         );
         artifacts.push({
           key,
@@ -175,6 +189,7 @@ export function createBuildPackages(deps: RunStepDeps) {
           format: facts.format,
           distro,
           file: facts.file,
+          ...identityOf(input),
         });
       }
       return { version, build: input.build, artifacts, logKey: ws.logKey, tail: lastLines(outcome.tail, 20) };

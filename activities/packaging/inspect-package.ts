@@ -6,12 +6,19 @@
 //
 // Hazard: `rpm -qp` reads a file that is not an rpm as a manifest (a list of more packages to
 // query), so the lead bytes are checked first and `--nomanifest` is passed.
+//
+// What a package declares is copied into signed indexes: a .deb's control file passes the
+// publisher's own check (activities/repository/deb-control.ts: field names, no index-owned fields,
+// one paragraph) here already, so a bad one fails the package stage naming the field; an rpm's
+// text tags must hold no control characters, which XML (primary.xml) cannot carry.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../common/failures';
 import type { DistroSpec } from '../../common/types';
 import { runProcess } from '../exec/process';
+import { ControlError, parseControl } from '../repository/deb-control';
 
 export interface PackageFacts {
   file: string;
@@ -66,6 +73,23 @@ export async function inspectPackage(file: string, expected: Expected, signal?: 
 type Bad = (why: string) => ApplicationFailure;
 
 async function readDeb(file: string, bad: Bad, signal?: AbortSignal) {
+  // `--control` extracts without parsing, so our check names the field before dpkg's parser does.
+  // Into a fresh directory of our own, never beside the file: $CONVEYOR_OUT is the step's to shape
+  // (a symlink planted there would redirect the extraction).
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-control-'));
+  const dir = path.join(tmp, 'control');
+  try {
+    const extract = await runProcess('dpkg-deb', ['--control', '--', file, dir], { signal, env: toolEnv() });
+    if (extract.exitCode !== 0) throw bad(`dpkg-deb cannot read it: ${errorText(extract.output)}`);
+    try {
+      parseControl(fs.readFileSync(path.join(dir, 'control'), 'utf8'));
+    } catch (err) {
+      if (err instanceof ControlError) throw bad(err.message);
+      throw bad(`its control file cannot be read (${(err as Error).message})`);
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
   const show = await runProcess(
     'dpkg-deb',
     ['--show', '--showformat=CONVEYOR\t${Package}\t${Version}\t${Architecture}\n', '--', file],
@@ -80,9 +104,43 @@ async function readDeb(file: string, bad: Bad, signal?: AbortSignal) {
   return { name, version, arch };
 }
 
+/** Text tags that createrepo_c copies into primary/filelists/other.xml. */
+const RPM_TEXT_TAGS = [
+  'SUMMARY',
+  'DESCRIPTION',
+  'URL',
+  'LICENSE',
+  'VENDOR',
+  'PACKAGER',
+  'GROUP',
+  'BUILDHOST',
+  'SOURCERPM',
+  '[%{FILENAMES}\\n]',
+  '[%{PROVIDENAME} %{PROVIDEVERSION}\\n]',
+  '[%{REQUIRENAME} %{REQUIREVERSION}\\n]',
+  '[%{CONFLICTNAME} %{CONFLICTVERSION}\\n]',
+  '[%{OBSOLETENAME} %{OBSOLETEVERSION}\\n]',
+  '[%{CHANGELOGNAME}\\n%{CHANGELOGTEXT}\\n]',
+];
+// XML 1.0 allows TAB, LF and CR of the C0 controls (createrepo_c refuses the rest, and then
+// silently leaves the package out of the repository).
+// eslint-disable-next-line no-control-regex
+const XML_FORBIDDEN = /[\x00-\x08\x0b\x0c\x0e-\x1f]/;
+
 async function readRpm(file: string, bad: Bad, signal?: AbortSignal) {
   const check = await runProcess('rpm', ['-K', '--nosignature', '--', file], { signal, env: toolEnv() });
   if (check.exitCode !== 0) throw bad(`rpm digest check failed: ${errorText(check.output)}`);
+  for (const tag of RPM_TEXT_TAGS) {
+    const format = tag.startsWith('[') ? tag : `%{${tag}}`;
+    const q = await runProcess('rpm', ['-qp', '--nomanifest', '--nosignature', '--queryformat', format, '--', file], {
+      signal,
+      env: toolEnv(),
+    });
+    if (q.exitCode === 0 && XML_FORBIDDEN.test(q.output)) {
+      const name = /%\{(\w+)\}/.exec(format)?.[1] ?? tag;
+      throw bad(`its ${name} holds a control character, which the repository's XML metadata cannot carry`);
+    }
+  }
   const q = await runProcess(
     'rpm',
     ['-qp', '--nomanifest', '--queryformat', 'CONVEYOR\t%{NAME}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\n', '--', file],

@@ -3,8 +3,13 @@
 // keeps the stored object and reports its SHA-256, because the bytes of a rebuild differ
 // (timestamps) and every later stage must see exactly the bytes that were stored first.
 //
+// An object is adopted only when its metadata names the same build (`owner`: repository, branch,
+// commit, build): keys carry that identity, so anything else at the key was not written by a run
+// of this build (a hand-made object, a bug, another commit) and adopting it would publish bytes
+// nobody built from this commit. That is a non-retryable ArtifactMismatch naming both.
+//
 // Hazards: `IfNoneMatch: '*'` refuses to overwrite, but HEAD-then-PUT is not atomic, so a racing
-// writer shows up as PreconditionFailed and we adopt its object. The SHA-256 is recorded in the
+// writer shows up as PreconditionFailed and we adopt its object (after the same check). The SHA-256 is recorded in the
 // object's metadata and sent as ChecksumSHA256 (real S3 refuses bytes that do not match it);
 // the local endpoint ignores that checksum, so the new object is also read back and hashed.
 import crypto from 'node:crypto';
@@ -34,6 +39,9 @@ export interface StoreOptions {
   contentType?: string;
   /** Extra user metadata (lowercase keys); `sha256` is always set. */
   metadata?: Record<string, string>;
+  /** The build identity (identityMetadata in packaging-env.ts): stored with the object, and an
+   * object already at the key is adopted only when its metadata has exactly these values. */
+  owner?: Record<string, string>;
   signal?: AbortSignal;
 }
 
@@ -56,11 +64,11 @@ export async function storeObject(
   opts: StoreOptions = {},
 ): Promise<StoredObject> {
   const existing = await headStored(s3, bucket, key, opts.signal);
-  if (existing) return existing;
+  if (existing) return adopt(bucket, existing, opts.owner);
 
   const size = 'file' in body ? fs.statSync(body.file).size : body.bytes.length;
   const sha256 = 'file' in body ? await sha256OfFile(body.file) : sha256Hex(body.bytes);
-  const metadata = { ...opts.metadata, sha256 };
+  const metadata = { ...opts.metadata, ...opts.owner, sha256 };
   try {
     await s3.send(
       new PutObjectCommand({
@@ -78,7 +86,7 @@ export async function storeObject(
   } catch (err) {
     if (httpStatus(err) === 412) {
       const raced = await headStored(s3, bucket, key, opts.signal);
-      if (raced) return raced;
+      if (raced) return adopt(bucket, raced, opts.owner);
     }
     throw err;
   }
@@ -92,6 +100,49 @@ export async function storeObject(
     );
   }
   return { key, sha256, size, written: true, metadata };
+}
+
+/** `found` when its recorded identity is `owner`; otherwise the refusal (module comment). */
+export function adopt(bucket: string, found: StoredObject, owner?: Record<string, string>): StoredObject {
+  const problem = ownerProblem(found.metadata, owner);
+  if (!problem) return found;
+  throw ApplicationFailure.create({
+    type: FailureType.ArtifactMismatch,
+    nonRetryable: true,
+    message:
+      `s3://${bucket}/${found.key} already holds an object ${problem}; ` +
+      'refusing to adopt bytes this commit did not build (remove the object if it is stray)',
+    details: [{ key: found.key, recorded: pick(found.metadata), expected: owner }],
+  });
+}
+
+/** Why `metadata` does not name the build `owner`, or undefined when it does. */
+export function ownerProblem(
+  metadata: Record<string, string>,
+  owner: Record<string, string> | undefined,
+): string | undefined {
+  if (!owner) return undefined;
+  const differs = Object.keys(owner).some((k) => metadata[k] !== owner[k]);
+  if (!differs) return undefined;
+  const recorded = metadata.commit ? `built by ${describe(metadata)}` : 'with no recorded commit';
+  return `${recorded}, but this run builds ${describe(owner)}`;
+}
+
+const IDENTITY = ['repository', 'branch', 'commit', 'build'] as const;
+
+function pick(metadata: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(IDENTITY.filter((k) => metadata[k] !== undefined).map((k) => [k, metadata[k]]));
+}
+
+/** `acme/widget branch "main" commit abc… build 7`. */
+function describe(m: Record<string, string>): string {
+  let branch = m.branch ?? '?';
+  try {
+    branch = decodeURIComponent(branch);
+  } catch {
+    // shown as recorded
+  }
+  return `${m.repository ?? '?'} branch ${JSON.stringify(branch)} commit ${m.commit} build ${m.build ?? '?'}`;
 }
 
 /** The stored object's ref, or undefined when the key is free. An object without our sha256

@@ -10,11 +10,11 @@
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import type { ArtifactRef } from '../../common/types';
-import { readDebControl } from './deb-control';
+import { checkedStanza, readDebControl } from './deb-control';
 import type { Candidate, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-repository';
 import type { PublishedPackage } from './repository-state';
 import { hashFile, headMetadata, mapLimit, sameObject } from './s3-objects';
-import type { PublishPackagesInput } from './types';
+import type { RepositoryTarget } from './types';
 import { compareDebVersions } from './version-compare';
 
 const digest = (alg: string, b: Buffer) => crypto.createHash(alg).update(b).digest('hex');
@@ -24,7 +24,7 @@ function releaseDate(d: Date): string {
   return d.toUTCString().replace(/GMT$/, 'UTC');
 }
 
-export function aptFormat(input: PublishPackagesInput): RepositoryFormat {
+export function aptFormat(input: RepositoryTarget): RepositoryFormat {
   const codename = input.distroSpec.codename ?? input.distro;
   const suite = `${codename}-${input.channel}`;
   const pool = `pool/${input.channel}/${codename}/`;
@@ -74,7 +74,8 @@ export function aptFormat(input: PublishPackagesInput): RepositoryFormat {
           .filter((p) => p.arch === arch || p.arch === 'all')
           .map(
             (p) =>
-              `${p.meta.control}Filename: ${p.key.slice('apt/'.length)}\nSize: ${p.size}\n` +
+              `${checkedStanza(p.meta.control, `${p.name} ${p.version} ${p.arch} (${p.key})`)}` +
+              `Filename: ${p.key.slice('apt/'.length)}\nSize: ${p.size}\n` +
               `MD5sum: ${p.md5}\nSHA1: ${p.meta.sha1}\nSHA256: ${p.sha256}\n`,
           );
         const text = Buffer.from(stanzas.join('\n'));

@@ -10,6 +10,10 @@ export const RepositoryFailure = {
   /** The repository already holds this name, version and architecture with other bytes. A published
    * version is immutable (apt and dnf cache by version): publish a new build instead. */
   ArtifactConflict: FailureType.ArtifactConflict,
+  /** A package name the publishing repository does not own (not in its `packages`, or recorded as
+   * another repository's in the channel's state). Publishing it would replace or evict another
+   * project's package. */
+  PackageNotOwned: FailureType.PackageNotOwned,
   /** A package disagrees with its reference (name, version, arch) or is not a package. */
   BadPackage: FailureType.BadPackage,
   /** A docs manifest that cannot become a site (unsafe path, no index.html, wrong count). */

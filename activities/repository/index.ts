@@ -23,6 +23,7 @@ import type {
   PublishDocsResult,
   PublishPackagesInput,
   PublishPackagesResult,
+  RepositoryTarget,
 } from './types';
 import { yumFormat } from './yum-format';
 
@@ -57,7 +58,7 @@ function bucketOf(deps: RepositoryDeps, environment: Environment): string {
   return bucket;
 }
 
-function checkTarget(input: PublishPackagesInput): void {
+function checkTarget(input: RepositoryTarget): void {
   const problems: string[] = [];
   if (!NAME.test(input.channel)) problems.push(`channel ${JSON.stringify(input.channel)}`);
   if (!NAME.test(input.distro)) problems.push(`distro ${JSON.stringify(input.distro)}`);
@@ -138,11 +139,8 @@ export function createRepositoryActivities(deps: RepositoryDeps) {
      * promotion compares against so an older build never replaces a newer one unasked. */
     publishedVersions: (input: PublishedVersionsInput): Promise<{ versions: string[] }> =>
       inScope(async (scope) => {
-        checkTarget({ ...input, artifacts: [], keepBuilds: 1 });
-        const format =
-          input.distroSpec.format === 'deb'
-            ? aptFormat({ ...input, artifacts: [], keepBuilds: 1 })
-            : yumFormat({ ...input, artifacts: [], keepBuilds: 1 });
+        checkTarget(input);
+        const format = input.distroSpec.format === 'deb' ? aptFormat(input) : yumFormat(input);
         const state = await readState(
           deps.s3,
           bucketOf(deps, input.environment),

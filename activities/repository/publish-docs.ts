@@ -1,6 +1,9 @@
-// Docs sites: every version is its own immutable-by-convention directory
-// `docs/<owner>/<repo>/<version>/`, and a channel is a pointer to one of them:
-// `docs/<owner>/<repo>/<channel>/current.json` and `index.html` (a redirect). The site is copied
+// Docs sites: every version is its own directory inside its channel,
+// `docs/<owner>/<repo>/<channel>/<version>/`, and the channel points at one of them:
+// `docs/<owner>/<repo>/<channel>/current.json` and `index.html` (a redirect). A version directory
+// belongs to the commit that first published it, as a package version does: another commit's site
+// under the same `<version>-<build>` in the same channel (two branches with the same VERSION and
+// build number) is refused naming both commits, never copied over it. The site is copied
 // completely (every file's SHA-256 checked against the manifest, the manifest against its ref)
 // before a pointer moves, and the redirect is written last, in one PUT, so a reader always lands
 // on a complete site. A completion marker per version lets a second publish of the same site skip
@@ -14,6 +17,11 @@ import type { PublishDocsInput, PublishDocsResult } from './types';
 
 export interface DocsManifest {
   version: string;
+  /** The build that made the site (manifests of older runs lack them). */
+  repository?: string;
+  branch?: string;
+  commit?: string;
+  build?: number;
   files: { path: string; key: string; sha256: string; size: number }[];
 }
 
@@ -56,7 +64,7 @@ const escapeHtml = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 export function redirectPage(repository: string, channel: string, version: string): string {
-  const target = `../${encodeURIComponent(version)}/index.html`;
+  const target = `./${encodeURIComponent(version)}/index.html`;
   const title = escapeHtml(`${repository} documentation (${channel})`);
   return [
     '<!DOCTYPE html>',
@@ -84,6 +92,11 @@ function safeSitePath(p: string): boolean {
 function checkManifest(m: DocsManifest, input: PublishDocsInput): void {
   const problems: string[] = [];
   if (m?.version !== input.docs.version) problems.push(`version ${m?.version} is not ${input.docs.version}`);
+  // A site is published by the repository that built it, from the commit its reference names.
+  if (m?.repository !== undefined && m.repository !== input.repository)
+    problems.push(`it was built by ${m.repository}, not ${input.repository}`);
+  if (m?.commit !== undefined && input.docs.commit !== undefined && m.commit !== input.docs.commit)
+    problems.push(`it records commit ${m.commit}, its reference ${input.docs.commit}`);
   if (!Array.isArray(m?.files)) problems.push('files is not a list');
   else {
     if (m.files.length !== input.docs.files)
@@ -120,16 +133,15 @@ export async function publishDocsSite(deps: PublishDocsDeps, input: PublishDocsI
   if (!/^[a-z0-9][a-z0-9-]*$/.test(channel)) {
     throw nonRetryable(RepositoryFailure.BadConfig, `channel ${JSON.stringify(channel)} is not a channel name`);
   }
-  if (!/^[A-Za-z0-9][A-Za-z0-9._+~-]*$/.test(version) || version === channel) {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._+~-]*$/.test(version) || ['index.html', 'current.json'].includes(version)) {
     throw nonRetryable(
       RepositoryFailure.BadDocs,
       `docs version ${JSON.stringify(version)} cannot be a directory beside the channel ${channel}`,
     );
   }
-  const base = `docs/${repository}/`;
-  const site = `${base}${version}/`;
-  const pointerDir = `${base}${channel}/`;
-  const marker = `conveyor-state/docs/${repository}/${version}.json`;
+  const pointerDir = `docs/${repository}/${channel}/`;
+  const site = `${pointerDir}${version}/`;
+  const marker = `conveyor-state/docs/${repository}/${channel}/${version}.json`;
 
   scope.heartbeat({ phase: 'manifest' });
   const raw = await getBytes(s3, deps.artifactsBucket, docs.manifestKey, signal);
@@ -173,9 +185,31 @@ export async function publishDocsSite(deps: PublishDocsDeps, input: PublishDocsI
     copied.push(`${site}${f.path}`);
   };
   const markerBody = Buffer.from(
-    JSON.stringify({ version, manifestSha256: docs.sha256, files: manifest.files.length }),
+    JSON.stringify({
+      version,
+      manifestSha256: docs.sha256,
+      files: manifest.files.length,
+      ...(docs.commit ? { commit: docs.commit, branch: docs.branch, build: docs.build } : {}),
+    }),
   );
-  const complete = (await getBytes(s3, bucket, marker, signal))?.equals(markerBody) ?? false;
+  const liveMarker = await getBytes(s3, bucket, marker, signal);
+  const complete = liveMarker?.equals(markerBody) ?? false;
+  if (liveMarker && !complete) {
+    const other = JSON.parse(liveMarker.toString('utf8')) as {
+      manifestSha256?: string;
+      commit?: string;
+      branch?: string;
+    };
+    if (other.manifestSha256 && other.manifestSha256.toLowerCase() !== docs.sha256.toLowerCase()) {
+      throw nonRetryable(
+        RepositoryFailure.ArtifactConflict,
+        `docs ${version} of ${repository} in ${channel} were published from ${other.commit ? `commit ${other.commit} (${other.branch})` : 'another build (commit not recorded)'}; ` +
+          `commit ${docs.commit ?? '(unknown)'}${docs.branch ? ` (${docs.branch})` : ''} built other docs under the same version: ` +
+          'a published version is never replaced (bump VERSION, or publish the branch to another channel)',
+        { version, channel, published: other.commit, incoming: docs.commit },
+      );
+    }
+  }
   if (complete) {
     // Copied before: restore only what has gone missing since (same manifest, so same bytes).
     const there = await listAll(s3, bucket, site, signal);
@@ -203,7 +237,7 @@ export async function publishDocsSite(deps: PublishDocsDeps, input: PublishDocsI
   const pointers: [string, string, string][] = [
     [
       `${pointerDir}current.json`,
-      `${JSON.stringify({ repository, channel, version, path: `../${version}/`, manifestSha256: docs.sha256 }, null, 1)}\n`,
+      `${JSON.stringify({ repository, channel, version, path: `./${version}/`, manifestSha256: docs.sha256 }, null, 1)}\n`,
       'application/json',
     ],
     [`${pointerDir}index.html`, redirectPage(repository, channel, version), 'text/html; charset=utf-8'],

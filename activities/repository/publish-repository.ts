@@ -10,9 +10,15 @@
 // generation from the old manifest (everything but the signed files is deterministic) and finishes.
 // Idempotent: the same input finds every file in place, writes nothing and reports changed=false.
 // Exclusive access to one repository is the caller's job (a Temporal-side lock); crashes are ours.
+//
+// Several repositories share a channel; each owns its package names. The publisher refuses a name
+// that is not among the publishing repository's `packages` or that the state records as another
+// repository's, applies `keepBuilds` to the publisher's own names only, and refuses other bytes
+// under a published name and version naming both builds (repository, branch, commit).
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { ArtifactRef } from '../../common/types';
+import { notOwnedMessage, ownedPackages } from '../../common/package-names';
+import type { ArtifactRef, BuildIdentity } from '../../common/types';
 import type { ActivityScope } from './activity-scope';
 import { fetchArtifact } from './artifacts';
 import { RepositoryFailure, nonRetryable } from './failures';
@@ -122,8 +128,14 @@ function checkRef(ref: ArtifactRef, format: 'deb' | 'rpm'): void {
   }
 }
 
-/** Newest `keep` versions per package name and architecture. */
-function retain(packages: PublishedPackage[], keep: number, compare: (a: string, b: string) => number) {
+/** Newest `keep` versions per package name and architecture, for the names `mine` accepts;
+ * every version of any other name stays (another repository's retention is its own business). */
+function retain(
+  packages: PublishedPackage[],
+  keep: number,
+  compare: (a: string, b: string) => number,
+  mine: (name: string) => boolean,
+) {
   const groups = new Map<string, PublishedPackage[]>();
   for (const p of packages) {
     const g = `${p.name} ${p.arch}`;
@@ -132,11 +144,28 @@ function retain(packages: PublishedPackage[], keep: number, compare: (a: string,
   const kept: PublishedPackage[] = [];
   for (const group of groups.values()) {
     group.sort((a, b) => compare(b.version, a.version));
-    kept.push(...group.slice(0, keep));
+    kept.push(...(mine(group[0].name) ? group.slice(0, keep) : group));
   }
   // Code-unit order, not localeCompare: every worker must produce byte-identical indexes.
   const byCode = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
   return kept.sort((a, b) => byCode(a.name, b.name) || byCode(a.arch, b.arch) || compare(a.version, b.version));
+}
+
+/** `acme/widget branch "main" commit abc… build 7`, as far as the reference records it. */
+export function builtBy(ref: BuildIdentity): string {
+  if (!ref.commit)
+    return `${ref.repository ?? 'a build'} (commit not recorded: published before Conveyor recorded commits)`;
+  const branch = ref.branch !== undefined ? ` branch ${JSON.stringify(ref.branch)}` : '';
+  const build = ref.build !== undefined ? ` build ${ref.build}` : '';
+  return `${ref.repository ?? '?'}${branch} commit ${ref.commit}${build}`;
+}
+
+function identity3(ref: BuildIdentity): BuildIdentity {
+  return { repository: ref.repository, branch: ref.branch, commit: ref.commit, build: ref.build };
+}
+
+function notOwned(message: string, details: Record<string, unknown>) {
+  return nonRetryable(RepositoryFailure.PackageNotOwned, message, details);
 }
 
 function sameRecords(a: IndexRecord[], b: IndexRecord[]): boolean {
@@ -159,6 +188,13 @@ export async function publishRepository(
   if (!Number.isInteger(input.keepBuilds) || input.keepBuilds < 1) {
     throw nonRetryable(RepositoryFailure.BadConfig, `keepBuilds must be a positive integer, got ${input.keepBuilds}`);
   }
+  if (typeof input.repository !== 'string' || !/^[^/\s]+\/[^/\s]+$/.test(input.repository)) {
+    throw nonRetryable(
+      RepositoryFailure.BadConfig,
+      `publishing needs the publishing repository as owner/repo, got ${JSON.stringify(input.repository)}`,
+    );
+  }
+  const owned = ownedPackages({ name: input.repository, packages: input.packages });
   const incoming = input.artifacts;
   for (const ref of incoming) {
     if (ref.distro !== input.distro) {
@@ -168,10 +204,42 @@ export async function publishRepository(
       );
     }
     checkRef(ref, input.distroSpec.format);
+    // Defence in depth: the package stage refused these already.
+    if (!owned.includes(ref.name)) {
+      throw notOwned(`artifact ${ref.key}: ${notOwnedMessage(ref.name, input.repository, owned)}`, {
+        name: ref.name,
+        repository: input.repository,
+        packages: owned,
+      });
+    }
+    if (ref.repository !== undefined && ref.repository !== input.repository) {
+      throw notOwned(
+        `artifact ${ref.key} (${ref.name}) was built by ${ref.repository}, not by ${input.repository}: ` +
+          'a repository publishes only its own builds',
+        { name: ref.name, repository: input.repository, builtBy: ref.repository },
+      );
+    }
   }
 
   scope.heartbeat({ phase: 'read' });
   const state = await readState(s3, bucket, fmt.stateKey, fmt.format, signal);
+  const where = `${fmt.repoUrlPath}${fmt.suite ? ` ${fmt.suite}` : ''} (${input.environment}, ${input.channel})`;
+  const owners: Record<string, string> = { ...state.owners };
+  for (const name of [...new Set(incoming.map((r) => r.name))].sort()) {
+    const owner = owners[name];
+    if (owner !== undefined && owner !== input.repository) {
+      throw notOwned(
+        `package ${JSON.stringify(name)} in ${where} belongs to ${owner}; ${input.repository} cannot publish it ` +
+          `(a package name belongs to the first repository that published it in a channel; rename the package, ` +
+          `or publish to another channel)`,
+        { name, owner, repository: input.repository },
+      );
+    }
+    // No owner recorded: a new name, or a manifest from before owners existed. Either way the
+    // first repository to publish it claims it (see RepositoryState.owners).
+    owners[name] = input.repository;
+  }
+  const mine = (name: string) => owners[name] === input.repository;
   const listing = new Map<string, ListedObject>();
   for (const prefix of fmt.listPrefixes) {
     for (const [k, v] of await listAll(s3, bucket, prefix, signal)) listing.set(k, v);
@@ -187,13 +255,21 @@ export async function publishRepository(
     // first one published stays, as Debian builds arch-all once. Within one distro it is a conflict.
     if (hadRef && hadRef.distro !== ref.distro) continue;
     const hadSha = hadRef?.sha256;
-    if (hadSha !== undefined && hadSha.toLowerCase() !== ref.sha256.toLowerCase()) {
+    if (hadRef && hadSha !== undefined && hadSha.toLowerCase() !== ref.sha256.toLowerCase()) {
       throw nonRetryable(
         RepositoryFailure.ArtifactConflict,
-        `${ref.name} ${ref.version} ${ref.arch} is already in ${fmt.repoUrlPath} (${input.environment}, ` +
-          `${input.channel}) with other bytes (SHA-256 ${hadSha}, now ${ref.sha256}); a published version never ` +
-          'changes: publish it under a new build number',
-        { name: ref.name, version: ref.version, arch: ref.arch, published: hadSha, incoming: ref.sha256 },
+        `${ref.name} ${ref.version} ${ref.arch} is already in ${where} with other bytes: published from ` +
+          `${builtBy(hadRef)} (SHA-256 ${hadSha}); refusing the one from ${builtBy(ref)} (SHA-256 ${ref.sha256}). ` +
+          'A published version never changes: publish it under a new build number',
+        {
+          name: ref.name,
+          version: ref.version,
+          arch: ref.arch,
+          published: hadSha,
+          incoming: ref.sha256,
+          publishedBy: identity3(hadRef),
+          incomingBy: identity3(ref),
+        },
       );
     }
     if (!had) wanted.set(identity(ref), ref);
@@ -213,7 +289,7 @@ export async function publishRepository(
           size: -1,
           meta: {},
         };
-  const kept = retain([...wanted.values()].map(asPackage), input.keepBuilds, fmt.compareVersions);
+  const kept = retain([...wanted.values()].map(asPackage), input.keepBuilds, fmt.compareVersions, mine);
   const byKey = new Map<string, PublishedPackage>();
   for (const p of kept) {
     const other = byKey.get(p.key);
@@ -318,6 +394,7 @@ export async function publishRepository(
     previous: indexChanged ? state.current.filter((r) => r.hashed) : state.previous,
     signed,
     extra,
+    owners: Object.fromEntries(Object.entries(owners).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
     publishedAt: new Date().toISOString(),
   };
   if (stateWithoutTime(next) !== stateWithoutTime(state)) {

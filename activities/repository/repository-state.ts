@@ -2,6 +2,9 @@
 // incremental publish needs neither the old packages nor the old indexes, only this object.
 // It is written after the signed index it describes is live; a crash before that leaves the older
 // manifest, and the retry rebuilds the same generation from it (index files are deterministic).
+// It also records who may publish what: the owner repository of each package name in the channel
+// (`owners`), and per published file the build that made it (`artifact`: repository, branch,
+// commit, build), so a conflict or a refusal can name both sides.
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ArtifactRef } from '../../common/types';
 import { getBytes } from './s3-objects';
@@ -10,7 +13,9 @@ export interface PublishedPackage {
   name: string;
   version: string;
   arch: string;
-  /** Where the bytes came from: a package lost from the bucket is restored from here. */
+  /** Where the bytes came from: a package lost from the bucket is restored from here. Its
+   * repository, branch, commit and build name the build that published this file (absent for
+   * files published before Conveyor recorded them). */
   artifact: ArtifactRef;
   /** Object key of the published file in the environment bucket. */
   key: string;
@@ -48,6 +53,11 @@ export interface RepositoryState {
   signed: IndexRecord[];
   /** Format-specific facts that outlive one publish (apt: the suite's architectures). */
   extra: Record<string, string[]>;
+  /** Package name → owner/repo allowed to publish it in this channel; only that repository's
+   * retention touches it. Manifests written before ownership existed have none: a name without an
+   * owner is claimed by the first repository that publishes it after the upgrade (the publisher
+   * cannot tell who published it before), and until then no retention touches it. */
+  owners?: Record<string, string>;
   publishedAt: string;
 }
 
@@ -62,6 +72,7 @@ export function emptyState(format: 'apt' | 'yum'): RepositoryState {
     previous: [],
     signed: [],
     extra: {},
+    owners: {},
     publishedAt: '',
   };
 }

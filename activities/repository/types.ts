@@ -4,6 +4,9 @@ import type { ArtifactRef, DistroSpec, DocsRef } from '../../common/types';
 
 export type Environment = 'staging' | 'production';
 
+/** Which repository of a bucket: one APT suite or one YUM repository. */
+export type RepositoryTarget = Pick<PublishPackagesInput, 'environment' | 'channel' | 'distro' | 'distroSpec'>;
+
 export interface PublishPackagesInput {
   environment: Environment;
   /** e.g. unstable, stable: one APT suite `<codename>-<channel>` / one YUM repository per channel. */
@@ -13,8 +16,15 @@ export interface PublishPackagesInput {
   distroSpec: DistroSpec;
   /** All built for `distro` (anything else is refused as BadPackage). */
   artifacts: ArtifactRef[];
-  /** Newest versions kept per package name and architecture in the channel. */
+  /** Newest versions kept per package name and architecture in the channel, for the publishing
+   * repository's own packages only: another repository's packages are never removed. */
   keepBuilds: number;
+  /** owner/repo of the publishing pipeline. Every artifact's package name must be one of its
+   * `packages` and not owned in this channel by another repository (the state records owners). */
+  repository: string;
+  /** The names the repository may publish (conveyor.yml `packages`); default: its name without
+   * the owner (common/package-names.ts). */
+  packages?: string[];
 }
 
 export interface PublishPackagesResult {

@@ -5,7 +5,10 @@
 //   repodata/repomd.xml, repomd.xml.asc   the switch (dnf repo_gpgcheck=1 checks the .asc)
 // Incremental without the old rpms: createrepo_c reads only the new (signed) rpms, and each
 // package's three XML fragments are kept in the state manifest; the metadata files are those
-// fragments concatenated. Signing is not reproducible (the signature carries a time), so an rpm
+// fragments concatenated. createrepo_c XML-escapes every header value (`<`, `&`, quotes), so a
+// fragment cannot close its <package>; a value XML cannot hold at all (a control character) makes
+// createrepo_c drop the package, which is refused here as BadPackage (and earlier by the package
+// stage, inspect-package.ts). Signing is not reproducible (the signature carries a time), so an rpm
 // already uploaded for the same artifact and key is reused, never signed again.
 // Key rotation re-signs every rpm of the channel from its artifact, in place: until the new
 // repomd.xml is live a client may see a checksum mismatch, and artifacts must still exist.
@@ -18,7 +21,7 @@ import { RepositoryFailure, nonRetryable } from './failures';
 import type { Candidate, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-repository';
 import type { PublishedPackage } from './repository-state';
 import { downloadToFile, hashFile, headMetadata, mapLimit, sha256Hex } from './s3-objects';
-import type { PublishPackagesInput } from './types';
+import type { RepositoryTarget } from './types';
 import { compareRpmVersions } from './version-compare';
 
 const KINDS = ['primary', 'filelists', 'other'] as const;
@@ -70,11 +73,11 @@ async function fragments(
   files: { file: string; name: string }[],
   dir: string,
   signal?: AbortSignal,
-): Promise<Map<string, Record<Kind, string>>> {
+): Promise<{ byId: Map<string, Record<Kind, string>>; output: string }> {
   const repo = path.join(dir, 'createrepo');
   await fs.promises.mkdir(path.join(repo, 'Packages'), { recursive: true });
   for (const f of files) await fs.promises.copyFile(f.file, path.join(repo, 'Packages', f.name));
-  await runChecked(
+  const output = await runChecked(
     'createrepo_c',
     ['--no-database', '--simple-md-filenames', '--checksum', 'sha256', '--quiet', repo],
     {
@@ -96,10 +99,10 @@ async function fragments(
     }
   }
   await fs.promises.rm(repo, { recursive: true, force: true });
-  return byId;
+  return { byId, output };
 }
 
-export function yumFormat(input: PublishPackagesInput): RepositoryFormat {
+export function yumFormat(input: RepositoryTarget): RepositoryFormat {
   const root = `yum/${input.distro}/${input.channel}/`;
   const signedKeys = [`${root}repodata/repomd.xml`, `${root}repodata/repomd.xml.asc`];
   return {
@@ -127,14 +130,28 @@ export function yumFormat(input: PublishPackagesInput): RepositoryFormat {
       });
       await ctx.signer.signRpms(prepared.filter((p) => !p.reused).map((p) => p.file));
       const withSha = await mapLimit(prepared, 4, async (p) => ({ ...p, ...(await hashFile(p.file)) }));
-      const xml = await fragments(
+      const { byId: xml, output } = await fragments(
         withSha.map((p) => ({ file: p.file, name: p.ref.file })),
         ctx.dir,
         ctx.signal,
       );
       return withSha.map((p): Ingested => {
         const meta = xml.get(p.sha256);
-        if (!meta?.filelists || !meta.other) throw new Error(`createrepo_c gave no metadata for ${p.ref.file}`);
+        if (!meta?.filelists || !meta.other) {
+          // createrepo_c exits 0 and leaves out a package whose header it cannot write as XML
+          // (control characters in a text tag): the same bytes fail the same way, so not retried.
+          const said = output
+            .split('\n')
+            .filter((l) => l.includes(p.sha256) || l.includes(p.ref.name))
+            .join(' / ')
+            .slice(0, 500);
+          throw nonRetryable(
+            RepositoryFailure.BadPackage,
+            `${p.ref.file} (${p.ref.key}): createrepo_c cannot describe it in the repository metadata` +
+              (said ? `: ${said}` : ' (no metadata for it)'),
+            { key: p.ref.key },
+          );
+        }
         const pkg: PublishedPackage = {
           name: p.ref.name,
           version: p.ref.version,

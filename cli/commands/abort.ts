@@ -1,8 +1,8 @@
-// `conveyor abort <workflowId> --reason …`: the `abort` signal; the run cancels what runs and ends
-// as `aborted` with the reason in its status and history.
+// `conveyor abort <workflowId> --reason …`: the `abort` Update; the run cancels what runs and ends
+// as `aborted` with the reason in its status and history, or refuses when it has ended.
 import { Command } from 'commander';
-import { abortSignal } from '../../workflows/messages';
-import { commandConfig, queryStatus, withClient } from './context';
+import { abortUpdate } from '../../workflows/messages';
+import { commandConfig, operatorUpdate, withClient } from './context';
 
 export function abortCommand(): Command {
   return new Command('abort')
@@ -15,10 +15,15 @@ export function abortCommand(): Command {
       if (!o.reason.trim()) throw new Error('--reason: say why the run is aborted');
       const config = commandConfig(cmd);
       await withClient(config, async (client) => {
-        const status = await queryStatus(client, config, id);
-        if (status.endedAt) throw new Error(`${id} has already ended (${status.status}): nothing to abort`);
-        await client.workflow.getHandle(id).signal(abortSignal, { reason: o.reason, by: o.by });
-        console.log(`abort sent to ${id}`);
+        await operatorUpdate(
+          client,
+          config,
+          id,
+          abortUpdate,
+          { reason: o.reason, by: o.by },
+          (s) => `${id} has already ended (${s.status}): nothing to abort`,
+        );
+        console.log(`aborted ${id}`);
       });
     });
 }

@@ -1,8 +1,9 @@
-// `conveyor approve <workflowId>`: the `approve` signal for a run at its approval gate (before
-// promote), sent only when the run waits there, so the operator hears at once when it does not.
+// `conveyor approve <workflowId>`: the `approve` Update for a run at its approval gate (before
+// promote). The run itself accepts or refuses it (its validator), so the operator gets a definite
+// answer: `approved <id>`, or why not.
 import { Command } from 'commander';
-import { approveSignal } from '../../workflows/messages';
-import { commandConfig, queryStatus, withClient } from './context';
+import { approveUpdate } from '../../workflows/messages';
+import { commandConfig, operatorUpdate, withClient } from './context';
 
 export function approveCommand(): Command {
   return new Command('approve')
@@ -14,12 +15,15 @@ export function approveCommand(): Command {
     .action(async (id: string, o: { comment?: string; by: string }, cmd: Command) => {
       const config = commandConfig(cmd);
       await withClient(config, async (client) => {
-        const status = await queryStatus(client, config, id);
-        if (status.status !== 'awaiting-approval') {
-          throw new Error(`nothing awaits approval in ${id}: the run is ${status.status}`);
-        }
-        await client.workflow.getHandle(id).signal(approveSignal, { by: o.by, comment: o.comment });
-        console.log(`approval sent to ${id}`);
+        await operatorUpdate(
+          client,
+          config,
+          id,
+          approveUpdate,
+          { by: o.by, comment: o.comment },
+          (s) => `nothing awaits approval in ${id}: the run is ${s.status}`,
+        );
+        console.log(`approved ${id}`);
       });
     });
 }

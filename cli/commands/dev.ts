@@ -60,6 +60,7 @@ export function devCommand(): Command {
       console.log(`  Temporal Web UI: ${info.uiUrl}`);
       console.log(`  Temporal gRPC:   ${info.temporalAddress} (namespace ${info.namespace})`);
       console.log(`  Webhook API:     ${info.apiUrl}/webhooks/github   health: ${info.apiUrl}/healthz`);
+      console.log(`  Runs, metrics:   ${info.statusUrl}/runs/<workflowId>   ${info.statusUrl}/metrics`);
       console.log(`  Local AWS:       ${info.awsEndpoint}`);
       console.log(`  Logs:            ${info.logDir}`);
       console.log('Ctrl-C stops everything.');

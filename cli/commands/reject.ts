@@ -1,8 +1,8 @@
-// `conveyor reject <workflowId> --reason …`: the `reject` signal for a run at its approval gate;
-// the run ends `rejected` and promotes nothing.
+// `conveyor reject <workflowId> --reason …`: the `reject` Update for a run at its approval gate;
+// the run ends `rejected` and promotes nothing, or refuses when nothing awaits approval.
 import { Command } from 'commander';
-import { rejectSignal } from '../../workflows/messages';
-import { commandConfig, queryStatus, withClient } from './context';
+import { rejectUpdate } from '../../workflows/messages';
+import { commandConfig, operatorUpdate, withClient } from './context';
 
 export function rejectCommand(): Command {
   return new Command('reject')
@@ -15,12 +15,15 @@ export function rejectCommand(): Command {
       if (!o.reason.trim()) throw new Error('--reason: say why the run is rejected');
       const config = commandConfig(cmd);
       await withClient(config, async (client) => {
-        const status = await queryStatus(client, config, id);
-        if (status.status !== 'awaiting-approval') {
-          throw new Error(`nothing awaits approval in ${id}: the run is ${status.status}`);
-        }
-        await client.workflow.getHandle(id).signal(rejectSignal, { by: o.by, reason: o.reason });
-        console.log(`rejection sent to ${id}`);
+        await operatorUpdate(
+          client,
+          config,
+          id,
+          rejectUpdate,
+          { by: o.by, reason: o.reason },
+          (s) => `nothing awaits approval in ${id}: the run is ${s.status}`,
+        );
+        console.log(`rejected ${id}`);
       });
     });
 }

@@ -1,8 +1,8 @@
-// `conveyor retry <workflowId>`: the `retry` signal, sent only when something waits for it, so an
-// operator hears at once that a run is not waiting instead of a signal the run ignores.
+// `conveyor retry <workflowId>`: the `retry` Update; the run's validator refuses it with the reason
+// when nothing (or not that stage) waits for an operator, so the answer is definite.
 import { Command } from 'commander';
-import { retrySignal } from '../../workflows/messages';
-import { commandConfig, queryStatus, stageLabel, withClient } from './context';
+import { retryUpdate } from '../../workflows/messages';
+import { commandConfig, operatorUpdate, withClient } from './context';
 
 export function retryCommand(): Command {
   return new Command('retry')
@@ -14,16 +14,15 @@ export function retryCommand(): Command {
     .action(async (id: string, o: { stage?: string; by: string }, cmd: Command) => {
       const config = commandConfig(cmd);
       await withClient(config, async (client) => {
-        const status = await queryStatus(client, config, id);
-        if (status.status !== 'awaiting-operator') {
-          throw new Error(`nothing awaits an operator in ${id}: the run is ${status.status}`);
-        }
-        const failed = status.stages.filter((s) => s.state === 'failed').map(stageLabel);
-        if (o.stage && !failed.some((l) => l === o.stage || l.split('/')[0] === o.stage)) {
-          throw new Error(`stage ${o.stage} does not wait for a retry in ${id} (waiting: ${failed.join(', ')})`);
-        }
-        await client.workflow.getHandle(id).signal(retrySignal, { stage: o.stage, by: o.by });
-        console.log(`retry sent to ${id}: ${o.stage ?? failed.join(', ')}`);
+        const answer = await operatorUpdate(
+          client,
+          config,
+          id,
+          retryUpdate,
+          { stage: o.stage, by: o.by },
+          (s) => `nothing awaits an operator in ${id}: the run is ${s.status}`,
+        );
+        console.log(`retrying ${id}: ${answer.detail}`);
       });
     });
 }

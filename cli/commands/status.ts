@@ -3,7 +3,8 @@
 import { Command } from 'commander';
 import type { PipelineStatus } from '../../common/types';
 import { renderStatus } from '../follow';
-import { commandConfig, queryStatus, stageLabel, withClient } from './context';
+import { describeRun, type RunSummary } from '../../api/run-summary';
+import { commandConfig, NoAnswerError, queryStatus, stageLabel, withClient } from './context';
 
 const TAIL_LINES = 12;
 
@@ -15,10 +16,23 @@ export function statusCommand(): Command {
     .option('--json', 'print the status query result as JSON')
     .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
       const config = commandConfig(cmd);
-      const status = await withClient(config, (client) => queryStatus(client, config, id));
-      console.log(
-        o.json ? JSON.stringify(status, null, 2) : [...renderStatus(status), ...statusDetails(status)].join('\n'),
-      );
+      await withClient(config, async (client) => {
+        let status: PipelineStatus;
+        try {
+          status = await queryStatus(client, config, id);
+        } catch (err) {
+          if (!(err instanceof NoAnswerError)) throw err;
+          // The query needs a worker; describe() does not: show what the server itself knows.
+          const server = await describeRun(client, id);
+          if (o.json) console.log(JSON.stringify({ noAnswer: err.message, server }, null, 2));
+          else console.log([`conveyor: ${err.message}`, ...serverView(server)].join('\n'));
+          process.exitCode = 1;
+          return;
+        }
+        console.log(
+          o.json ? JSON.stringify(status, null, 2) : [...renderStatus(status), ...statusDetails(status)].join('\n'),
+        );
+      });
     });
 }
 
@@ -31,6 +45,9 @@ export function statusDetails(s: PipelineStatus): string[] {
     );
   } else if (s.sandbox) lines.push(`  sandbox: ${s.sandbox}`);
   if (s.build !== undefined) lines.push(`  build ${s.build}${s.version ? `, version ${s.version}` : ''}`);
+  for (const st of s.stages.filter((x) => x.note && x.state === 'running')) {
+    lines.push(`  ${stageLabel(st)}: ${st.note}`);
+  }
   for (const st of s.stages.filter((x) => x.state === 'failed')) {
     lines.push(
       `  ${stageLabel(st)} failed (attempt ${st.attempt}, ${st.workflowId}): ${st.error ?? 'no error recorded'}`,
@@ -47,6 +64,11 @@ export function statusDetails(s: PipelineStatus): string[] {
         : `  approval requested at ${a.requestedAt}`,
     );
   }
+  for (const a of s.actions ?? []) {
+    lines.push(
+      `  ${a.at} ${a.action} by ${a.by}${a.detail ? ` (${a.detail})` : ''}${a.accepted ? '' : ': ignored, nothing waited for it'}`,
+    );
+  }
   if (s.failure) lines.push(`  ${s.failure}`);
   if (s.status === 'awaiting-approval') {
     lines.push(
@@ -59,5 +81,22 @@ export function statusDetails(s: PipelineStatus): string[] {
         `conveyor abort ${s.workflowId} --reason <text>`,
     );
   }
+  return lines;
+}
+
+/** The server's view of a run no worker answers for: status, search attributes, pending work, memo. */
+export function serverView(r: RunSummary): string[] {
+  const lines = [`${r.workflowId}  ${r.status} (as the Temporal server has it; started ${r.startTime})`];
+  for (const [k, v] of Object.entries(r.searchAttributes)) lines.push(`  ${k}: ${JSON.stringify(v)}`);
+  for (const c of r.pendingChildren) lines.push(`  running child: ${c.workflowId} (${c.type})`);
+  for (const a of r.pendingActivities) {
+    lines.push(
+      `  pending activity ${a.activityType} in ${a.workflowId}: ${a.state}, attempt ${a.attempt}` +
+        (a.lastWorkerIdentity ? `, last worker ${a.lastWorkerIdentity}` : ''),
+    );
+    if (a.lastFailure) lines.push(`    last failure: ${a.lastFailure.message}`);
+  }
+  for (const [k, v] of Object.entries(r.memo))
+    lines.push(`  memo ${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   return lines;
 }

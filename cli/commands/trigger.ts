@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { Command } from 'commander';
 import { decidePush } from '../../api/github-push';
 import { startPipeline } from '../../api/start-pipeline';
+import { createGitAuth, gitBaseEnv, type GitAuth } from '../../activities/git/auth';
 import { findBranchRule } from '../../common/branch-rules';
 import { findRepository, type RepositoryConfig } from '../../config/conveyor';
 import { pushPayload } from '../webhook-client';
@@ -50,7 +51,7 @@ export function triggerCommand(): Command {
           `branch ${branch} of ${repo.name} is not monitored: no branch rule matches it (rules: ${rules})`,
         );
       }
-      const sha = o.sha ? checkedSha(o.sha) : await branchHead(repo, branch);
+      const sha = o.sha ? checkedSha(o.sha) : await branchHead(repo, branch, createGitAuth(config));
       const payload = pushPayload({
         repository: repo.name,
         branch,
@@ -60,7 +61,7 @@ export function triggerCommand(): Command {
       });
       // The webhook's own decision: the checks above only make its reasons more precise.
       const decision = decidePush(config, payload, `conveyor-trigger-${crypto.randomUUID()}`);
-      if (decision.action === 'ignore') throw new Error(`not started: ${decision.reason.replace(/^ignored: /, '')}`);
+      if (decision.action !== 'start') throw new Error(`not started: ${decision.reason.replace(/^ignored: /, '')}`);
       const outcome = await withClient(config, async (client) => {
         const started = await startPipeline(client, decision.input, config.temporal.taskQueue);
         console.log(started.workflowId);
@@ -81,14 +82,15 @@ function checkedSha(sha: string): string {
   return s;
 }
 
-/** The branch head as the remote has it now; GIT_TERMINAL_PROMPT=0 so a private remote fails instead of asking. */
-async function branchHead(repo: RepositoryConfig, branch: string): Promise<string> {
+/** The branch head as the remote has it now; GIT_TERMINAL_PROMPT=0 so a private remote fails instead of asking;
+ * the repository's checkout credential (if any) is read from this shell's environment. */
+async function branchHead(repo: RepositoryConfig, branch: string, auth: GitAuth): Promise<string> {
   const ref = `refs/heads/${branch}`;
   let stdout: string;
   try {
     ({ stdout } = await run('git', ['ls-remote', '--', repo.cloneUrl, ref], {
       timeout: 60000,
-      env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
+      env: { ...gitBaseEnv(), ...(await auth(repo.cloneUrl)) },
     }));
   } catch (err) {
     const e = err as { stderr?: string; message: string };

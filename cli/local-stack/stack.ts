@@ -13,6 +13,7 @@ import type { ConveyorConfig } from '../../config/conveyor';
 import type { DevConfig } from '../../config/temporal-dev';
 import { buildQueue } from '../../common/queues';
 import { connectClient } from '../../workers/temporal';
+import { processEnv } from './process-env';
 import { provisionBuckets, provisionHosts, type ProvisionedHost } from './provision';
 import { startMoto, startTemporalServer } from './servers';
 import { isAlive, isPortFree, spawnService, tailOf, waitFor, type Service } from './services';
@@ -27,6 +28,8 @@ export interface StackInfo {
   uiUrl: string;
   awsEndpoint: string;
   apiUrl: string;
+  /** The API's status listener: /runs/<id>, /metrics (loopback, no token on the local stack). */
+  statusUrl?: string;
   logDir: string;
   hosts: ProvisionedHost[];
 }
@@ -89,6 +92,7 @@ export async function startStack(
     ['temporal.metricsPort', dev.temporal.metricsPort],
     ['aws.port', dev.aws.port],
     ['api.port', dev.api.port],
+    ['api.statusPort', dev.api.statusPort],
   ];
   const busy: string[] = [];
   for (const [key, port] of ports) if (!(await isPortFree(port))) busy.push(`${key} ${port}`);
@@ -127,6 +131,7 @@ export async function startStack(
     );
     await makeHosts(hosts, stackConfig, log);
 
+    // Each process gets only its own secrets from this (process-env.ts).
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       CONVEYOR_CONFIG: config.file,
@@ -140,15 +145,16 @@ export async function startStack(
     for (const w of dev.workers) {
       services.push(
         spawnService(w, tsxBin(), [path.join(ROOT, 'workers', `${w}.ts`)], {
-          env,
+          env: processEnv(w, config, env),
           logFile: path.join(logDir, `${w}.log`),
           cwd: ROOT,
         }),
       );
     }
     const apiPort = dev.api.port;
-    const api = spawnService('api', tsxBin(), [path.join(ROOT, 'api', 'main.ts'), '--port', String(apiPort)], {
-      env,
+    const apiArgs = ['--port', String(apiPort), '--status-port', String(dev.api.statusPort)];
+    const api = spawnService('api', tsxBin(), [path.join(ROOT, 'api', 'main.ts'), ...apiArgs], {
+      env: processEnv('api', config, env),
       logFile: path.join(logDir, 'api.log'),
       cwd: ROOT,
     });
@@ -170,6 +176,7 @@ export async function startStack(
       uiUrl: `http://127.0.0.1:${dev.temporal.uiPort}`,
       awsEndpoint,
       apiUrl,
+      statusUrl: `http://127.0.0.1:${dev.api.statusPort}`,
       logDir,
       hosts,
     };

@@ -1,6 +1,7 @@
 // The API process as an operator runs it: `tsx api/main.ts`. It refuses to start without the
-// webhook secret (unless --insecure-dev), serves signed pushes with it, starts even while Temporal
-// is unreachable (spooling), and stops cleanly on SIGTERM.
+// webhook secret (unless --insecure-dev), with a short one, or with --insecure-dev beyond
+// loopback; serves signed pushes with it, /runs and /metrics on its status listener only; starts
+// even while Temporal is unreachable (spooling), and stops cleanly on SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import path from 'node:path';
@@ -25,7 +26,9 @@ function runApi(configFile: string, args: string[], secret?: string): Running {
   const env: NodeJS.ProcessEnv = { ...process.env, CONVEYOR_LOG_LEVEL: 'info' };
   for (const k of [SECRET_ENV, 'TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'CONVEYOR_CONFIG']) delete env[k];
   if (secret) env[SECRET_ENV] = secret;
-  const child = spawn(tsxBin(), [path.join(ROOT, 'api/main.ts'), '--config', configFile, ...args], {
+  // --status-port 0: tests run side by side; the default status port (3001) is for one API per host.
+  const argv = [path.join(ROOT, 'api/main.ts'), '--config', configFile, '--status-port', '0', ...args];
+  const child = spawn(tsxBin(), argv, {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -38,7 +41,7 @@ function runApi(configFile: string, args: string[], secret?: string): Running {
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
-async function listeningUrl(api: Running): Promise<string> {
+async function listening(api: Running): Promise<{ url: string; statusUrl: string }> {
   return waitFor(
     'the API to listen',
     () => {
@@ -47,11 +50,13 @@ async function listeningUrl(api: Running): Promise<string> {
         .stdout()
         .split('\n')
         .find((l) => l.includes('"api listening"'));
-      return Promise.resolve(line ? (JSON.parse(line) as { url: string }).url : undefined);
+      return Promise.resolve(line ? (JSON.parse(line) as { url: string; statusUrl: string }) : undefined);
     },
     { timeoutMs: 30000 },
   );
 }
+
+const listeningUrl = async (api: Running) => (await listening(api)).url;
 
 describe('api/main.ts', () => {
   const running: Running[] = [];
@@ -79,11 +84,28 @@ describe('api/main.ts', () => {
     expect(api.stdout()).not.toContain('api listening');
   });
 
-  it('with the secret: serves signed pushes, answers /readyz, stops on SIGTERM', async () => {
+  it('refuses a short webhook secret and --insecure-dev beyond loopback, saying how to fix each', async () => {
+    const short = runApi(configFor().file, ['--port', '0'], 'hunter2');
+    const open = runApi(configFor().file, ['--port', '0', '--host', '0.0.0.0', '--insecure-dev']);
+    running.push(short, open);
+    expect(await short.exited).toBe(1);
+    expect(short.stderr()).toContain(
+      `conveyor-api: the webhook secret in ${SECRET_ENV} (github.webhookSecretEnv) has 7 characters: use at least 16`,
+    );
+    expect(await open.exited).toBe(1);
+    expect(open.stderr()).toContain(
+      'conveyor-api: --insecure-dev accepts unsigned webhooks from anyone who can reach 0.0.0.0: listen on 127.0.0.1',
+    );
+    expect(short.stdout() + open.stdout()).not.toContain('api listening');
+  });
+
+  it('with the secret: serves signed pushes, /runs and /metrics on the status listener only, stops on SIGTERM', async () => {
     const config = configFor();
     const api = runApi(config.file, ['--port', '0'], SECRET);
     running.push(api);
-    const url = await listeningUrl(api);
+    const { url, statusUrl } = await listening(api);
+    expect(statusUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(statusUrl).not.toBe(url);
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
 
     const sha = crypto.randomBytes(20).toString('hex');
@@ -99,6 +121,11 @@ describe('api/main.ts', () => {
     } finally {
       await client.connection.close();
     }
+    expect((await fetch(`${url}/metrics`)).status).toBe(404);
+    expect((await fetch(`${url}/runs/${pipelineId(REPO, 'main', sha)}`)).status).toBe(404);
+    const metrics = await fetch(`${statusUrl}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toMatch(/^conveyor_api_runs_started_total\{source="webhook"\} 1$/m);
     expect(api.stdout()).not.toContain(SECRET);
 
     api.child.kill('SIGTERM');

@@ -33,6 +33,7 @@ describe('webhook API while Temporal is away', () => {
   let logs: { msg: string }[];
   let api: Api;
   let url: string;
+  let statusUrl: string;
   const shas = { a: newSha(), b: newSha(), c: newSha(), d: newSha(), e: newSha() };
   // A second instance on a client the test made (no rebuild by the API): the SDK's own channel
   // must find the restarted server by itself.
@@ -113,6 +114,7 @@ describe('webhook API while Temporal is away', () => {
     logs = [];
     api = startApi();
     url = `http://127.0.0.1:${await listen(api.server, 0)}`;
+    statusUrl = `http://127.0.0.1:${await listen(api.statusServer, 0)}`;
     plainClient = await clientFor(config);
     plain = createApi({
       config,
@@ -166,13 +168,14 @@ describe('webhook API while Temporal is away', () => {
       .sort();
     expect(files).toHaveLength(2);
     const entries = files.map(
-      (f) => JSON.parse(fs.readFileSync(path.join(spoolDir, f), 'utf8')) as { workflowId: string; deliveryId: string },
+      (f) =>
+        JSON.parse(fs.readFileSync(path.join(spoolDir, f), 'utf8')) as { push: { sha: string }; deliveryId: string },
     );
-    expect(entries.map((e) => e.workflowId)).toEqual([id(shas.b), id(shas.c)]);
+    expect(entries.map((e) => e.push.sha)).toEqual([shas.b, shas.c]);
     expect(entries[0].deliveryId).toBe('delivery-b');
     for (const f of files) expect(fs.readFileSync(path.join(spoolDir, f), 'utf8')).not.toContain(SECRET);
 
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const metrics = await (await fetch(`${statusUrl}/metrics`)).text();
     expect(metrics).toMatch(/^conveyor_api_spool_depth 2$/m);
     expect(plain!.spool.depth()).toBe(1);
     expect(metrics).toMatch(/^conveyor_api_temporal_up 0$/m);
@@ -211,7 +214,7 @@ describe('webhook API while Temporal is away', () => {
       status: 200,
       body: { status: 'existing', workflowId: id(shas.b) },
     });
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const metrics = await (await fetch(`${statusUrl}/metrics`)).text();
     // A start that timed out here may still have reached the server: its retry then says "already started".
     expect(metrics).toMatch(/^conveyor_api_runs_started_total\{source="spool"\} [12]$/m);
     expect(metrics).toMatch(/^conveyor_api_temporal_up 1$/m);

@@ -18,6 +18,7 @@ describe('GET /runs/<workflowId>', () => {
   let client: Client;
   let api: Api;
   let url: string;
+  let statusUrl: string;
   let workers: { stop(): Promise<void> };
   let bare: string;
   let work: string;
@@ -34,6 +35,7 @@ describe('GET /runs/<workflowId>', () => {
     workers = await startWorkers(config);
     api = createApi({ config, client, logger: pino({ level: 'silent' }), secret: SECRET });
     url = `http://127.0.0.1:${await listen(api.server, 0)}`;
+    statusUrl = `http://127.0.0.1:${await listen(api.statusServer, 0)}`;
   });
 
   afterAll(async () => {
@@ -56,7 +58,7 @@ describe('GET /runs/<workflowId>', () => {
     const status = await waitFor(
       'the test stage to show in the status',
       async () => {
-        const r = await fetch(`${url}/runs/${id}`);
+        const r = await fetch(`${statusUrl}/runs/${id}`);
         expect(r.status).toBe(200);
         expect(r.headers.get('content-type')).toBe('application/json');
         const s = (await r.json()) as PipelineStatus;
@@ -71,6 +73,6 @@ describe('GET /runs/<workflowId>', () => {
     expect(direct.workflowId).toBe(id);
 
     // An encoded ID works too (a branch name with a slash arrives as %2F from some clients).
-    expect((await fetch(`${url}/runs/${encodeURIComponent(id)}`)).status).toBe(200);
+    expect((await fetch(`${statusUrl}/runs/${encodeURIComponent(id)}`)).status).toBe(200);
   });
 });

@@ -1,10 +1,12 @@
 // The webhook API over real HTTP against the test stack's Temporal server: every kind of delivery
-// with its status code, and whether a run started, checked on the server (describe, count).
+// with its status code, and whether a run started, checked on the server (describe, count); the
+// status listener (/runs, /metrics) apart from the webhook listener, or behind a bearer token.
 // No workers poll this config's task queue: a started run just waits, which is all we look at.
 import crypto from 'node:crypto';
 import http from 'node:http';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import pino from 'pino';
+import type { RunSummary } from '../../api/run-summary';
 import { createApi, listen, type Api } from '../../api/server';
 import { createWebhooks } from '../../api/octokit';
 import { pushPayload, sendWebhook } from '../../cli/webhook-client';
@@ -23,6 +25,7 @@ describe('webhook API', () => {
   let client: Client;
   let api: Api;
   let url: string;
+  let statusUrl: string;
   let logs: string[];
 
   beforeAll(async () => {
@@ -45,6 +48,7 @@ describe('webhook API', () => {
     const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) });
     api = createApi({ config, client, logger, secret: SECRET });
     url = `http://127.0.0.1:${await listen(api.server, 0)}`;
+    statusUrl = `http://127.0.0.1:${await listen(api.statusServer, 0)}`;
   });
 
   afterAll(async () => {
@@ -81,9 +85,16 @@ describe('webhook API', () => {
     }
   }
 
-  it('config defaults: 25 MB body limit, spool next to the config, 5 s start limit', () => {
+  it('config defaults: 25 MB body limit, spool next to the config, 5 s start limit, status on loopback', () => {
     const plain = testConfig([]);
-    expect(plain.api).toEqual({ maxBodyBytes: 25 * 1024 * 1024, spoolDir: '.conveyor/spool', startTimeoutMs: 5000 });
+    expect(plain.api).toMatchObject({
+      maxBodyBytes: 25 * 1024 * 1024,
+      spoolDir: '.conveyor/spool',
+      startTimeoutMs: 5000,
+      statusHost: '127.0.0.1',
+      statusPort: 3001,
+    });
+    expect(plain.api.statusTokenEnv).toBeUndefined();
     expect(plain.github.apiUrl).toBe('https://api.github.com');
   });
 
@@ -162,6 +173,43 @@ describe('webhook API', () => {
     expect(await runsOf(sha)).toBe(0);
   });
 
+  it('accepts every event name GitHub sends, digits included (projects_v2_item); refuses header garbage', async () => {
+    for (const event of ['projects_v2_item', 'projects_v2', 'branch_protection_configuration', 'sub_issues']) {
+      const res = await sendWebhook(url, SECRET, event, { action: 'edited' });
+      expect({ event, res }).toEqual({
+        event,
+        res: { status: 202, body: { status: 'ignored', reason: `ignored: event ${event} is not handled` } },
+      });
+    }
+    for (const event of ['Push', 'push.v2', '2push', 'pu sh', 'x'.repeat(65)]) {
+      const res = await sendWebhook(url, SECRET, event, { action: 'edited' });
+      expect({ event, status: res.status }).toEqual({ event, status: 400 });
+      expect(res.body.error).toMatch(/^malformed X-GitHub-Event header: expected a GitHub event name/);
+    }
+  });
+
+  it('a signed push with wrong-typed fields is 400 with the field named, not 500, and starts nothing', async () => {
+    const sha = newSha();
+    const base = pushPayload({ repository: REPO, branch: 'main', sha });
+    const cases: [string, Record<string, unknown>][] = [
+      ['ref', { ref: 12 }],
+      ['ref', { ref: { name: 'refs/heads/main' } }],
+      ['repository.full_name', { repository: { full_name: ['acme/widget'] } }],
+      ['after', { after: 1234 }],
+      ['head_commit', { head_commit: 'not an object' }],
+      ['deleted', { deleted: 'false' }],
+    ];
+    for (const [field, over] of cases) {
+      const res = await sendWebhook(url, SECRET, 'push', { ...base, ...over });
+      expect({ field, status: res.status }).toEqual({ field, status: 400 });
+      expect(res.body.error).toMatch(/^malformed push payload \(/);
+      expect(res.body.error).toContain(`${field}: `);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await runsOf(sha)).toBe(0);
+    expect(logs.join('')).not.toMatch(/"msg":"request failed"/);
+  });
+
   it('ping answers 200 with the hook ID', async () => {
     const res = await sendWebhook(url, SECRET, 'ping', { zen: 'Keep it logically awesome.', hook_id: 4242 });
     expect(res).toEqual({ status: 200, body: { status: 'pong', hookId: 4242 } });
@@ -238,19 +286,21 @@ describe('webhook API', () => {
     expect(res.status).toBe(200);
   });
 
-  it('status endpoints: healthz, readyz, runs (404 for unknown or non-pipeline IDs), metrics; 404/405 otherwise', async () => {
-    expect(await (await fetch(`${url}/healthz`)).json()).toEqual({ status: 'ok' });
-    const ready = await fetch(`${url}/readyz`);
-    expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', temporal: 'reachable', spooled: 0 });
+  it('status endpoints on the status listener: healthz, readyz, runs (404 for unknown or non-pipeline IDs), metrics', async () => {
+    for (const base of [url, statusUrl]) {
+      expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok' });
+      const ready = await fetch(`${base}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toEqual({ status: 'ready', temporal: 'reachable', spooled: 0 });
+    }
 
-    const unknown = await fetch(`${url}/runs/${pipelineId(REPO, 'main', newSha())}`);
+    const unknown = await fetch(`${statusUrl}/runs/${pipelineId(REPO, 'main', newSha())}`);
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { error: string }).error).toMatch(/^no run pipeline\/acme\/widget\/main\//);
-    expect((await fetch(`${url}/runs/branch-state/acme/widget/main`)).status).toBe(404);
-    expect((await fetch(`${url}/runs/%E0%A4%A`)).status).toBe(400);
+    expect((await fetch(`${statusUrl}/runs/branch-state/acme/widget/main`)).status).toBe(404);
+    expect((await fetch(`${statusUrl}/runs/%E0%A4%A`)).status).toBe(400);
 
-    const metrics = await fetch(`${url}/metrics`);
+    const metrics = await fetch(`${statusUrl}/metrics`);
     expect(metrics.status).toBe(200);
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain; version=0.0.4/);
     const text = await metrics.text();
@@ -260,13 +310,60 @@ describe('webhook API', () => {
     expect(text).toMatch(/^conveyor_api_runs_started_total\{source="webhook"\} [1-9]/m);
     expect(text).toMatch(/^conveyor_api_start_duration_seconds_count [1-9]/m);
     expect(text).toMatch(/^conveyor_api_spool_depth 0$/m);
+    expect(text).toMatch(/^conveyor_api_open_connections [0-9]+$/m);
 
     expect((await fetch(`${url}/webhooks/github`)).status).toBe(405);
-    expect((await fetch(`${url}/metrics`, { method: 'POST' })).status).toBe(405);
+    expect((await fetch(`${statusUrl}/webhooks/github`, { method: 'POST' })).status).toBe(404);
+    expect((await fetch(`${statusUrl}/metrics`, { method: 'POST' })).status).toBe(405);
     expect((await fetch(`${url}/admin/retry`, { method: 'POST' })).status).toBe(404);
   });
 
-  it('GET /runs of a run no worker answers for is 504 after the time limit, not an outage', async () => {
+  it('the webhook listener does not serve /runs or /metrics without a token configured', async () => {
+    for (const p of ['/metrics', `/runs/${pipelineId(REPO, 'main', newSha())}`]) {
+      const res = await fetch(`${url}${p}`, { headers: { authorization: 'Bearer anything-at-all-here' } });
+      expect(res.status).toBe(404);
+      const body = (await res.json()) as { error: string };
+      expect(body.error).toMatch(/not served on the webhook listener: read them on the status listener/);
+      expect(body.error).toMatch(/set api\.statusTokenEnv/);
+    }
+  });
+
+  it('with a bearer token: /runs and /metrics need it on both listeners, healthz stays public', async () => {
+    const token = crypto.randomBytes(24).toString('hex');
+    const guarded = createApi({
+      config,
+      client,
+      logger: pino({ level: 'silent' }),
+      secret: SECRET,
+      statusToken: token,
+      spoolDir: tempDir('api-webhook-spool-token'),
+    });
+    const g = `http://127.0.0.1:${await listen(guarded.server, 0)}`;
+    const gs = `http://127.0.0.1:${await listen(guarded.statusServer, 0)}`;
+    try {
+      const run = `/runs/${pipelineId(REPO, 'main', newSha())}`;
+      for (const base of [g, gs]) {
+        for (const p of ['/metrics', run]) {
+          for (const auth of [undefined, 'Bearer wrong-token-of-some-length', `Basic ${token}`, `Bearer ${token}x`]) {
+            const res = await fetch(`${base}${p}`, { headers: auth ? { authorization: auth } : {} });
+            expect({ base, p, auth, status: res.status }).toEqual({ base, p, auth, status: 401 });
+            expect(res.headers.get('www-authenticate')).toBe('Bearer realm="conveyor"');
+            expect(((await res.json()) as { error: string }).error).toMatch(/send Authorization: Bearer/);
+          }
+        }
+        const ok = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+        expect(ok.status).toBe(200);
+        expect(await ok.text()).toMatch(/^conveyor_api_spool_depth 0$/m);
+        // Authorized: a run that does not exist is a 404, no longer a 401.
+        expect((await fetch(`${base}${run}`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
+        expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      }
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  it('GET /runs of a run no worker answers for is 504 after the time limit, not an outage, with what the server knows', async () => {
     const quick = createApi({
       config,
       client,
@@ -275,15 +372,34 @@ describe('webhook API', () => {
       startTimeoutMs: 1000,
       spoolDir: tempDir('api-webhook-spool-3'),
     });
-    const quickUrl = `http://127.0.0.1:${await listen(quick.server, 0)}`;
+    const quickUrl = `http://127.0.0.1:${await listen(quick.statusServer, 0)}`;
     try {
       const sha = newSha();
-      expect((await push(sha)).status).toBe(202);
+      const id = pipelineId(REPO, 'main', sha);
+      expect((await push(sha, { message: 'nobody answers' })).status).toBe(202);
       const t0 = Date.now();
-      const res = await fetch(`${quickUrl}/runs/${pipelineId(REPO, 'main', sha)}`);
+      const res = await fetch(`${quickUrl}/runs/${id}`);
+      const elapsed = Date.now() - t0;
+      const body = (await res.json()) as { error: string; server: RunSummary };
       expect(res.status).toBe(504);
-      expect(((await res.json()) as { error: string }).error).toMatch(/is the orchestrator worker running\?/);
-      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(body.error).toMatch(/^no orchestrator worker answered the status query of pipeline\//);
+      expect(body.error).toMatch(/is the orchestrator worker running\?/);
+      expect(body.error).toContain(`task queue ${config.temporal.taskQueue}`);
+      expect(body.server).toMatchObject({
+        workflowId: id,
+        type: 'pipeline',
+        status: 'RUNNING',
+        taskQueue: config.temporal.taskQueue,
+        searchAttributes: {
+          ConveyorRepository: REPO,
+          ConveyorBranch: 'main',
+          ConveyorCommit: sha,
+          ConveyorStatus: 'queued',
+        },
+        memo: { commitMessage: 'nobody answers' },
+        pendingActivities: [],
+      });
+      expect(elapsed).toBeLessThan(3000);
       expect(quick.gate.up).toBe(true);
     } finally {
       await quick.close();

@@ -40,6 +40,8 @@ describe('chain: push → test → package → publish (staging)', () => {
           name: 'acme/chain',
           cloneUrl: bare,
           steps: { unit: 'make test', integration: 'make integration', package: 'make package', docs: 'make docs' },
+          // The sample project builds `widget`, not the default `chain`.
+          more: { packages: ['widget'] },
         },
       ],
       {},

@@ -6,7 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { Client } from '@temporalio/client';
+import { decidePush } from '../../api/github-push';
+import { startPipeline } from '../../api/start-pipeline';
 import { commitSample } from '../../cli/demo/sample-repo';
+import { pushPayload } from '../../cli/webhook-client';
 import { freePort } from '../../cli/local-stack/services';
 import type { PipelineStatus } from '../../common/types';
 import type { ConveyorConfig } from '../../config/conveyor';
@@ -38,11 +41,13 @@ describe('conveyor status, watch, retry, abort', () => {
         more: { sandbox: { mode: 'none' } },
       },
       { name: brokenRepo, cloneUrl: bare, steps: { unit: 'echo always broken; exit 3' } },
-      ...[gatedRepo, rejectedRepo].map((name) => ({
+      // Both build the sample's `widget`: a package name belongs to one repository per channel.
+      ...[gatedRepo, rejectedRepo].map((name, i) => ({
         name,
         cloneUrl: bare,
-        branches: [{ match: 'main', channel: 'unstable', approval: true }],
+        branches: [{ match: 'main', channel: i === 0 ? 'unstable' : 'testing', approval: true }],
         steps: { unit: 'true', package: 'make package' },
+        more: { packages: ['widget'] },
       })),
     ]);
     sha = (await commitSample(bare, path.join(dir, 'work'), { message: 'operator' })).sha;
@@ -86,7 +91,7 @@ describe('conveyor status, watch, retry, abort', () => {
     // The watcher is still following: it has not exited while the run waits.
     expect(watching.child.exitCode).toBeNull();
     const retry = await cli('retry', wf, '--stage', 'test', '--by', 'ops');
-    expect(retry).toMatchObject({ code: 0, stdout: `retry sent to ${wf}: test\n` });
+    expect(retry).toMatchObject({ code: 0, stdout: `retrying ${wf}: test\n` });
 
     const watched = await watching;
     expect(watched.code).toBe(0);
@@ -98,6 +103,11 @@ describe('conveyor status, watch, retry, abort', () => {
     expect(watched.stdout).toContain('| flaky failure');
     expect(watched.stdout).toMatch(/test\s+█+\s+succeeded\s+[\d.]+s \(attempt 2\)/);
     expect(lines.filter(Boolean).at(-1)).toBe(`${wf} ended: succeeded`);
+    // Who sent what is recorded on the run.
+    const after = JSON.parse((await cli('status', wf, '--json')).stdout) as PipelineStatus;
+    expect(after.actions).toEqual([
+      expect.objectContaining({ action: 'retry', by: 'ops', detail: 'test', accepted: true }),
+    ]);
 
     const again = await cli('retry', wf);
     expect(again).toMatchObject({
@@ -126,7 +136,7 @@ describe('conveyor status, watch, retry, abort', () => {
     expect(noReason.stderr).toContain("required option '--reason <text>' not specified");
 
     const abort = await cli('abort', wf, '--reason', 'broken commit', '--by', 'ops');
-    expect(abort).toMatchObject({ code: 0, stdout: `abort sent to ${wf}\n` });
+    expect(abort).toMatchObject({ code: 0, stdout: `aborted ${wf}\n` });
     const watched = await watching;
     expect(watched.code).toBe(1);
     expect(watched.stdout).toContain('| always broken');
@@ -135,6 +145,9 @@ describe('conveyor status, watch, retry, abort', () => {
 
     const status = JSON.parse((await cli('status', wf, '--json')).stdout) as PipelineStatus;
     expect(status).toMatchObject({ status: 'aborted', failure: 'aborted by ops: broken commit' });
+    expect(status.actions).toEqual([
+      expect.objectContaining({ action: 'abort', by: 'ops', detail: 'broken commit', accepted: true }),
+    ]);
   });
 
   it('approve lets a run at its approval gate promote; reject ends one as rejected', async () => {
@@ -150,14 +163,22 @@ describe('conveyor status, watch, retry, abort', () => {
     const [notFailed, noReason] = await Promise.all([cli('retry', gated), cli('reject', rejected)]);
     expect(notFailed.stderr).toBe(`conveyor: nothing awaits an operator in ${gated}: the run is awaiting-approval\n`);
     expect(noReason.stderr).toContain("required option '--reason <text>' not specified");
+    // A signal the run ignores (the plain temporal CLI skips conveyor's checks) is recorded as ignored.
+    await client.workflow.getHandle(gated).signal('retry', { by: 'eve' });
+    for (let i = 0; i < 50; i++) {
+      const s = await client.workflow.getHandle(gated).query<PipelineStatus>('status');
+      if (s.actions?.some((a) => a.by === 'eve')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await cli('status', gated)).stdout).toContain('retry by eve: ignored, nothing waited for it');
 
     const watching = conveyor(config.file, ['watch', rejected, '--interval', '200']);
     const [approve, reject] = await Promise.all([
       cli('approve', gated, '--by', 'ops', '--comment', 'ship it'),
       cli('reject', rejected, '--by', 'ops', '--reason', 'not this one'),
     ]);
-    expect(approve).toMatchObject({ code: 0, stdout: `approval sent to ${gated}\n` });
-    expect(reject).toMatchObject({ code: 0, stdout: `rejection sent to ${rejected}\n` });
+    expect(approve).toMatchObject({ code: 0, stdout: `approved ${gated}\n` });
+    expect(reject).toMatchObject({ code: 0, stdout: `rejected ${rejected}\n` });
     expect(((await client.workflow.getHandle(gated).result()) as { status: string }).status).toBe('succeeded');
     const watched = await watching;
     expect(watched.code).toBe(1);
@@ -198,6 +219,26 @@ describe('conveyor status, watch, retry, abort', () => {
     expect(noConfig.stderr).toMatch(
       /^conveyor: .*conveyor\.yml: invalid configuration\n {2}cannot read the file \(ENOENT\)/,
     );
+  });
+
+  it('shows what the server knows of a run no worker answers for', async () => {
+    const commit = await commitSample(bare, path.join(tempDir('orphan'), 'work'), { message: 'nobody polls' });
+    const decision = decidePush(config, pushPayload({ repository: flakyRepo, branch: 'main', sha: commit.sha }));
+    if (decision.action !== 'start') throw new Error(decision.action);
+    const { workflowId } = await startPipeline(client, decision.input, `nobody-polls-${uid()}`);
+    try {
+      const r = await cli('status', workflowId);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(`conveyor: no orchestrator worker answered for ${workflowId}`);
+      expect(r.stdout).toContain('see conveyor workers');
+      expect(r.stdout).toContain(`${workflowId}  RUNNING (as the Temporal server has it`);
+      expect(r.stdout).toContain('ConveyorStatus: "queued"');
+      expect(r.stdout).toContain('memo author: conveyor-demo');
+      const json = JSON.parse((await cli('status', workflowId, '--json')).stdout) as { server: { status: string } };
+      expect(json.server.status).toBe('RUNNING');
+    } finally {
+      await client.workflow.getHandle(workflowId).terminate('test over');
+    }
   });
 
   it('says which address it could not reach when no Temporal server listens there', async () => {

@@ -102,6 +102,21 @@ describe('a run operated with the plain temporal CLI', () => {
   it('signals abort with {"reason": …}: the run ends aborted with that reason', async () => {
     const wf = (await conveyor(config.file, ['trigger', brokenRepo, 'main'])).stdout.trim();
     await waitForStatus(client, wf, 'awaiting-operator');
+    // As an Update the run answers for itself: a stage that does not wait is refused with the reason.
+    const refused = await temporal([
+      'workflow',
+      'update',
+      'execute',
+      '--workflow-id',
+      wf,
+      '--name',
+      'retry',
+      '--input',
+      '{"stage":"publish","by":"temporal-cli"}',
+      ...address(),
+    ]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain(`stage publish does not wait for a retry in ${wf} (waiting: test)`);
     const signal = await temporal([
       'workflow',
       'signal',

@@ -49,6 +49,8 @@ describe('release branches: tag, cut, approve, promote', () => {
           name: 'acme/rel',
           cloneUrl: bare,
           steps: { unit: 'make test', integration: 'make integration', package: 'make package' },
+          // The sample project builds `widget`, not the default `rel`.
+          more: { packages: ['widget'] },
           branches: [
             { match: 'main', channel: 'unstable' },
             { match: 'v*.*', channel: 'stable', release: true, approval: true },

@@ -62,7 +62,11 @@ describe('staging: deploy and verify on local hosts', () => {
           // Its own channel: it builds a package named widget too, and a channel holds one widget per version.
           branches: [{ match: 'main', channel: 'orphan' }],
           steps: { unit: 'make test', package: 'make package', smoke: SMOKE },
-          more: { staging: { tags: { Environment: 'staging', Role: `nobody-${uid()}` }, batchSize: 1 } },
+          more: {
+            staging: { tags: { Environment: 'staging', Role: `nobody-${uid()}` }, batchSize: 1 },
+            // Not its default `orphan`: ownership is per channel, and `orphan` is a channel of its own.
+            packages: ['widget'],
+          },
         },
       ],
       { fleet: { hostsDir } },

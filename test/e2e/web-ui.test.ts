@@ -60,6 +60,7 @@ describe('Temporal Web UI', () => {
         cloneUrl: bare,
         branches: [{ match: branch, channel: 'unstable' }],
         steps: { unit: 'make test', integration: 'make integration', package: 'make package', docs: 'make docs' },
+        more: { packages: ['widget'] },
       },
     ]);
     config = { ...base, temporal: { ...base.temporal, address: `127.0.0.1:${port}`, uiUrl } };

@@ -129,6 +129,8 @@ export async function publishStaging(
       distroSpec: spec,
       artifacts,
       keepBuilds: 10,
+      // The package's own repository: `name` is its default package.
+      repository: `test/${name}`,
     });
     if (spec.format === 'deb') repo.apt = { url: `${bucketUrl}/${published.repoUrlPath}`, suite: published.suite! };
     else repo.yum = { url: `${bucketUrl}/${published.repoUrlPath}` };

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { runChecked } from '../../activities/exec/process';
 import { generateSigningKey } from '../../activities/repository';
-import type { ArtifactRef } from '../../common/types';
+import type { ArtifactRef, BuildIdentity } from '../../common/types';
 import { testEnv, uid } from './stack';
 
 export interface ArtifactTarget {
@@ -19,6 +19,9 @@ export interface ArtifactTarget {
   distro: string;
   /** A scratch directory for the build. */
   dir: string;
+  /** The build identity the reference records (repository, branch, commit, build), as the package
+   * stage sets it; absent like in references of older runs. */
+  identity?: BuildIdentity;
 }
 
 export interface TestArtifact extends ArtifactRef {
@@ -35,7 +38,34 @@ async function upload(
   const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
   const key = `packages/${target.distro}/${sha256}/${ref.file}`;
   await target.s3.send(new PutObjectCommand({ Bucket: target.bucket, Key: key, Body: bytes }));
-  return { ...ref, key, sha256, size: bytes.length, distro: target.distro, path: file };
+  return { ...ref, ...target.identity, key, sha256, size: bytes.length, distro: target.distro, path: file };
+}
+
+/**
+ * A .deb assembled by hand (ar + tar, as dpkg-deb lays it out) with exactly `control` as its
+ * control file: dpkg-deb --build refuses some hostile control files (`Bad Field:`), a package
+ * made elsewhere need not. Reference name, version and arch are what it claims to be.
+ */
+export async function craftDeb(
+  spec: { name: string; version: string; arch: string; control: string },
+  target: ArtifactTarget,
+): Promise<TestArtifact> {
+  const work = path.join(target.dir, `craft-${uid()}`);
+  fs.mkdirSync(path.join(work, 'ctl'), { recursive: true });
+  fs.mkdirSync(path.join(work, 'data/usr/share', spec.name), { recursive: true });
+  fs.writeFileSync(path.join(work, 'data/usr/share', spec.name, 'VERSION'), `${spec.version}\n`);
+  fs.writeFileSync(path.join(work, 'ctl/control'), spec.control);
+  fs.writeFileSync(path.join(work, 'debian-binary'), '2.0\n');
+  const tar = (out: string, dir: string, what: string) =>
+    runChecked('tar', ['--owner=0', '--group=0', '-czf', path.join(work, out), '-C', path.join(work, dir), what]);
+  await tar('control.tar.gz', 'ctl', './control');
+  await tar('data.tar.gz', 'data', '.');
+  const file = `${spec.name}_${spec.version}_${spec.arch}.deb`;
+  const out = path.join(target.dir, file);
+  fs.rmSync(out, { force: true });
+  // Member order matters: debian-binary, then control, then data.
+  await runChecked('ar', ['rc', out, 'debian-binary', 'control.tar.gz', 'data.tar.gz'], { cwd: work });
+  return upload(target, out, { name: spec.name, version: spec.version, arch: spec.arch, format: 'deb', file });
 }
 
 export async function buildTestDeb(
@@ -69,7 +99,15 @@ export async function buildTestDeb(
 }
 
 export async function buildTestRpm(
-  spec: { name: string; version: string; release: string; arch?: 'noarch' },
+  spec: {
+    name: string;
+    version: string;
+    release: string;
+    arch?: 'noarch';
+    /** Spec-file text (rpm macros such as `%(printf …)` expand). */
+    summary?: string;
+    description?: string;
+  },
   target: ArtifactTarget,
 ): Promise<TestArtifact> {
   const top = path.join(target.dir, `rpm-${uid()}`);
@@ -81,11 +119,11 @@ export async function buildTestRpm(
       `Name: ${spec.name}`,
       `Version: ${spec.version}`,
       `Release: ${spec.release}`,
-      `Summary: test package ${spec.name}`,
+      `Summary: ${spec.summary ?? `test package ${spec.name}`}`,
       'License: MIT',
       'BuildArch: noarch',
       '%description',
-      'Built by test/helpers/packages.ts.',
+      spec.description ?? 'Built by test/helpers/packages.ts.',
       '%install',
       `mkdir -p %{buildroot}/usr/share/${spec.name}`,
       `echo ${spec.version}-${spec.release} > %{buildroot}/usr/share/${spec.name}/VERSION`,

@@ -30,7 +30,7 @@ describe('local stack: conveyor demo, dev, dev --stop', () => {
   beforeAll(async () => {
     dir = tempDir('stack');
     ports = [];
-    for (let i = 0; i < 6; i++) ports.push(await freePort());
+    for (let i = 0; i < 7; i++) ports.push(await freePort());
     const dev = parse(fs.readFileSync(path.join(ROOT, 'temporal-dev.yml'), 'utf8')) as Record<
       string,
       Record<string, unknown>
@@ -44,7 +44,7 @@ describe('local stack: conveyor demo, dev, dev --stop', () => {
       dbFile: 'data/temporal.db',
     };
     dev.aws = { ...dev.aws, port: ports[4], hosts: { perDistro: 1, tags: { Environment: 'staging' } } };
-    dev.api = { port: ports[5] };
+    dev.api = { port: ports[5], statusPort: ports[6] };
     (dev as Record<string, unknown>).dataDir = 'data';
     devFile = path.join(dir, 'temporal-dev.yml');
     fs.writeFileSync(devFile, stringify(dev));
@@ -71,6 +71,10 @@ describe('local stack: conveyor demo, dev, dev --stop', () => {
     const ui = await fetch(info.uiUrl);
     expect(ui.status).toBe(200);
     expect((await fetch(`${info.apiUrl}/healthz`)).status).toBe(200);
+    // /runs and /metrics: on the status listener, not on the webhook listener.
+    expect(info.statusUrl).toBe(`http://127.0.0.1:${ports[6]}`);
+    expect((await fetch(`${info.statusUrl}/metrics`)).status).toBe(200);
+    expect((await fetch(`${info.apiUrl}/metrics`)).status).toBe(404);
     // Temporal state lives in the SQLite file under the data dir.
     expect(fs.existsSync(path.join(dir, 'data', 'temporal.db'))).toBe(true);
 

@@ -4,7 +4,13 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { runChecked } from '../../activities/exec/process';
@@ -12,6 +18,7 @@ import { createPackagingActivities } from '../../activities/packaging';
 import { commitSample, type PushedCommit } from '../../cli/demo/sample-repo';
 import type { BuiltinPackageSpec, DistroSpec, RepositorySpec, RepositorySteps } from '../../common/types';
 import { parseS3Url } from '../../config/conveyor';
+import { craftDeb } from '../helpers/packages';
 import { awsFor, tempDir, testConfig, uid } from '../helpers/stack';
 
 const DISTROS: Record<string, DistroSpec> = {
@@ -112,19 +119,23 @@ describe('package stage activities: buildPackages, buildDocs', () => {
     expect(deb.build).toBe(7);
     expect(deb.artifacts).toEqual([
       expect.objectContaining({
-        key: `${prefix}packages/acme/widget/7/bookworm/widget_1.0.0-7_all.deb`,
+        key: `${prefix}packages/acme/widget/main/7/${commit.sha}/bookworm/widget_1.0.0-7_all.deb`,
         name: 'widget',
         version: '1.0.0-7',
         arch: 'all',
         format: 'deb',
         distro: 'bookworm',
         file: 'widget_1.0.0-7_all.deb',
+        repository: 'acme/widget',
+        branch: 'main',
+        commit: commit.sha,
+        build: 7,
       }),
     ]);
     const rpm = await packages({ package: 'make package' }, 'el9', 7);
     expect(rpm.artifacts).toEqual([
       expect.objectContaining({
-        key: `${prefix}packages/acme/widget/7/el9/widget-1.0.0-7.noarch.rpm`,
+        key: `${prefix}packages/acme/widget/main/7/${commit.sha}/el9/widget-1.0.0-7.noarch.rpm`,
         name: 'widget',
         version: '1.0.0-7',
         arch: 'noarch',
@@ -137,7 +148,13 @@ describe('package stage activities: buildPackages, buildDocs', () => {
       expect(sha256(bytes)).toBe(a.sha256);
       expect(bytes.length).toBe(a.size);
       const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: a.key }));
-      expect(head.Metadata?.sha256).toBe(a.sha256);
+      expect(head.Metadata).toMatchObject({
+        sha256: a.sha256,
+        repository: 'acme/widget',
+        branch: 'main',
+        commit: commit.sha,
+        build: '7',
+      });
     }
     const debFile = await saved(deb.artifacts[0].key);
     expect(await runChecked('dpkg-deb', ['--field', debFile, 'Version'])).toBe('1.0.0-7\n');
@@ -162,12 +179,12 @@ describe('package stage activities: buildPackages, buildDocs', () => {
 
   it('keeps the stored objects when the same build runs again: same keys and SHA-256, nothing added', async () => {
     const first = await packages({ package: 'make package' }, 'bookworm', 8);
-    const before = await keysUnder('packages/acme/widget/8/');
+    const before = await keysUnder('packages/acme/widget/main/8/');
     const etag = (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: first.artifacts[0].key }))).ETag;
     // A rebuild whose bytes differ (another file in the package) must still not replace the stored one.
     const again = await packages({ package: 'echo "# rebuilt" >> bin/widget && make package' }, 'bookworm', 8);
     expect(again.artifacts).toEqual(first.artifacts);
-    expect(await keysUnder('packages/acme/widget/8/')).toEqual(before);
+    expect(await keysUnder('packages/acme/widget/main/8/')).toEqual(before);
     expect(before).toHaveLength(1);
     expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: first.artifacts[0].key }))).ETag).toBe(etag);
     expect((await get(again.logKey)).toString()).toContain('kept');
@@ -183,7 +200,7 @@ describe('package stage activities: buildPackages, buildDocs', () => {
     const rpm = await failureOf(packages({ package: 'make package CONVEYOR_BUILD=99' }, 'el9', 9));
     expect(rpm.type).toBe('BadPackage');
     expect(rpm.message).toMatch(/widget-1\.0\.0-99\.noarch\.rpm.*1\.0\.0-99.*1\.0\.0-9\b/);
-    expect(await keysUnder('packages/acme/widget/9/')).toEqual([]);
+    expect(await keysUnder('packages/acme/widget/main/9/')).toEqual([]);
   });
 
   it('refuses an .rpm for a deb distro, a garbage .deb and a garbage .rpm', async () => {
@@ -197,7 +214,7 @@ describe('package stage activities: buildPackages, buildDocs', () => {
     const badRpm = await failureOf(packages({ package: 'echo /etc/passwd > "$CONVEYOR_OUT/x.rpm"' }, 'el9', 10));
     expect(badRpm.type).toBe('BadPackage');
     expect(badRpm.message).toMatch(/x\.rpm .*not a valid rpm package/);
-    expect(await keysUnder('packages/acme/widget/10/')).toEqual([]);
+    expect(await keysUnder('packages/acme/widget/main/10/')).toEqual([]);
   });
 
   it('fails clearly when the step leaves no package, naming the distro and format', async () => {
@@ -226,7 +243,8 @@ describe('package stage activities: buildPackages, buildDocs', () => {
       depends: { deb: ['coreutils (>= 8)'], rpm: ['coreutils'] },
     };
     const steps = { package: 'make install DESTDIR="$CONVEYOR_ROOT"' };
-    const deb = await packages(steps, 'bookworm', 13, { builtinPackage });
+    const owned = { packages: ['widget', 'widget-builtin'] };
+    const deb = await packages(steps, 'bookworm', 13, { builtinPackage, ...owned });
     expect(deb.artifacts.map((a) => [a.file, a.version, a.arch])).toEqual([
       ['widget-builtin_1.0.0-13_amd64.deb', '1.0.0-13', 'amd64'],
     ]);
@@ -243,7 +261,7 @@ describe('package stage activities: buildPackages, buildDocs', () => {
     expect(contents).toMatch(/-rw-r--r-- root\/root .* \.\/usr\/share\/widget\/VERSION\n/);
     expect(contents).not.toContain('DEBIAN');
 
-    const rpm = await packages(steps, 'el9', 13, { builtinPackage: { ...builtinPackage, arch: 'all' } });
+    const rpm = await packages(steps, 'el9', 13, { builtinPackage: { ...builtinPackage, arch: 'all' }, ...owned });
     expect(rpm.artifacts.map((a) => [a.file, a.version, a.arch])).toEqual([
       ['widget-builtin-1.0.0-13.noarch.rpm', '1.0.0-13', 'noarch'],
     ]);
@@ -270,7 +288,10 @@ describe('package stage activities: buildPackages, buildDocs', () => {
 
     // A value that would add a field to the control file is refused before dpkg-deb sees it.
     const bad = await failureOf(
-      packages(steps, 'bookworm', 14, { builtinPackage: { ...builtinPackage, description: 'x\nEssential: yes' } }),
+      packages(steps, 'bookworm', 14, {
+        builtinPackage: { ...builtinPackage, description: 'x\nEssential: yes' },
+        ...owned,
+      }),
     );
     expect(bad.type).toBe('BadConfig');
     expect(bad.message).toContain('packaging.builtin.description');
@@ -281,34 +302,45 @@ describe('package stage activities: buildPackages, buildDocs', () => {
 
     const first = await docs({ docs: 'make docs' }, 15);
     const ref = first.docs!;
+    const docsPrefix = `docs/acme/widget/main/15/${commit.sha}/`;
     expect(ref).toEqual({
-      manifestKey: `${prefix}docs/acme/widget/15/manifest.json`,
+      manifestKey: `${prefix}${docsPrefix}manifest.json`,
       sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
       files: 2,
       version: '1.0.0-15',
+      repository: 'acme/widget',
+      branch: 'main',
+      commit: commit.sha,
+      build: 15,
     });
     const manifestBytes = await get(ref.manifestKey);
     expect(sha256(manifestBytes)).toBe(ref.sha256);
     const manifest = JSON.parse(manifestBytes.toString()) as {
       version: string;
+      commit: string;
       files: { path: string; key: string; sha256: string; size: number }[];
     };
-    expect(manifest.version).toBe('1.0.0-15');
+    expect(manifest).toMatchObject({ version: '1.0.0-15', repository: 'acme/widget', branch: 'main', build: 15 });
+    expect(manifest.commit).toBe(commit.sha);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: ref.manifestKey }))).Metadata).toMatchObject({
+      commit: commit.sha,
+      branch: 'main',
+    });
     expect(manifest.files.map((f) => f.path)).toEqual(['examples.html', 'index.html']);
     for (const f of manifest.files) {
-      expect(f.key).toBe(`${prefix}docs/acme/widget/15/${f.path}`);
+      expect(f.key).toBe(`${prefix}${docsPrefix}${f.path}`);
       const bytes = await get(f.key);
       expect(sha256(bytes)).toBe(f.sha256);
       expect(bytes.length).toBe(f.size);
     }
-    expect((await get(`${prefix}docs/acme/widget/15/index.html`)).toString()).toContain('widget 1.0.0-15');
-    expect((await get(`${prefix}docs/acme/widget/15/examples.html`)).toString()).toContain('$ widget add 2 3');
-    const keys = await keysUnder('docs/acme/widget/15/');
+    expect((await get(`${prefix}${docsPrefix}index.html`)).toString()).toContain('widget 1.0.0-15');
+    expect((await get(`${prefix}${docsPrefix}examples.html`)).toString()).toContain('$ widget add 2 3');
+    const keys = await keysUnder(docsPrefix);
     expect(keys).toHaveLength(3);
 
     const again = await docs({ docs: 'make docs' }, 15);
     expect(again.docs).toEqual(ref);
-    expect(await keysUnder('docs/acme/widget/15/')).toEqual(keys);
+    expect(await keysUnder(docsPrefix)).toEqual(keys);
     expect((await get(again.logKey!)).toString()).toContain('already stored');
   });
 
@@ -322,7 +354,7 @@ describe('package stage activities: buildPackages, buildDocs', () => {
       acts.buildPackages({
         pipelineId: 'p',
         stageWorkflowId: `tagged/${uid()}`,
-        repository: repository(steps, { name: 'acme/tagged', cloneUrl: tagged }),
+        repository: repository(steps, { name: 'acme/tagged', cloneUrl: tagged, packages: ['widget'] }),
         branch: 'main',
         sha,
         distro: 'bookworm',
@@ -341,6 +373,153 @@ describe('package stage activities: buildPackages, buildDocs', () => {
     const after = await run(c2.sha, 3);
     expect(after.version).toBe(`2.3.0+1.g${c2.sha.slice(0, 7)}`);
     expect(after.artifacts[0].file).toBe(`widget_2.3.0+1.g${c2.sha.slice(0, 7)}-3_all.deb`);
+  });
+
+  it('gives two branches with the same VERSION and build number their own keys, bytes and program', async () => {
+    // An unreviewed branch of the same project: same VERSION file, and its own build 20 as main has.
+    const feature = await commitSample(bare, path.join(dir, 'work-feature'), {
+      branch: 'feature/fast-add',
+      message: 'unreviewed change',
+      mutate: (d) => fs.appendFileSync(path.join(d, 'bin/widget'), '# built from feature/fast-add\n'),
+    });
+    const onFeature = (distro: string) =>
+      acts.buildPackages({
+        pipelineId: `pipeline/acme/widget/feature/fast-add/${feature.sha}`,
+        stageWorkflowId: `pipeline/acme/widget/feature/fast-add/${feature.sha}/package/${distro}#${uid()}`,
+        repository: repository({ package: 'make package' }),
+        branch: 'feature/fast-add',
+        sha: feature.sha,
+        distro,
+        distroSpec: DISTROS[distro],
+        build: 20,
+      });
+    for (const distro of ['bookworm', 'el9']) {
+      const main = (await packages({ package: 'make package' }, distro, 20)).artifacts[0];
+      const other = (await onFeature(distro)).artifacts[0];
+      expect(other.version).toBe('1.0.0-20');
+      expect(other.version).toBe(main.version);
+      expect(other.file).toBe(main.file);
+      // The branch is one encoded key segment: `/` cannot make another build's path.
+      expect(other.key).toBe(
+        `${prefix}packages/acme/widget/feature%2Ffast-add/20/${feature.sha}/${distro}/${other.file}`,
+      );
+      expect(main.key).toBe(`${prefix}packages/acme/widget/main/20/${commit.sha}/${distro}/${main.file}`);
+      expect(other.sha256).not.toBe(main.sha256);
+      expect(other).toMatchObject({ branch: 'feature/fast-add', commit: feature.sha, build: 20 });
+      expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: other.key }))).Metadata).toMatchObject({
+        branch: 'feature%2Ffast-add',
+        commit: feature.sha,
+      });
+      // Each key holds its own branch's program.
+      const program = async (key: string) => {
+        const file = await saved(key);
+        const root = path.join(dir, `x-${uid()}`);
+        fs.mkdirSync(root);
+        if (distro === 'bookworm') await runChecked('dpkg-deb', ['-x', file, root]);
+        else await runChecked('sh', ['-c', 'rpm2archive - < "$1" | tar -xzf - -C "$2"', 'sh', file, root]);
+        return fs.readFileSync(path.join(root, 'usr/bin/widget'), 'utf8');
+      };
+      expect(await program(other.key)).toContain('# built from feature/fast-add');
+      expect(await program(main.key)).not.toContain('feature/fast-add');
+    }
+  });
+
+  it('refuses to adopt an object at its key that another commit, or nobody, recorded', async () => {
+    const planted = async (key: string, metadata?: Record<string, string>) =>
+      s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'planted bytes', Metadata: metadata }));
+    const other = 'f'.repeat(40);
+    const key = `${prefix}packages/acme/widget/main/21/${commit.sha}/bookworm/widget_1.0.0-21_all.deb`;
+    await planted(key, { repository: 'acme/widget', branch: 'main', commit: other, build: '21' });
+    const f = await failureOf(packages({ package: 'make package' }, 'bookworm', 21));
+    expect(f.type).toBe('ArtifactMismatch');
+    expect(f.nonRetryable).toBe(true);
+    expect(f.message).toContain(key);
+    expect(f.message).toContain(`commit ${other}`);
+    expect(f.message).toContain(`commit ${commit.sha}`);
+    expect((await get(key)).toString()).toBe('planted bytes'); // refused, not replaced either
+
+    const bare22 = `${prefix}packages/acme/widget/main/22/${commit.sha}/bookworm/widget_1.0.0-22_all.deb`;
+    await planted(bare22);
+    const none = await failureOf(packages({ package: 'make package' }, 'bookworm', 22));
+    expect(none.type).toBe('ArtifactMismatch');
+    expect(none.message).toMatch(/with no recorded commit, but this run builds acme\/widget branch "main" commit/);
+
+    // The docs manifest: adopted only when it is this commit's, before the step even runs.
+    const manifestKey = `${prefix}docs/acme/widget/main/23/${commit.sha}/manifest.json`;
+    await planted(manifestKey, { repository: 'acme/widget', branch: 'main', commit: other, build: '23' });
+    const d = await failureOf(docs({ docs: 'make docs' }, 23));
+    expect(d.type).toBe('ArtifactMismatch');
+    expect(d.message).toContain(`commit ${other}`);
+    expect(d.message).toContain(manifestKey);
+  });
+
+  it('refuses to build a package name the repository does not own, naming both', async () => {
+    const f = await failureOf(packages({ package: 'make package' }, 'bookworm', 24, { name: 'acme/tally' }));
+    expect(f.type).toBe('PackageNotOwned');
+    expect(f.nonRetryable).toBe(true);
+    expect(f.message).toContain(
+      'package "widget" is not among acme/tally\'s packages (packages: [tally]); add it to the packages of acme/tally in conveyor.yml',
+    );
+    const listed = await failureOf(
+      packages({ package: 'make package' }, 'el9', 24, { packages: ['widget-cli', 'widget-doc'] }),
+    );
+    expect(listed.type).toBe('PackageNotOwned');
+    expect(listed.message).toContain(
+      'package "widget" is not among acme/widget\'s packages (packages: [widget-cli, widget-doc])',
+    );
+    expect(await keysUnder('packages/acme/tally/')).toEqual([]);
+    expect(await keysUnder('packages/acme/widget/main/24/')).toEqual([]);
+  });
+
+  it('refuses a .deb whose control file sets an index field or a bad field name, naming the field', async () => {
+    // A hostile repository: its control file sets Filename (dpkg-deb builds that happily)…
+    const hostile = await commitSample(bare, path.join(dir, 'work-hostile'), {
+      branch: 'hostile',
+      message: 'smuggle index fields',
+      mutate: (d) =>
+        fs.appendFileSync(
+          path.join(d, 'packaging/control.in'),
+          'Filename: ../../evil\nSHA256: ' + '0'.repeat(64) + '\n',
+        ),
+    });
+    const run = (steps: RepositorySteps, sha: string, build: number) =>
+      acts.buildPackages({
+        pipelineId: `pipeline/acme/widget/hostile/${sha}`,
+        stageWorkflowId: `pipeline/acme/widget/hostile/${sha}/package/bookworm#${uid()}`,
+        repository: repository(steps),
+        branch: 'hostile',
+        sha,
+        distro: 'bookworm',
+        distroSpec: DISTROS.bookworm,
+        build,
+      });
+    const f = await failureOf(run({ package: 'make package' }, hostile.sha, 25));
+    expect(f.type).toBe('BadPackage');
+    expect(f.message).toContain('widget_1.0.0-25_all.deb');
+    expect(f.message).toContain('field "Filename"');
+
+    // …and a .deb made by hand, whose control has `Bad Field:` (dpkg-deb would not build it).
+    const crafted = await craftDeb(
+      {
+        name: 'widget',
+        version: '1.0.0-26',
+        arch: 'all',
+        control:
+          'Package: widget\nVersion: 1.0.0-26\nArchitecture: all\nMaintainer: x <x@x>\nBad Field: 1\nDescription: x\n',
+      },
+      { s3, bucket, distro: 'bookworm', dir: tempDir('craft') },
+    );
+    const handmade = await commitSample(bare, path.join(dir, 'work-hostile'), {
+      branch: 'hostile',
+      message: 'a hand-made package',
+      mutate: (d) => fs.copyFileSync(crafted.path, path.join(d, 'evil.deb')),
+    });
+    const bad = await failureOf(
+      run({ package: 'cp evil.deb "$CONVEYOR_OUT/widget_1.0.0-26_all.deb"' }, handmade.sha, 26),
+    );
+    expect(bad.type).toBe('BadPackage');
+    expect(bad.message).toContain('bad field name "Bad Field"');
+    expect(await keysUnder('packages/acme/widget/hostile/')).toEqual([]);
   });
 
   it('kills the step and everything it started when the activity is cancelled', async () => {

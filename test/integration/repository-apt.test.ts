@@ -54,6 +54,8 @@ describe('APT repository read by apt-get', () => {
       distroSpec: { format: 'deb', codename: 'bookworm', arch: 'amd64' },
       artifacts: [tally, tool],
       keepBuilds: 3,
+      repository: 'acme/tally',
+      packages: ['tally', 'tally-tool'],
     };
   });
 

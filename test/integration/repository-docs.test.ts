@@ -72,17 +72,17 @@ describe('docs sites', () => {
     });
     expect(r).toMatchObject({
       changed: true,
-      sitePath: 'docs/acme/widget/1.0.0-1/',
+      sitePath: 'docs/acme/widget/unstable/1.0.0-1/',
       indexPath: 'docs/acme/widget/unstable/index.html',
       currentPath: 'docs/acme/widget/unstable/current.json',
       files: 3,
     });
     expect(r.copied.sort()).toEqual([
-      'docs/acme/widget/1.0.0-1/assets/style.css',
-      'docs/acme/widget/1.0.0-1/guide/install.html',
-      'docs/acme/widget/1.0.0-1/index.html',
+      'docs/acme/widget/unstable/1.0.0-1/assets/style.css',
+      'docs/acme/widget/unstable/1.0.0-1/guide/install.html',
+      'docs/acme/widget/unstable/1.0.0-1/index.html',
     ]);
-    const page = await fetch(`${http}/docs/acme/widget/1.0.0-1/guide/install.html`);
+    const page = await fetch(`${http}/docs/acme/widget/unstable/1.0.0-1/guide/install.html`);
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
     expect(await page.text()).toBe('<p>install 1.0.0-1</p>');
 
@@ -95,7 +95,7 @@ describe('docs sites', () => {
     };
     expect(await follow()).toBe('<html><body>widget 1.0.0-1</body></html>');
     const current = (await (await fetch(`${http}/${r.currentPath}`)).json()) as { version: string; path: string };
-    expect(current).toMatchObject({ version: '1.0.0-1', path: '../1.0.0-1/' });
+    expect(current).toMatchObject({ version: '1.0.0-1', path: './1.0.0-1/' });
 
     const again = await acts.publishDocs({
       environment: 'staging',
@@ -116,14 +116,37 @@ describe('docs sites', () => {
     expect(await follow()).toBe('<html><body>widget 1.0.0-2</body></html>');
     expect(((await (await fetch(`${http}/${r.currentPath}`)).json()) as { version: string }).version).toBe('1.0.0-2');
     // The older version stays readable for links that name it.
-    expect((await fetch(`${http}/docs/acme/widget/1.0.0-1/index.html`)).status).toBe(200);
+    expect((await fetch(`${http}/docs/acme/widget/unstable/1.0.0-1/index.html`)).status).toBe(200);
+  });
+
+  it("refuses another commit's site under a published version of the channel, naming both commits", async () => {
+    const commitA = 'a'.repeat(40);
+    const commitB = 'b'.repeat(40);
+    const fromMain = { ...(await storeSite('1.0.0-1', site('main'))), commit: commitA, branch: 'main', build: 1 };
+    const fromFeature = {
+      ...(await storeSite('1.0.0-1', site('feature'))),
+      commit: commitB,
+      branch: 'feature',
+      build: 1,
+    };
+    const input = { environment: 'staging' as const, repository: 'acme/twice', channel: 'unstable' };
+    await acts.publishDocs({ ...input, docs: fromMain });
+    const err = await acts.publishDocs({ ...input, docs: fromFeature }).catch((e: unknown) => e as ApplicationFailure);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect((err as ApplicationFailure).type).toBe('ArtifactConflict');
+    expect((err as ApplicationFailure).message).toContain(`published from commit ${commitA} (main)`);
+    expect((err as ApplicationFailure).message).toContain(`commit ${commitB} (feature) built other docs`);
+    expect(await (await fetch(`${http}/docs/acme/twice/unstable/1.0.0-1/index.html`)).text()).toContain('widget main');
+    // The same version in another channel is another site (the demo's main and release branches).
+    await acts.publishDocs({ ...input, channel: 'stable', docs: fromFeature });
+    expect(await (await fetch(`${http}/docs/acme/twice/stable/1.0.0-1/index.html`)).text()).toContain('widget feature');
   });
 
   it('restores a file of a published site that went missing, and only that one', async () => {
     const v = await storeSite('1.5.0-1', site('1.5.0-1'));
     const input = { environment: 'staging' as const, repository: 'acme/heal', channel: 'unstable', docs: v };
     await acts.publishDocs(input);
-    const lost = 'docs/acme/heal/1.5.0-1/guide/install.html';
+    const lost = 'docs/acme/heal/unstable/1.5.0-1/guide/install.html';
     await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: lost }));
     const r = await acts.publishDocs(input);
     expect(r).toMatchObject({ changed: true, copied: [lost], removed: [] });
@@ -183,7 +206,7 @@ describe('docs sites', () => {
     const second = new MockActivityEnvironment({ heartbeatDetails: progress }, { logger });
     const r: PublishDocsResult = await second.run(acts.publishDocs, input);
     expect(r.copied).toHaveLength(25 - progress!.done!);
-    expect(await (await fetch(`${http}/docs/acme/big/4.0.0-1/p/23.html`)).text()).toBe('page 23');
+    expect(await (await fetch(`${http}/docs/acme/big/unstable/4.0.0-1/p/23.html`)).text()).toBe('page 23');
     expect((await fetch(`${http}/docs/acme/big/unstable/index.html`)).status).toBe(200);
   });
 });

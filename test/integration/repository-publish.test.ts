@@ -5,6 +5,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -20,7 +21,8 @@ import { runChecked } from '../../activities/exec/process';
 import { mapLimit } from '../../activities/repository/s3-objects';
 import type { ArtifactRef } from '../../common/types';
 import { parseS3Url } from '../../config/conveyor';
-import { buildTestDeb, buildTestRpm, testSigningKey, type ArtifactTarget } from '../helpers/packages';
+import { buildTestDeb, buildTestRpm, craftDeb, testSigningKey, type ArtifactTarget } from '../helpers/packages';
+import { aptClient, dnfClient } from '../helpers/readers';
 import { awsFor, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
 
 // The SDK logs every failed activity as a warning; these failures are the point of the tests.
@@ -43,21 +45,36 @@ describe('repository publishing: increments, retention, generations, crashes', (
   // GET, not HEAD: moto answers an anonymous HEAD with 403 even where GET is allowed.
   const exists = async (key: string) => (await get(key)).status === 200;
 
-  const deb = (channel: string, artifacts: ArtifactRef[], keepBuilds = 5): PublishPackagesInput => ({
+  // One repository (acme/tests) owns every name these tests publish, unless a test says otherwise.
+  const deb = (
+    channel: string,
+    artifacts: ArtifactRef[],
+    keepBuilds = 5,
+    repository = 'acme/tests',
+  ): PublishPackagesInput => ({
     environment: 'staging',
     channel,
     distro: 'bookworm',
     distroSpec: { format: 'deb', codename: 'bookworm', arch: 'amd64' },
     artifacts,
     keepBuilds,
+    repository,
+    packages: [...new Set(['tests', ...artifacts.map((a) => a.name)])],
   });
-  const rpm = (channel: string, artifacts: ArtifactRef[], keepBuilds = 5): PublishPackagesInput => ({
+  const rpm = (
+    channel: string,
+    artifacts: ArtifactRef[],
+    keepBuilds = 5,
+    repository = 'acme/tests',
+  ): PublishPackagesInput => ({
     environment: 'staging',
     channel,
     distro: 'el9',
     distroSpec: { format: 'rpm', arch: 'x86_64' },
     artifacts,
     keepBuilds,
+    repository,
+    packages: [...new Set(['tests', ...artifacts.map((a) => a.name)])],
   });
 
   /** What an apt client with Acquire-By-Hash can reach from the live InRelease, checked byte for
@@ -314,16 +331,21 @@ describe('repository publishing: increments, retention, generations, crashes', (
     expect(await yumView('yum/el9/crash')).toEqual(['theta 1.0-1']);
   });
 
-  describe('refusals', () => {
-    const failureOf = async (p: Promise<unknown>) => {
-      const err = await p.then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(err).toBeInstanceOf(ApplicationFailure);
-      return err as ApplicationFailure;
+  const failureOf = async (p: Promise<unknown>) => {
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    return err as ApplicationFailure;
+  };
+  const stateOf = async (key: string) =>
+    JSON.parse((await get(key)).body.toString('utf8')) as {
+      owners?: Record<string, string>;
+      packages: { name: string; version: string; artifact: ArtifactRef }[];
     };
 
+  describe('refusals', () => {
     it('refuses an artifact whose bytes do not match its SHA-256, and publishes nothing', async () => {
       const a = await buildTestDeb({ name: 'iota', version: '1.0-1', arch: 'amd64' }, target);
       await s3.send(new PutObjectCommand({ Bucket: artifactsBucket, Key: a.key, Body: Buffer.alloc(a.size, 1) }));
@@ -335,16 +357,40 @@ describe('repository publishing: increments, retention, generations, crashes', (
       expect(await exists('apt/dists/bookworm-mismatch/InRelease')).toBe(false);
     });
 
-    it('refuses other bytes under a published name and version', async () => {
-      const a = await buildTestDeb({ name: 'kappa', version: '1.0-1', arch: 'amd64' }, target);
+    it('refuses other bytes under a published name and version, naming both commits', async () => {
+      const onMain = { repository: 'acme/tests', branch: 'main', commit: 'a'.repeat(40), build: 1 };
+      const onFeature = { repository: 'acme/tests', branch: 'feature/x', commit: 'b'.repeat(40), build: 1 };
+      const a = await buildTestDeb({ name: 'kappa', version: '1.0-1', arch: 'amd64' }, { ...target, identity: onMain });
       const again = await buildTestDeb(
         { name: 'kappa', version: '1.0-1', arch: 'amd64', description: 'rebuilt' },
-        target,
+        { ...target, identity: onFeature },
       );
       await acts.publishPackages(deb('conflict', [a]));
+      // The state records, per published file, the build that made it.
+      const state = await stateOf('conveyor-state/apt/bookworm-conflict.json');
+      expect(state.packages[0].artifact).toMatchObject(onMain);
       const f = await failureOf(acts.publishPackages(deb('conflict', [again])));
       expect(f.type).toBe('ArtifactConflict');
       expect(f.nonRetryable).toBe(true);
+      expect(f.message).toContain('kappa 1.0-1 amd64 is already in apt bookworm-conflict (staging, conflict)');
+      expect(f.message).toContain(`published from acme/tests branch "main" commit ${'a'.repeat(40)} build 1`);
+      expect(f.message).toContain(
+        `refusing the one from acme/tests branch "feature/x" commit ${'b'.repeat(40)} build 1`,
+      );
+      expect(f.message).toContain(a.sha256);
+      expect(f.message).toContain(again.sha256);
+
+      // The same for yum; and a file published before commits were recorded says so.
+      const r1 = await buildTestRpm({ name: 'kappa', version: '1.0', release: '1' }, rpmTarget);
+      const r2 = await buildTestRpm(
+        { name: 'kappa', version: '1.0', release: '1', summary: 'rebuilt' },
+        { ...rpmTarget, identity: onFeature },
+      );
+      await acts.publishPackages(rpm('conflict', [r1]));
+      const g = await failureOf(acts.publishPackages(rpm('conflict', [r2])));
+      expect(g.type).toBe('ArtifactConflict');
+      expect(g.message).toContain('published from a build (commit not recorded');
+      expect(g.message).toContain(`refusing the one from acme/tests branch "feature/x" commit ${'b'.repeat(40)}`);
     });
 
     it('refuses a package that is not what its reference says', async () => {
@@ -388,6 +434,212 @@ describe('repository publishing: increments, retention, generations, crashes', (
       const f = await failureOf(bad.publishPackages(deb('badkey', [a])));
       expect(f.type).toBe('BadConfig');
       expect(f.message).not.toContain('BEGIN PGP');
+    });
+  });
+
+  describe('packages belong to their repository', () => {
+    const as = (repository: string) => ({ ...target, identity: { repository } });
+    const rpmAs = (repository: string) => ({ ...rpmTarget, identity: { repository } });
+
+    it("refuses a name outside the repository's packages, and an artifact another repository built", async () => {
+      const t = await buildTestDeb({ name: 'tally', version: '1.0-1', arch: 'all' }, target);
+      const f = await failureOf(
+        acts.publishPackages({ ...deb('owned', [t]), repository: 'acme/widget', packages: undefined }),
+      );
+      expect(f.type).toBe('PackageNotOwned');
+      expect(f.nonRetryable).toBe(true);
+      expect(f.message).toContain('package "tally" is not among acme/widget\'s packages (packages: [widget])');
+
+      const built = await buildTestDeb({ name: 'tally', version: '1.0-2', arch: 'all' }, as('acme/other'));
+      const g = await failureOf(acts.publishPackages(deb('owned', [built], 5, 'acme/tally')));
+      expect(g.type).toBe('PackageNotOwned');
+      expect(g.message).toContain('was built by acme/other, not by acme/tally');
+      expect(await exists('apt/dists/bookworm-owned/InRelease')).toBe(false);
+    });
+
+    it("shares a channel between two repositories: neither publishes the other's name, and neither's retention removes the other's packages", async () => {
+      const versions = ['1.0-1', '1.0-2', '1.0-3'];
+      const mine = await Promise.all(
+        versions.map((v) => buildTestDeb({ name: 'mine', version: v, arch: 'amd64' }, as('acme/mine'))),
+      );
+      const theirs = await Promise.all(
+        versions.map((v) => buildTestDeb({ name: 'theirs', version: v, arch: 'all' }, as('acme/theirs'))),
+      );
+      // acme/theirs keeps 10 builds, acme/mine keeps 1: each publish of acme/mine applies its
+      // retention, and none of them may touch acme/theirs' packages.
+      for (const t of theirs) await acts.publishPackages(deb('shared', [t], 10, 'acme/theirs'));
+      for (const m of mine) await acts.publishPackages(deb('shared', [m], 1, 'acme/mine'));
+      expect(await aptView('bookworm-shared')).toEqual(['mine 1.0-3', 'theirs 1.0-1', 'theirs 1.0-2', 'theirs 1.0-3']);
+      // And the other way round: acme/theirs with keepBuilds 1 trims only its own.
+      const next = await buildTestDeb({ name: 'theirs', version: '1.0-4', arch: 'all' }, as('acme/theirs'));
+      const r = await acts.publishPackages(deb('shared', [next], 1, 'acme/theirs'));
+      expect(r.removed.filter((k) => k.includes('/pool/')).sort()).toEqual([
+        'apt/pool/shared/bookworm/theirs/theirs_1.0-1_all.deb',
+        'apt/pool/shared/bookworm/theirs/theirs_1.0-2_all.deb',
+        'apt/pool/shared/bookworm/theirs/theirs_1.0-3_all.deb',
+      ]);
+      expect(await aptView('bookworm-shared')).toEqual(['mine 1.0-3', 'theirs 1.0-4']);
+
+      // acme/theirs cannot publish `mine`, even when its own config lists the name.
+      const taken = await buildTestDeb({ name: 'mine', version: '9.0-1', arch: 'amd64' }, as('acme/theirs'));
+      const f = await failureOf(acts.publishPackages(deb('shared', [taken], 1, 'acme/theirs')));
+      expect(f.type).toBe('PackageNotOwned');
+      expect(f.message).toContain(
+        'package "mine" in apt bookworm-shared (staging, shared) belongs to acme/mine; acme/theirs cannot publish it',
+      );
+      expect((await stateOf('conveyor-state/apt/bookworm-shared.json')).owners).toEqual({
+        mine: 'acme/mine',
+        theirs: 'acme/theirs',
+      });
+      // What apt-get itself sees: both repositories' packages, the exact bytes.
+      const apt = await aptClient(tempDir('apt-shared'), `${http}/apt`, 'bookworm-shared', `${http}/keys/conveyor.asc`);
+      expect((await apt.update()).exitCode).toBe(0);
+      for (const a of [mine[2], next]) {
+        expect((await apt.download(`${a.name}=${a.version}`)).exitCode).toBe(0);
+        expect(sha256(fs.readFileSync(apt.file(a.file)))).toBe(a.sha256);
+      }
+
+      // YUM: the same rules.
+      const rMine = [];
+      for (const release of ['1', '2'])
+        rMine.push(await buildTestRpm({ name: 'mine', version: '1.0', release }, rpmAs('acme/mine')));
+      const rTheirs = [];
+      for (const release of ['1', '2'])
+        rTheirs.push(await buildTestRpm({ name: 'theirs', version: '1.0', release }, rpmAs('acme/theirs')));
+      for (const t of rTheirs) await acts.publishPackages(rpm('shared', [t], 10, 'acme/theirs'));
+      for (const m of rMine) await acts.publishPackages(rpm('shared', [m], 1, 'acme/mine'));
+      expect(await yumView('yum/el9/shared')).toEqual(['mine 1.0-2', 'theirs 1.0-1', 'theirs 1.0-2']);
+      const rTaken = await buildTestRpm({ name: 'mine', version: '9.0', release: '1' }, rpmAs('acme/theirs'));
+      const g = await failureOf(acts.publishPackages(rpm('shared', [rTaken], 1, 'acme/theirs')));
+      expect(g.type).toBe('PackageNotOwned');
+      expect(g.message).toContain('package "mine" in yum/el9/shared (staging, shared) belongs to acme/mine');
+    });
+
+    it('lets the first publisher claim a name that a state from before owners left unowned', async () => {
+      const old = await Promise.all(
+        ['1.0-1', '1.0-2'].map((v) => buildTestDeb({ name: 'old', version: v, arch: 'amd64' }, target)),
+      );
+      await acts.publishPackages(deb('legacy', old, 10, 'acme/old'));
+      // A manifest written before owners existed.
+      const stateKey = 'conveyor-state/apt/bookworm-legacy.json';
+      const legacy = JSON.parse((await get(stateKey)).body.toString('utf8')) as Record<string, unknown>;
+      delete legacy.owners;
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: stateKey, Body: JSON.stringify(legacy) }));
+
+      // Another repository's retention leaves the unowned name alone…
+      const fresh = await Promise.all(
+        ['1.0-1', '1.0-2'].map((v) => buildTestDeb({ name: 'fresh', version: v, arch: 'amd64' }, target)),
+      );
+      for (const f of fresh) await acts.publishPackages(deb('legacy', [f], 1, 'acme/fresh'));
+      expect(await aptView('bookworm-legacy')).toEqual(['fresh 1.0-2', 'old 1.0-1', 'old 1.0-2']);
+      expect((await stateOf(stateKey)).owners).toEqual({ fresh: 'acme/fresh' });
+      // …and the first repository to publish it afterwards claims it (retention included).
+      const claimed = await buildTestDeb({ name: 'old', version: '1.0-3', arch: 'amd64' }, target);
+      await acts.publishPackages(deb('legacy', [claimed], 1, 'acme/old'));
+      expect(await aptView('bookworm-legacy')).toEqual(['fresh 1.0-2', 'old 1.0-3']);
+      expect((await stateOf(stateKey)).owners).toEqual({ fresh: 'acme/fresh', old: 'acme/old' });
+      const f = await failureOf(acts.publishPackages(deb('legacy', [claimed], 1, 'acme/fresh')));
+      expect(f.message).toContain('belongs to acme/old');
+    });
+  });
+
+  describe('control fields and header values that reach a signed index', () => {
+    const control = (extra: string) =>
+      `Package: smuggler\nVersion: 1.0-1\nArchitecture: all\nMaintainer: x <x@example.com>\n${extra}` +
+      'Description: a package with ideas\n more text\n';
+    const cases: [string, string, string][] = [
+      ['filename', 'Filename: ../../evil\n', 'field "Filename"'],
+      ['sha256', `SHA256: ${'0'.repeat(64)}\n`, 'field "SHA256"'],
+      ['size', 'size: 1\n', 'field "size"'],
+      ['badname', 'Bad Field: x\n', 'bad field name "Bad Field"'],
+      ['spacecolon', 'Section : misc\n', 'bad field name "Section "'],
+      ['blankcont', 'Depends: libc6,\n \t\n', 'field "Depends" has a continuation line of only whitespace'],
+      ['cr', 'Section: misc\r\n', 'carriage return'],
+      ['duplicate', 'Package: other\n', 'field "Package" appears twice'],
+    ];
+    it.each(cases)('refuses a control file with %s, naming the field', async (name, extra, says) => {
+      const bad = await craftDeb({ name: 'smuggler', version: '1.0-1', arch: 'all', control: control(extra) }, target);
+      const f = await failureOf(acts.publishPackages(deb(`smuggle-${name}`, [bad])));
+      expect(f.type).toBe('BadPackage');
+      expect(f.nonRetryable).toBe(true);
+      expect(f.message).toContain(says);
+      expect(await exists(`apt/dists/bookworm-smuggle-${name}/InRelease`)).toBe(false);
+    });
+
+    it('refuses a second paragraph in a control file', async () => {
+      const text = `${control('')}\nPackage: evil\nVersion: 6.6.6\nArchitecture: all\nFilename: pool/evil.deb\n`;
+      const bad = await craftDeb({ name: 'smuggler', version: '1.0-1', arch: 'all', control: text }, target);
+      const f = await failureOf(acts.publishPackages(deb('smuggle-paragraph', [bad])));
+      expect(f.type).toBe('BadPackage');
+      expect(f.message).toContain('second paragraph');
+    });
+
+    it("never lets a good package's text add a line to the Packages index", async () => {
+      // Continuation lines that look like fields are text of the Description, nothing more.
+      const text =
+        'Package: honest\nVersion: 1.0-1\nArchitecture: all\nMaintainer: x <x@example.com>\n' +
+        'Description: quotes index fields in its text\n Filename: ../../evil\n SHA256: 0000\n .\n Size: 1\n';
+      const good = await craftDeb({ name: 'honest', version: '1.0-1', arch: 'all', control: text }, target);
+      await acts.publishPackages(deb('honest', [good]));
+      const packages = (await get('apt/dists/bookworm-honest/main/binary-amd64/Packages')).body.toString('utf8');
+      const stanzas = packages.split('\n\n').filter((x) => x.trim());
+      expect(stanzas).toHaveLength(1);
+      const fields = stanzas[0].split('\n').filter((l) => l && !/^[ \t]/.test(l));
+      expect(fields.map((l) => l.slice(0, l.indexOf(':')))).toEqual([
+        'Package',
+        'Version',
+        'Architecture',
+        'Maintainer',
+        'Description',
+        'Filename',
+        'Size',
+        'MD5sum',
+        'SHA1',
+        'SHA256',
+      ]);
+      expect(fields).toContain('Filename: pool/honest/bookworm/honest/honest_1.0-1_all.deb');
+      expect(fields).toContain(`SHA256: ${good.sha256}`);
+      const apt = await aptClient(tempDir('apt-honest'), `${http}/apt`, 'bookworm-honest', `${http}/keys/conveyor.asc`);
+      expect((await apt.update()).exitCode).toBe(0);
+      expect((await apt.download('honest=1.0-1')).exitCode).toBe(0);
+      expect(sha256(fs.readFileSync(apt.file(good.file)))).toBe(good.sha256);
+    });
+
+    it('publishes rpm header text XML-escaped, and refuses text XML cannot hold', async () => {
+      const good = await buildTestRpm(
+        {
+          name: 'xmlish',
+          version: '1.0',
+          release: '1',
+          summary: 'a </summary><evil/> & "q"',
+          description: '</description></package><package type="rpm"><name>evil</name>',
+        },
+        rpmTarget,
+      );
+      await acts.publishPackages(rpm('xml', [good]));
+      expect(await yumView('yum/el9/xml')).toEqual(['xmlish 1.0-1']);
+      const repomd = (await get('yum/el9/xml/repodata/repomd.xml')).body.toString('utf8');
+      const href = /<location href="([^"]+primary\.xml\.gz)"/.exec(repomd)![1];
+      const primary = zlib.gunzipSync((await get(`yum/el9/xml/${href}`)).body).toString('utf8');
+      expect(primary).toContain('<summary>a &lt;/summary&gt;&lt;evil/&gt; &amp; "q"</summary>');
+      const dnf = dnfClient(tempDir('dnf-xml'), {
+        baseUrl: `${http}/yum/el9/xml`,
+        keyUrl: `${http}/keys/conveyor.asc`,
+      });
+      expect((await dnf.makecache()).exitCode).toBe(0);
+      expect((await dnf.download('xmlish-1.0-1')).exitCode).toBe(0);
+
+      // A control character: createrepo_c leaves the package out and exits 0; we refuse it.
+      const bad = await buildTestRpm(
+        { name: 'ctlchar', version: '1.0', release: '1', summary: 'bell %(printf "\\007")' },
+        rpmTarget,
+      );
+      const f = await failureOf(acts.publishPackages(rpm('xml', [bad])));
+      expect(f.type).toBe('BadPackage');
+      expect(f.nonRetryable).toBe(true);
+      expect(f.message).toContain('ctlchar-1.0-1.noarch.rpm');
+      expect(f.message).toContain('createrepo_c');
+      expect(await yumView('yum/el9/xml')).toEqual(['xmlish 1.0-1']);
     });
   });
 

@@ -52,6 +52,7 @@ describe('YUM repository read by dnf', () => {
       distroSpec: { format: 'rpm', arch: 'x86_64' },
       artifacts: [tally],
       keepBuilds: 3,
+      repository: 'acme/tally',
     };
     // Staging, signed with the test key: every test reads it or trusts its key.
     staged = await createRepositoryActivities({ s3, artifactsBucket, buckets, signingKey: () => key }).publishPackages(

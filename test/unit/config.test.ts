@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadConfig, parseS3Url, resolveConfigPath } from '../../config/conveyor';
+import { ConfigError, loadConfig, parseS3Url, repositorySpec, resolveConfigPath } from '../../config/conveyor';
 import { loadDevConfig } from '../../config/temporal-dev';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -107,6 +107,40 @@ repositories:
     expect(resolveConfigPath('a.yml', { CONVEYOR_CONFIG: 'b.yml' }, '/x')).toBe('/x/a.yml');
     expect(resolveConfigPath(undefined, { CONVEYOR_CONFIG: 'b.yml' }, '/x')).toBe('/x/b.yml');
     expect(resolveConfigPath(undefined, {}, ROOT)).toBe(path.join(ROOT, 'conveyor.dev.yml'));
+  });
+
+  it('gives a repository its own name as its package by default, and checks listed packages', () => {
+    const spec = (text: string) => {
+      const cfg = loadConfig(write(text), {});
+      return repositorySpec(cfg, cfg.repositories[0], cfg.repositories[0].branches[0]);
+    };
+    expect(spec(VALID).packages).toEqual(['widget']);
+    expect(spec(`${VALID}    packages: [widget, widget-doc, Widget_Tools]\n`).packages).toEqual([
+      'widget',
+      'widget-doc',
+      'Widget_Tools',
+    ]);
+    const problems = (text: string) => {
+      try {
+        loadConfig(write(text), {});
+      } catch (e) {
+        return (e as ConfigError).problems.join('\n');
+      }
+      throw new Error('accepted');
+    };
+    expect(problems(`${VALID}    packages: ['bad name', widget, widget, '-x']\n`)).toMatch(
+      /^repositories\[0\]\.packages\[0\]: must be a package name[\s\S]*^repositories\[0\]\.packages\[3\]: must be a package name/m,
+    );
+    expect(problems(`${VALID}    packages: [widget, widget]\n`)).toMatch(
+      /^repositories\[0\]\.packages\[1\]: duplicate of widget$/m,
+    );
+    expect(problems(`${VALID}    packages: []\n`)).toMatch(/^repositories\[0\]\.packages: needs at least one/m);
+    expect(problems(`${VALID}    packaging: { builtin: { name: tally, maintainer: m, description: d } }\n`)).toMatch(
+      /^repositories\[0\]\.packaging\.builtin\.name: package "tally" is not among acme\/widget's packages \(packages: \[widget\]\); add it to repositories\[0\]\.packages$/m,
+    );
+    expect(problems(VALID.replace('acme/widget', 'acme/_widget'))).toMatch(
+      /^repositories\[0\]\.packages: the default package name "_widget"/m,
+    );
   });
 
   it('parses s3 URLs', () => {

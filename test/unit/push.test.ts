@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { branchMatcher, findBranchRule } from '../../common/branch-rules';
 import { branchStateId, pipelineId, stageId } from '../../common/ids';
-import { decidePush } from '../../api/github-push';
+import { decideFacts, decidePush, pushFacts } from '../../api/github-push';
 import { pushPayload } from '../../cli/webhook-client';
 import { loadConfig } from '../../config/conveyor';
 
@@ -71,5 +71,64 @@ describe('push decisions', () => {
     [{ after: 'not-a-sha' }, 'ignored: push has no head commit'],
   ])('ignores %j', (over, reason) => {
     expect(decidePush(config, push(over))).toEqual({ action: 'ignore', reason });
+  });
+});
+
+describe('push payload types', () => {
+  const push = (over: Record<string, unknown> = {}) => ({
+    ...pushPayload({ repository: 'demo/widget', branch: 'main', sha: SHA, message: 'msg', author: 'alice' }),
+    ...over,
+  });
+
+  it.each([
+    ['ref', { ref: 42 }, /^malformed push payload \(ref: .*expected string/],
+    ['ref', { ref: ['refs/heads/main'] }, /ref: .*expected string/],
+    ['after', { after: { sha: SHA } }, /after: .*expected string/],
+    ['repository.full_name', { repository: { full_name: 7 } }, /repository\.full_name: .*expected string/],
+    ['repository', { repository: 'demo/widget' }, /repository: .*expected object/],
+    ['head_commit', { head_commit: 'abc' }, /head_commit: .*expected object/],
+    ['head_commit.message', { head_commit: { id: SHA, message: 5 } }, /head_commit\.message: /],
+    ['deleted', { deleted: 'no' }, /deleted: .*expected boolean/],
+  ])('refuses a wrong-typed %s with the field and the fix', (_field, over, reason) => {
+    const d = decidePush(config, push(over));
+    expect(d.action).toBe('reject');
+    if (d.action !== 'reject') return;
+    expect(d.reason).toMatch(reason);
+    expect(d.reason).toMatch(/send GitHub push events as documented at https:\/\/docs\.github\.com/);
+  });
+
+  it('takes a null head_commit (a deleted branch) and missing optional fields as GitHub sends them', () => {
+    expect(decidePush(config, push({ head_commit: null, deleted: true, after: '0'.repeat(40) }))).toEqual({
+      action: 'ignore',
+      reason: 'ignored: branch deleted',
+    });
+    const d = decidePush(config, push({ head_commit: null, compare: undefined, pusher: undefined }));
+    expect(d.action === 'start' && d.input.commit).toEqual({ message: '', author: '', compareUrl: '' });
+  });
+});
+
+describe('push facts and decisions', () => {
+  it('keeps the facts of a push only, and the decision takes commands from the config', () => {
+    const f = pushFacts(pushPayload({ repository: 'demo/widget', branch: 'main', sha: SHA, message: 'm' }), 'dlv');
+    expect(f.action).toBe('facts');
+    if (f.action !== 'facts') return;
+    expect(Object.keys(f.facts).sort()).toEqual(['branch', 'commit', 'deliveryId', 'repository', 'sha']);
+    const d = decideFacts(config, f.facts);
+    expect(d.action === 'start' && d.input.repository.steps).toEqual(config.repositories[0].steps);
+  });
+
+  it('decides again against another config: new steps, a branch no longer monitored, a repository removed', () => {
+    const f = pushFacts(pushPayload({ repository: 'demo/widget', branch: 'main', sha: SHA }));
+    if (f.action !== 'facts') throw new Error('expected facts');
+    const repo = config.repositories[0];
+    const changed = { ...config, repositories: [{ ...repo, steps: { unit: 'make check' } }] };
+    const d = decideFacts(changed, f.facts);
+    expect(d.action === 'start' && d.input.repository.steps).toEqual({ unit: 'make check' });
+    const noMain = { ...config, repositories: [{ ...repo, branches: [{ ...repo.branches[1] }] }] };
+    expect(decideFacts(noMain, f.facts)).toEqual({ action: 'ignore', reason: 'ignored: branch not monitored' });
+    expect(decideFacts({ ...config, repositories: [] }, f.facts)).toEqual({
+      action: 'ignore',
+      reason: 'ignored: repository demo/widget is not configured',
+    });
   });
 });

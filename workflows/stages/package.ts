@@ -1,7 +1,8 @@
 // Package stage: one child per distro (`…/package/<distro>`), its activity on `build-<distro>`:
-// build the .deb/.rpm at the exact sha, validate them, store them in the artifacts bucket by
-// repository, build and distro. Re-running it for the same build returns the stored artifacts.
-// The docs site is built once per build by its own child (`…/package/docs`).
+// build the .deb/.rpm at the exact sha, validate them (a name outside the repository's `packages`
+// fails the stage), store them in the artifacts bucket under the build's identity (repository,
+// branch, build, commit) and distro. Re-running it for the same build and commit returns the stored
+// artifacts. The docs site is built once per build by its own child (`…/package/docs`).
 import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { BuildActivities } from '../../activities';
 import { FailureType } from '../../common/failures';

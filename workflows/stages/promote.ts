@@ -2,6 +2,8 @@
 // checked again by the publisher, never rebuilt — go to the production repositories and the docs
 // site to the production docs prefix, channel from the branch rule. Promoting the same build twice
 // changes nothing; promoting an older build than the channel already holds is refused unless forced.
+// Runs recorded before artifact keys carried the commit promote from the keys they recorded; the
+// publisher's ownership checks (publish.ts) apply to them as to any publish.
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { OrchestratorActivities } from '../../activities';
 import { FailureType } from '../../common/failures';

@@ -2,10 +2,15 @@
 // build's artifacts to the environment's signed apt/yum repositories and its docs site to the docs
 // prefix. Publishes to one channel of one environment are serialised by the repository-lock
 // entity (workflows/lock.ts); the lock is released even when this stage fails or is cancelled.
+// The publisher is told which repository publishes and which package names it owns (computed here
+// from the run's recorded spec, so reruns and promotions of runs recorded before `packages`
+// existed get the default): it refuses names another repository owns in the channel and applies
+// retention to this repository's packages only. Inputs only: the command sequence is unchanged.
 import { proxyActivities } from '@temporalio/workflow';
 import type { OrchestratorActivities } from '../../activities';
 import { FailureType } from '../../common/failures';
 import { repositoryLockId } from '../../common/ids';
+import { ownedPackages } from '../../common/package-names';
 import type { ArtifactRef, DocsRef, RepositorySpec } from '../../common/types';
 import { lockClient } from '../lock';
 
@@ -65,6 +70,8 @@ export async function publishUnderLock(input: PublishStageInput): Promise<Publis
             distroSpec: input.repository.distroSpecs[p.distro],
             artifacts: p.artifacts,
             keepBuilds: input.repository.keepBuilds,
+            repository: input.repository.name,
+            packages: ownedPackages(input.repository),
           },
         ],
       );

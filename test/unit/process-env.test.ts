@@ -1,0 +1,56 @@
+// The local stack starts each process with only its own secrets.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { processEnv } from '../../cli/local-stack/process-env';
+import { loadConfig } from '../../config/conveyor';
+
+const CONFIG = `
+github: { webhookSecretEnv: HOOK_SECRET, tokenEnv: GH_TOKEN }
+signing: { keyEnv: SIGNING_KEY }
+storage: { artifacts: s3://a-bucket, staging: s3://s-bucket, production: s3://p-bucket }
+distros: { bookworm: { format: deb, codename: bookworm, arch: amd64 } }
+repositories:
+  - name: acme/widget
+    cloneUrl: https://github.com/acme/widget.git
+    checkout: { tokenEnv: WIDGET_READ_TOKEN }
+    branches: [{ match: main, channel: unstable }]
+    steps: { unit: make test }
+    distros: [bookworm]
+`;
+
+describe('processEnv: each local stack process holds only its own secrets', () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-env-')), 'conveyor.yml');
+  fs.writeFileSync(file, CONFIG);
+  const config = loadConfig(file, {});
+  const base = {
+    PATH: '/usr/bin',
+    TEMPORAL_ADDRESS: '127.0.0.1:7233',
+    HOOK_SECRET: 'h',
+    GH_TOKEN: 'g',
+    SIGNING_KEY: 's',
+    WIDGET_READ_TOKEN: 'r',
+    GITHUB_TOKEN: 'default-token',
+    GITHUB_WEBHOOK_SECRET: 'default-secret',
+  };
+  const keys = (role: 'api' | 'orchestrator' | 'builder') => Object.keys(processEnv(role, config, base)).sort();
+
+  it('api: the webhook secret only', () => {
+    expect(keys('api')).toEqual(['HOOK_SECRET', 'PATH', 'TEMPORAL_ADDRESS']);
+  });
+  it('orchestrator: the GitHub token, the signing key, the checkout credentials', () => {
+    expect(keys('orchestrator')).toEqual(['GH_TOKEN', 'PATH', 'SIGNING_KEY', 'TEMPORAL_ADDRESS', 'WIDGET_READ_TOKEN']);
+  });
+  it('builder: the read-only checkout credential, nothing else', () => {
+    expect(keys('builder')).toEqual(['PATH', 'TEMPORAL_ADDRESS', 'WIDGET_READ_TOKEN']);
+  });
+  it('the status token (api.statusTokenEnv) goes to the API only', () => {
+    const withToken = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-env-')), 'conveyor.yml');
+    fs.writeFileSync(withToken, CONFIG + 'api: { statusTokenEnv: STATUS_TOKEN }\n');
+    const cfg = loadConfig(withToken, {});
+    const env = { ...base, STATUS_TOKEN: 't' };
+    expect(processEnv('api', cfg, env).STATUS_TOKEN).toBe('t');
+    expect(processEnv('orchestrator', cfg, env).STATUS_TOKEN).toBeUndefined();
+    expect(processEnv('builder', cfg, env).STATUS_TOKEN).toBeUndefined();
+  });
+});
