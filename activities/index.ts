@@ -15,6 +15,7 @@ import { MessageNames } from '../common/message-names';
 import { parseS3Url, type ConveyorConfig, type Env } from '../config/conveyor';
 import { createControlActivities } from './control';
 import { createRunStep } from './exec/run-step';
+import { createSandboxHost, type SandboxHost } from './exec/sandbox';
 import { createFleetActivities, defaultBaseDir } from './fleet';
 import { createRunE2e } from './fleet/e2e';
 import { createGithubActivities } from './github/commit-status';
@@ -30,18 +31,31 @@ export interface ActivityDeps {
   aws: AwsClients;
 }
 
-/** What a builder is given: storage, workspace and the repositories' checkout settings. No fleet
- * settings (hosts directory, SSH), no EC2/SSM client, and of `env` only the variables that checkout
- * credentials name (activities/git/auth.ts): never the GitHub token or the signing key. */
+/** The build worker's sandbox for repository steps (activities/exec/sandbox.ts); it probes once. */
+export function builderSandbox(config: Pick<ConveyorConfig, 'sandbox' | 'workspace'>): SandboxHost {
+  return createSandboxHost({ uid: config.sandbox.uid, gid: config.sandbox.gid, workspaceRoot: config.workspace });
+}
+
+/** What a builder is given: storage, workspace, the sandbox settings and the repositories' checkout
+ * settings. No fleet settings (hosts directory, SSH), no EC2/SSM client, and of `env` only the
+ * variables that checkout credentials name (activities/git/auth.ts): never the GitHub token or the
+ * signing key. */
 export interface BuildActivityDeps {
-  config: Pick<ConveyorConfig, 'storage' | 'workspace' | 'repositories' | 'github'>;
+  config: Pick<ConveyorConfig, 'storage' | 'workspace' | 'repositories' | 'github' | 'sandbox'>;
   aws: Pick<AwsClients, 's3'>;
   /** For the e2e host-exec relay only: Updates to the verify stage of the step's own run. */
   client: Client;
   env?: Env;
+  sandbox?: SandboxHost;
 }
 
-export function createBuildActivities({ config, aws, client, env = process.env }: BuildActivityDeps) {
+export function createBuildActivities({
+  config,
+  aws,
+  client,
+  env = process.env,
+  sandbox = builderSandbox(config),
+}: BuildActivityDeps) {
   const artifacts = parseS3Url(config.storage.artifacts);
   const deps = {
     s3: aws.s3,
@@ -49,6 +63,8 @@ export function createBuildActivities({ config, aws, client, env = process.env }
     artifactsPrefix: artifacts.prefix,
     workspaceRoot: config.workspace,
     gitAuth: createGitAuth(config, checkoutEnv(config, env)),
+    // One per worker: it probes once what isolation this machine allows.
+    sandbox,
   };
   return {
     runStep: createRunStep(deps),

@@ -46,9 +46,17 @@ const DEBIAN_TOOLS = {
   debootstrap: 'debootstrap',
   git: 'git',
   unshare: 'util-linux',
-  // local staging hosts run their commands in bubblewrap (activities/fleet/local-host.ts)
+  // the sandbox of repository steps (activities/exec/sandbox.ts): bubblewrap, the uid drop and
+  // rlimits, the per-step workspace file system, and the user-mode network of steps that ask for it
   bwrap: 'bubblewrap',
-  // the host isolation test builds a static chroot-escape binary (gcc -static needs libc6-dev)
+  setpriv: 'util-linux',
+  prlimit: 'util-linux',
+  nsenter: 'util-linux',
+  'mkfs.ext4': 'e2fsprogs',
+  slirp4netns: 'slirp4netns',
+  ip: 'iproute2',
+  // the host isolation test builds a static chroot-escape binary (gcc -static needs libc6-dev);
+  // local staging hosts run their commands in bubblewrap too (activities/fleet/local-host.ts)
   gcc: 'gcc',
   '/usr/include/stdio.h': 'libc6-dev',
   // the ssh host executor's tests run a real sshd on loopback

@@ -88,11 +88,22 @@ export function createRunE2e(deps: RunE2eDeps) {
   return async function runE2e(input: RunE2eInput): Promise<StepResult> {
     return withStepWorkspace(
       deps,
-      { stageWorkflowId: input.stageWorkflowId, step: input.step, cloneUrl: input.cloneUrl, sha: input.sha },
+      {
+        stageWorkflowId: input.stageWorkflowId,
+        step: input.step,
+        cloneUrl: input.cloneUrl,
+        sha: input.sha,
+        repository: input.env.CONVEYOR_REPOSITORY,
+        sandbox: input.sandbox,
+      },
       async (ws) => {
-        // Steps do not run in a sandbox yet: the step is told this machine's paths. Once they do,
-        // pass `true` here and the step sees HOST_EXEC_MOUNT through the binds.
-        const files = writeHostExecFiles(path.join(ws.dir, 'host-exec'), deps.nodePath ?? process.execPath, false);
+        // In the sandbox the step sees the directory at HOST_EXEC_MOUNT (the binds); with
+        // `sandbox: none` nothing is mounted and it is told this machine's paths.
+        const files = writeHostExecFiles(
+          path.join(ws.dir, 'host-exec'),
+          deps.nodePath ?? process.execPath,
+          ws.sandbox === 'bwrap',
+        );
         const relay = await startHostExecRelay({
           socketPath: files.socket,
           forward: (req) => deps.forwardHostExec(input.stageWorkflowId, req),

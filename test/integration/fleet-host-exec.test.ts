@@ -2,10 +2,9 @@
 // step runs, the step's CONVEYOR_HOST_EXEC client talks to it, and each request is forwarded (here
 // straight to the validator's check and the real execOnHost against a local host, where the
 // verify stage would take it as its hostExec Update; test/workflows/host-exec.test.ts and
-// test/e2e/staging.test.ts cover that part). The step runs its commands inside a bubblewrap
-// sandbox of its own that sees only /usr, /etc and the host-exec directory at /run/conveyor, as an
-// unprivileged uid without network, the way a sandboxed step will: the client works there, while
-// the hosts directory is out of its reach.
+// test/e2e/staging.test.ts cover that part). The step runs in the step sandbox (bubblewrap, an
+// unprivileged uid, no network, /usr and /etc read-only): the client works there, through the
+// directory bound at /run/conveyor, while the hosts directory is out of its reach.
 import fs from 'node:fs';
 import path from 'node:path';
 import { SSMClient } from '@aws-sdk/client-ssm';
@@ -16,24 +15,12 @@ import { createRunE2e, HOST_EXEC_MOUNT, writeHostExecFiles } from '../../activit
 import { startHostExecRelay } from '../../activities/fleet/host-exec-relay';
 import { runProcess } from '../../activities/exec/process';
 import { HOST_EXEC_REFUSED, hostExecRefusal, type HostExecRequest } from '../../common/host-exec';
+import { DEFAULT_SANDBOX } from '../../common/sandbox';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { commitSample } from '../../cli/demo/sample-repo';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { makeLocalHost } from '../helpers/hosts';
 import { awsFor, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
-
-/** A stand-in for the step sandbox: `sandboxed 'COMMANDS'` runs COMMANDS as nobody in bwrap with
- * only /usr, /etc (read-only) and the host-exec directory (at /run/conveyor) from this machine. */
-const SANDBOXED = [
-  'sandboxed() {',
-  '  env -i /usr/bin/bwrap --unshare-all --die-with-parent --new-session --uid 65534 --gid 65534 \\',
-  '    --ro-bind /usr /usr --ro-bind /etc /etc --symlink usr/bin /bin --symlink usr/lib /lib \\',
-  '    --symlink usr/lib64 /lib64 --proc /proc --dev /dev --tmpfs /tmp \\',
-  `    --ro-bind "$(dirname "$CONVEYOR_HOST_EXEC")" ${HOST_EXEC_MOUNT} --chdir /tmp \\`,
-  '    --setenv PATH /usr/bin:/bin --setenv CONVEYOR_HOSTS "$CONVEYOR_HOSTS" \\',
-  `    --setenv CONVEYOR_HOST_EXEC ${HOST_EXEC_MOUNT}/host-exec /bin/sh -c "$1"`,
-  '}',
-].join('\n');
 
 describe('fleet: e2e steps reach hosts through the host-exec relay only', () => {
   let config: ConveyorConfig;
@@ -73,7 +60,7 @@ describe('fleet: e2e steps reach hosts through the host-exec relay only', () => 
   }, 300_000);
 
   /** runE2e as a builder runs it, with the verify stage's decision in place of the Update. */
-  const runE2e = (command: string) =>
+  const runE2e = (command: string, sandbox?: { mode: 'none' }) =>
     createRunE2e({
       s3,
       artifactsBucket: bucket,
@@ -107,6 +94,7 @@ describe('fleet: e2e steps reach hosts through the host-exec relay only', () => 
       env: {},
       timeoutSeconds: 120,
       hosts: [host],
+      ...(sandbox ? { sandbox: { ...DEFAULT_SANDBOX, ...sandbox } } : {}),
     });
 
   const logOf = async (key: string) =>
@@ -115,18 +103,17 @@ describe('fleet: e2e steps reach hosts through the host-exec relay only', () => 
   it('runs commands on the host from inside a sandbox; exit codes, stdin, stdout and stderr pass through', async () => {
     const r = await runE2e(
       [
-        SANDBOXED,
-        `sandboxed '`,
-        '  set -u',
-        '  "$CONVEYOR_HOST_EXEC" hx-1 cat /etc/motd',
-        '  "$CONVEYOR_HOST_EXEC" hx-1 sh -c "echo to-stderr >&2; exit 7"; echo "exit=$?"',
-        '  printf "piped %s" "through stdin" | "$CONVEYOR_HOST_EXEC" hx-1 cat; echo',
-        '  "$CONVEYOR_HOST_EXEC" hx-1 sh -c "echo host=\\$CONVEYOR_HOST uid=\\$(id -u)" 2>/dev/null',
-        '  echo unread | "$CONVEYOR_HOST_EXEC" -n hx-1 sh -c "echo stdin=[\\$(cat)]"',
-        "'",
+        'set -u',
+        'echo "client=$CONVEYOR_HOST_EXEC uid=$(id -u)"',
+        '"$CONVEYOR_HOST_EXEC" hx-1 cat /etc/motd',
+        '"$CONVEYOR_HOST_EXEC" hx-1 sh -c "echo to-stderr >&2; exit 7"; echo "exit=$?"',
+        'printf "piped %s" "through stdin" | "$CONVEYOR_HOST_EXEC" hx-1 cat; echo',
+        '"$CONVEYOR_HOST_EXEC" hx-1 sh -c "echo host=\\$CONVEYOR_HOST uid=\\$(id -u)" 2>/dev/null',
+        'echo unread | "$CONVEYOR_HOST_EXEC" -n hx-1 sh -c "echo stdin=[\\$(cat)]"',
       ].join('\n'),
     );
     const log = await logOf(r.logKey);
+    expect(log).toContain(`client=${HOST_EXEC_MOUNT}/host-exec uid=65534`);
     expect(log).toContain('hello from hx-1');
     expect(log).toMatch(/to-stderr\nexit=7/);
     expect(log).toContain('piped through stdin');
@@ -136,31 +123,43 @@ describe('fleet: e2e steps reach hosts through the host-exec relay only', () => 
   });
 
   it('a host that is not of this run is refused with the reason, exit 2', async () => {
-    const r = await runE2e(`${SANDBOXED}\nsandboxed '"$CONVEYOR_HOST_EXEC" prod-db-1 cat /etc/shadow; echo "exit=$?"'`);
+    const r = await runE2e('"$CONVEYOR_HOST_EXEC" prod-db-1 cat /etc/shadow; echo "exit=$?"');
     const log = await logOf(r.logKey);
     expect(log).toContain(
       'conveyor-host-exec: refused: host "prod-db-1" is not a staging host of this run (its hosts: hx-1)\nexit=2',
     );
   });
 
-  it('the sandboxed step cannot reach the hosts directory; the unsandboxed step is told no path into it', async () => {
+  it('the sandboxed step cannot reach the hosts directory; the directory bound in holds only the client', async () => {
     const r = await runE2e(
       [
-        SANDBOXED,
-        `sandboxed 'ls ${hostsDir} && echo hosts-dir=reachable || echo hosts-dir=unreachable; ls -a ${HOST_EXEC_MOUNT}; id -u'`,
+        `ls ${hostsDir} && echo hosts-dir=reachable || echo hosts-dir=unreachable`,
+        `ls -a ${HOST_EXEC_MOUNT}`,
+        `echo x > ${HOST_EXEC_MOUNT}/host-exec.js && echo client=writable || echo client=read-only`,
         'env | sort',
       ].join('\n'),
     );
     const log = await logOf(r.logKey);
     expect(log).toMatch(/^hosts-dir=unreachable$/m);
     expect(log).not.toMatch(/^hosts-dir=reachable$/m);
+    expect(log).toMatch(/^client=read-only$/m);
     // The directory holds the client, its wrapper and the socket: nothing of the fleet.
-    expect(log).toMatch(/\.\n\.\.\nhost-exec\nhost-exec\.js\nhost-exec\.sock\n65534\n/);
-    const env = log.slice(log.indexOf('65534\n'));
+    expect(log).toMatch(/^\.\n\.\.\nhost-exec\nhost-exec\.js\nhost-exec\.sock\n/m);
+    const env = log.slice(log.lastIndexOf('client=read-only\n'));
     expect(env).not.toContain(hostsDir);
     expect(env).toMatch(/^CONVEYOR_HOSTS=hx-1$/m);
-    expect(env).toMatch(/^CONVEYOR_HOST_EXEC=.*\/host-exec$/m);
+    expect(env).toMatch(new RegExp(`^CONVEYOR_HOST_EXEC=${HOST_EXEC_MOUNT}/host-exec$`, 'm'));
     expect(env).not.toMatch(/SSH|AWS_|GITHUB|TOKEN/);
+  });
+
+  it('with `sandbox: none` the step is told the real paths and still gets through', async () => {
+    const r = await runE2e('echo "client=$CONVEYOR_HOST_EXEC"; "$CONVEYOR_HOST_EXEC" hx-1 cat /etc/motd', {
+      mode: 'none',
+    });
+    const log = await logOf(r.logKey);
+    expect(log).toMatch(/^client=\/.*\/host-exec\/host-exec$/m);
+    expect(log).not.toContain(`client=${HOST_EXEC_MOUNT}`);
+    expect(log).toContain('hello from hx-1');
   });
 
   it('sandboxed, the files name /run/conveyor, and a node binary outside /usr is bound in beside them', async () => {
