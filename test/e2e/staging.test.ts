@@ -141,6 +141,8 @@ describe('staging: deploy and verify on local hosts', () => {
         new GetObjectCommand({ Bucket: artifacts.bucket, Key: `${artifacts.prefix}logs/${verifyId}/e2e.log` }),
       )
     ).Body!.transformToString();
+    // In the step sandbox: the client and its socket are all it has of the fleet (/run/conveyor).
+    expect(log).toMatch(/^conveyor: sandbox: bubblewrap, network off/m);
     for (const h of hosts) expect(log).toContain(`== e2e on ${h.name}`);
     expect(log.match(/^e2e: all \d+ examples passed with \/usr\/bin\/widget$/gm)).toHaveLength(4);
     expect(log.match(/^e2e: ok: version 1\.0\.0$/gm)).toHaveLength(4);
