@@ -49,8 +49,8 @@ export interface HostExecFiles {
 /**
  * Writes the client into `dir` and says how the step reaches it. `sandboxed`: the step sees `dir`
  * at HOST_EXEC_MOUNT, read-only (a unix socket can be connected to on a read-only mount), and a
- * node binary outside /usr is bound over the placeholder `node` in it; otherwise the step sees this
- * machine's paths.
+ * node binary outside /usr is bound over the placeholder `node` in it; otherwise (`sandbox: none`)
+ * nothing is bound and the step sees this machine's paths.
  */
 export function writeHostExecFiles(dir: string, nodePath: string, sandboxed: boolean): HostExecFiles {
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -58,7 +58,7 @@ export function writeHostExecFiles(dir: string, nodePath: string, sandboxed: boo
   fs.copyFileSync(HOST_EXEC_CLIENT, path.join(dir, 'host-exec.js'));
   fs.chmodSync(path.join(dir, 'host-exec.js'), 0o644);
   const view = sandboxed ? HOST_EXEC_MOUNT : dir;
-  const binds: HostExecFiles['binds'] = [{ src: dir, dest: HOST_EXEC_MOUNT, readOnly: true }];
+  const binds: HostExecFiles['binds'] = sandboxed ? [{ src: dir, dest: HOST_EXEC_MOUNT, readOnly: true }] : [];
   let node = nodePath;
   if (sandboxed && !nodePath.startsWith('/usr/')) {
     fs.writeFileSync(path.join(dir, 'node'), '', { mode: 0o755 });
@@ -115,12 +115,12 @@ export function createRunE2e(deps: RunE2eDeps) {
             input.command,
             { ...input.env, CONVEYOR_HOSTS: input.hosts.map((h) => h.name).join(' '), ...files.env },
             input.timeoutSeconds,
-            { binds: files.binds },
+            files.binds.length > 0 ? { binds: files.binds } : undefined,
           );
-          ws.note(`host-exec: ${relay.forwarded()} request(s) relayed to ${input.stageWorkflowId}`);
           return stepResult(input.step, ws, outcome);
         } finally {
           await relay.close();
+          ws.note(`host-exec: ${relay.forwarded()} request(s) relayed to ${input.stageWorkflowId}`);
         }
       },
     );
