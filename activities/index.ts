@@ -88,8 +88,12 @@ export function createOrchestratorActivities({
   const artifacts = parseS3Url(config.storage.artifacts);
   return {
     ...createControlActivities({ client, taskQueue: config.temporal.taskQueue }),
-    ...createGitActivities({ workspaceRoot: config.workspace }),
-    ...createReleaseActivities({ workspaceRoot: config.workspace, token: () => env[config.github.tokenEnv] }),
+    ...createGitActivities({ workspaceRoot: config.workspace, gitAuth: createGitAuth(config, env) }),
+    ...createReleaseActivities({
+      workspaceRoot: config.workspace,
+      token: () => env[config.github.tokenEnv],
+      gitAuth: createGitAuth(config, env),
+    }),
     ...createFleetActivities({
       ec2: aws.ec2,
       ssm: aws.ssm,
