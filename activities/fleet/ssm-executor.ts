@@ -17,6 +17,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
 import {
   CancelCommandCommand,
   GetCommandInvocationCommand,
@@ -48,6 +49,24 @@ const UNDELIVERED = new Set(['Undeliverable', 'DeliveryTimedOut', 'InvalidPlatfo
 const DEFAULT_EXECUTION_TIMEOUT_S = 3600;
 const INSTANCE_ID = /^m?i-[0-9a-f]{8,17}$/;
 
+/**
+ * The SSM execution timeout: what the caller asked (else SSM's default hour), but always ending
+ * two minutes before the activity's own start-to-close, so a retried activity never starts a
+ * second apt or dnf run on a host while the first still runs there.
+ */
+export function executionTimeoutSeconds(timeoutMs: number | undefined, now = Date.now()): number {
+  const wanted = timeoutMs ?? DEFAULT_EXECUTION_TIMEOUT_S * 1000;
+  let left: number | undefined;
+  try {
+    const info = Context.current().info;
+    if (info.startToCloseTimeoutMs) left = info.currentAttemptScheduledTimestampMs + info.startToCloseTimeoutMs - now;
+  } catch {
+    // Outside an activity (scripts, tests calling the executor directly): no deadline to respect.
+  }
+  const cap = left === undefined ? wanted : Math.max(1000, left - 120_000);
+  return Math.max(1, Math.ceil(Math.min(wanted, cap) / 1000));
+}
+
 export function ssmOutputPrefix(prefix: string): string {
   return `${prefix}ssm-output`;
 }
@@ -65,7 +84,7 @@ export function ssmExecutor(deps: SsmExecutorDeps): Executor {
         );
       }
       const started = Date.now();
-      const executionTimeout = Math.max(1, Math.ceil((req.timeoutMs ?? DEFAULT_EXECUTION_TIMEOUT_S * 1000) / 1000));
+      const executionTimeout = executionTimeoutSeconds(req.timeoutMs);
       const outputPrefix = ssmOutputPrefix(deps.prefix);
       const script = remoteScript(req);
       req.signal?.throwIfAborted();

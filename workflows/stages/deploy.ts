@@ -7,7 +7,15 @@
 // rolls that batch and every host upgraded before it back to the version each had before.
 // Every activity here is trusted work (git ancestry, EC2, SSH/SSM, local hosts): it runs on the
 // orchestrator's queue, never on a builder (workflows/trusted-queue.ts).
-import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  patched,
+  proxyActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { OrchestratorActivities } from '../../activities';
 import type { Host } from '../../activities/fleet';
 import { FailureType } from '../../common/failures';
@@ -58,16 +66,21 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
   const withLock = lockClient();
   const me = workflowInfo().workflowId;
   // The queue is asked for at each call: it changes once in a run recorded before the patch.
-  const fleet = () =>
+  // Activities that run under the fleet's lock wait for their own cancellation: the lock is
+  // released only once nothing of this deploy still touches a host. Inner timeouts (an SSM
+  // execution, the smoke step) are shorter than these start-to-close timeouts.
+  const fleet = (startToCloseSeconds = 1800) =>
     proxyActivities<OrchestratorActivities>({
       taskQueue: trustedQueue(input.distro),
-      startToCloseTimeout: '30 minutes',
+      startToCloseTimeout: `${startToCloseSeconds} seconds`,
       heartbeatTimeout: '1 minute',
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       retry: {
         maximumAttempts: 3,
-        nonRetryableErrorTypes: [FailureType.VersionMismatch, FailureType.BadConfig, FailureType.CheckoutFailed],
+        nonRetryableErrorTypes: [FailureType.VersionMismatch, FailureType.BadConfig, FailureType.CommitNotFound],
       },
     });
+  const smokeSeconds = input.repository.stepTimeoutSeconds;
   const staging = input.repository.staging ?? { tags: {}, batchSize: 1 };
   const repoName = input.repository.name;
   const lockId = deployLockId(input.environment, input.distro);
@@ -177,7 +190,7 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
             // stops the rollout and rolls back like a failed install.
             const smoke = input.repository.steps.smoke;
             if (smoke) {
-              const check = await fleet().runOnHost({
+              const check = await fleet(smokeSeconds + 120).runOnHost({
                 host,
                 command: smoke,
                 env: {
@@ -205,49 +218,59 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
           const reason: unknown = (f.o as PromiseRejectedResult).reason;
           report.error = rootApplicationFailure(reason)?.message ?? messageOf(reason);
         }
-        // Roll back this batch and every host upgraded before it, each to what it ran before.
+        // Roll back this batch and every host upgraded before it, each to what it ran before. After an
+        // abort the stage's scope is cancelled: the rollback must still run, so it gets a scope of its own.
         const touched = hosts.slice(0, i + group.length).filter((h) => before.has(h.instanceId));
-        await Promise.allSettled(
-          touched.map(async (host) => {
-            const report = reports[hosts.indexOf(host)];
-            const was = before.get(host.instanceId) ?? {};
-            try {
-              for (const pkg of input.packages) {
-                const v = was[pkg];
-                if (v) {
-                  await fleet().upgradeHost({
-                    host,
-                    format: input.distroSpec.format,
-                    packageName: pkg,
-                    version: v,
-                    repo: input.repo,
-                    logKey: `logs/${me}/${host.name}-${pkg}-rollback.log`,
-                    allowDowngrade: true,
-                  });
-                } else {
-                  // Not installed before: take it off again. The name was checked by the package stage
-                  // and is checked here too, as it reaches a host's shell.
-                  if (!/^[a-z0-9][a-z0-9+.-]+$/.test(pkg))
-                    throw ApplicationFailure.nonRetryable(`unsafe package name ${pkg}`, FailureType.BadInput);
-                  const removed = await fleet().runOnHost({
-                    host,
-                    command: input.distroSpec.format === 'deb' ? `apt-get remove -y ${pkg}` : `rpm -e ${pkg}`,
-                    env: {},
-                    logKey: `logs/${me}/${host.name}-${pkg}-rollback.log`,
-                  });
-                  if (removed.exitCode !== 0)
-                    throw new Error(`removing ${pkg} exited with ${removed.exitCode}: ${removed.tail}`);
+        const rollingBack = () =>
+          Promise.allSettled(
+            touched.map(async (host) => {
+              const report = reports[hosts.indexOf(host)];
+              const was = before.get(host.instanceId) ?? {};
+              try {
+                for (const pkg of input.packages) {
+                  const v = was[pkg];
+                  if (v) {
+                    await fleet().upgradeHost({
+                      host,
+                      format: input.distroSpec.format,
+                      packageName: pkg,
+                      version: v,
+                      repo: input.repo,
+                      logKey: `logs/${me}/${host.name}-${pkg}-rollback.log`,
+                      allowDowngrade: true,
+                    });
+                  } else {
+                    // Not installed before: take it off again. The name was checked by the package stage
+                    // and is checked here too, as it reaches a host's shell.
+                    if (!/^[a-z0-9][a-z0-9+.-]+$/.test(pkg))
+                      throw ApplicationFailure.nonRetryable(`unsafe package name ${pkg}`, FailureType.BadInput);
+                    const removed = await fleet().runOnHost({
+                      host,
+                      command: input.distroSpec.format === 'deb' ? `apt-get remove -y ${pkg}` : `rpm -e ${pkg}`,
+                      env: {},
+                      logKey: `logs/${me}/${host.name}-${pkg}-rollback.log`,
+                    });
+                    if (removed.exitCode !== 0)
+                      throw new Error(`removing ${pkg} exited with ${removed.exitCode}: ${removed.tail}`);
+                  }
                 }
+                report.after = was[input.packages[0]] ?? null;
+                if (report.outcome !== 'failed') report.outcome = 'rolled-back';
+                else report.error = `${report.error ?? 'failed'}; rolled back to ${report.after ?? 'not installed'}`;
+              } catch (err) {
+                report.outcome = 'rollback-failed';
+                report.error = `rollback failed: ${rootApplicationFailure(err)?.message ?? messageOf(err)}`;
               }
-              report.after = was[input.packages[0]] ?? null;
-              if (report.outcome !== 'failed') report.outcome = 'rolled-back';
-              else report.error = `${report.error ?? 'failed'}; rolled back to ${report.after ?? 'not installed'}`;
-            } catch (err) {
-              report.outcome = 'rollback-failed';
-              report.error = `rollback failed: ${rootApplicationFailure(err)?.message ?? messageOf(err)}`;
-            }
-          }),
-        );
+            }),
+          );
+        if (patched('rollback-non-cancellable')) {
+          await CancellationScope.nonCancellable(rollingBack);
+          if (CancellationScope.current().consideredCancelled) {
+            throw new CancelledFailure(`deploy cancelled; rolled back ${touched.length} host(s)`);
+          }
+        } else {
+          await rollingBack();
+        }
         throw ApplicationFailure.create({
           type: FailureType.DeployFailed,
           message: `upgrade to ${input.version} failed on ${failed.map((f) => f.host.name).join(', ')}; rolled back ${touched.length} host(s)`,
