@@ -3,7 +3,7 @@
 // bucket. Layout under `apt/`:
 //   pool/<channel>/<codename>/<name>/<file>.deb          one pool per channel keeps retention local
 //   dists/<suite>/main/binary-<arch>/Packages(.gz,.xz)   `Architecture: all` is listed in every arch
-//   dists/<suite>/main/Contents-<arch>.gz                file → package, what `apt-file` searches
+//   dists/<suite>/main/Contents-<arch>(.gz)              file → package, what `apt-file` searches
 //   dists/<suite>/main/…/by-hash/{SHA256,SHA512}/<h>     Acquire-By-Hash: a client holding an older
 //                                                        Release still finds the indexes it names
 //                                                        (apt asks for the strongest hash listed)
@@ -180,12 +180,10 @@ export function aptFormat(input: RepositoryTarget): RepositoryFormat {
         add(dir, 'Packages', text, 'text/plain; charset=utf-8');
         add(dir, 'Packages.gz', gz, 'application/gzip');
         add(dir, 'Packages.xz', xz, 'application/x-xz');
-        add(
-          `${dists}main/`,
-          `Contents-${arch}.gz`,
-          zlib.gzipSync(contentsOf(listed), { level: 9 }),
-          'application/gzip',
-        );
+        // apt looks a target up in Release by its uncompressed name (Debian lists it too): both are here.
+        const contents = contentsOf(listed);
+        add(`${dists}main/`, `Contents-${arch}`, contents, 'text/plain; charset=utf-8');
+        add(`${dists}main/`, `Contents-${arch}.gz`, zlib.gzipSync(contents, { level: 9 }), 'application/gzip');
       }
       return { files, extra: { ...extra, architectures } };
     },

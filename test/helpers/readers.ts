@@ -44,7 +44,8 @@ export async function aptClient(
   return {
     apt,
     update: () => apt(['update']),
-    policy: (name: string) => runProcess('apt-cache', [...opts, 'policy', name], { env }),
+    /** `apt-cache policy [names…]`: without names, the sources with their origin and label. */
+    policy: (...names: string[]) => runProcess('apt-cache', [...opts, 'policy', ...names], { env }),
     /** `apt-file search` over this client's lists (after an update with `contents`). */
     fileSearch: (pattern: string) => runProcess('apt-file', [...opts, 'search', pattern], { env }),
     download: (spec: string) => apt(['download', spec]),
@@ -96,9 +97,6 @@ export function dnfClient(dir: string, o: DnfOptions) {
     // `download` is a plugin; its sibling `local` must stay off (FACTS.md).
     download: (spec: string) =>
       runProcess('dnf', [...base, '--disableplugin=local', 'download', `--destdir=${dir}/dl`, spec]),
-    /** `dnf -C download`: from the cached metadata only, as a client between refreshes does. */
-    downloadCached: (spec: string) =>
-      runProcess('dnf', [...base, '-C', '--disableplugin=local', 'download', `--destdir=${dir}/dl`, spec]),
     install: (spec: string) => runProcess('dnf', [...base, '--noplugins', 'install', spec]),
     installed: (name: string) => runProcess('rpm', ['--root', `${dir}/root`, '-q', name]),
     file: (name: string) => path.join(dir, 'dl', name),
