@@ -9,6 +9,7 @@ import type { Client } from '@temporalio/client';
 import { parseS3Url, type ConveyorConfig, type Env } from '../config/conveyor';
 import { createControlActivities } from './control';
 import { createRunStep } from './exec/run-step';
+import { createSandboxHost, type SandboxHost } from './exec/sandbox';
 import { createFleetActivities, defaultBaseDir } from './fleet';
 import { createRunE2e } from './fleet/e2e';
 import { createGithubActivities } from './github/commit-status';
@@ -24,7 +25,17 @@ export interface ActivityDeps {
   aws: AwsClients;
 }
 
-export function createBuildActivities({ config, aws, env = process.env }: ActivityDeps & { env?: Env }) {
+/** The build worker's sandbox for repository steps (activities/exec/sandbox.ts); it probes once. */
+export function builderSandbox(config: ConveyorConfig): SandboxHost {
+  return createSandboxHost({ uid: config.sandbox.uid, gid: config.sandbox.gid, workspaceRoot: config.workspace });
+}
+
+export function createBuildActivities({
+  config,
+  aws,
+  env = process.env,
+  sandbox = builderSandbox(config),
+}: ActivityDeps & { env?: Env; sandbox?: SandboxHost }) {
   const artifacts = parseS3Url(config.storage.artifacts);
   const deps = {
     s3: aws.s3,
@@ -32,6 +43,8 @@ export function createBuildActivities({ config, aws, env = process.env }: Activi
     artifactsPrefix: artifacts.prefix,
     workspaceRoot: config.workspace,
     gitAuth: createGitAuth(config, env),
+    // One per worker: it probes once what isolation this machine allows.
+    sandbox,
   };
   return {
     runStep: createRunStep(deps),

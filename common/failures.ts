@@ -65,6 +65,9 @@ export const FailureType = {
   OlderThanPublished: 'OlderThanPublished',
   /** The configuration names something that does not exist (repository, step, distro). */
   BadConfig: 'BadConfig',
+  /** This build worker cannot create the sandbox repository code must run in (and the repository
+   * does not opt out with `sandbox: { mode: none }`): the step was refused, nothing ran. */
+  SandboxUnavailable: 'SandboxUnavailable',
 } as const;
 
 export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];

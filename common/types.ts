@@ -45,6 +45,32 @@ export interface RepositorySpec {
   publicUrls: { staging: string; production: string };
   /** Format, codename and arch of each distro in `distros`. */
   distroSpecs: Record<string, DistroSpec>;
+  /** How the repository's steps are isolated on the build workers (conveyor.yml `sandbox`).
+   * Absent in runs started before sandboxing existed: the activities then use the defaults. */
+  sandbox?: SandboxSpec;
+}
+
+/** The repository steps that run in a sandbox on a build worker (`smoke` runs on the hosts). */
+export type SandboxedStep = 'unit' | 'integration' | 'package' | 'docs' | 'e2e';
+
+/** conveyor.yml `sandbox` of a repository, defaults filled in. */
+export interface SandboxSpec {
+  /** `bwrap` (default): steps run under bubblewrap; `none`: unsandboxed, as the builder's user. */
+  mode: 'bwrap' | 'none';
+  /** Network for the steps: false (default), true for every step, or the names of the steps that get it. */
+  network: boolean | SandboxedStep[];
+  limits: SandboxLimits;
+}
+
+export interface SandboxLimits {
+  /** Memory of all the step's processes together (tmpfs files in /tmp and $HOME included). */
+  memoryMb: number;
+  /** Processes (and threads) alive at once. */
+  pids: number;
+  /** Bytes in the workspace: the checkout, $CONVEYOR_OUT and everything the step writes there. */
+  diskMb: number;
+  /** CPU time of all the step's processes together; unlimited when absent. */
+  cpuSeconds?: number;
 }
 
 export interface BuiltinPackageSpec {
@@ -134,6 +160,10 @@ export interface PipelineStatus {
   };
   /** Where the packages and docs were promoted (production). */
   promoted?: PipelineStatus['published'];
+  /** How this run's repository steps were isolated, from the run's input: `none` means they ran
+   * unsandboxed as the builder's user (conveyor.yml `sandbox.mode: none`). Absent for runs started
+   * before sandboxing existed. */
+  sandbox?: SandboxSpec['mode'];
   /** The approval gate, once reached: who decided and when. */
   approval?: {
     requestedAt: string;
@@ -194,6 +224,8 @@ export interface RunStepInput {
   /** CONVEYOR_* values handed to the command as environment variables, never spliced into it. */
   env: Record<string, string>;
   timeoutSeconds?: number;
+  /** The repository's sandbox settings (RepositorySpec.sandbox); the defaults when absent. */
+  sandbox?: SandboxSpec;
 }
 
 export interface TestStageInput {

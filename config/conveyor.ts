@@ -8,7 +8,8 @@ import { branchMatcher } from '../common/branch-rules';
 import { embeddedCredentials } from '../common/clone-url';
 import { debianArch } from '../common/distro-arch';
 import { PACKAGE_NAME, defaultPackageName } from '../common/package-names';
-import type { RepositorySpec } from '../common/types';
+import { DEFAULT_SANDBOX, SANDBOXED_STEPS } from '../common/sandbox';
+import type { RepositorySpec, SandboxedStep } from '../common/types';
 
 const s3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://<bucket>[/prefix]');
 const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name');
@@ -43,6 +44,37 @@ const steps = z
     e2e: z.string().min(1).optional(),
   })
   .strict();
+
+/** Per repository: how its steps are isolated on the build workers (activities/exec/sandbox.ts). */
+const sandbox = z
+  .object({
+    /** `none` runs the steps unsandboxed as the builder's user: only for builders that cannot create
+     * namespaces, and every run's status then says so. */
+    mode: z.enum(['bwrap', 'none']).default('bwrap'),
+    /** false: no network (default); true: every step; a list: only these steps. Even with network a
+     * step cannot reach the builder's own addresses (its loopback services included). */
+    network: z
+      .union([
+        z.boolean(),
+        z
+          .array(z.enum(SANDBOXED_STEPS as [SandboxedStep, ...SandboxedStep[]]))
+          .refine((a) => new Set(a).size === a.length, {
+            error: 'names a step twice',
+          }),
+      ])
+      .default(false),
+    limits: z
+      .object({
+        memoryMb: z.number().int().min(64).default(DEFAULT_SANDBOX.limits.memoryMb),
+        pids: z.number().int().min(16).default(DEFAULT_SANDBOX.limits.pids),
+        diskMb: z.number().int().min(64).default(DEFAULT_SANDBOX.limits.diskMb),
+        cpuSeconds: z.number().int().positive().optional(),
+      })
+      .strict()
+      .default({ ...DEFAULT_SANDBOX.limits }),
+  })
+  .strict()
+  .default({ mode: 'bwrap', network: false, limits: { ...DEFAULT_SANDBOX.limits } });
 
 const repository = z
   .object({
@@ -139,6 +171,7 @@ const repository = z
       .object({ keepBuilds: z.number().int().min(1).default(10) })
       .strict()
       .default({ keepBuilds: 10 }),
+    sandbox,
   })
   .strict();
 
@@ -284,6 +317,16 @@ export const conveyorSchema = z
         .transform((d) => (d.format === 'deb' ? { ...d, arch: debianArch(d.arch) } : d)),
     ),
     workspace: z.string().optional(),
+    /** The build workers' sandbox (activities/exec/sandbox.ts): the unprivileged uid and gid steps
+     * run as when the builder runs as root. Never 0; a uid of its own (no other process uses it)
+     * keeps RLIMIT_NPROC meaningful where cgroups are unavailable. */
+    sandbox: z
+      .object({
+        uid: z.number().int().min(1, 'must not be 0: steps never run as root').default(65534),
+        gid: z.number().int().min(1, 'must not be 0: steps never run as root').default(65534),
+      })
+      .strict()
+      .default({ uid: 65534, gid: 65534 }),
     /** Staging hosts: `hostsDir` only on the local stack (hosts are Debian roots there; leave it
      * unset in production); `ssh` settings for hosts tagged ConveyorExecutor=ssh. */
     fleet: z
@@ -478,6 +521,11 @@ export function repositorySpec(
     builtinPackage: repo.packaging?.builtin,
     packages: [...(repo.packages ?? [defaultPackageName(repo.name)])],
     keepBuilds: repo.retention.keepBuilds,
+    sandbox: {
+      mode: repo.sandbox.mode,
+      network: Array.isArray(repo.sandbox.network) ? [...repo.sandbox.network] : repo.sandbox.network,
+      limits: { ...repo.sandbox.limits },
+    },
     operatorWindowSeconds: Math.round(repo.operatorWindowHours * 3600),
     approvalTimeoutSeconds: Math.round(repo.approvalTimeoutHours * 3600),
     distroSpecs: Object.fromEntries(repo.distros.map((d) => [d, { ...config.distros[d] }])),

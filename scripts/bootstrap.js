@@ -46,6 +46,15 @@ const DEBIAN_TOOLS = {
   debootstrap: 'debootstrap',
   git: 'git',
   unshare: 'util-linux',
+  // the sandbox of repository steps (activities/exec/sandbox.ts): bubblewrap, the uid drop and
+  // rlimits, the per-step workspace file system, and the user-mode network of steps that ask for it
+  bwrap: 'bubblewrap',
+  setpriv: 'util-linux',
+  prlimit: 'util-linux',
+  nsenter: 'util-linux',
+  'mkfs.ext4': 'e2fsprogs',
+  slirp4netns: 'slirp4netns',
+  ip: 'iproute2',
   // the ssh host executor's tests run a real sshd on loopback
   sshd: 'openssh-server',
   // the Web UI test drives Debian's chromium headless (no browser download)

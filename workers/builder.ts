@@ -3,7 +3,21 @@
 // Usage: tsx workers/builder.ts [--config FILE] [--distro bookworm,el9]
 import { runWorkersUntilSignal } from './main';
 import { createBuilderWorkers } from './create';
+import { createLogger } from './logging';
+
+const logger = createLogger('builder');
 
 void runWorkersUntilSignal('builder', (connection, argv, config) =>
-  createBuilderWorkers({ connection, config, distros: argv.distro?.split(',').filter(Boolean) }),
+  createBuilderWorkers({
+    connection,
+    config,
+    distros: argv.distro?.split(',').filter(Boolean),
+    onSandbox: (p) =>
+      p.ok
+        ? logger.info({ sandbox: p.description }, 'repository steps run sandboxed')
+        : logger.warn(
+            { sandbox: p.description },
+            'no sandbox: steps of repositories without `sandbox: { mode: none }` will be refused',
+          ),
+  }),
 );

@@ -5,7 +5,8 @@
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection } from '@temporalio/worker';
-import { createBuildActivities, createOrchestratorActivities } from '../activities';
+import { builderSandbox, createBuildActivities, createOrchestratorActivities } from '../activities';
+import type { SandboxProbe } from '../activities/exec/sandbox';
 import { createAwsClients } from '../activities/storage/s3';
 import type { ConveyorConfig } from '../config/conveyor';
 import { buildQueue } from '../common/queues';
@@ -40,8 +41,14 @@ export async function createOrchestratorWorker(opts: WorkerOptions & { client: C
 }
 
 /** One worker per distro given (default: every distro of the config), each on its build queue. */
-export async function createBuilderWorkers(opts: WorkerOptions & { distros?: string[] }): Promise<Worker[]> {
-  const activities = createBuildActivities({ config: opts.config, aws: createAwsClients(opts.config) });
+export async function createBuilderWorkers(
+  opts: WorkerOptions & { distros?: string[]; onSandbox?: (probe: SandboxProbe) => void },
+): Promise<Worker[]> {
+  // Probed at start, so the log says which isolation holds here before any step arrives (and a
+  // worker that cannot sandbox says why at once; its steps are then refused, see sandbox.ts).
+  const sandbox = builderSandbox(opts.config);
+  opts.onSandbox?.(await sandbox.probe());
+  const activities = createBuildActivities({ config: opts.config, aws: createAwsClients(opts.config), sandbox });
   const distros = opts.distros ?? Object.keys(opts.config.distros);
   return Promise.all(
     distros.map((d) =>

@@ -192,6 +192,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     branch,
     sha,
     status: 'running',
+    // From the run's input, so a rerun or a replay shows the same; absent for runs started before
+    // sandboxing existed.
+    sandbox: repository.sandbox?.mode,
     startedAt: now(),
     stages: stagesOf(plan, id),
   };

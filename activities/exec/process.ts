@@ -1,6 +1,6 @@
 // Child processes for activities: argv only (never a shell line built from values), a process
 // group per command so cancellation kills the whole tree, output to a log file plus a short tail.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 
 export interface RunOptions {
@@ -13,6 +13,12 @@ export interface RunOptions {
   heartbeatMs?: number;
   tailBytes?: number;
   timeoutMs?: number;
+  /** Descriptors 3, 4, … of the child: an open fd of ours, or 'pipe' (then `child.stdio[3…]`). */
+  extraFds?: (number | 'pipe')[];
+  /** Called right after the spawn, e.g. to talk over the extra pipes. */
+  onSpawn?: (child: ChildProcess) => void;
+  /** Aborting it kills the process tree like a timeout (the outcome says `stopped`, not `cancelled`). */
+  stop?: AbortSignal;
 }
 
 export interface RunOutcome {
@@ -23,6 +29,8 @@ export interface RunOutcome {
   durationMs: number;
   cancelled: boolean;
   timedOut: boolean;
+  /** Killed because `stop` was aborted (a sandbox limit, for instance). */
+  stopped: boolean;
 }
 
 const KILL_GRACE_MS = 5000;
@@ -40,10 +48,11 @@ export function runProcess(file: string, args: string[], opts: RunOptions = {}):
     let bytes = 0;
     let cancelled = false;
     let timedOut = false;
+    let stopped = false;
     const child = spawn(file, args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', ...(opts.extraFds ?? [])],
       detached: true, // own process group: kill(-pid) reaches every descendant
     });
     const onData = (buf: Buffer) => {
@@ -56,12 +65,13 @@ export function runProcess(file: string, args: string[], opts: RunOptions = {}):
         kept += buf.length;
       }
     };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
 
     let killTimer: NodeJS.Timeout | undefined;
     const killTree = () => {
       if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+      if (killTimer) return; // already on its way out (a timeout and a cancellation can coincide)
       try {
         process.kill(-child.pid, 'SIGTERM');
       } catch {
@@ -79,8 +89,14 @@ export function runProcess(file: string, args: string[], opts: RunOptions = {}):
       cancelled = true;
       killTree();
     };
+    const onStop = () => {
+      stopped = true;
+      killTree();
+    };
     if (opts.signal?.aborted) onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (opts.stop?.aborted) onStop();
+    opts.stop?.addEventListener('abort', onStop, { once: true });
     const tick = opts.onTick
       ? setInterval(() => opts.onTick?.(Date.now() - started, bytes), opts.heartbeatMs ?? 5000)
       : undefined;
@@ -107,6 +123,7 @@ export function runProcess(file: string, args: string[], opts: RunOptions = {}):
           durationMs: Date.now() - started,
           cancelled,
           timedOut,
+          stopped,
         });
       };
       if (log) log.end(finish);
@@ -117,7 +134,9 @@ export function runProcess(file: string, args: string[], opts: RunOptions = {}):
       if (timeout) clearTimeout(timeout);
       if (killTimer) clearTimeout(killTimer);
       opts.signal?.removeEventListener('abort', onAbort);
+      opts.stop?.removeEventListener('abort', onStop);
     }
+    opts.onSpawn?.(child);
   });
 }
 

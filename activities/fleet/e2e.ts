@@ -13,6 +13,7 @@ import { chrootArgv } from './local-host';
 import type { Host } from './types';
 
 const SAFE = /^[A-Za-z0-9._/-]+$/;
+const HOST_EXEC_INSIDE = '/run/conveyor/host-exec';
 
 export interface RunE2eInput extends RunStepInput {
   hosts: Host[];
@@ -51,15 +52,27 @@ export function createRunE2e(deps: RunStepDeps & { hostsDir?: string }) {
   return async function runE2e(input: RunE2eInput): Promise<StepResult> {
     return withStepWorkspace(
       deps,
-      { stageWorkflowId: input.stageWorkflowId, step: input.step, cloneUrl: input.cloneUrl, sha: input.sha },
+      {
+        stageWorkflowId: input.stageWorkflowId,
+        step: input.step,
+        cloneUrl: input.cloneUrl,
+        sha: input.sha,
+        repository: input.env.CONVEYOR_REPOSITORY,
+        sandbox: input.sandbox,
+      },
       async (ws) => {
         const exec = path.join(ws.dir, 'conveyor-host-exec');
         fs.writeFileSync(exec, hostExecScript(input.hosts, deps.hostsDir), { mode: 0o755 });
         ws.note(`hosts: ${input.hosts.map((h) => h.name).join(' ')}`);
+        // In the sandbox the helper is mounted read-only at a fixed path. It still needs root on the
+        // host (unshare + chroot) and therefore fails there: the e2e host channel served from
+        // outside the sandbox replaces it (issue 11, §1).
+        const inside = ws.sandbox === 'bwrap' ? HOST_EXEC_INSIDE : exec;
         const outcome = await ws.run(
           input.command,
-          { ...input.env, CONVEYOR_HOSTS: input.hosts.map((h) => h.name).join(' '), CONVEYOR_HOST_EXEC: exec },
+          { ...input.env, CONVEYOR_HOSTS: input.hosts.map((h) => h.name).join(' '), CONVEYOR_HOST_EXEC: inside },
           input.timeoutSeconds,
+          { binds: [{ src: exec, dest: HOST_EXEC_INSIDE, readOnly: true }] },
         );
         return stepResult(input.step, ws, outcome);
       },

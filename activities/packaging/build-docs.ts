@@ -55,6 +55,8 @@ export function createBuildDocs(deps: RunStepDeps) {
       step: 'docs',
       cloneUrl: input.repository.cloneUrl,
       sha: input.sha,
+      repository: input.repository.name,
+      sandbox: input.repository.sandbox,
     };
     return withStepWorkspace(deps, step, async (ws) => {
       const signal = ws.hooks.signal;

@@ -63,6 +63,8 @@ export function createBuildPackages(deps: RunStepDeps) {
       step: 'package',
       cloneUrl: repository.cloneUrl,
       sha: input.sha,
+      repository: repository.name,
+      sandbox: repository.sandbox,
     };
     return withStepWorkspace(deps, step, async (ws) => {
       const signal = ws.hooks.signal;
@@ -71,19 +73,19 @@ export function createBuildPackages(deps: RunStepDeps) {
       ws.note(
         `version ${version} (from ${source}); packages of build ${input.build} must be ${version}-${input.build}`,
       );
-      const root = path.join(ws.dir, 'root');
+      // The built-in packager's staging root: written by the step, read back by us afterwards.
+      const root = repository.builtinPackage ? await ws.writableDir('root') : undefined;
       const env = packagingEnv(input, version, epoch, {
         CONVEYOR_DISTRO: distro,
         CONVEYOR_FORMAT: distroSpec.format,
         CONVEYOR_ARCH: distroSpec.arch,
         ...(distroSpec.codename ? { CONVEYOR_CODENAME: distroSpec.codename } : {}),
-        ...(repository.builtinPackage ? { CONVEYOR_ROOT: root } : {}),
+        ...(root ? { CONVEYOR_ROOT: root.inside } : {}),
       });
-      if (repository.builtinPackage) fs.mkdirSync(root);
       ws.hooks.log.info('running package step', { distro, sha: input.sha, version, build: input.build });
       const outcome = await ws.run(command, env, repository.stepTimeoutSeconds);
 
-      if (repository.builtinPackage) {
+      if (repository.builtinPackage && root) {
         ws.hooks.heartbeat({ phase: 'builtin' });
         const scratch = path.join(ws.dir, 'builtin');
         fs.mkdirSync(scratch);
@@ -93,7 +95,7 @@ export function createBuildPackages(deps: RunStepDeps) {
           distroSpec,
           version,
           build: input.build,
-          root,
+          root: root.host,
           out: ws.out,
           scratch,
           sourceDateEpoch: epoch,

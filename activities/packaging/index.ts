@@ -2,6 +2,7 @@
 // format's tools (dpkg-deb, rpm, rpmbuild) are installed. Dependencies are injected; workflows
 // see only `typeof` the result through `proxyActivities` (import type).
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { SandboxHost } from '../exec/sandbox';
 import { createBuildDocs } from './build-docs';
 import { createBuildPackages } from './build-packages';
 
@@ -14,6 +15,7 @@ export interface PackagingDeps {
   /** '' or a prefix ending in '/', as parseS3Url returns it. */
   artifactsPrefix: string;
   workspaceRoot?: string;
+  sandbox?: SandboxHost;
 }
 
 export function createPackagingActivities(deps: PackagingDeps) {

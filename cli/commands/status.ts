@@ -39,6 +39,11 @@ export function statusCommand(): Command {
 /** Lines under the stage table: build, failures with their tails and logs, and what to do next. */
 export function statusDetails(s: PipelineStatus): string[] {
   const lines: string[] = [];
+  if (s.sandbox === 'none') {
+    lines.push(
+      "  sandbox: NONE, repository steps ran unsandboxed as the build worker's user (conveyor.yml sandbox.mode: none)",
+    );
+  } else if (s.sandbox) lines.push(`  sandbox: ${s.sandbox}`);
   if (s.build !== undefined) lines.push(`  build ${s.build}${s.version ? `, version ${s.version}` : ''}`);
   for (const st of s.stages.filter((x) => x.note && x.state === 'running')) {
     lines.push(`  ${stageLabel(st)}: ${st.note}`);

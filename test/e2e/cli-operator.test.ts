@@ -37,6 +37,8 @@ describe('conveyor status, watch, retry, abort', () => {
         name: flakyRepo,
         cloneUrl: bare,
         steps: { unit: `test -f ${marker} || { touch ${marker}; echo flaky failure; exit 1; }` },
+        // The flakiness lives in a file of the host, which a sandboxed step cannot see.
+        more: { sandbox: { mode: 'none' } },
       },
       { name: brokenRepo, cloneUrl: bare, steps: { unit: 'echo always broken; exit 3' } },
       // Both build the sample's `widget`: a package name belongs to one repository per channel.
@@ -78,8 +80,9 @@ describe('conveyor status, watch, retry, abort', () => {
     expect(status.stdout).toContain('| flaky failure');
     expect(status.stdout).toMatch(/log: logs\/.*\/test\/unit\.log/);
     expect(status.stdout).toContain(`waiting for an operator: conveyor retry ${wf}`);
+    expect(status.stdout).toContain('sandbox: NONE, repository steps ran unsandboxed');
     const json = JSON.parse((await cli('status', wf, '--json')).stdout) as PipelineStatus;
-    expect(json).toMatchObject({ workflowId: wf, status: 'awaiting-operator', stage: 'test' });
+    expect(json).toMatchObject({ workflowId: wf, status: 'awaiting-operator', stage: 'test', sandbox: 'none' });
 
     const wrongStage = await cli('retry', wf, '--stage', 'package');
     expect(wrongStage.code).toBe(1);

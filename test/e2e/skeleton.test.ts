@@ -71,6 +71,8 @@ describe('walking skeleton: webhook → pipeline → test stage', () => {
     const handle = client.workflow.getHandle(id);
     const result = await handle.result();
     expect(result.status).toBe('succeeded');
+    // Steps ran sandboxed (the default), and the run's status says so.
+    expect((await handle.query(statusQuery)).sandbox).toBe('bwrap');
 
     const stage = (await client.workflow.getHandle(stageId(id, 'test')).result()) as TestStageResult;
     expect(stage.steps.map((s) => s.step).sort()).toEqual(['integration', 'unit']);
@@ -161,6 +163,8 @@ describe('walking skeleton: webhook → pipeline → test stage', () => {
           unit: `test -f ${marker} || { touch ${marker}; echo flaky failure; exit 1; }`,
           integration: 'make integration',
         },
+        // The flakiness lives in a file of the host, which a sandboxed step cannot see.
+        more: { sandbox: { mode: 'none' } },
       },
     ]);
     await awsFor(flaky);
@@ -182,7 +186,8 @@ describe('walking skeleton: webhook → pipeline → test stage', () => {
         pushPayload({ repository: 'acme/flaky', branch: 'main', sha: commit.sha }),
       );
       const id = res.body.workflowId as string;
-      await waitForStatus(flakyClient, id, 'awaiting-operator');
+      const parked = await waitForStatus(flakyClient, id, 'awaiting-operator');
+      expect(parked.sandbox).toBe('none');
       const handle = flakyClient.workflow.getHandle(id);
       await handle.signal(retrySignal, { stage: 'test', by: 'tester' });
       const result = (await handle.result()) as PipelineResult;

@@ -523,13 +523,15 @@ describe('package stage activities: buildPackages, buildDocs', () => {
   });
 
   it('kills the step and everything it started when the activity is cancelled', async () => {
-    const pids = path.join(dir, `pids-${uid()}`);
+    // The step runs in its own PID namespace and sees none of our paths: its processes are found
+    // on the host by a duration nothing else sleeps for.
+    const marker = `300.${crypto.randomInt(1e6, 1e7)}`;
     const env = new MockActivityEnvironment(undefined, { logger: silent });
     const running = env
       .run(acts.buildPackages, {
         pipelineId: 'p',
         stageWorkflowId: `cancel/${uid()}`,
-        repository: repository({ package: `echo $$ > ${pids}.tmp; sleep 300 & mv ${pids}.tmp ${pids}; sleep 300` }),
+        repository: repository({ package: `sleep ${marker} & setsid sleep ${marker} & sleep ${marker}` }),
         branch: 'main',
         sha: commit.sha,
         distro: 'bookworm',
@@ -541,37 +543,35 @@ describe('package stage activities: buildPackages, buildDocs', () => {
         (e: unknown) => e,
       );
     const started = Date.now();
-    while (!fs.existsSync(pids)) {
+    while (liveWith(marker).length < 3) {
       if (Date.now() - started > 20000) throw new Error('the step did not start');
       await new Promise((r) => setTimeout(r, 50));
     }
-    const group = Number(fs.readFileSync(pids, 'utf8').trim());
-    expect(liveMembers(group).length).toBeGreaterThanOrEqual(2); // the shell and its sleeps
     env.cancel();
     const outcome = await running;
     // Reported as Temporal's own cancellation, so the workflow sees the activity cancelled, not failed.
     expect(outcome).toBeInstanceOf(CancelledFailure);
-    expect(liveMembers(group)).toEqual([]);
+    expect(liveWith(marker)).toEqual([]);
   });
 });
 
 const noop = () => undefined;
 const silent = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
 
-/** Live (not zombie) processes of a process group, read from /proc. */
-function liveMembers(pgid: number): number[] {
+/** Live (not zombie) processes on the host whose command line holds `marker`, read from /proc. */
+function liveWith(marker: string): number[] {
   const out: number[] = [];
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    let stat: string;
     try {
-      stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const cmdline = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (!cmdline.includes(marker) || name === String(process.pid)) continue;
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      // pid (comm) state …; comm may hold spaces, so read after the last ')'.
+      if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z') out.push(Number(name));
     } catch {
       continue;
     }
-    // pid (comm) state ppid pgrp …; comm may hold spaces, so split after the last ')'.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(pgrp) === pgid && state !== 'Z') out.push(Number(name));
   }
   return out;
 }

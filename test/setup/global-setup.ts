@@ -17,6 +17,9 @@ declare global {
 
 export default async function globalSetup(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-test-'));
+  // Workspaces live under it, and bwrap resolves their bind mounts as the sandbox uid: passable
+  // (not listable) by others, like any workspace root (activities/exec/sandbox.ts).
+  fs.chmodSync(dir, 0o711);
   const services: Service[] = [];
   globalThis.__conveyorTestServices = services;
   // Killed without teardown (Ctrl-C on jest): still take the servers down.

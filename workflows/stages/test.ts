@@ -38,6 +38,7 @@ export async function testStage(input: TestStageInput): Promise<TestStageResult>
           sha: input.sha,
           env: stepEnvFor(input, input.distro),
           timeoutSeconds: input.repository.stepTimeoutSeconds,
+          sandbox: input.repository.sandbox,
         },
       ]),
     ),

@@ -100,6 +100,7 @@ export async function verifyStage(input: VerifyStageInput): Promise<VerifyStageR
       sha: input.sha,
       env: { ...stepEnvFor(input, distro), ...versionEnv(input) },
       timeoutSeconds: input.repository.stepTimeoutSeconds,
+      sandbox: input.repository.sandbox,
       hosts: input.hosts.flatMap((g) => g.hosts),
     });
     e2eResult = { logKey: r.logKey, tail: r.tail };
