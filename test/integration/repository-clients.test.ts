@@ -199,43 +199,19 @@ describe('repositories never break a client, and carry what users of Debian arch
     });
 
     it('honours a storage prefix end to end (s3://bucket/prefix): apt-get and dnf read under it', async () => {
-      // Through the real config and the orchestrator's wiring, as a deployment would configure it.
-      const config = testConfig([]);
-      const prefixed = {
-        ...config,
+      // Through the real config loader and the orchestrator's wiring, as a deployment configures it.
+      const config = testConfig([{ name: 'acme/tests', cloneUrl: '/dev/null', steps: {} }], {
         storage: {
-          ...config.storage,
           artifacts: `s3://${artifactsBucket}`,
           staging: `s3://${bucket}/mirror/conveyor`,
           production: `s3://${productionBucket}`,
         },
-        distros: {
-          bookworm: { format: 'deb' as const, codename: 'bookworm', arch: 'amd64' },
-          el9: { format: 'rpm' as const, arch: 'x86_64' },
-        },
-      };
+      });
       const client = await clientFor(config);
       try {
-        const orchestrator = createOrchestratorActivities({
-          config: prefixed,
-          aws: createAwsClients(prefixed, {}),
-          client,
-        });
-        const spec = repositorySpec(
-          prefixed,
-          {
-            name: 'acme/tests',
-            cloneUrl: '/dev/null',
-            branches: [],
-            steps: {},
-            distros: ['bookworm', 'el9'],
-            retention: { keepBuilds: 5 },
-            stepTimeoutSeconds: 60,
-            operatorWindowHours: 1,
-            approvalTimeoutHours: 1,
-          },
-          { match: 'main', channel: 'unstable', release: false, approval: false, supersede: true },
-        );
+        const orchestrator = createOrchestratorActivities({ config, aws: createAwsClients(config, {}), client });
+        const repo = config.repositories[0];
+        const spec = repositorySpec(config, repo, repo.branches[0]);
         expect(spec.publicUrls.staging).toBe(`${testEnv().aws}/${bucket}/mirror/conveyor`);
         const d = await buildTestDeb({ name: 'prefixed', version: '1.0-1', arch: 'all' }, target);
         const r = await buildTestRpm({ name: 'prefixed', version: '1.0', release: '1' }, rpmTarget);
