@@ -21,7 +21,7 @@ import { planPublish } from './publish-plan';
 import { collect, retire } from './publish-collect';
 import { signAndSwitch } from './publish-switch';
 import type { EngineDeps, RepositoryFormat } from './publish-types';
-import { makePackages, recordOf, uploadIndexes, uploadPool } from './publish-upload';
+import { makePackages, uploadIndexes, uploadPool } from './publish-upload';
 import type { IndexRecord, RepositoryState } from './repository-state';
 import type { PublishPackagesInput, PublishPackagesResult } from './types';
 
@@ -139,4 +139,3 @@ export async function publishRepository(
   };
 }
 
-export { recordOf };
