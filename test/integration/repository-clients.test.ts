@@ -232,6 +232,26 @@ describe('repositories never break a client, and carry what users of Debian arch
         });
         expect((await dnf.makecache()).exitCode).toBe(0);
         expect((await dnf.download('prefixed-1.0-1')).exitCode).toBe(0);
+        // The docs site too: under the prefix, where the public URL points.
+        const page = '<html><body>prefixed docs</body></html>\n';
+        const pageKey = `docs-build/${crypto.randomUUID()}/index.html`;
+        await s3.send(new PutObjectCommand({ Bucket: artifactsBucket, Key: pageKey, Body: page }));
+        const manifest = JSON.stringify({
+          version: '1.0-1',
+          files: [{ path: 'index.html', key: pageKey, sha256: sha256(page), size: Buffer.byteLength(page) }],
+        });
+        const manifestKey = `docs-build/${crypto.randomUUID()}/manifest.json`;
+        await s3.send(new PutObjectCommand({ Bucket: artifactsBucket, Key: manifestKey, Body: manifest }));
+        const docs = await orchestrator.publishDocs({
+          environment: 'staging',
+          repository: 'acme/tests',
+          channel: 'prefix',
+          docs: { manifestKey, sha256: sha256(manifest), files: 1, version: '1.0-1' },
+        });
+        const site = await fetch(`${base}/${docs.sitePath}index.html`);
+        expect(site.status).toBe(200);
+        expect(await site.text()).toBe(page);
+        expect((await get(`${docs.sitePath}index.html`)).status).not.toBe(200);
         // The state is under the prefix too: a second publish of the same input changes nothing.
         expect(await orchestrator.publishPackages(deb('prefix', [d]))).toMatchObject({ changed: false });
       } finally {
