@@ -1,11 +1,17 @@
 // Activity factories: dependencies are injected, workflows see only the types of the results
 // through `proxyActivities` (import type), so test doubles cannot drift from the real signatures.
 // Two sets, two kinds of worker:
-// - build activities (steps, packages, docs) run on `build-<distro>`: the build hosts;
-// - orchestrator activities (build numbers, locks, repository publishing) run on the orchestrator's
-//   queue, beside the workflows: they need a Temporal client, the signing key and the buckets, not a distro.
+// - build activities (steps, packages, docs, e2e) run on `build-<distro>`: the build hosts. They run
+//   repository code, so they get nothing that code could use: no GitHub token, no signing key, no
+//   SSH settings, no local hosts' directory. Their Temporal client serves one purpose: the e2e
+//   step's host-exec relay sends its requests as Updates to the verify stage of the same run.
+// - orchestrator activities (build numbers, locks, repository publishing, commit statuses, the
+//   fleet's EC2/SSH/SSM/local-host work, git ancestry, release tags pushed with the token) run on
+//   the orchestrator's queue, beside the workflows, on workers that never run repository code.
 import fs from 'node:fs';
 import type { Client } from '@temporalio/client';
+import type { HostExecRequest, HostExecResult } from '../common/host-exec';
+import { MessageNames } from '../common/message-names';
 import { parseS3Url, type ConveyorConfig, type Env } from '../config/conveyor';
 import { createControlActivities } from './control';
 import { createRunStep } from './exec/run-step';
@@ -26,30 +32,68 @@ export interface ActivityDeps {
 }
 
 /** The build worker's sandbox for repository steps (activities/exec/sandbox.ts); it probes once. */
-export function builderSandbox(config: ConveyorConfig): SandboxHost {
+export function builderSandbox(config: Pick<ConveyorConfig, 'sandbox' | 'workspace'>): SandboxHost {
   return createSandboxHost({ uid: config.sandbox.uid, gid: config.sandbox.gid, workspaceRoot: config.workspace });
+}
+
+/** What a builder is given: storage, workspace, the sandbox settings and the repositories' checkout
+ * settings. No fleet settings (hosts directory, SSH), no EC2/SSM client, and of `env` only the
+ * variables that checkout credentials name (activities/git/auth.ts): never the GitHub token or the
+ * signing key. */
+export interface BuildActivityDeps {
+  config: Pick<ConveyorConfig, 'storage' | 'workspace' | 'repositories' | 'github' | 'sandbox'>;
+  aws: Pick<AwsClients, 's3'>;
+  /** For the e2e host-exec relay only: Updates to the verify stage of the step's own run. */
+  client: Client;
+  env?: Env;
+  sandbox?: SandboxHost;
 }
 
 export function createBuildActivities({
   config,
   aws,
+  client,
   env = process.env,
   sandbox = builderSandbox(config),
-}: ActivityDeps & { env?: Env; sandbox?: SandboxHost }) {
+}: BuildActivityDeps) {
   const artifacts = parseS3Url(config.storage.artifacts);
   const deps = {
     s3: aws.s3,
     artifactsBucket: artifacts.bucket,
     artifactsPrefix: artifacts.prefix,
     workspaceRoot: config.workspace,
-    gitAuth: createGitAuth(config, env),
+    gitAuth: createGitAuth(config, checkoutEnv(config, env)),
     // One per worker: it probes once what isolation this machine allows.
     sandbox,
   };
   return {
     runStep: createRunStep(deps),
     ...createPackagingActivities(deps),
-    ...createGitActivities(deps),
+    runE2e: createRunE2e({
+      ...deps,
+      forwardHostExec: (stageWorkflowId, req) =>
+        client.workflow
+          .getHandle(stageWorkflowId)
+          .executeUpdate<HostExecResult, [HostExecRequest]>(MessageNames.hostExec, { args: [req] }),
+    }),
+  };
+}
+
+export function createOrchestratorActivities({
+  config,
+  aws,
+  client,
+  env = process.env,
+}: ActivityDeps & { client: Client; env?: Env }) {
+  const artifacts = parseS3Url(config.storage.artifacts);
+  return {
+    ...createControlActivities({ client, taskQueue: config.temporal.taskQueue }),
+    ...createGitActivities({ workspaceRoot: config.workspace, gitAuth: createGitAuth(config, env) }),
+    ...createReleaseActivities({
+      workspaceRoot: config.workspace,
+      token: () => env[config.github.tokenEnv],
+      gitAuth: createGitAuth(config, env),
+    }),
     ...createFleetActivities({
       ec2: aws.ec2,
       ssm: aws.ssm,
@@ -61,24 +105,11 @@ export function createBuildActivities({
       ssh: config.fleet?.ssh,
       workDir: config.workspace,
     }),
-    runE2e: createRunE2e({ ...deps, hostsDir: config.fleet?.hostsDir }),
-    ...createReleaseActivities({ workspaceRoot: config.workspace, token: () => env[config.github.tokenEnv] }),
-  };
-}
-
-export function createOrchestratorActivities({
-  config,
-  aws,
-  client,
-  env = process.env,
-}: ActivityDeps & { client: Client; env?: Env }) {
-  return {
-    ...createControlActivities({ client, taskQueue: config.temporal.taskQueue }),
     // The token is read from the env var named in config at each call, never stored or logged.
     ...createGithubActivities({ apiUrl: config.github.apiUrl, token: () => env[config.github.tokenEnv] }),
     ...createRepositoryActivities({
       s3: aws.s3,
-      artifactsBucket: parseS3Url(config.storage.artifacts).bucket,
+      artifactsBucket: artifacts.bucket,
       buckets: {
         staging: parseS3Url(config.storage.staging).bucket,
         production: parseS3Url(config.storage.production).bucket,
@@ -99,6 +130,14 @@ export function createOrchestratorActivities({
 function validDaysOf(config: ConveyorConfig): { staging?: number; production?: number } | undefined {
   const v = config.signing?.validDays;
   return typeof v === 'number' ? { staging: v, production: v } : v;
+}
+
+/** Only the env vars that the repositories' checkout credentials name. */
+function checkoutEnv(config: Pick<ConveyorConfig, 'repositories'>, env: Env): Env {
+  const names = config.repositories.flatMap((r) => [r.checkout?.tokenEnv, r.checkout?.githubApp?.privateKeyEnv]);
+  const out: Env = {};
+  for (const n of names) if (n && env[n] !== undefined) out[n] = env[n];
+  return out;
 }
 
 /** The armored private signing key, read when needed so it never sits in a long-lived object or a log. */

@@ -79,4 +79,7 @@ export interface CommandFailureDetails {
   signal: string | null;
   logKey: string;
   tail: string;
+  /** Why the step failed when it was not its own exit: `exceeded the memory limit of 256 MB
+   * (sandbox.limits.memoryMb)`, `timed out after 600 s`. */
+  reason?: string;
 }

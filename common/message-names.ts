@@ -17,4 +17,5 @@ export const MessageNames = {
   withdrawLock: 'withdrawLock',
   lockState: 'lockState',
   stageNote: 'stageNote',
+  hostExec: 'hostExec',
 } as const;

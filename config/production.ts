@@ -89,7 +89,7 @@ export function chrootExecutorProblems(config: ConveyorConfig): string[] {
     ? `aws.endpoint ${config.aws.endpoint} is not on loopback`
     : 'aws.endpoint is unset';
   return [
-    `fleet.hostsDir is set but ${where}: the local executor runs host commands as root in chroots ` +
+    `fleet.hostsDir is set but ${where}: the local executor runs host commands as root in local host directories ` +
       'and is for the local stack only; remove fleet.hostsDir and tag staging instances ' +
       'ConveyorExecutor=ssm (or ssh with fleet.ssh)',
   ];

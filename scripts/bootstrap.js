@@ -55,6 +55,10 @@ const DEBIAN_TOOLS = {
   'mkfs.ext4': 'e2fsprogs',
   slirp4netns: 'slirp4netns',
   ip: 'iproute2',
+  // the host isolation test builds a static chroot-escape binary (gcc -static needs libc6-dev);
+  // local staging hosts run their commands in bubblewrap too (activities/fleet/local-host.ts)
+  gcc: 'gcc',
+  '/usr/include/stdio.h': 'libc6-dev',
   // the ssh host executor's tests run a real sshd on loopback
   sshd: 'openssh-server',
   // the Web UI test drives Debian's chromium headless (no browser download)

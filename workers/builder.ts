@@ -4,13 +4,16 @@
 import { runWorkersUntilSignal } from './main';
 import { createBuilderWorkers } from './create';
 import { createLogger } from './logging';
+import { connectClient } from './temporal';
 
 const logger = createLogger('builder');
 
-void runWorkersUntilSignal('builder', (connection, argv, config) =>
+void runWorkersUntilSignal('builder', async (connection, argv, config) =>
   createBuilderWorkers({
     connection,
     config,
+    // For the e2e step's host-exec relay (Updates to the verify stage of the same run).
+    client: await connectClient(config),
     distros: argv.distro?.split(',').filter(Boolean),
     onSandbox: (p) =>
       p.ok

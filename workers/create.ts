@@ -1,7 +1,10 @@
 // Worker factories shared by the process entry points (workers/orchestrator.ts, workers/builder.ts),
 // the local stack and the tests. The orchestrator serves the workflows and the orchestrator
-// activities (build numbers, locks, repository publishing) on `conveyor`; a builder serves the
-// build activities only, on `build-<distro>`: build hosts never run workflow code.
+// activities (build numbers, locks, repository publishing, commit statuses, the fleet's host work,
+// git ancestry, release tags) on `conveyor`: it never runs repository code, so it alone holds the
+// GitHub token, the signing key, SSH settings and the local hosts. A builder serves the build
+// activities only (steps, packages, docs, e2e), on `build-<distro>`: build hosts never run
+// workflow code, and hold none of those. Its Temporal client is for the e2e host-exec relay.
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection } from '@temporalio/worker';
@@ -40,15 +43,21 @@ export async function createOrchestratorWorker(opts: WorkerOptions & { client: C
   });
 }
 
-/** One worker per distro given (default: every distro of the config), each on its build queue. */
+/** One worker per distro given (default: every distro of the config), each on its build queue.
+ * `client`: the e2e relay's (workers/temporal.ts connectClient), closed by the caller. */
 export async function createBuilderWorkers(
-  opts: WorkerOptions & { distros?: string[]; onSandbox?: (probe: SandboxProbe) => void },
+  opts: WorkerOptions & { client: Client; distros?: string[]; onSandbox?: (probe: SandboxProbe) => void },
 ): Promise<Worker[]> {
   // Probed at start, so the log says which isolation holds here before any step arrives (and a
   // worker that cannot sandbox says why at once; its steps are then refused, see sandbox.ts).
   const sandbox = builderSandbox(opts.config);
   opts.onSandbox?.(await sandbox.probe());
-  const activities = createBuildActivities({ config: opts.config, aws: createAwsClients(opts.config), sandbox });
+  const activities = createBuildActivities({
+    config: opts.config,
+    aws: createAwsClients(opts.config),
+    client: opts.client,
+    sandbox,
+  });
   const distros = opts.distros ?? Object.keys(opts.config.distros);
   return Promise.all(
     distros.map((d) =>

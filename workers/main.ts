@@ -29,12 +29,16 @@ export function parseWorkerArgv(args: string[]): WorkerArgv {
 export async function runWorkersUntilSignal(
   name: string,
   make: (connection: NativeConnection, argv: WorkerArgv, config: ConveyorConfig) => Promise<Worker[]>,
+  /** Settings only safe on a laptop that this process refuses (config/production.ts), each with its fix. */
+  refuse: (config: ConveyorConfig) => string[] = () => [],
 ): Promise<void> {
   const logger = createLogger(name);
   installRuntime(logger);
   try {
     const argv = parseWorkerArgv(process.argv.slice(2));
     const config = loadConfig(resolveConfigPath(argv.config, process.env));
+    const problems = refuse(config);
+    if (problems.length > 0) throw new ConfigError(config.file, problems);
     const connection = await connectNative(config);
     const workers = await make(connection, argv, config);
     const stop = () => workers.forEach((w) => w.shutdown());

@@ -1,20 +1,28 @@
-// Process entry point: the orchestrator worker (workflows and orchestrator activities on queue `conveyor`).
+// Process entry point: the orchestrator worker (workflows and orchestrator activities on queue `conveyor`:
+// build numbers, locks, signing and publishing, releases, commit statuses, fleet work).
 // Usage: tsx workers/orchestrator.ts [--config FILE]
+// It refuses settings that are only safe on the local stack (the local host executor outside it,
+// an http:// GitHub API beyond loopback), saying how to fix each.
+import { chrootExecutorProblems, githubApiProblems } from '../config/production';
 import { runWorkersUntilSignal } from './main';
 import { createOrchestratorWorker } from './create';
 import { createLogger } from './logging';
 import { ensureResignSchedule } from './resign-schedule';
 import { connectClient } from './temporal';
 
-void runWorkersUntilSignal('orchestrator', async (connection, _argv, config) => {
-  const client = await connectClient(config);
-  const worker = await createOrchestratorWorker({ connection, config, client });
-  // APT Releases expire (signing.validDays): the schedule that re-signs them follows this config.
-  await ensureResignSchedule(client, config).catch((err: unknown) =>
-    createLogger('orchestrator').warn(
-      { err },
-      'could not create or update the re-sign schedule: APT Releases expire signing.validDays after their last publish',
-    ),
-  );
-  return [worker];
-});
+void runWorkersUntilSignal(
+  'orchestrator',
+  async (connection, _argv, config) => {
+    const client = await connectClient(config);
+    const worker = await createOrchestratorWorker({ connection, config, client });
+    // APT Releases expire (signing.validDays): the schedule that re-signs them follows this config.
+    await ensureResignSchedule(client, config).catch((err: unknown) =>
+      createLogger('orchestrator').warn(
+        { err },
+        'could not create or update the re-sign schedule: APT Releases expire signing.validDays after their last publish',
+      ),
+    );
+    return [worker];
+  },
+  (config) => [...chrootExecutorProblems(config), ...githubApiProblems(config)],
+);

@@ -1,6 +1,7 @@
 // Every signal, query and update of Conveyor's workflows, beside its payload type. They work from
 // `temporal workflow query --type status` as well as from `conveyor status`.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { HostExecRequest, HostExecResult } from '../common/host-exec';
 import { MessageNames } from '../common/message-names';
 import type { PipelineStatus } from '../common/types';
 
@@ -173,3 +174,10 @@ export interface StageNote {
   note?: string;
 }
 export const stageNoteSignal = defineSignal<[StageNote]>(MessageNames.stageNote);
+
+// ---- verify stage (`…/verify`) ----
+
+/** Runs one command on a staging host of this run while its e2e step runs: sent by the builder's
+ * host-exec relay for the step's CONVEYOR_HOST_EXEC (common/host-exec.ts). The validator refuses
+ * other hosts, malformed requests and requests outside the e2e step. */
+export const hostExecUpdate = defineUpdate<HostExecResult, [HostExecRequest]>(MessageNames.hostExec);

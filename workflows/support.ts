@@ -36,6 +36,7 @@ export function commandFailureOf(err: unknown, step: string): CommandFailureDeta
       signal: details.signal ?? null,
       logKey: details.logKey ?? '',
       tail: details.tail ?? '',
+      ...(details.reason ? { reason: details.reason } : {}),
     };
   }
   return { step, exitCode: null, signal: null, logKey: '', tail: app?.message ?? messageOf(err) };

@@ -13,6 +13,10 @@ export interface RunOptions {
   heartbeatMs?: number;
   tailBytes?: number;
   timeoutMs?: number;
+  /** Written to the child's stdin, which is then closed; default: no stdin (/dev/null). */
+  stdin?: Buffer;
+  /** Every chunk of output as it comes, by stream (besides the log and the tail). */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
   /** Descriptors 3, 4, … of the child: an open fd of ours, or 'pipe' (then `child.stdio[3…]`). */
   extraFds?: (number | 'pipe')[];
   /** Called right after the spawn, e.g. to talk over the extra pipes. */
@@ -52,7 +56,7 @@ export function runProcess(file: string, args: string[], opts: RunOptions = {}):
     const child = spawn(file, args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe', ...(opts.extraFds ?? [])],
+      stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(opts.extraFds ?? [])],
       detached: true, // own process group: kill(-pid) reaches every descendant
     });
     const onData = (buf: Buffer) => {
@@ -65,8 +69,19 @@ export function runProcess(file: string, args: string[], opts: RunOptions = {}):
         kept += buf.length;
       }
     };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
+    child.stdout?.on('data', (buf: Buffer) => {
+      onData(buf);
+      opts.onOutput?.('stdout', buf);
+    });
+    child.stderr?.on('data', (buf: Buffer) => {
+      onData(buf);
+      opts.onOutput?.('stderr', buf);
+    });
+    if (opts.stdin && child.stdin) {
+      // A command that exits without reading its input is not an error (EPIPE).
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(opts.stdin);
+    }
 
     let killTimer: NodeJS.Timeout | undefined;
     const killTree = () => {

@@ -302,13 +302,6 @@ function commandFailed(
 ): ApplicationFailure {
   // The limit goes into the tail too: the stage's status shows the tail, not this message.
   const tail = limit ? `${outcome.tail.replace(/\n?$/, '\n')}conveyor: step ${step} ${limit}\n` : outcome.tail;
-  const details: CommandFailureDetails = {
-    step,
-    exitCode: outcome.exitCode,
-    signal: outcome.signal,
-    logKey: key,
-    tail,
-  };
   const why = limit
     ? limit
     : outcome.timedOut
@@ -316,6 +309,14 @@ function commandFailed(
       : outcome.exitCode === null
         ? `was killed by ${outcome.signal}`
         : `exited with code ${outcome.exitCode}`;
+  const details: CommandFailureDetails = {
+    step,
+    exitCode: outcome.exitCode,
+    signal: outcome.signal,
+    logKey: key,
+    tail,
+    ...(limit || outcome.timedOut ? { reason: why } : {}),
+  };
   return ApplicationFailure.create({
     type: FailureType.CommandFailed,
     message: `step ${step} ${why}\n${lastLines(tail, 20)}`,

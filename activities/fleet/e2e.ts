@@ -1,54 +1,90 @@
-// runE2e: the repository's `e2e` step, run from a build worker against the staging hosts. The step
-// gets CONVEYOR_HOSTS (host names) and CONVEYOR_HOST_EXEC, a small program written into the
-// workspace: `$CONVEYOR_HOST_EXEC <host> <command…>` runs the command on that host (stdin passed
-// through), so an e2e suite can run its examples and deployment scripts where the package is
-// installed. Only local hosts can be reached this way for now; others make the step fail clearly.
+// runE2e: the repository's `e2e` step, run on a build worker (it is repository code) against the
+// staging hosts of its run. The step gets CONVEYOR_HOSTS (host names) and CONVEYOR_HOST_EXEC:
+// `$CONVEYOR_HOST_EXEC [-n] <host> <command…>` runs the command on that host, stdin passed
+// (capped), and prints its stdout and stderr and exits with its code.
+//
+// The step holds no way to reach a host: no root, no hosts directory, no SSH key, no SSM
+// credentials. CONVEYOR_HOST_EXEC is a small client (host-exec-client.js) that talks to a unix
+// socket beside it; this activity serves that socket (host-exec-relay.ts) while the step runs and
+// forwards each request as the `hostExec` Update to the verify stage workflow that runs this e2e
+// (input.stageWorkflowId). The workflow accepts only its own run's hosts and runs the command with
+// the fleet executor on the orchestrator's queue, so every host command is in the run's history.
+//
+// Client and socket live in one directory, which a step sandbox binds at HOST_EXEC_MOUNT; the
+// client finds the socket beside itself, so the same files work at either path.
 import fs from 'node:fs';
 import path from 'node:path';
+import type { HostExecRequest, HostExecResult } from '../../common/host-exec';
 import type { RunStepInput, StepResult } from '../../common/types';
-import { stepResult, withStepWorkspace, type RunStepDeps } from '../exec/run-step';
-import { FleetFailure, fleetFailure } from './failures';
-import { localRoot } from './local-executor';
-import { chrootArgv } from './local-host';
+import { stepResult, withStepWorkspace, type RunStepDeps, type StepRunOptions } from '../exec/run-step';
+import { startHostExecRelay } from './host-exec-relay';
 import type { Host } from './types';
-
-const SAFE = /^[A-Za-z0-9._/-]+$/;
-const HOST_EXEC_INSIDE = '/run/conveyor/host-exec';
 
 export interface RunE2eInput extends RunStepInput {
   hosts: Host[];
 }
 
-/** The host-exec program: a case over host names, each line argv-only (names and roots checked). */
-export function hostExecScript(hosts: Host[], hostsDir: string | undefined): string {
-  const cases = hosts.map((h) => {
-    if (!SAFE.test(h.name))
-      throw fleetFailure(FleetFailure.BadInput, `host name ${JSON.stringify(h.name)} is not safe to name in a script`);
-    if (h.executor !== 'local') {
-      return `  ${h.name}) echo "conveyor-host-exec: ${h.name} uses the ${h.executor} executor, which e2e steps cannot reach yet" >&2; exit 2 ;;`;
-    }
-    const root = localRoot(h, hostsDir);
-    if (!SAFE.test(root))
-      throw fleetFailure(FleetFailure.BadInput, `host root ${JSON.stringify(root)} is not safe to name in a script`);
-    // chrootArgv ends with `/bin/sh -c SCRIPT`; here the command comes from our own argv instead.
-    const argv = chrootArgv(root, '').slice(0, -3);
-    return `  ${h.name}) exec unshare ${argv.join(' ')} "$@" ;;`;
-  });
-  return [
-    '#!/bin/sh',
-    '# conveyor-host-exec HOST COMMAND...: runs COMMAND on a staging host of this run.',
-    'set -eu',
-    '[ $# -ge 2 ] || { echo "usage: conveyor-host-exec HOST COMMAND..." >&2; exit 2; }',
-    'host=$1; shift',
-    'case "$host" in',
-    ...cases,
-    '  *) echo "conveyor-host-exec: unknown host $host" >&2; exit 2 ;;',
-    'esac',
-    '',
-  ].join('\n');
+/** Where a step sandbox shows the host-exec directory. */
+export const HOST_EXEC_MOUNT = '/run/conveyor';
+
+/** The client program, copied next to the socket for each step. */
+export const HOST_EXEC_CLIENT = path.join(__dirname, 'host-exec-client.js');
+
+export interface RunE2eDeps extends RunStepDeps {
+  /** Sends one request to the verify stage workflow `stageWorkflowId` (its hostExec Update). */
+  forwardHostExec: (stageWorkflowId: string, req: HostExecRequest) => Promise<HostExecResult>;
+  /** The node binary that runs the client; default this process's. */
+  nodePath?: string;
 }
 
-export function createRunE2e(deps: RunStepDeps & { hostsDir?: string }) {
+export interface HostExecFiles {
+  /** The directory on this machine: client, its wrapper and the socket. */
+  dir: string;
+  socket: string;
+  /** What the step is told, as paths it can see. */
+  env: Record<string, string>;
+  binds: NonNullable<StepRunOptions['binds']>;
+}
+
+/**
+ * Writes the client into `dir` and says how the step reaches it. `sandboxed`: the step sees `dir`
+ * at HOST_EXEC_MOUNT, read-only (a unix socket can be connected to on a read-only mount), and a
+ * node binary outside /usr is bound over the placeholder `node` in it; otherwise (`sandbox: none`)
+ * nothing is bound and the step sees this machine's paths.
+ */
+export function writeHostExecFiles(dir: string, nodePath: string, sandboxed: boolean): HostExecFiles {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  fs.chmodSync(dir, 0o755);
+  fs.copyFileSync(HOST_EXEC_CLIENT, path.join(dir, 'host-exec.js'));
+  fs.chmodSync(path.join(dir, 'host-exec.js'), 0o644);
+  const view = sandboxed ? HOST_EXEC_MOUNT : dir;
+  const binds: HostExecFiles['binds'] = sandboxed ? [{ src: dir, dest: HOST_EXEC_MOUNT, readOnly: true }] : [];
+  let node = nodePath;
+  if (sandboxed && !nodePath.startsWith('/usr/')) {
+    fs.writeFileSync(path.join(dir, 'node'), '', { mode: 0o755 });
+    binds.push({ src: nodePath, dest: `${HOST_EXEC_MOUNT}/node`, readOnly: true });
+    node = `${HOST_EXEC_MOUNT}/node`;
+  }
+  fs.writeFileSync(
+    path.join(dir, 'host-exec'),
+    [
+      '#!/bin/sh',
+      '# conveyor-host-exec [-n] HOST COMMAND...: runs COMMAND on a staging host of this run (see host-exec.js).',
+      `exec '${node.replace(/'/g, `'\\''`)}' "\${0%/*}/host-exec.js" "$@"`,
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  const socket = path.join(dir, 'host-exec.sock');
+  return {
+    dir,
+    socket,
+    env: { CONVEYOR_HOST_EXEC: `${view}/host-exec`, CONVEYOR_HOST_EXEC_SOCKET: `${view}/host-exec.sock` },
+    binds,
+  };
+}
+
+export function createRunE2e(deps: RunE2eDeps) {
   return async function runE2e(input: RunE2eInput): Promise<StepResult> {
     return withStepWorkspace(
       deps,
@@ -61,20 +97,31 @@ export function createRunE2e(deps: RunStepDeps & { hostsDir?: string }) {
         sandbox: input.sandbox,
       },
       async (ws) => {
-        const exec = path.join(ws.dir, 'conveyor-host-exec');
-        fs.writeFileSync(exec, hostExecScript(input.hosts, deps.hostsDir), { mode: 0o755 });
-        ws.note(`hosts: ${input.hosts.map((h) => h.name).join(' ')}`);
-        // In the sandbox the helper is mounted read-only at a fixed path. It still needs root on the
-        // host (unshare + chroot) and therefore fails there: the e2e host channel served from
-        // outside the sandbox replaces it (issue 11, §1).
-        const inside = ws.sandbox === 'bwrap' ? HOST_EXEC_INSIDE : exec;
-        const outcome = await ws.run(
-          input.command,
-          { ...input.env, CONVEYOR_HOSTS: input.hosts.map((h) => h.name).join(' '), CONVEYOR_HOST_EXEC: inside },
-          input.timeoutSeconds,
-          { binds: [{ src: exec, dest: HOST_EXEC_INSIDE, readOnly: true }] },
+        // In the sandbox the step sees the directory at HOST_EXEC_MOUNT (the binds); with
+        // `sandbox: none` nothing is mounted and it is told this machine's paths.
+        const files = writeHostExecFiles(
+          path.join(ws.dir, 'host-exec'),
+          deps.nodePath ?? process.execPath,
+          ws.sandbox === 'bwrap',
         );
-        return stepResult(input.step, ws, outcome);
+        const relay = await startHostExecRelay({
+          socketPath: files.socket,
+          forward: (req) => deps.forwardHostExec(input.stageWorkflowId, req),
+          log: (m, meta) => ws.hooks.log.info(m, meta),
+        });
+        try {
+          ws.note(`hosts: ${input.hosts.map((h) => h.name).join(' ')}`);
+          const outcome = await ws.run(
+            input.command,
+            { ...input.env, CONVEYOR_HOSTS: input.hosts.map((h) => h.name).join(' '), ...files.env },
+            input.timeoutSeconds,
+            files.binds.length > 0 ? { binds: files.binds } : undefined,
+          );
+          return stepResult(input.step, ws, outcome);
+        } finally {
+          await relay.close();
+          ws.note(`host-exec: ${relay.forwarded()} request(s) relayed to ${input.stageWorkflowId}`);
+        }
       },
     );
   };

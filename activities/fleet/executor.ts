@@ -18,6 +18,12 @@ export interface ExecRequest {
   timeoutMs?: number;
   /** A few words on what this is (ssm: the command's Comment). */
   purpose: string;
+  /** Bytes for the script's stdin (host-exec); default none. ssh and ssm cannot stream a stdin
+   * (ssh's is the watchdog's, ssm has none), so they carry it inside the script, up to
+   * REMOTE_STDIN_BYTES (scripts.ts). */
+  stdin?: Buffer;
+  /** Keep the first this many bytes of stdout and of stderr, each, in the outcome (host-exec). */
+  captureBytes?: number;
 }
 
 export interface ExecOutcome {
@@ -29,6 +35,15 @@ export interface ExecOutcome {
   durationMs: number;
   cancelled: boolean;
   timedOut: boolean;
+  /** With captureBytes: stdout and stderr apart. */
+  captured?: CapturedOutput;
+}
+
+export interface CapturedOutput {
+  stdout: Buffer;
+  stderr: Buffer;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
 }
 
 export interface Executor {
@@ -39,6 +54,30 @@ export interface Executor {
 export const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export const TICK_MS = 5000;
+
+/** The first `bytes` of stdout and of stderr. */
+export class Capture {
+  private readonly parts = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  private readonly kept = { stdout: 0, stderr: 0 };
+  private readonly cut = { stdout: false, stderr: false };
+  constructor(private readonly bytes: number) {}
+  push = (stream: 'stdout' | 'stderr', chunk: Buffer): void => {
+    const room = this.bytes - this.kept[stream];
+    if (chunk.length > room) this.cut[stream] = true;
+    if (room <= 0) return;
+    const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    this.parts[stream].push(Buffer.from(part));
+    this.kept[stream] += part.length;
+  };
+  result(): CapturedOutput {
+    return {
+      stdout: Buffer.concat(this.parts.stdout),
+      stderr: Buffer.concat(this.parts.stderr),
+      stdoutTruncated: this.cut.stdout,
+      stderrTruncated: this.cut.stderr,
+    };
+  }
+}
 
 /** A bounded tail of a byte stream. */
 export class Tail {

@@ -1,7 +1,10 @@
 // Fleet activities: the I/O of the staging deploy and verify stages. Find hosts by EC2 tags, read a
 // package's installed version, upgrade a host to an exact version from the PUBLISHED repository
 // (never the artifacts bucket: a broken publish must break the deploy), run a verify command on a
-// host. Dependencies are injected (shared/STYLE.md); workflows see only `typeof` the result.
+// host, or (execOnHost) one argv for an e2e step's CONVEYOR_HOST_EXEC. Dependencies are injected
+// (shared/STYLE.md); workflows see only `typeof` the result. These activities hold the fleet's
+// reach (SSH key, SSM, the local hosts' directory): they run on the orchestrator's queue, on
+// workers that never run repository code, never on a builder.
 //
 // upgradeHost is idempotent from content (STYLE.md 6): it reads the host's version first and does
 // nothing on a host that has it, so a retried or replayed deploy never reinstalls. It trusts no
@@ -18,6 +21,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { CancelledFailure } from '@temporalio/common';
 import type { CommandFailureDetails } from '../../common/failures';
+import { HostExecLimits } from '../../common/host-exec';
 import { lastLines } from '../exec/run-step';
 import { activityScope, type ActivityScope } from '../repository/activity-scope';
 import { compareDebVersions, compareRpmVersions } from '../repository/version-compare';
@@ -27,11 +31,20 @@ import type { ExecOutcome, ExecRequest, Executor } from './executor';
 import { FleetFailure, fleetFailure } from './failures';
 import { localExecutor, localRoot } from './local-executor';
 import { ensureLocalHost } from './local-host';
-import { EXIT_NOT_PUBLISHED, EXIT_REPOSITORY, parseVersionAnswer, upgradeScript, versionScript } from './scripts';
+import {
+  EXIT_NOT_PUBLISHED,
+  EXIT_REPOSITORY,
+  execScript,
+  parseVersionAnswer,
+  upgradeScript,
+  versionScript,
+} from './scripts';
 import { sshExecutor } from './ssh-executor';
 import { ssmExecutor } from './ssm-executor';
 import type {
   DiscoverHostsInput,
+  ExecOnHostInput,
+  ExecOnHostResult,
   Host,
   HostVersionInput,
   HostVersionResult,
@@ -42,7 +55,7 @@ import type {
   UpgradeInput,
   UpgradeResult,
 } from './types';
-import { checkEnv, checkPackageName, checkSuite, checkUrl, checkVersion } from './validate';
+import { checkArgv, checkEnv, checkPackageName, checkStdin, checkSuite, checkUrl, checkVersion } from './validate';
 
 export type * from './types';
 export { FleetFailure } from './failures';
@@ -331,6 +344,52 @@ export function createFleetActivities(deps: FleetDeps) {
           tail: lastLines(outcome.tail, 20),
           logKey: input.logKey,
           timedOut: outcome.timedOut || undefined,
+          durationMs: outcome.durationMs,
+        };
+      } finally {
+        scope.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+
+    /** One command of an e2e step on a host of its run (the verify stage's hostExec update):
+     * argv `exec`'d by sh on the host, stdin given, stdout and stderr kept apart and capped. A
+     * non-zero exit is reported, not thrown. Nothing is logged to the bucket: the request and the
+     * answer are in the run's history. */
+    execOnHost: async (input: ExecOnHostInput): Promise<ExecOnHostResult> => {
+      const scope = activityScope();
+      const dir = scratch();
+      try {
+        checkEnv(input.env);
+        const argv = checkArgv(input.argv);
+        const stdin = checkStdin(input.stdin);
+        const outcome = await exec(
+          scope,
+          {
+            host: input.host,
+            script: execScript(argv),
+            env: input.env,
+            stdin,
+            captureBytes: HostExecLimits.outputBytes,
+            logFile: path.join(dir, 'exec.log'),
+            timeoutMs: input.timeoutSeconds * 1000,
+            purpose: `host-exec ${argv[0]}`,
+          },
+          'host-exec',
+        );
+        const captured = outcome.captured ?? {
+          stdout: Buffer.alloc(0),
+          stderr: Buffer.from(outcome.tail),
+          stdoutTruncated: false,
+          stderrTruncated: false,
+        };
+        return {
+          exitCode: exitCodeOf(outcome),
+          stdout: captured.stdout.toString('base64'),
+          stderr: captured.stderr.toString('base64'),
+          ...(captured.stdoutTruncated ? { stdoutTruncated: true } : {}),
+          ...(captured.stderrTruncated ? { stderrTruncated: true } : {}),
+          ...(outcome.timedOut ? { timedOut: true } : {}),
           durationMs: outcome.durationMs,
         };
       } finally {

@@ -1,19 +1,21 @@
 // The `local` executor: a host is a Debian root on this machine (local-host.ts) and a script runs
-// inside it through unshare + chroot, argv only, with its values in the environment. runProcess
-// puts unshare in its own process group; on cancellation or timeout the group gets SIGTERM,
-// unshare dies, and --kill-child takes the whole PID namespace (every process the script started)
-// down with it.
+// inside it through bubblewrap (hostCommand: the root is the root of its own mount namespace,
+// argv only, values as --setenv). runProcess puts bwrap in its own process group; on cancellation
+// or timeout the group gets SIGTERM, bwrap dies, and with it PID 1 of the host's PID namespace,
+// which takes every process the script started down.
 //
 // Only roots inside the configured hostsDir are accepted: a host's root comes from an EC2 tag,
 // and without this a tag saying ConveyorHostRoot=/ would run apt-get on the worker itself.
 import fs from 'node:fs';
 import path from 'node:path';
 import { runProcess } from '../exec/process';
-import { TICK_MS, type ExecOutcome, type ExecRequest, type Executor } from './executor';
+import { Capture, TICK_MS, type ExecOutcome, type ExecRequest, type Executor } from './executor';
 import { FleetFailure, fleetFailure } from './failures';
-import { chrootArgv, chrootEnv, isHostRoot } from './local-host';
+import { hostCommand, isHostRoot } from './local-host';
 import { checkEnv } from './validate';
 import type { Host } from './types';
+
+const HOSTNAME = /^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/;
 
 /** The host's root, checked to be a local host inside hostsDir. */
 export function localRoot(host: Host, hostsDir: string | undefined): string {
@@ -49,8 +51,14 @@ export function localExecutor(hostsDir: string | undefined): Executor {
         );
       }
       fs.mkdirSync(path.dirname(req.logFile), { recursive: true });
-      const outcome = await runProcess('unshare', chrootArgv(root, req.script), {
-        env: chrootEnv(checkEnv(req.env)),
+      const cmd = hostCommand(root, req.script, checkEnv(req.env), {
+        hostname: HOSTNAME.test(req.host.name) ? req.host.name : undefined,
+      });
+      const capture = req.captureBytes ? new Capture(req.captureBytes) : undefined;
+      const outcome = await runProcess(cmd.file, cmd.args, {
+        env: cmd.env,
+        stdin: req.stdin,
+        onOutput: capture?.push,
         logFile: req.logFile,
         signal: req.signal,
         heartbeatMs: TICK_MS,
@@ -64,6 +72,7 @@ export function localExecutor(hostsDir: string | undefined): Executor {
         durationMs: outcome.durationMs,
         cancelled: outcome.cancelled,
         timedOut: outcome.timedOut,
+        captured: capture?.result(),
       };
     },
   };

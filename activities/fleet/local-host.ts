@@ -1,6 +1,9 @@
 // Local staging hosts: real Debian systems made with debootstrap, one directory each, so the deploy
 // stage upgrades them with their own apt-get or dnf from the published repository over loopback,
-// exactly as a real host would (shared/DESIGN.md "Real parts").
+// exactly as a real host would (shared/DESIGN.md "Real parts"). Every command runs inside its host
+// through bubblewrap (hostCommand): the host's directory is the root of its own mount namespace, so
+// nothing in a host, root included, reaches this machine's files. A plain chroot did not hold: a
+// static binary run as root in it left it with mkdir + chroot + `cd ..`.
 //
 // Cost (shared/FACTS.md): debootstrap takes ~30 s and ~200 MB, `cp -a` of the result ~0.5 s. So a
 // base root is made once per machine and format, cached, and copied per host. Bases are built in
@@ -9,7 +12,7 @@
 // work and the second rename loses (its copy is dropped); within one process builds are shared.
 //
 // rpm hosts are Debian roots with Debian's rpm and dnf (installed by debootstrap itself, so the
-// build needs the mirror but no DNS inside the chroot) plus a `host-base` noarch rpm in their rpm
+// build needs the mirror but no DNS inside the host) plus a `host-base` noarch rpm in their rpm
 // database that provides what a real EL base system does (/bin/sh, bash, coreutils): without it
 // any package with scripts fails with "nothing provides /bin/sh" (FACTS.md).
 //
@@ -52,28 +55,106 @@ export function basePath(baseDir: string, format: PackageFormat): string {
   return path.join(baseDir, `.base-${LOCAL_SUITE}-${format}-v${LAYOUT}`);
 }
 
-/** argv of `unshare` that runs `script` with /bin/sh inside `root`: own mount and PID namespaces
- * (the script is not PID 1 of anything on this machine, /proc shows only its processes, and
- * --kill-child takes the whole namespace down when unshare is killed); loopback is shared, so the
- * host reaches the local S3 endpoint on 127.0.0.1. */
-export function chrootArgv(root: string, script: string): string[] {
-  return [
-    '--mount',
-    '--pid',
-    '--fork',
-    '--kill-child',
-    `--mount-proc=${path.join(root, 'proc')}`,
-    'chroot',
-    root,
-    '/bin/sh',
-    '-c',
-    script,
-  ];
+/** Capabilities a host's root keeps: what apt-get, dpkg, rpm and dnf need to install packages as
+ * root inside the host (own files, other users' files, drop to `_apt`, set file capabilities) and
+ * nothing that reaches past the host's root: no CAP_SYS_ADMIN (mounts), CAP_MKNOD (there is no
+ * device cgroup here: a block device node would read this machine's disk), CAP_DAC_READ_SEARCH
+ * (open_by_handle_at reaches any file of the filesystem), CAP_NET_ADMIN/CAP_NET_RAW (the network
+ * namespace is this machine's), CAP_SYS_PTRACE or CAP_SYS_MODULE. CAP_SYS_CHROOT stays: a chroot
+ * inside the host is harmless once the host's root is the root of its own mount namespace (the
+ * escape test runs with it, so it proves the mount isolation, not a missing capability). bwrap
+ * sets no_new_privs, so no setuid binary or file capability inside can add to this set. */
+export const HOST_CAPABILITIES = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_SETFCAP',
+  'CAP_SYS_CHROOT',
+] as const;
+
+export interface HostCommand {
+  file: string;
+  args: string[];
+  /** Always empty: bwrap's own init (PID 1 of the host's PID namespace) keeps the environment
+   * bwrap was started with, readable from inside as /proc/1/environ (shared/FACTS.md), so
+   * values travel as --setenv arguments only. */
+  env: NodeJS.ProcessEnv;
 }
 
-/** The environment of everything run inside a local host: nothing of the worker's own. */
-export function chrootEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { PATH: HOST_PATH, HOME: '/root', LANG: 'C.UTF-8', TERM: 'dumb', ...extra };
+/** How to run `script` with /bin/sh inside the host at `root`, as root of that host only.
+ *
+ * bubblewrap makes `root` the root of a new mount namespace (pivot_root, not chroot: a static
+ * binary's classic mkdir + chroot + `cd ..` escape ends at the host's own root, because there is
+ * no directory above it in that namespace), with a fresh /proc of its own PID namespace and a
+ * minimal /dev (no disks), its own IPC and UTS (hostname = the host's name), the capabilities of
+ * HOST_CAPABILITIES only, and --die-with-parent plus --new-session. The network namespace is
+ * shared on purpose: a local host reaches the local S3 endpoint on 127.0.0.1 like a real host
+ * reaches S3. When the worker kills bwrap (cancellation, timeout) PID 1 of the host's namespace
+ * dies and the kernel kills every process the script started. */
+export function hostCommand(
+  root: string,
+  script: string,
+  env: Record<string, string> = {},
+  opts: { hostname?: string } = {},
+): HostCommand {
+  const vars = { PATH: HOST_PATH, HOME: '/root', LANG: 'C.UTF-8', TERM: 'dumb', ...env };
+  return {
+    file: bwrapPath(),
+    args: [
+      '--bind',
+      root,
+      '/',
+      '--proc',
+      '/proc',
+      '--dev',
+      '/dev',
+      '--unshare-pid',
+      '--unshare-ipc',
+      '--unshare-uts',
+      '--unshare-cgroup-try',
+      ...(opts.hostname ? ['--hostname', opts.hostname] : []),
+      '--die-with-parent',
+      '--new-session',
+      '--cap-drop',
+      'ALL',
+      ...HOST_CAPABILITIES.flatMap((c) => ['--cap-add', c]),
+      '--chdir',
+      '/root',
+      '--clearenv',
+      ...Object.entries(vars).flatMap(([k, v]) => ['--setenv', k, v]),
+      '/bin/sh',
+      '-c',
+      script,
+    ],
+    env: {},
+  };
+}
+
+let bwrapFound: string | undefined;
+
+/** bwrap is started from an empty environment, so it is found on this process's PATH first. */
+export function bwrapPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (bwrapFound) return bwrapFound;
+  const dirs = [...(env.PATH ?? '').split(path.delimiter).filter(Boolean), '/usr/bin', '/bin'];
+  for (const dir of dirs) {
+    const file = path.join(dir, 'bwrap');
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      bwrapFound = file;
+      return file;
+    } catch {
+      /* next */
+    }
+  }
+  throw new Error(
+    'bwrap not found: local staging hosts run their commands with bubblewrap (apt-get install bubblewrap, ' +
+      'or scripts/bootstrap.js)',
+  );
 }
 
 /** The Debian mirror this machine's own apt sources name for the local suite (deb822 `.sources`
@@ -186,14 +267,8 @@ async function addRpmBase(root: string, tmp: string, signal?: AbortSignal): Prom
   fs.mkdirSync(path.join(root, 'etc/yum.repos.d'), { recursive: true });
   const rpm = await buildHostBaseRpm(path.join(tmp, 'rpmbuild'), signal);
   fs.copyFileSync(rpm, path.join(root, 'tmp', HOST_BASE_RPM));
-  await runChecked(
-    'unshare',
-    chrootArgv(root, `rpm -i /tmp/${HOST_BASE_RPM} && rm /tmp/${HOST_BASE_RPM} && rpm -q host-base`),
-    {
-      env: chrootEnv(),
-      signal,
-    },
-  );
+  const cmd = hostCommand(root, `rpm -i /tmp/${HOST_BASE_RPM} && rm /tmp/${HOST_BASE_RPM} && rpm -q host-base`);
+  await runChecked(cmd.file, cmd.args, { env: cmd.env, signal });
 }
 
 /** A noarch rpm with no files that provides what a base system does (shared/FACTS.md). */

@@ -7,6 +7,9 @@
 // source per package (`conveyor-<package>`), and refreshes only that source: a deploy must not
 // depend on the distribution's mirrors, and a broken publish must break it. Exit codes 93/94 tell
 // index.ts which failure it was.
+import type { ExecRequest } from './executor';
+import { FleetFailure, fleetFailure } from './failures';
+import { shellQuote } from './validate';
 
 /** The package is not in the repository at that version. */
 export const EXIT_NOT_PUBLISHED = 93;
@@ -122,4 +125,41 @@ dnf -y "$action" "$CONVEYOR_PACKAGE-$CONVEYOR_VERSION"
  * CONVEYOR_KEY_URL, CONVEYOR_DOWNGRADE (1 or 0). */
 export function upgradeScript(format: 'deb' | 'rpm'): string {
   return format === 'deb' ? DEB_UPGRADE : RPM_UPGRADE;
+}
+
+/** `exec` of argv words on the host, each one quoted: the host-exec command. */
+export function execScript(argv: string[]): string {
+  return `exec ${argv.map(shellQuote).join(' ')}\n`;
+}
+
+/** `script` with `stdin` as its standard input where none can be streamed (ssh, ssm): the bytes
+ * travel base64 in a here-document (only [A-Za-z0-9+/=] lines, so its end marker cannot occur in
+ * it) into a temporary file that becomes stdin and is unlinked at once. */
+export function withStdinScript(script: string, stdin: Buffer): string {
+  const lines = stdin.toString('base64').replace(/.{1,76}/g, '$&\n');
+  return [
+    'conveyor_stdin=$(mktemp) || exit 255',
+    `base64 -d > "$conveyor_stdin" <<'CONVEYOR_STDIN' || exit 255`,
+    `${lines}CONVEYOR_STDIN`,
+    'exec < "$conveyor_stdin"',
+    'rm -f "$conveyor_stdin"',
+    script,
+  ].join('\n');
+}
+
+/** The most stdin that ssh and ssm scripts carry in their own text: the script travels as one
+ * argument (ssh: `sh -c`, at most 128 KiB on Linux) or one SSM parameter. */
+export const REMOTE_STDIN_BYTES = 64 * 1024;
+
+/** The script of an ssh or ssm request with its stdin inside it (withStdinScript). */
+export function remoteScript(req: Pick<ExecRequest, 'script' | 'stdin' | 'host'>): string {
+  if (!req.stdin || req.stdin.length === 0) return req.script;
+  if (req.stdin.length > REMOTE_STDIN_BYTES) {
+    throw fleetFailure(
+      FleetFailure.BadInput,
+      `host ${req.host.name} (${req.host.executor}): a stdin of ${req.stdin.length} bytes is more than the ` +
+        `${REMOTE_STDIN_BYTES / 1024} KiB an ssh or ssm command can carry; copy larger inputs another way`,
+    );
+  }
+  return withStdinScript(req.script, req.stdin);
 }

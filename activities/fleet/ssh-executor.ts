@@ -14,9 +14,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, type ClientChannel } from 'ssh2';
-import { TICK_MS, Tail, type ExecOutcome, type ExecRequest, type Executor } from './executor';
+import { Capture, TICK_MS, Tail, type ExecOutcome, type ExecRequest, type Executor } from './executor';
 import { FleetFailure, fleetFailure } from './failures';
 import { checkHostKey, type HostKeyVerdict } from './known-hosts';
+import { remoteScript } from './scripts';
 import { exportLines, shellQuote } from './validate';
 import type { SshSettings } from './types';
 
@@ -80,7 +81,7 @@ export function sshExecutor(settings: SshSettings = {}, readyTimeoutMs = 20_000)
         );
       }
       const known = fs.existsSync(knownHostsFile) ? fs.readFileSync(knownHostsFile, 'utf8') : '';
-      const command = sshCommand(req.script, req.env, user);
+      const command = sshCommand(remoteScript(req), req.env, user);
       req.signal?.throwIfAborted();
 
       const conn = new Client();
@@ -160,12 +161,19 @@ function execute(conn: Client, command: string, req: ExecRequest): Promise<ExecO
       fs.mkdirSync(path.dirname(req.logFile), { recursive: true });
       const log = fs.createWriteStream(req.logFile, { flags: 'a' });
       const tail = new Tail();
+      const capture = req.captureBytes ? new Capture(req.captureBytes) : undefined;
       const onData = (buf: Buffer) => {
         log.write(buf);
         tail.push(buf);
       };
-      stream.on('data', onData);
-      stream.stderr.on('data', onData);
+      stream.on('data', (buf: Buffer) => {
+        onData(buf);
+        capture?.push('stdout', buf);
+      });
+      stream.stderr.on('data', (buf: Buffer) => {
+        onData(buf);
+        capture?.push('stderr', buf);
+      });
       let exitCode: number | null = null;
       let signal: string | null = null;
       let cancelled = false;
@@ -206,6 +214,7 @@ function execute(conn: Client, command: string, req: ExecRequest): Promise<ExecO
             durationMs: Date.now() - started,
             cancelled,
             timedOut,
+            captured: capture?.result(),
           }),
         );
       });

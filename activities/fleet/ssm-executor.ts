@@ -24,8 +24,9 @@ import {
   type GetCommandInvocationCommandOutput,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
-import { Tail, type ExecOutcome, type ExecRequest, type Executor } from './executor';
+import { Capture, Tail, type ExecOutcome, type ExecRequest, type Executor } from './executor';
 import { FleetFailure, fleetFailure } from './failures';
+import { remoteScript } from './scripts';
 import { exportLines } from './validate';
 
 export interface SsmExecutorDeps {
@@ -66,6 +67,7 @@ export function ssmExecutor(deps: SsmExecutorDeps): Executor {
       const started = Date.now();
       const executionTimeout = Math.max(1, Math.ceil((req.timeoutMs ?? DEFAULT_EXECUTION_TIMEOUT_S * 1000) / 1000));
       const outputPrefix = ssmOutputPrefix(deps.prefix);
+      const script = remoteScript(req);
       req.signal?.throwIfAborted();
       let commandId: string;
       try {
@@ -74,7 +76,7 @@ export function ssmExecutor(deps: SsmExecutorDeps): Executor {
             DocumentName: SSM_DOCUMENT,
             InstanceIds: [instanceId],
             Parameters: {
-              commands: [`${exportLines(req.env)}${req.script}`],
+              commands: [`${exportLines(req.env)}${script}`],
               executionTimeout: [String(executionTimeout)],
             },
             MaxConcurrency: '1',
@@ -144,7 +146,15 @@ export function ssmExecutor(deps: SsmExecutorDeps): Executor {
           { retryable: true },
         );
       }
-      const output = await readOutput(deps, outputPrefix, commandId, instanceId, inv);
+      const streams = await readOutput(deps, outputPrefix, commandId, instanceId, inv);
+      const output = joinOutput(streams);
+      let captured: ExecOutcome['captured'];
+      if (req.captureBytes) {
+        const capture = new Capture(req.captureBytes);
+        capture.push('stdout', Buffer.from(streams.stdout));
+        capture.push('stderr', Buffer.from(streams.stderr + streams.note));
+        captured = capture.result();
+      }
       fs.mkdirSync(path.dirname(req.logFile), { recursive: true });
       fs.appendFileSync(req.logFile, output);
       const tail = new Tail();
@@ -162,9 +172,22 @@ export function ssmExecutor(deps: SsmExecutorDeps): Executor {
         durationMs: Date.now() - started,
         cancelled,
         timedOut: timedOut || details === 'ExecutionTimedOut',
+        captured,
       };
     },
   };
+}
+
+interface SsmOutput {
+  stdout: string;
+  stderr: string;
+  /** Conveyor's note when SSM cut the output and no complete copy exists. */
+  note: string;
+}
+
+function joinOutput(o: SsmOutput): string {
+  const joined = [o.stdout, o.stderr].filter((s) => s.length > 0).map((s) => (s.endsWith('\n') ? s : `${s}\n`));
+  return `${joined.join('')}${o.note}`;
 }
 
 /** The complete stdout and stderr from the artifacts bucket when the agent wrote them there,
@@ -175,7 +198,7 @@ async function readOutput(
   commandId: string,
   instanceId: string,
   inv: GetCommandInvocationCommandOutput | undefined,
-): Promise<string> {
+): Promise<SsmOutput> {
   const under = `${outputPrefix}/${commandId}/${instanceId}/`;
   const listed = await deps.s3
     .send(new ListObjectsV2Command({ Bucket: deps.bucket, Prefix: under }))
@@ -197,8 +220,7 @@ async function readOutput(
       note = `conveyor: SSM cut this output; no complete copy under s3://${deps.bucket}/${under}\n`;
     }
   }
-  const joined = [stdout ?? '', stderr ?? ''].filter((s) => s.length > 0).map((s) => (s.endsWith('\n') ? s : `${s}\n`));
-  return `${joined.join('')}${note}`;
+  return { stdout: stdout ?? '', stderr: stderr ?? '', note };
 }
 
 function pause(ms: number, signal?: AbortSignal): Promise<void> {

@@ -1,6 +1,7 @@
 // Inputs and results of the fleet activities (the I/O of the staging deploy and verify stages):
 // one input object and one result object each, small JSON only (shared/STYLE.md). Workflows import
 // these with `import type`. They live here, not in common/, until the deploy stage needs them there.
+import type { HostExecResult } from '../../common/host-exec';
 
 /** How Conveyor reaches a host: `local` is a Debian root on the worker's machine (the local stack),
  * `ssm` is AWS Systems Manager Run Command, `ssh` is SSH with key auth and known-host checking. */
@@ -89,6 +90,20 @@ export interface RunOnHostResult {
   timedOut?: boolean;
   durationMs?: number;
 }
+
+export interface ExecOnHostInput {
+  host: Host;
+  /** Checked by the verify stage's validator (common/host-exec.ts) and again here. */
+  argv: string[];
+  /** base64; at most HostExecLimits.stdinBytes (REMOTE_STDIN_BYTES for ssh and ssm hosts). */
+  stdin?: string;
+  /** CONVEYOR_* values of the run; never the step's own environment. */
+  env: Record<string, string>;
+  timeoutSeconds: number;
+}
+
+/** Exit code and the first HostExecLimits.outputBytes of stdout and stderr, base64. */
+export type ExecOnHostResult = HostExecResult;
 
 export interface SshSettings {
   /** Private key (OpenSSH or PEM, unencrypted); default ~/.ssh/id_ed25519, then ~/.ssh/id_rsa. */

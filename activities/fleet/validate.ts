@@ -3,6 +3,7 @@
 // (ssh, ssm: neither carries a client's environment reliably), so quoting alone would already keep
 // them data; the patterns are the second wall, and they also keep values out of the files the
 // scripts write (sources.list, .repo) where a newline or a space would change their meaning.
+import { HostExecLimits, hostExecRefusal } from '../../common/host-exec';
 import { FleetFailure, fleetFailure } from './failures';
 
 /** deb (lowercase) and rpm (mixed case, `_`) package names. */
@@ -51,6 +52,24 @@ export function checkEnv(env: Record<string, string>): Record<string, string> {
     if (typeof v !== 'string' || v.includes('\0')) bad(`value of ${k}`, v, 'must be a string without NUL');
   }
   return env;
+}
+
+/** A host-exec argv: the verify stage's validator checked it already; checked again here, where it
+ * becomes a shell line. */
+export function checkArgv(argv: string[]): string[] {
+  const why = hostExecRefusal({ host: 'h', argv }, ['h']);
+  if (why) bad('argv', Array.isArray(argv) ? argv.slice(0, 3) : argv, why);
+  return argv;
+}
+
+/** A host-exec stdin (base64, capped) as bytes; undefined for none. */
+export function checkStdin(stdin: string | undefined): Buffer | undefined {
+  if (stdin === undefined || stdin === '') return undefined;
+  const why = hostExecRefusal({ host: 'h', argv: ['x'], stdin }, ['h']);
+  if (why) bad('stdin', `${stdin.slice(0, 16)}…`, why);
+  const bytes = Buffer.from(stdin, 'base64');
+  if (bytes.length > HostExecLimits.stdinBytes) bad('stdin', `${bytes.length} bytes`, 'too large');
+  return bytes;
 }
 
 /** One shell word, whatever the text: `'…'` with each `'` as `'\''`. */

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../common/failures';
 import { runChecked, runProcess } from '../exec/process';
+import { gitBaseEnv, type GitAuth } from './auth';
 
 const SHA = /^[0-9a-f]{40}$/;
 
@@ -17,7 +18,7 @@ export interface IsAncestorInput {
   descendant: string;
 }
 
-export function createGitActivities(deps: { workspaceRoot?: string }) {
+export function createGitActivities(deps: { workspaceRoot?: string; gitAuth?: GitAuth }) {
   return {
     /** True when `ancestor` is reachable from `descendant` (a commit is its own ancestor). */
     async isAncestor(input: IsAncestorInput): Promise<boolean> {
@@ -32,7 +33,7 @@ export function createGitActivities(deps: { workspaceRoot?: string }) {
       const root = deps.workspaceRoot ?? path.join(os.tmpdir(), 'conveyor-work');
       fs.mkdirSync(root, { recursive: true });
       const dir = fs.mkdtempSync(path.join(root, 'ancestry-'));
-      const env = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1' };
+      const env = { ...gitBaseEnv(), ...(await deps.gitAuth?.(input.cloneUrl)) };
       try {
         await runChecked('git', ['init', '--quiet', '--bare', dir], { env });
         const fetched = await runProcess(

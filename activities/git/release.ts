@@ -4,13 +4,15 @@
 // already points at the sha is success, a tag at another sha is a clear failure before anything
 // changes, and an existing next branch is left alone.
 // Credentials: a token (env var named in config) for HTTPS remotes goes to git through
-// GIT_CONFIG_* environment variables as an Authorization header — never in argv, a URL or a log.
+// GIT_CONFIG_* environment variables as an Authorization header scoped to the remote's origin
+// (activities/git/auth.ts) — never in argv, a URL or a log.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../common/failures';
 import { runProcess } from '../exec/process';
+import { gitBaseEnv, tokenHeaderEnv, type GitAuth } from './auth';
 
 const SHA = /^[0-9a-f]{40}$/;
 const VERSION = /^(\d+)\.(\d+)\.(\d+)$/;
@@ -31,7 +33,11 @@ export interface ReleaseResult {
   removedBranch?: string;
 }
 
-export function createReleaseActivities(deps: { workspaceRoot?: string; token: () => string | undefined }) {
+export function createReleaseActivities(deps: {
+  workspaceRoot?: string;
+  token: () => string | undefined;
+  gitAuth?: GitAuth;
+}) {
   return {
     async releaseCommit(input: ReleaseInput): Promise<ReleaseResult> {
       if (!SHA.test(input.sha))
@@ -39,7 +45,15 @@ export function createReleaseActivities(deps: { workspaceRoot?: string; token: (
       const root = deps.workspaceRoot ?? path.join(os.tmpdir(), 'conveyor-work');
       fs.mkdirSync(root, { recursive: true });
       const dir = fs.mkdtempSync(path.join(root, 'release-'));
-      const env = gitEnv(input.cloneUrl, deps.token());
+      // Pushing needs the GitHub token (HTTPS remotes); other remotes use the repository's checkout
+      // credential (an SSH deploy key with write access).
+      const token = deps.token();
+      const env = {
+        ...gitBaseEnv(),
+        ...(token && /^https:\/\//i.test(input.cloneUrl)
+          ? tokenHeaderEnv(input.cloneUrl, token)
+          : await deps.gitAuth?.(input.cloneUrl)),
+      };
       const git = async (args: string[], okCodes = [0]) => {
         const r = await runProcess('git', ['-C', dir, ...args], { env });
         if (!okCodes.includes(r.exitCode ?? -1)) {
@@ -139,15 +153,4 @@ function parseLsRemote(out: string): Map<string, string> {
     if (sha && ref) refs.set(ref, sha);
   }
   return refs;
-}
-
-function gitEnv(cloneUrl: string, token: string | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1' };
-  if (token && /^https:\/\//i.test(cloneUrl)) {
-    const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
-    env.GIT_CONFIG_COUNT = '1';
-    env.GIT_CONFIG_KEY_0 = 'http.extraHeader';
-    env.GIT_CONFIG_VALUE_0 = `Authorization: Basic ${basic}`;
-  }
-  return env;
 }

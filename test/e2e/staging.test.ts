@@ -1,15 +1,20 @@
 // Staging through the whole chain: real local Debian hosts (two per distro, deb and rpm) registered
 // in the local EC2 endpoint are upgraded from the published staging repository, smoke-checked per
 // batch and end-to-end tested; a smoke failure on the last host rolls every host back; no matching
-// hosts is a clear failure; an older commit's deploy is superseded by a newer one.
+// hosts is a clear failure; an older commit's deploy is superseded by a newer one. The e2e step
+// reaches the hosts only through CONVEYOR_HOST_EXEC (the verify stage's hostExec Update): every
+// command it ran is in the verify history, run by the orchestrator, and a host of no run is refused.
 import fs from 'node:fs';
 import path from 'node:path';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import type { PipelineResult, PipelineStatus } from '../../common/types';
 import type { ConveyorConfig } from '../../config/conveyor';
 import { abortSignal, lockStateQuery, releaseLockSignal, statusQuery } from '../../workflows/messages';
 import { createControlActivities } from '../../activities/control';
-import { deployLockId } from '../../common/ids';
+import { deployLockId, stageId } from '../../common/ids';
+import { parseS3Url } from '../../config/conveyor';
 import { conveyor } from '../helpers/cli';
 import { makeLocalHost, registerHosts } from '../helpers/hosts';
 import {
@@ -24,6 +29,10 @@ import {
 } from '../helpers/stack';
 
 const SMOKE = 'widget --version && test ! -f /etc/conveyor-fail-smoke';
+// The sample's e2e (its README examples on every host through CONVEYOR_HOST_EXEC), then a host that
+// is not of this run: refused with the reason, exit 2.
+const E2E = 'make e2e && { "$CONVEYOR_HOST_EXEC" db-of-another-run cat /etc/shadow; test $? -eq 2; }';
+const EventType = temporal.api.enums.v1.EventType;
 
 describe('staging: deploy and verify on local hosts', () => {
   let config: ConveyorConfig;
@@ -34,6 +43,7 @@ describe('staging: deploy and verify on local hosts', () => {
   let hostsDir: string;
   let deb: string;
   let rpm: string;
+  let s3: S3Client;
   const roots: Record<string, string> = {};
   const role = `widget-${uid()}`;
 
@@ -52,7 +62,7 @@ describe('staging: deploy and verify on local hosts', () => {
             integration: 'make integration',
             package: 'make package',
             smoke: SMOKE,
-            e2e: 'make e2e',
+            e2e: E2E,
           },
           more: { staging: { tags: { Environment: 'staging', Role: role }, batchSize: 1 } },
         },
@@ -74,6 +84,7 @@ describe('staging: deploy and verify on local hosts', () => {
     );
     [deb, rpm] = Object.keys(config.distros);
     const aws = await awsFor(config);
+    s3 = aws.s3;
     const specs = [];
     for (const [distro, format] of [
       [deb, 'deb'],
@@ -121,6 +132,55 @@ describe('staging: deploy and verify on local hosts', () => {
     expect(hosts).toHaveLength(4);
     for (const h of hosts) expect(h).toMatchObject({ before: null, after: result.version, outcome: 'upgraded' });
     expect(installed(roots[`${deb}-1`], 'deb')).toBe('1.0.0 (deb)');
+
+    // The e2e ran the README examples on each host through host-exec, and was refused a foreign host.
+    const verifyId = stageId(workflowId, 'verify');
+    const artifacts = parseS3Url(config.storage.artifacts);
+    const log = await (
+      await s3.send(
+        new GetObjectCommand({ Bucket: artifacts.bucket, Key: `${artifacts.prefix}logs/${verifyId}/e2e.log` }),
+      )
+    ).Body!.transformToString();
+    // In the step sandbox: the client and its socket are all it has of the fleet (/run/conveyor).
+    expect(log).toMatch(/^conveyor: sandbox: bubblewrap, network off/m);
+    for (const h of hosts) expect(log).toContain(`== e2e on ${h.name}`);
+    expect(log.match(/^e2e: all \d+ examples passed with \/usr\/bin\/widget$/gm)).toHaveLength(4);
+    expect(log.match(/^e2e: ok: version 1\.0\.0$/gm)).toHaveLength(4);
+    expect(log).toContain(
+      'conveyor-host-exec: refused: host "db-of-another-run" is not a staging host of this run (its hosts: ' +
+        `${hosts
+          .map((h) => h.name)
+          .sort()
+          .join(', ')})`,
+    );
+    expect(log).toContain('conveyor: host-exec: 5 request(s) relayed');
+
+    // Each accepted command is in the verify history, run on the orchestrator's queue; host work
+    // of deploy and verify never went to a build queue, only the e2e step itself did.
+    const events = async (id: string) => (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
+    const verify = await events(verifyId);
+    expect(verify.filter((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)).toHaveLength(
+      4,
+    );
+    const queues = (evs: typeof verify) =>
+      evs
+        .filter((e) => e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+        .map((e) => {
+          const a = e.activityTaskScheduledEventAttributes!;
+          return `${a.activityType!.name} ${a.taskQueue!.name}`;
+        });
+    const onVerify = queues(verify);
+    expect(onVerify.filter((q) => q.startsWith('execOnHost '))).toEqual(
+      Array(4).fill(`execOnHost ${config.temporal.taskQueue}`),
+    );
+    expect(onVerify.filter((q) => q.startsWith('runE2e '))).toEqual([`runE2e build-${deb}`]);
+    for (const distro of [deb, rpm]) {
+      const onDeploy = queues(await events(stageId(workflowId, 'deploy', distro)));
+      expect(
+        onDeploy.filter((q) => /^(upgradeHost|hostVersion|runOnHost|discoverHosts) /.test(q)).length,
+      ).toBeGreaterThan(0);
+      for (const q of onDeploy) expect(q).toMatch(new RegExp(` (${config.temporal.taskQueue})$`));
+    }
   });
 
   it('rolls every host back to its previous version when smoke fails on the last host', async () => {

@@ -122,7 +122,7 @@ export async function startWorkers(config: ConveyorConfig): Promise<{ stop(): Pr
   const client = await clientFor(config);
   const workers: Worker[] = [
     await createOrchestratorWorker({ connection, config, client, workflowBundlePath: testEnv().bundle }),
-    ...(await createBuilderWorkers({ connection, config })),
+    ...(await createBuilderWorkers({ connection, config, client })),
   ];
   const running = workers.map((w) => w.run());
   return {

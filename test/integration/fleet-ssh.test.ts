@@ -132,6 +132,19 @@ describe('fleet: the ssh executor against a real sshd', () => {
     expect(await log.Body!.transformToString()).toContain('host=ssh-1');
   });
 
+  it('execOnHost (host-exec): stdin, stdout and stderr apart, the exit code', async () => {
+    const res = await acts.execOnHost({
+      host,
+      argv: ['sh', '-c', 'cat; echo "on $(cat /etc/hostname)"; echo oops >&2; exit 4'],
+      stdin: Buffer.from("piped $(id) '\n").toString('base64'),
+      env: { CONVEYOR_HOST: host.name },
+      timeoutSeconds: 60,
+    });
+    expect(res.exitCode).toBe(4);
+    expect(Buffer.from(res.stdout, 'base64').toString()).toBe("piped $(id) '\non ssh-1\n");
+    expect(Buffer.from(res.stderr, 'base64').toString()).toBe('oops\n');
+  });
+
   it('installs the package through apt-get over SSH and reads its version back', async () => {
     expect(await acts.hostVersion({ host, packageName: 'widget', format: 'deb' })).toEqual({ version: null });
     const upgrade = (version: string) => ({

@@ -145,6 +145,37 @@ describe('fleet: the ssm executor speaks SSM Run Command', () => {
     expect(log.length).toBeGreaterThan(24_000);
   });
 
+  it('execOnHost (host-exec): argv quoted, stdin inside the script, stdout apart; a stdin over 64 KiB refused', async () => {
+    agentOutput = 'from the agent\n';
+    const stdin = Buffer.from("any bytes: $(id) ' \n\u0000\u00ff");
+    const res = await acts.execOnHost({
+      host,
+      argv: ['od', '-An', '-tx1', '-v'],
+      stdin: stdin.toString('base64'),
+      env: { CONVEYOR_HOST: host.name },
+      timeoutSeconds: 60,
+    });
+    expect(res).toMatchObject({ exitCode: 0 });
+    expect(Buffer.from(res.stdout, 'base64').toString()).toBe('from the agent\n');
+    const last = (await commandsFor(host.instanceId)).at(-1)!;
+    expect(sent.at(-1)!.Comment).toBe('conveyor: host-exec od');
+    // What the instance would run: the argv on exactly those stdin bytes.
+    const local = await runProcess('sh', ['-c', last.Parameters!.commands[0]], { env: { PATH: process.env.PATH } });
+    expect(local.output.replace(/\s+/g, '')).toBe(stdin.toString('hex'));
+
+    const big = await acts
+      .execOnHost({
+        host,
+        argv: ['cat'],
+        stdin: Buffer.alloc(64 * 1024 + 1).toString('base64'),
+        env: {},
+        timeoutSeconds: 60,
+      })
+      .catch((e: unknown) => e);
+    expect((big as ApplicationFailure).type).toBe('BadInput');
+    expect((big as ApplicationFailure).message).toMatch(/more than the 64 KiB an ssh or ssm command can carry/);
+  });
+
   it('does not take an answer without the version marker for "not installed"', async () => {
     const err = await acts.hostVersion({ host, packageName: 'widget', format: 'rpm' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);

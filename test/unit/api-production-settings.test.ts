@@ -88,7 +88,7 @@ describe('production settings', () => {
   it('the root chroot executor (fleet.hostsDir) outside the local stack, also for workers', () => {
     const realAws = prod('fleet: { hostsDir: .dev/hosts }');
     const message =
-      'the local executor runs host commands as root in chroots and is for the local stack only; remove ' +
+      'the local executor runs host commands as root in local host directories and is for the local stack only; remove ' +
       'fleet.hostsDir and tag staging instances ConveyorExecutor=ssm (or ssh with fleet.ssh)';
     expect(chrootExecutorProblems(realAws)).toEqual([`fleet.hostsDir is set but aws.endpoint is unset: ${message}`]);
     // Workers (no listenHost) get the config-wide checks only: no webhook secret needed there.

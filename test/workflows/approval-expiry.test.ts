@@ -69,12 +69,7 @@ describe('approval gate on the time-skipping server', () => {
           });
         },
         publishedVersions: () => Promise.resolve({ versions: [] }),
-      },
-      build: {
-        runStep: (i) =>
-          Promise.resolve({ step: i.step, exitCode: 0, headSha: sha, logKey: 'l', tail: '', durationMs: 1 }),
-        buildPackages: (i) =>
-          Promise.resolve({ version: '1.2.0', build: i.build, artifacts: [artifact], logKey: 'l', tail: '' }),
+        // The release tag is pushed with the token: an orchestrator activity, never a builder's.
         releaseCommit: () =>
           Promise.resolve({
             version: '1.2.0',
@@ -83,6 +78,12 @@ describe('approval gate on the time-skipping server', () => {
             nextBranch: 'v1.2.1',
             nextBranchCreated: true,
           }),
+      },
+      build: {
+        runStep: (i) =>
+          Promise.resolve({ step: i.step, exitCode: 0, headSha: sha, logKey: 'l', tail: '', durationMs: 1 }),
+        buildPackages: (i) =>
+          Promise.resolve({ version: '1.2.0', build: i.build, artifacts: [artifact], logKey: 'l', tail: '' }),
       },
     });
     try {

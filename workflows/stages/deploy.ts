@@ -5,15 +5,17 @@
 // staging repository, checking the installed version and running the smoke step on each upgraded
 // host as the batch's health check. The first failed batch stops the rollout and
 // rolls that batch and every host upgraded before it back to the version each had before.
+// Every activity here is trusted work (git ancestry, EC2, SSH/SSM, local hosts): it runs on the
+// orchestrator's queue, never on a builder (workflows/trusted-queue.ts).
 import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { BuildActivities } from '../../activities';
+import type { OrchestratorActivities } from '../../activities';
 import type { Host } from '../../activities/fleet';
 import { FailureType } from '../../common/failures';
 import { deployLockId } from '../../common/ids';
-import { buildQueue } from '../../common/queues';
 import type { DistroSpec, RepositorySpec } from '../../common/types';
 import { lockClient } from '../lock';
 import { messageOf, rootApplicationFailure, stepEnvFor } from '../support';
+import { trustedQueue } from '../trusted-queue';
 
 export interface DeployStageInput {
   pipelineId: string;
@@ -55,15 +57,17 @@ export interface DeployStageResult {
 export async function deployStage(input: DeployStageInput): Promise<DeployStageResult> {
   const withLock = lockClient();
   const me = workflowInfo().workflowId;
-  const fleet = proxyActivities<BuildActivities>({
-    taskQueue: buildQueue(input.distro),
-    startToCloseTimeout: '30 minutes',
-    heartbeatTimeout: '1 minute',
-    retry: {
-      maximumAttempts: 3,
-      nonRetryableErrorTypes: [FailureType.VersionMismatch, FailureType.BadConfig, FailureType.CheckoutFailed],
-    },
-  });
+  // The queue is asked for at each call: it changes once in a run recorded before the patch.
+  const fleet = () =>
+    proxyActivities<OrchestratorActivities>({
+      taskQueue: trustedQueue(input.distro),
+      startToCloseTimeout: '30 minutes',
+      heartbeatTimeout: '1 minute',
+      retry: {
+        maximumAttempts: 3,
+        nonRetryableErrorTypes: [FailureType.VersionMismatch, FailureType.BadConfig, FailureType.CheckoutFailed],
+      },
+    });
   const staging = input.repository.staging ?? { tags: {}, batchSize: 1 };
   const repoName = input.repository.name;
   const lockId = deployLockId(input.environment, input.distro);
@@ -76,7 +80,9 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
         for (const q of grant.queued ?? []) {
           const m = q.meta;
           if (!m || m.repository !== repoName || m.branch !== input.branch || m.sha === input.sha) continue;
-          if (await fleet.isAncestor({ cloneUrl: input.repository.cloneUrl, ancestor: input.sha, descendant: m.sha })) {
+          if (
+            await fleet().isAncestor({ cloneUrl: input.repository.cloneUrl, ancestor: input.sha, descendant: m.sha })
+          ) {
             return {
               result: {
                 status: 'superseded',
@@ -95,7 +101,11 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
       const switching = Boolean(deployed && deployed.branch !== input.branch);
       if (deployed && deployed.sha !== input.sha && !input.force) {
         if (
-          await fleet.isAncestor({ cloneUrl: input.repository.cloneUrl, ancestor: input.sha, descendant: deployed.sha })
+          await fleet().isAncestor({
+            cloneUrl: input.repository.cloneUrl,
+            ancestor: input.sha,
+            descendant: deployed.sha,
+          })
         ) {
           return {
             result: {
@@ -108,7 +118,7 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
         }
       }
 
-      const hosts = await fleet.discoverHosts({ tags: staging.tags, distro: input.distro });
+      const hosts = await fleet().discoverHosts({ tags: staging.tags, distro: input.distro });
       if (hosts.length === 0) {
         throw ApplicationFailure.create({
           type: FailureType.NoHosts,
@@ -137,13 +147,15 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
             const report = reports[hosts.indexOf(host)];
             const was: Record<string, string | null> = {};
             for (const pkg of input.packages) {
-              was[pkg] = (await fleet.hostVersion({ host, packageName: pkg, format: input.distroSpec.format })).version;
+              was[pkg] = (
+                await fleet().hostVersion({ host, packageName: pkg, format: input.distroSpec.format })
+              ).version;
             }
             before.set(host.instanceId, was);
             report.before = was[input.packages[0]];
             for (const pkg of input.packages) {
               // The summary names what the activity does in the Web UI's event history.
-              const r = await fleet.upgradeHost.executeWithOptions(
+              const r = await fleet().upgradeHost.executeWithOptions(
                 { summary: `upgrade ${host.instanceId} (${host.name}) to ${pkg} ${input.version}` },
                 [
                   {
@@ -165,7 +177,7 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
             // stops the rollout and rolls back like a failed install.
             const smoke = input.repository.steps.smoke;
             if (smoke) {
-              const check = await fleet.runOnHost({
+              const check = await fleet().runOnHost({
                 host,
                 command: smoke,
                 env: {
@@ -203,7 +215,7 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
               for (const pkg of input.packages) {
                 const v = was[pkg];
                 if (v) {
-                  await fleet.upgradeHost({
+                  await fleet().upgradeHost({
                     host,
                     format: input.distroSpec.format,
                     packageName: pkg,
@@ -217,7 +229,7 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
                   // and is checked here too, as it reaches a host's shell.
                   if (!/^[a-z0-9][a-z0-9+.-]+$/.test(pkg))
                     throw ApplicationFailure.nonRetryable(`unsafe package name ${pkg}`, FailureType.BadInput);
-                  const removed = await fleet.runOnHost({
+                  const removed = await fleet().runOnHost({
                     host,
                     command: input.distroSpec.format === 'deb' ? `apt-get remove -y ${pkg}` : `rpm -e ${pkg}`,
                     env: {},

@@ -1,12 +1,13 @@
 // Release stage (`…/release`, branch rules with `release: true`): tags `v<version>` at exactly the
-// tested sha and cuts the next patch branch (activities/git/release.ts, on a build worker), then
-// records the stable release branch and the released version in the branch-state entity.
+// tested sha and cuts the next patch branch (activities/git/release.ts, pushed with the GitHub
+// token, so on the orchestrator's queue: workflows/trusted-queue.ts), then records the stable
+// release branch and the released version in the branch-state entity.
 import { proxyActivities } from '@temporalio/workflow';
-import type { BuildActivities, OrchestratorActivities } from '../../activities';
+import type { OrchestratorActivities } from '../../activities';
 import type { ReleaseResult } from '../../activities/git/release';
 import { FailureType } from '../../common/failures';
-import { buildQueue } from '../../common/queues';
 import type { RepositorySpec } from '../../common/types';
+import { trustedQueue } from '../trusted-queue';
 
 export interface ReleaseStageInput {
   pipelineId: string;
@@ -24,8 +25,8 @@ const control = proxyActivities<OrchestratorActivities>({
 });
 
 export async function releaseStage(input: ReleaseStageInput): Promise<ReleaseStageResult> {
-  const { releaseCommit } = proxyActivities<BuildActivities>({
-    taskQueue: buildQueue(input.repository.distros[0]),
+  const { releaseCommit } = proxyActivities<OrchestratorActivities>({
+    taskQueue: trustedQueue(input.repository.distros[0]),
     startToCloseTimeout: '10 minutes',
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.ReleaseConflict, FailureType.CheckoutFailed] },
   });

@@ -54,7 +54,7 @@ export async function testStage(input: TestStageInput): Promise<TestStageResult>
     throw ApplicationFailure.create({
       type: FailureType.StageFailed,
       message: failed
-        .map((f) => `${f.step} ${f.exitCode === null ? 'failed' : `exited with code ${f.exitCode}`}`)
+        .map((f) => `${f.step} ${f.reason ?? (f.exitCode === null ? 'failed' : `exited with code ${f.exitCode}`)}`)
         .join('; '),
       nonRetryable: true,
       details: [details],
