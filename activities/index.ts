@@ -114,10 +114,22 @@ export function createOrchestratorActivities({
         staging: parseS3Url(config.storage.staging).bucket,
         production: parseS3Url(config.storage.production).bucket,
       },
+      prefixes: {
+        staging: parseS3Url(config.storage.staging).prefix,
+        production: parseS3Url(config.storage.production).prefix,
+      },
+      keepGenerationsHours: config.storage.keepGenerationsHours,
+      validDays: validDaysOf(config),
+      multipartThresholdBytes: Math.round(config.storage.multipartThresholdMB * 1024 * 1024),
       signingKey: () => signingKeyOf(config, env),
       workDir: config.workspace,
     }),
   };
+}
+
+function validDaysOf(config: ConveyorConfig): { staging?: number; production?: number } | undefined {
+  const v = config.signing?.validDays;
+  return typeof v === 'number' ? { staging: v, production: v } : v;
 }
 
 /** Only the env vars that the repositories' checkout credentials name. */

@@ -26,6 +26,9 @@ export const FailureType = {
   /** A package name the repository does not own: not in its conveyor.yml `packages`, or claimed in
    * the channel by another repository. Not retried: the same build names the same package. */
   PackageNotOwned: 'PackageNotOwned',
+  /** A repository's state object is gone while its signed index is live: publishing from an
+   * empty state would delete what the index names. Not retried: an operator restores the state. */
+  RepositoryStateMissing: 'RepositoryStateMissing',
   /** A package written by the package step is not a valid package of the right format, name or version. */
   BadPackage: 'BadPackage',
   /** The package step left no .deb/.rpm of the distro's format in CONVEYOR_OUT. */

@@ -154,7 +154,8 @@ export interface PipelineStatus {
   published?: {
     environment: string;
     channel: string;
-    repositories: { distro: string; path: string; suite?: string }[];
+    /** `dropped`: artifacts retention dropped at once instead of publishing them (with why). */
+    repositories: { distro: string; path: string; suite?: string; dropped?: string[] }[];
     docs?: string;
   };
   /** Where the packages and docs were promoted (production). */

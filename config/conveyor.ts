@@ -6,6 +6,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { branchMatcher } from '../common/branch-rules';
 import { embeddedCredentials } from '../common/clone-url';
+import { debianArch } from '../common/distro-arch';
 import { PACKAGE_NAME, defaultPackageName } from '../common/package-names';
 import { DEFAULT_SANDBOX, SANDBOXED_STEPS } from '../common/sandbox';
 import type { RepositorySpec, SandboxedStep } from '../common/types';
@@ -272,7 +273,21 @@ export const conveyorSchema = z
       }),
     /** The webhook API (api/main.ts). */
     api: apiSchema,
-    signing: z.object({ keyFile: z.string().optional(), keyEnv: envName.optional() }).strict().optional(),
+    signing: z
+      .object({
+        keyFile: z.string().optional(),
+        keyEnv: envName.optional(),
+        /** Valid-Until of APT Releases, days after signing (default 7; 0: none), for both
+         * environments or per environment. A scheduled re-sign renews it before expiry. */
+        validDays: z
+          .union([
+            z.number().min(0),
+            z.object({ staging: z.number().min(0).optional(), production: z.number().min(0).optional() }).strict(),
+          ])
+          .optional(),
+      })
+      .strict()
+      .optional(),
     storage: z
       .object({
         artifacts: s3Url,
@@ -281,6 +296,11 @@ export const conveyorSchema = z
         /** Where hosts and users read the repository buckets over HTTP (a CDN, a website endpoint).
          * Default: `<aws.endpoint>/<bucket>` locally, `https://<bucket>.s3.<region>.amazonaws.com` on AWS. */
         publicUrls: z.object({ staging: z.url().optional(), production: z.url().optional() }).strict().optional(),
+        /** How long the files of a replaced repository generation stay readable (pool files,
+         * by-hash indexes): a client that read an older index within this window still finds them. */
+        keepGenerationsHours: z.number().positive().default(24),
+        /** Uploads larger than this go up as multipart uploads (a single PUT stops at 5 GB). */
+        multipartThresholdMB: z.number().min(5).default(64),
       })
       .strict(),
     distros: z.record(
@@ -291,7 +311,10 @@ export const conveyorSchema = z
           codename: z.string().optional(),
           arch: z.string().min(1),
         })
-        .strict(),
+        .strict()
+        // A deb distro speaks Debian's names: `x86_64` would fail every package stage and list
+        // arch-all packages where no amd64 client reads (common/distro-arch.ts).
+        .transform((d) => (d.format === 'deb' ? { ...d, arch: debianArch(d.arch) } : d)),
     ),
     workspace: z.string().optional(),
     /** The build workers' sandbox (activities/exec/sandbox.ts): the unprivileged uid and gid steps

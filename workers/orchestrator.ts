@@ -6,12 +6,23 @@
 import { chrootExecutorProblems, githubApiProblems } from '../config/production';
 import { runWorkersUntilSignal } from './main';
 import { createOrchestratorWorker } from './create';
+import { createLogger } from './logging';
+import { ensureResignSchedule } from './resign-schedule';
 import { connectClient } from './temporal';
 
 void runWorkersUntilSignal(
   'orchestrator',
-  async (connection, _argv, config) => [
-    await createOrchestratorWorker({ connection, config, client: await connectClient(config) }),
-  ],
+  async (connection, _argv, config) => {
+    const client = await connectClient(config);
+    const worker = await createOrchestratorWorker({ connection, config, client });
+    // APT Releases expire (signing.validDays): the schedule that re-signs them follows this config.
+    await ensureResignSchedule(client, config).catch((err: unknown) =>
+      createLogger('orchestrator').warn(
+        { err },
+        'could not create or update the re-sign schedule: APT Releases expire signing.validDays after their last publish',
+      ),
+    );
+    return [worker];
+  },
   (config) => [...chrootExecutorProblems(config), ...githubApiProblems(config)],
 );

@@ -9,3 +9,4 @@ export { deployStage } from './stages/deploy';
 export { verifyStage } from './stages/verify';
 export { releaseStage } from './stages/release';
 export { promoteStage } from './stages/promote';
+export { resignReleases } from './resign-releases';

@@ -681,7 +681,12 @@ function whereTo(r: PublishStageResult): NonNullable<PipelineStatus['published']
   return {
     environment: r.environment,
     channel: r.channel,
-    repositories: r.repositories.map((x) => ({ distro: x.distro, path: x.path, suite: x.suite })),
+    repositories: r.repositories.map((x) => ({
+      distro: x.distro,
+      path: x.path,
+      suite: x.suite,
+      ...(x.dropped?.length ? { dropped: x.dropped } : {}),
+    })),
     docs: r.docs?.index,
   };
 }

@@ -2,26 +2,109 @@
 // `<codename>-<channel>` per distro and channel, so a channel is a sources.list line, not a second
 // bucket. Layout under `apt/`:
 //   pool/<channel>/<codename>/<name>/<file>.deb          one pool per channel keeps retention local
-//   dists/<suite>/main/binary-<arch>/Packages(.gz)       `Architecture: all` is listed in every arch
-//   dists/<suite>/main/binary-<arch>/by-hash/SHA256/<h>  Acquire-By-Hash: a client holding an older
+//   dists/<suite>/main/binary-<arch>/Packages(.gz,.xz)   `Architecture: all` is listed in every arch
+//   dists/<suite>/main/Contents-<arch>(.gz)              file → package, what `apt-file` searches
+//   dists/<suite>/main/…/by-hash/{SHA256,SHA512}/<h>     Acquire-By-Hash: a client holding an older
 //                                                        Release still finds the indexes it names
+//                                                        (apt asks for the strongest hash listed)
 //   dists/<suite>/Release, Release.gpg, InRelease        the switch; InRelease (what apt reads first)
 //                                                        last of all
+// Release carries what users of Debian's archives expect: MD5Sum/SHA256/SHA512 sums, `Origin:
+// Conveyor` and `Label: Conveyor <environment>` (clients pin staging apart from production), and
+// `Valid-Until` (a frozen mirror or a replayed old index is refused once it passes; the
+// re-sign activity, resign-release.ts, renews it before expiry).
+// Architectures are Debian's names: a distro spec recorded with rpm names (x86_64) is mapped
+// (common/distro-arch.ts), or arch-all packages would be listed where no amd64 client looks.
+// Packages.xz comes from xz-utils' `xz` (Node has no xz): single-threaded, so the same Packages
+// always gives the same bytes and the same by-hash name. Contents lists the files of packages
+// ingested since Contents existed; a package published before has no recorded file list and is
+// left out of Contents (it is still in Packages) until a new build replaces it.
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import zlib from 'node:zlib';
 import type { ArtifactRef } from '../../common/types';
+import { debianArch } from '../../common/distro-arch';
+import { runProcess } from '../exec/process';
 import { checkedStanza, readDebControl } from './deb-control';
-import type { Candidate, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-repository';
+import { RepositoryFailure, nonRetryable } from './failures';
+import type { Candidate, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-types';
 import type { PublishedPackage } from './repository-state';
-import { hashFile, headMetadata, mapLimit, sameObject } from './s3-objects';
+import { hashFile, mapLimit, sameObject } from './s3-objects';
 import type { RepositoryTarget } from './types';
 import { compareDebVersions } from './version-compare';
 
 const digest = (alg: string, b: Buffer) => crypto.createHash(alg).update(b).digest('hex');
 
 /** RFC 2822 in UTC, as Debian's archives write it. */
-function releaseDate(d: Date): string {
+export function releaseDate(d: Date): string {
   return d.toUTCString().replace(/GMT$/, 'UTC');
+}
+
+/** `xz -9 -T1` of `data`: deterministic for the same input. */
+export function xzCompress(data: Buffer, signal?: AbortSignal): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('xz', ['-9', '-T1', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'], signal });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) =>
+      reject(new Error(`xz failed (${e.message}): install xz-utils (apt-get install xz-utils)`)),
+    );
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(Buffer.concat(out))
+        : reject(new Error(`xz exited ${code}: ${Buffer.concat(err).toString().slice(0, 300)}`)),
+    );
+    child.stdin.end(data);
+  });
+}
+
+/** The regular files and symlinks a .deb installs, as `usr/bin/x` (Contents' form). */
+async function debFiles(file: string, ref: ArtifactRef, signal?: AbortSignal): Promise<string[]> {
+  const log = `${file}.contents`;
+  const out = await runProcess('dpkg-deb', ['--contents', file], { signal, logFile: log });
+  signal?.throwIfAborted();
+  try {
+    const text = await fs.promises.readFile(log, 'utf8');
+    if (out.exitCode !== 0) {
+      throw nonRetryable(
+        RepositoryFailure.BadPackage,
+        `${ref.file} (${ref.key}): cannot list its files: ${text.slice(-300)}`,
+      );
+    }
+    const files: string[] = [];
+    // `-rw-r--r-- root/root       6 2026-01-01 00:00 ./usr/share/x/VERSION` (symlinks: `… a -> b`).
+    for (const line of text.split('\n')) {
+      const m = /^([-dlhcbp])\S*\s+\S+\s+\d+\s+\S+\s+\S+\s+(.*)$/.exec(line);
+      if (!m || m[1] === 'd') continue;
+      let name = m[2];
+      if (m[1] === 'l') name = name.replace(/ -> .*$/, '');
+      if (m[1] === 'h') name = name.replace(/ link to .*$/, '');
+      name = name.replace(/^\.?\//, '');
+      if (name && !/[\n\r]/.test(name)) files.push(name);
+    }
+    return files;
+  } finally {
+    await fs.promises.rm(log, { force: true });
+  }
+}
+
+/** A Contents file: one line per path, `path<spaces>section/name[,section/name…]`. */
+function contentsOf(packages: PublishedPackage[]): Buffer {
+  const owners = new Map<string, Set<string>>();
+  for (const p of packages) {
+    if (p.meta.contents === undefined) continue;
+    const section = /^Section: (\S+)$/m.exec(p.meta.control ?? '')?.[1] ?? 'misc';
+    for (const f of p.meta.contents.split('\n').filter(Boolean)) {
+      owners.set(f, (owners.get(f) ?? new Set()).add(`${section}/${p.name}`));
+    }
+  }
+  const lines = [...owners.keys()]
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .map((f) => `${f.padEnd(59)} ${[...owners.get(f)!].sort().join(',')}`);
+  return Buffer.from(lines.length ? `${lines.join('\n')}\n` : '');
 }
 
 export function aptFormat(input: RepositoryTarget): RepositoryFormat {
@@ -30,6 +113,7 @@ export function aptFormat(input: RepositoryTarget): RepositoryFormat {
   const pool = `pool/${input.channel}/${codename}/`;
   const dists = `apt/dists/${suite}/`;
   const signedKeys = [`${dists}Release`, `${dists}Release.gpg`, `${dists}InRelease`];
+  const ownArch = debianArch(input.distroSpec.arch);
 
   return {
     format: 'apt',
@@ -37,6 +121,7 @@ export function aptFormat(input: RepositoryTarget): RepositoryFormat {
     suite,
     stateKey: `conveyor-state/apt/${suite}.json`,
     listPrefixes: [`apt/${pool}`, dists],
+    signedKeys,
     owns: (key) => key.startsWith(`apt/${pool}`) || (key.startsWith(dists) && key.includes('/by-hash/')),
     poolKey: (ref: ArtifactRef) => `apt/${pool}${ref.name}/${ref.file}`,
     poolContentType: 'application/vnd.debian.binary-package',
@@ -46,6 +131,7 @@ export function aptFormat(input: RepositoryTarget): RepositoryFormat {
     async ingest(candidates: Candidate[], ctx: IngestContext): Promise<Ingested[]> {
       return mapLimit(candidates, 4, async ({ ref, file, key }) => {
         const control = await readDebControl(file, ref, ctx.signal);
+        const contents = await debFiles(file, ref, ctx.signal);
         const h = await hashFile(file);
         const pkg: PublishedPackage = {
           name: ref.name,
@@ -56,72 +142,93 @@ export function aptFormat(input: RepositoryTarget): RepositoryFormat {
           sha256: h.sha256,
           md5: h.md5,
           size: h.size,
-          meta: { control, sha1: h.sha1 },
+          meta: { control, sha1: h.sha1, sha512: h.sha512, contents: contents.join('\n') },
         };
         // A retry after a crash finds the file already uploaded: same key, same bytes.
         const there =
           sameObject(ctx.listing.get(key), h.size, h.md5) &&
-          (await headMetadata(ctx.s3, ctx.bucket, key, ctx.signal))?.sha256 === h.sha256;
+          (await ctx.store.head(key, ctx.signal))?.sha256 === h.sha256;
         return { pkg, upload: there ? undefined : file };
       });
     },
 
-    indexFiles(packages, extra) {
-      const architectures = [...new Set([...(extra.architectures ?? []), input.distroSpec.arch])].sort();
+    async indexFiles(packages, extra, signal) {
+      // Suites written before names were normalised may list `x86_64`: it is not an apt arch.
+      const architectures = [...new Set([...(extra.architectures ?? []).map(debianArch), ownArch])].sort();
       const files: IndexFile[] = [];
+      const add = (dir: string, name: string, body: Buffer, type: string) => {
+        for (const alg of ['SHA256', 'SHA512']) {
+          const h = digest(alg.toLowerCase(), body);
+          files.push({ key: `${dir}by-hash/${alg}/${h}`, body, contentType: type, hashed: true });
+        }
+        files.push({ key: `${dir}${name}`, body, contentType: type, hashed: false });
+      };
       for (const arch of architectures) {
-        const stanzas = packages
-          .filter((p) => p.arch === arch || p.arch === 'all')
-          .map(
-            (p) =>
-              `${checkedStanza(p.meta.control, `${p.name} ${p.version} ${p.arch} (${p.key})`)}` +
-              `Filename: ${p.key.slice('apt/'.length)}\nSize: ${p.size}\n` +
-              `MD5sum: ${p.md5}\nSHA1: ${p.meta.sha1}\nSHA256: ${p.sha256}\n`,
-          );
+        const listed = packages.filter((p) => p.arch === arch || p.arch === 'all');
+        const stanzas = listed.map(
+          (p) =>
+            `${checkedStanza(p.meta.control, `${p.name} ${p.version} ${p.arch} (${p.key})`)}` +
+            `Filename: ${p.key.slice('apt/'.length)}\nSize: ${p.size}\n` +
+            `MD5sum: ${p.md5}\nSHA1: ${p.meta.sha1}\nSHA256: ${p.sha256}\n` +
+            (p.meta.sha512 ? `SHA512: ${p.meta.sha512}\n` : ''),
+        );
         const text = Buffer.from(stanzas.join('\n'));
         // gzip without a timestamp: the same packages give the same bytes, hence the same by-hash name.
         const gz = zlib.gzipSync(text, { level: 9 });
+        const xz = await xzCompress(text, signal);
         const dir = `${dists}main/binary-${arch}/`;
-        for (const [name, body, type] of [
-          ['Packages', text, 'text/plain; charset=utf-8'],
-          ['Packages.gz', gz, 'application/gzip'],
-        ] as const) {
-          files.push({ key: `${dir}by-hash/SHA256/${digest('sha256', body)}`, body, contentType: type, hashed: true });
-          files.push({ key: `${dir}${name}`, body, contentType: type, hashed: false });
-        }
+        add(dir, 'Packages', text, 'text/plain; charset=utf-8');
+        add(dir, 'Packages.gz', gz, 'application/gzip');
+        add(dir, 'Packages.xz', xz, 'application/x-xz');
+        // apt looks a target up in Release by its uncompressed name (Debian lists it too): both are here.
+        const contents = contentsOf(listed);
+        add(`${dists}main/`, `Contents-${arch}`, contents, 'text/plain; charset=utf-8');
+        add(`${dists}main/`, `Contents-${arch}.gz`, zlib.gzipSync(contents, { level: 9 }), 'application/gzip');
       }
       return { files, extra: { ...extra, architectures } };
     },
 
-    async signedFiles(files, extra, signer, _generation, now) {
+    async signedFiles(files, extra, signer, facts) {
       const listed = files.filter((f) => !f.hashed);
       const lines = (alg: string) =>
         listed.map((f) => ` ${digest(alg, f.body)} ${f.body.length} ${f.key.slice(dists.length)}`);
       const release = Buffer.from(
         [
           'Origin: Conveyor',
-          'Label: Conveyor',
+          `Label: Conveyor ${facts.environment}`,
           `Suite: ${suite}`,
           `Codename: ${suite}`,
-          `Date: ${releaseDate(now)}`,
+          `Date: ${releaseDate(facts.now)}`,
+          ...(facts.validUntil ? [`Valid-Until: ${releaseDate(facts.validUntil)}`] : []),
           `Architectures: ${(extra.architectures ?? []).join(' ')}`,
           'Components: main',
-          `Description: Conveyor ${input.channel} packages for ${codename}`,
+          `Description: Conveyor ${input.channel} packages for ${codename} (${facts.environment})`,
           'Acquire-By-Hash: yes',
           'MD5Sum:',
           ...lines('md5'),
           'SHA256:',
           ...lines('sha256'),
+          'SHA512:',
+          ...lines('sha512'),
           '',
         ].join('\n'),
       );
-      const detached = await signer.detachSign(release);
-      const inline = await signer.clearsign(release);
-      return [
-        { key: signedKeys[0], body: release, contentType: 'text/plain; charset=utf-8', hashed: false },
-        { key: signedKeys[1], body: Buffer.from(detached), contentType: 'application/pgp-signature', hashed: false },
-        { key: signedKeys[2], body: Buffer.from(inline), contentType: 'text/plain; charset=utf-8', hashed: false },
-      ];
+      return signRelease(release, signer, signedKeys);
     },
   };
+}
+
+/** Release, Release.gpg and InRelease for the given Release text, in upload order. */
+export async function signRelease(
+  release: Buffer,
+  signer: { detachSign(d: Buffer): Promise<string>; clearsign(d: Buffer): Promise<string> },
+  keys: string[],
+): Promise<IndexFile[]> {
+  const detached = await signer.detachSign(release);
+  const inline = await signer.clearsign(release);
+  return [
+    { key: keys[0], body: release, contentType: 'text/plain; charset=utf-8', hashed: false },
+    { key: keys[1], body: Buffer.from(detached), contentType: 'application/pgp-signature', hashed: false },
+    { key: keys[2], body: Buffer.from(inline), contentType: 'text/plain; charset=utf-8', hashed: false },
+  ];
 }

@@ -18,6 +18,8 @@ export const RepositoryFailure = {
   BadPackage: FailureType.BadPackage,
   /** A docs manifest that cannot become a site (unsafe path, no index.html, wrong count). */
   BadDocs: FailureType.BadDocs,
+  /** The state object is missing while the signed index is live (publish-plan.ts). */
+  StateMissing: FailureType.RepositoryStateMissing,
   /** The signing key or a name (channel, distro, environment) cannot work. */
   BadConfig: FailureType.BadConfig,
 } as const;

@@ -14,7 +14,10 @@ import { RepositoryFailure, nonRetryable } from './failures';
 import { openSigner } from './gpg';
 import { publishDocsSite } from './publish-docs';
 import { publishRepository } from './publish-repository';
-import { readState } from './repository-state';
+import type { EngineDeps, RepositoryFormat } from './publish-types';
+import { createRepoStore, type RepoStore } from './repo-store';
+import { emptyState, parseState } from './repository-state';
+import { resignRelease } from './resign-release';
 import { compareDebVersions, compareRpmVersions } from './version-compare';
 import type { DistroSpec } from '../../common/types';
 import type {
@@ -24,6 +27,8 @@ import type {
   PublishPackagesInput,
   PublishPackagesResult,
   RepositoryTarget,
+  ResignInput,
+  ResignResult,
 } from './types';
 import { yumFormat } from './yum-format';
 
@@ -44,6 +49,20 @@ export interface RepositoryDeps {
   s3: S3Client;
   artifactsBucket: string;
   buckets: { staging: string; production: string };
+  /** Key prefixes inside the buckets (`s3://bucket/prefix` → `prefix/`); default none. */
+  prefixes?: { staging?: string; production?: string };
+  /** How long files of a replaced generation stay (storage.keepGenerationsHours; default 24). */
+  keepGenerationsHours?: number;
+  /** Valid-Until of APT Releases, in days from signing, per environment (signing.validDays;
+   * default 7). 0: no Valid-Until. */
+  validDays?: Partial<Record<Environment, number>>;
+  /** Files above this size are uploaded in parts (storage.multipartThresholdMB; default 64 MiB). */
+  multipartThresholdBytes?: number;
+  /** The clock; tests move it forward to see retention by time. */
+  now?: () => Date;
+  /** Called right before a switch (the first signed file): throws when the publish lock's lease
+   * is no longer held (the lead wires it to the lock). */
+  fence?: (input: RepositoryTarget) => Promise<void>;
   /** The armored private key; read at each publish, never logged. */
   signingKey: () => string;
   /** Scratch space for downloads and signing; default the OS temp dir. */
@@ -52,10 +71,23 @@ export interface RepositoryDeps {
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 
+export const DEFAULT_KEEP_GENERATIONS_HOURS = 24;
+export const DEFAULT_VALID_DAYS = 7;
+
 function bucketOf(deps: RepositoryDeps, environment: Environment): string {
   const bucket = (deps.buckets as Record<string, string | undefined>)[environment];
   if (!bucket) throw nonRetryable(RepositoryFailure.BadConfig, `unknown environment ${JSON.stringify(environment)}`);
   return bucket;
+}
+
+function storeOf(deps: RepositoryDeps, environment: Environment): RepoStore {
+  return createRepoStore(deps.s3, bucketOf(deps, environment), deps.prefixes?.[environment] ?? '', {
+    multipartThresholdBytes: deps.multipartThresholdBytes,
+  });
+}
+
+function formatOf(input: RepositoryTarget): RepositoryFormat {
+  return input.distroSpec.format === 'deb' ? aptFormat(input) : yumFormat(input);
 }
 
 function checkTarget(input: RepositoryTarget): void {
@@ -110,44 +142,59 @@ export function createRepositoryActivities(deps: RepositoryDeps) {
     return fs.promises.mkdtemp(path.join(root, 'publish-'));
   };
 
+  /** Runs `fn` with the engine's dependencies for the target: store, signer, scratch dir. */
+  const withSigner = <T>(
+    input: RepositoryTarget,
+    fn: (engine: EngineDeps, format: RepositoryFormat) => Promise<T>,
+  ): Promise<T> =>
+    inScope(async (scope) => {
+      checkTarget(input);
+      const store = storeOf(deps, input.environment);
+      const dir = await scratch();
+      try {
+        const signer = await openSigner(readSigningKey(deps), scope.signal);
+        try {
+          const validDays = deps.validDays?.[input.environment] ?? DEFAULT_VALID_DAYS;
+          const engine: EngineDeps = {
+            store,
+            artifactsStore: { s3: deps.s3, bucket: deps.artifactsBucket },
+            signer,
+            dir,
+            scope,
+            keepGenerationsMs: (deps.keepGenerationsHours ?? DEFAULT_KEEP_GENERATIONS_HOURS) * 3_600_000,
+            validMs: Math.round(validDays * 86_400_000),
+            now: deps.now ?? (() => new Date()),
+            fence: deps.fence && (() => deps.fence!(input)),
+          };
+          return await fn(engine, formatOf(input));
+        } finally {
+          await signer.close();
+        }
+      } finally {
+        await fs.promises.rm(dir, { recursive: true, force: true });
+      }
+    });
+
   return {
     /** Adds the artifacts built for `distro` to the channel's repository in the environment's
      * bucket, applies retention, re-signs the index. Idempotent; safe to retry after a crash. */
     publishPackages: (input: PublishPackagesInput): Promise<PublishPackagesResult> =>
-      inScope(async (scope) => {
-        checkTarget(input);
-        const bucket = bucketOf(deps, input.environment);
-        const dir = await scratch();
-        try {
-          const signer = await openSigner(readSigningKey(deps), scope.signal);
-          try {
-            const format = input.distroSpec.format === 'deb' ? aptFormat(input) : yumFormat(input);
-            return await publishRepository(
-              { s3: deps.s3, bucket, artifactsBucket: deps.artifactsBucket, signer, dir, scope },
-              format,
-              input,
-            );
-          } finally {
-            await signer.close();
-          }
-        } finally {
-          await fs.promises.rm(dir, { recursive: true, force: true });
-        }
-      }),
+      withSigner(input, (engine, format) => publishRepository(engine, format, input)),
+
+    /** Re-signs the channel's live APT Release in place (same files, new Date and Valid-Until),
+     * before it expires. The caller holds the channel's publish lock. YUM: nothing to do. */
+    resignRepository: (input: ResignInput): Promise<ResignResult> =>
+      withSigner(input, (engine, format) => resignRelease(engine, format)),
 
     /** The versions of `name` a channel holds now (newest first), from its state manifest: what
      * promotion compares against so an older build never replaces a newer one unasked. */
     publishedVersions: (input: PublishedVersionsInput): Promise<{ versions: string[] }> =>
       inScope(async (scope) => {
         checkTarget(input);
-        const format = input.distroSpec.format === 'deb' ? aptFormat(input) : yumFormat(input);
-        const state = await readState(
-          deps.s3,
-          bucketOf(deps, input.environment),
-          format.stateKey,
-          format.format,
-          scope.signal,
-        );
+        const format = formatOf(input);
+        const store = storeOf(deps, input.environment);
+        const bytes = await store.get(format.stateKey, scope.signal);
+        const state = bytes ? parseState(bytes, store.url(format.stateKey), format.format) : emptyState(format.format);
         const cmp = input.distroSpec.format === 'deb' ? compareDebVersions : compareRpmVersions;
         const versions = [...new Set(state.packages.filter((p) => p.name === input.name).map((p) => p.version))].sort(
           (a, b) => cmp(b, a),
@@ -159,7 +206,7 @@ export function createRepositoryActivities(deps: RepositoryDeps) {
     publishDocs: (input: PublishDocsInput): Promise<PublishDocsResult> =>
       inScope((scope) =>
         publishDocsSite(
-          { s3: deps.s3, artifactsBucket: deps.artifactsBucket, bucket: bucketOf(deps, input.environment), scope },
+          { s3: deps.s3, artifactsBucket: deps.artifactsBucket, store: storeOf(deps, input.environment), scope },
           input,
         ),
       ),

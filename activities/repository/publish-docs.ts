@@ -12,7 +12,8 @@ import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ActivityScope } from './activity-scope';
 import { RepositoryFailure, nonRetryable } from './failures';
-import { deleteKeys, getBytes, listAll, mapLimit, putObject, sha256Hex } from './s3-objects';
+import type { RepoStore } from './repo-store';
+import { getBytes, mapLimit, sha256Hex } from './s3-objects';
 import type { PublishDocsInput, PublishDocsResult } from './types';
 
 export interface DocsManifest {
@@ -28,7 +29,8 @@ export interface DocsManifest {
 export interface PublishDocsDeps {
   s3: S3Client;
   artifactsBucket: string;
-  bucket: string;
+  /** The environment's bucket and prefix (`s3://bucket/prefix`): keys below are relative to it. */
+  store: RepoStore;
   scope: ActivityScope;
 }
 
@@ -123,7 +125,7 @@ function checkManifest(m: DocsManifest, input: PublishDocsInput): void {
 }
 
 export async function publishDocsSite(deps: PublishDocsDeps, input: PublishDocsInput): Promise<PublishDocsResult> {
-  const { s3, bucket, scope } = deps;
+  const { s3, store, scope } = deps;
   const signal = scope.signal;
   const { repository, channel, docs } = input;
   const version = docs.version;
@@ -174,9 +176,7 @@ export async function publishDocsSite(deps: PublishDocsDeps, input: PublishDocsI
         { path: f.path, key: f.key, expected: f.sha256 },
       );
     }
-    await putObject(
-      s3,
-      bucket,
+    await store.put(
       `${site}${f.path}`,
       bytes,
       { contentType: contentTypeOf(f.path), immutable: false, metadata: { sha256: f.sha256.toLowerCase() } },
@@ -192,7 +192,7 @@ export async function publishDocsSite(deps: PublishDocsDeps, input: PublishDocsI
       ...(docs.commit ? { commit: docs.commit, branch: docs.branch, build: docs.build } : {}),
     }),
   );
-  const liveMarker = await getBytes(s3, bucket, marker, signal);
+  const liveMarker = await store.get(marker, signal);
   const complete = liveMarker?.equals(markerBody) ?? false;
   if (liveMarker && !complete) {
     const other = JSON.parse(liveMarker.toString('utf8')) as {
@@ -212,7 +212,7 @@ export async function publishDocsSite(deps: PublishDocsDeps, input: PublishDocsI
   }
   if (complete) {
     // Copied before: restore only what has gone missing since (same manifest, so same bytes).
-    const there = await listAll(s3, bucket, site, signal);
+    const there = await store.list(site, signal);
     const lost = manifest.files.filter((f) => there.get(`${site}${f.path}`)?.size !== f.size);
     await mapLimit(lost, 8, copy);
   } else {
@@ -227,9 +227,9 @@ export async function publishDocsSite(deps: PublishDocsDeps, input: PublishDocsI
     }
     // A version directory holds exactly its manifest's files (an earlier copy may have had more).
     const wanted = new Set(manifest.files.map((f) => `${site}${f.path}`));
-    removed = [...(await listAll(s3, bucket, site, signal)).keys()].filter((k) => !wanted.has(k)).sort();
-    await deleteKeys(s3, bucket, removed, signal);
-    await putObject(s3, bucket, marker, markerBody, { contentType: 'application/json', immutable: false }, signal);
+    removed = [...(await store.list(site, signal)).keys()].filter((k) => !wanted.has(k)).sort();
+    await store.delete(removed, signal);
+    await store.put(marker, markerBody, { contentType: 'application/json', immutable: false }, signal);
   }
   scope.checkCancelled();
 
@@ -244,9 +244,9 @@ export async function publishDocsSite(deps: PublishDocsDeps, input: PublishDocsI
   ];
   let switched = false;
   for (const [key, body, contentType] of pointers) {
-    const live = await getBytes(s3, bucket, key, signal);
+    const live = await store.get(key, signal);
     if (live?.toString('utf8') === body) continue;
-    await putObject(s3, bucket, key, Buffer.from(body), { contentType, immutable: false }, signal);
+    await store.put(key, Buffer.from(body), { contentType, immutable: false }, signal);
     switched = true;
   }
   scope.info('docs published', { repository, channel, version, copied: copied.length, switched });

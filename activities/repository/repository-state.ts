@@ -5,6 +5,28 @@
 // It also records who may publish what: the owner repository of each package name in the channel
 // (`owners`), and per published file the build that made it (`artifact`: repository, branch,
 // commit, build), so a conflict or a refusal can name both sides.
+//
+// Generations are kept by time, not count: `retired` lists every file (pool file, hashed index)
+// that a generation referenced and the live one does not, with the time it stopped being
+// referenced. A client that read an older Release or repomd.xml up to that moment may still ask for
+// it, so it is deleted only once `keepGenerationsMs` (default 24 h) has passed since. One list, not a
+// list per generation: its size is what changed within the window, not generations × packages.
+// States written before `retired` existed have `previous` (the last generation's hashed indexes):
+// they are read as retired at the state's `publishedAt`.
+//
+// Large repositories (design, not yet built): this object is read and rewritten whole on every
+// publish, about 73 MB for 6,000 rpms with 200 files each, most of it the per-package index
+// fragments (`meta`). The plan to make a publish read and write in proportion to what changed:
+//   - `packages/<name>.json` shards, one object per package name (its versions with their meta),
+//     written write-once under a content name (`packages/<name>/<sha256>.json`);
+//   - a small head object (`head.json`: generation, signer, current/signed/retired records,
+//     owners, and the shard name → content key map), written last, like the Release: the switch;
+//   - a publish reads the head, then only the shards of the incoming names (plus, once, all
+//     shards when the index files must be rebuilt from scratch, e.g. a missing Packages file);
+//     the index files themselves are rebuilt from cached per-arch fragments in the shards;
+//   - old shards are collected with the same time-based retention as pool files.
+// Migration: a head that is absent while this single-object state exists is made from it on the
+// first publish (the old object stays readable, as `publishedVersions` and older workers read it).
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ArtifactRef } from '../../common/types';
 import { getBytes } from './s3-objects';
@@ -59,6 +81,14 @@ export interface RepositoryState {
    * cannot tell who published it before), and until then no retention touches it. */
   owners?: Record<string, string>;
   publishedAt: string;
+  /** Files no live index references any more, with when they stopped being referenced (ISO): kept
+   * until the retention window has passed, so clients holding an older index still find them. */
+  retired?: RetiredFile[];
+}
+
+export interface RetiredFile {
+  key: string;
+  at: string;
 }
 
 export function emptyState(format: 'apt' | 'yum'): RepositoryState {
@@ -75,6 +105,28 @@ export function emptyState(format: 'apt' | 'yum'): RepositoryState {
     owners: {},
     publishedAt: '',
   };
+}
+
+/** The state object, or undefined when there is none (a new repository, or a lost state file:
+ * the caller tells them apart by looking for a live signed index). */
+export async function readStateObject(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  format: 'apt' | 'yum',
+  signal?: AbortSignal,
+): Promise<RepositoryState | undefined> {
+  const bytes = await getBytes(s3, bucket, key, signal);
+  if (!bytes) return undefined;
+  return parseState(bytes, `s3://${bucket}/${key}`, format);
+}
+
+export function parseState(bytes: Buffer, where: string, format: 'apt' | 'yum'): RepositoryState {
+  const state = JSON.parse(bytes.toString('utf8')) as RepositoryState;
+  if (state.schema !== 1 || state.format !== format) {
+    throw new Error(`${where} is not a ${format} state manifest of schema 1`);
+  }
+  return state;
 }
 
 export async function readState(

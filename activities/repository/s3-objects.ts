@@ -196,15 +196,29 @@ export function md5Hex(data: Buffer | string): string {
   return crypto.createHash('md5').update(data).digest('hex');
 }
 
-/** MD5 (for ETags), SHA-1 (Debian's Packages still lists it), SHA-256 and size of a file, one read. */
-export async function hashFile(file: string): Promise<{ md5: string; sha1: string; sha256: string; size: number }> {
-  const h = { md5: crypto.createHash('md5'), sha1: crypto.createHash('sha1'), sha256: crypto.createHash('sha256') };
+/** MD5 (for ETags), SHA-1 (Debian's Packages still lists it), SHA-256, SHA-512 and size of a file, one read. */
+export async function hashFile(
+  file: string,
+): Promise<{ md5: string; sha1: string; sha256: string; sha512: string; size: number }> {
+  const h = {
+    md5: crypto.createHash('md5'),
+    sha1: crypto.createHash('sha1'),
+    sha256: crypto.createHash('sha256'),
+    sha512: crypto.createHash('sha512'),
+  };
   let size = 0;
   for await (const chunk of fs.createReadStream(file) as AsyncIterable<Buffer>) {
     h.md5.update(chunk);
     h.sha1.update(chunk);
     h.sha256.update(chunk);
+    h.sha512.update(chunk);
     size += chunk.length;
   }
-  return { md5: h.md5.digest('hex'), sha1: h.sha1.digest('hex'), sha256: h.sha256.digest('hex'), size };
+  return {
+    md5: h.md5.digest('hex'),
+    sha1: h.sha1.digest('hex'),
+    sha256: h.sha256.digest('hex'),
+    sha512: h.sha512.digest('hex'),
+    size,
+  };
 }

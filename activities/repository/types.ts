@@ -42,6 +42,26 @@ export interface PublishPackagesResult {
   suite?: string;
   /** The public key clients trust, relative to the bucket. */
   keyPath: string;
+  /** The generation live after this publish (absent in results recorded before it existed). */
+  generation?: number;
+  /** Incoming artifacts that retention dropped at once (older than the builds kept): not
+   * published, and said so rather than reported as a silent success. */
+  dropped?: { name: string; version: string; arch: string; key: string; reason: string }[];
+}
+
+export interface ResignInput {
+  environment: Environment;
+  channel: string;
+  distro: string;
+  distroSpec: DistroSpec;
+}
+
+export interface ResignResult {
+  /** False for a repository that has no signed Release (yum: repomd.xml has no expiry). */
+  resigned: boolean;
+  /** The new Valid-Until (ISO), when the Release has one. */
+  validUntil?: string;
+  keys: string[];
 }
 
 export interface PublishDocsInput {

@@ -18,9 +18,9 @@ import zlib from 'node:zlib';
 import type { ArtifactRef } from '../../common/types';
 import { runChecked, runProcess } from '../exec/process';
 import { RepositoryFailure, nonRetryable } from './failures';
-import type { Candidate, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-repository';
+import type { Candidate, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-types';
 import type { PublishedPackage } from './repository-state';
-import { downloadToFile, hashFile, headMetadata, mapLimit, sha256Hex } from './s3-objects';
+import { hashFile, mapLimit, sha256Hex } from './s3-objects';
 import type { RepositoryTarget } from './types';
 import { compareRpmVersions } from './version-compare';
 
@@ -110,6 +110,7 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
     repoUrlPath: root.slice(0, -1),
     stateKey: `conveyor-state/${root}state.json`,
     listPrefixes: [root],
+    signedKeys,
     owns: (key) => key.startsWith(`${root}Packages/`) || key.startsWith(`${root}repodata/`),
     poolKey: (ref) => `${root}Packages/${ref.file}`,
     poolContentType: 'application/x-rpm',
@@ -120,10 +121,10 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
       const prepared = await mapLimit(candidates, 4, async (c) => {
         await checkRpm(c.file, c.ref, ctx.signal);
         // Uploaded before a crash, for this artifact and this key: reuse it as it is.
-        const meta = ctx.listing.has(c.key) ? await headMetadata(ctx.s3, ctx.bucket, c.key, ctx.signal) : undefined;
+        const meta = ctx.listing.has(c.key) ? await ctx.store.head(c.key, ctx.signal) : undefined;
         if (meta?.['artifact-sha256'] === c.ref.sha256 && meta.signer === ctx.signer.fingerprint && meta.sha256) {
           const published = `${c.file}.published`;
-          const got = await downloadToFile(ctx.s3, ctx.bucket, c.key, published, ctx.signal);
+          const got = await ctx.store.download(c.key, published, ctx.signal);
           if (got?.sha256 === meta.sha256) return { ...c, file: published, reused: true };
         }
         return { ...c, reused: false };
@@ -186,10 +187,11 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
           hashed: true,
         };
       });
-      return { files, extra };
+      return Promise.resolve({ files, extra });
     },
 
-    async signedFiles(files, _extra, signer, generation, now) {
+    async signedFiles(files, _extra, signer, { generation, now }) {
+      // repomd.xml has no expiry field (dnf has none to check): Valid-Until is apt's alone.
       const stamp = Math.floor(now.getTime() / 1000);
       const data = files.map((f) => {
         const open = zlib.gunzipSync(f.body);

@@ -45,6 +45,12 @@ export function statusDetails(s: PipelineStatus): string[] {
     );
   } else if (s.sandbox) lines.push(`  sandbox: ${s.sandbox}`);
   if (s.build !== undefined) lines.push(`  build ${s.build}${s.version ? `, version ${s.version}` : ''}`);
+  // Retention dropped these at once (older than the builds kept): the stage succeeded without them.
+  for (const r of s.published?.repositories ?? []) {
+    for (const d of r.dropped ?? []) {
+      lines.push(`  ${s.published!.environment} ${s.published!.channel} (${r.distro}): not published: ${d}`);
+    }
+  }
   for (const st of s.stages.filter((x) => x.note && x.state === 'running')) {
     lines.push(`  ${stageLabel(st)}: ${st.note}`);
   }

@@ -21,7 +21,8 @@ export async function provisionBuckets(
   config: ConveyorConfig,
   publicRoles: string[],
 ): Promise<string[]> {
-  const roles = Object.entries(config.storage) as [keyof ConveyorConfig['storage'], string][];
+  // The bucket URLs only: `storage` also holds settings (publicUrls, keepGenerationsHours, …).
+  const roles = (['artifacts', 'staging', 'production'] as const).map((r) => [r, config.storage[r]] as const);
   const made: string[] = [];
   for (const [role, url] of roles) {
     const { bucket } = parseS3Url(url);

@@ -69,13 +69,23 @@ export async function craftDeb(
 }
 
 export async function buildTestDeb(
-  spec: { name: string; version: string; arch: string; description?: string },
+  spec: {
+    name: string;
+    version: string;
+    arch: string;
+    description?: string;
+    /** Adds `usr/share/<name>/payload` of this many random (incompressible) bytes. */
+    payloadBytes?: number;
+  },
   target: ArtifactTarget,
 ): Promise<TestArtifact> {
   const root = path.join(target.dir, `deb-${uid()}`);
   fs.mkdirSync(path.join(root, 'DEBIAN'), { recursive: true });
   fs.mkdirSync(path.join(root, 'usr/share', spec.name), { recursive: true });
   fs.writeFileSync(path.join(root, 'usr/share', spec.name, 'VERSION'), `${spec.version}\n`);
+  if (spec.payloadBytes) {
+    fs.writeFileSync(path.join(root, 'usr/share', spec.name, 'payload'), crypto.randomBytes(spec.payloadBytes));
+  }
   fs.writeFileSync(
     path.join(root, 'DEBIAN/control'),
     [

@@ -6,8 +6,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { runProcess, type RunOutcome } from '../../activities/exec/process';
 
-/** apt-get as a plain reader in `dir`: its own state, lists, sources and no host apt.conf.d. */
-export async function aptClient(dir: string, repoUrl: string, suite: string, keyUrl: string) {
+/** apt-get as a plain reader in `dir`: its own state, lists, sources and no host apt.conf.d.
+ * `contents`: also fetch Contents-<arch> (apt-file's index target, from its own apt.conf.d file). */
+export async function aptClient(
+  dir: string,
+  repoUrl: string,
+  suite: string,
+  keyUrl: string,
+  o: { arch?: string; contents?: boolean } = {},
+) {
   for (const d of ['lists/partial', 'archives/partial', 'dl', 'parts'])
     fs.mkdirSync(path.join(dir, d), { recursive: true });
   const key = await fetch(keyUrl);
@@ -17,6 +24,7 @@ export async function aptClient(dir: string, repoUrl: string, suite: string, key
   fs.writeFileSync(path.join(dir, 'sources.list'), `deb [signed-by=${dir}/key.asc] ${repoUrl} ${suite} main\n`);
   // The host's apt.conf.d (hooks, proxies, GzipIndexes) stays out: APT_CONFIG is read before it.
   fs.writeFileSync(path.join(dir, 'apt.conf'), `Dir::Etc::Parts "${dir}/parts";\n`);
+  if (o.contents) fs.copyFileSync('/etc/apt/apt.conf.d/50apt-file.conf', path.join(dir, 'parts', '50apt-file.conf'));
   const opts = [
     `Dir=${dir}`,
     `Dir::State::Lists=${dir}/lists`,
@@ -24,7 +32,7 @@ export async function aptClient(dir: string, repoUrl: string, suite: string, key
     `Dir::Cache::Archives=${dir}/archives`,
     `Dir::Etc::SourceList=${dir}/sources.list`,
     'Dir::Etc::SourceParts=-',
-    'APT::Architecture=amd64',
+    `APT::Architecture=${o.arch ?? 'amd64'}`,
     'Debug::NoLocking=1',
     'APT::Sandbox::User=root',
     'Acquire::Retries=0',
@@ -34,7 +42,12 @@ export async function aptClient(dir: string, repoUrl: string, suite: string, key
   const apt = (args: string[]): Promise<RunOutcome> =>
     runProcess('apt-get', [...opts, ...args], { cwd: path.join(dir, 'dl'), env });
   return {
+    apt,
     update: () => apt(['update']),
+    /** `apt-cache policy [names…]`: without names, the sources with their origin and label. */
+    policy: (...names: string[]) => runProcess('apt-cache', [...opts, 'policy', ...names], { env }),
+    /** `apt-file search` over this client's lists (after an update with `contents`). */
+    fileSearch: (pattern: string) => runProcess('apt-file', [...opts, 'search', pattern], { env }),
     download: (spec: string) => apt(['download', spec]),
     file: (name: string) => path.join(dir, 'dl', name),
   };
@@ -45,6 +58,8 @@ export interface DnfOptions {
   keyUrl: string;
   gpgcheck?: boolean;
   repoGpgcheck?: boolean;
+  /** dnf's metadata_expire (default 0: always refetch); a large value keeps cached metadata. */
+  metadataExpire?: string;
 }
 
 /** dnf as a reader in `dir`: its own config (the host's says skip_if_unavailable=True, which
@@ -63,7 +78,7 @@ export function dnfClient(dir: string, o: DnfOptions) {
       `gpgcheck=${flag(o.gpgcheck)}`,
       `repo_gpgcheck=${flag(o.repoGpgcheck)}`,
       `gpgkey=${o.keyUrl}`,
-      'metadata_expire=0',
+      `metadata_expire=${o.metadataExpire ?? '0'}`,
       '',
     ].join('\n'),
   );

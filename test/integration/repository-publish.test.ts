@@ -37,6 +37,13 @@ describe('repository publishing: increments, retention, generations, crashes', (
   let target: ArtifactTarget;
   let rpmTarget: ArtifactTarget;
   let artifactsBucket: string;
+  // The publisher's clock: retention is by time, so tests move it past the window (24 h default).
+  // Each test starts it three days back: apt refuses a Release dated in the future.
+  let clock = Date.now();
+  const later = (hours: number) => (clock += hours * 3_600_000);
+  beforeEach(() => {
+    clock = Date.now() - 72 * 3_600_000;
+  });
 
   const get = async (key: string) => {
     const res = await fetch(`${http}/${key}`);
@@ -137,6 +144,7 @@ describe('repository publishing: increments, retention, generations, crashes', (
       buckets: { staging: bucket, production: parseS3Url(config.storage.production).bucket },
       signingKey: () => key,
       workDir: tempDir('publish-work'),
+      now: () => new Date(clock),
     });
     target = { s3, bucket: artifactsBucket, distro: 'bookworm', dir: tempDir('publish-deb') };
     rpmTarget = { s3, bucket: artifactsBucket, distro: 'el9', dir: tempDir('publish-rpm') };
@@ -191,7 +199,7 @@ describe('repository publishing: increments, retention, generations, crashes', (
     });
   });
 
-  it('keeps the newest keepBuilds versions, and the previous generation of by-hash files', async () => {
+  it('keeps the newest keepBuilds versions; files of replaced generations stay for the retention window', async () => {
     // 1.0-10 sorts above 1.0-9 as dpkg orders versions, not as strings do.
     const builds = await Promise.all(
       ['1.0-9', '1.0-10', '1.0-11'].map((version) => buildTestDeb({ name: 'gamma', version, arch: 'amd64' }, target)),
@@ -199,24 +207,36 @@ describe('repository publishing: increments, retention, generations, crashes', (
     const gens = [];
     for (const b of builds) gens.push(await acts.publishPackages(deb('keep', [b], 2)));
     expect(await aptView('bookworm-keep')).toEqual(['gamma 1.0-10', 'gamma 1.0-11']);
-    expect(gens[2].removed).toContain('apt/pool/keep/bookworm/gamma/gamma_1.0-9_amd64.deb');
-    expect(await exists('apt/pool/keep/bookworm/gamma/gamma_1.0-9_amd64.deb')).toBe(false);
+    // Out of the index, but a client holding an older Packages still finds it within the window.
+    expect(gens[2].removed).toEqual([]);
+    expect(await exists('apt/pool/keep/bookworm/gamma/gamma_1.0-9_amd64.deb')).toBe(true);
 
     const byHash = (r: { indexKeys: string[] }) => r.indexKeys.filter((k) => k.includes('/by-hash/'));
-    // A client that read generation 2's InRelease just before the switch still finds its indexes…
-    for (const k of byHash(gens[1])) expect(await exists(k)).toBe(true);
-    // …generation 1's are gone, unless a later generation has the same content.
-    const live = new Set([...byHash(gens[1]), ...byHash(gens[2])]);
-    const gone = byHash(gens[0]).filter((k) => !live.has(k));
+    // Every generation's indexes are still there…
+    for (const g of gens) for (const k of byHash(g)) expect(await exists(k)).toBe(true);
+    // …until the window (24 h) has passed since a newer generation replaced them.
+    later(25);
+    const after = await acts.publishPackages(deb('keep', [builds[2]], 2));
+    const live = new Set(byHash(gens[2]));
+    const gone = [...byHash(gens[0]), ...byHash(gens[1])].filter((k) => !live.has(k));
     expect(gone.length).toBeGreaterThan(0);
     for (const k of gone) expect(await exists(k)).toBe(false);
-    expect(gens[2].removed).toEqual(expect.arrayContaining(gone));
+    expect(after.removed).toEqual(
+      expect.arrayContaining([...gone, 'apt/pool/keep/bookworm/gamma/gamma_1.0-9_amd64.deb']),
+    );
+    expect(await exists('apt/pool/keep/bookworm/gamma/gamma_1.0-9_amd64.deb')).toBe(false);
+    expect(await aptView('bookworm-keep')).toEqual(['gamma 1.0-10', 'gamma 1.0-11']);
 
-    // An older build than those kept is dropped at once: nothing changes.
-    expect(await acts.publishPackages(deb('keep', [builds[0]], 2))).toMatchObject({ changed: false });
+    // An older build than those kept is dropped at once, and the result says so.
+    const older = await acts.publishPackages(deb('keep', [builds[0]], 2));
+    expect(older).toMatchObject({ changed: false });
+    expect(older.dropped).toEqual([
+      expect.objectContaining({ name: 'gamma', version: '1.0-9', arch: 'amd64', key: builds[0].key }),
+    ]);
+    expect(older.dropped![0].reason).toContain('older than the 2 newest builds of gamma (amd64)');
   });
 
-  it('applies retention to YUM with rpm version order and keeps the previous repodata', async () => {
+  it('applies retention to YUM with rpm version order and keeps replaced repodata for the window', async () => {
     const builds = [];
     for (const release of ['9', '10', '11']) {
       builds.push(await buildTestRpm({ name: 'gamma', version: '1.0', release }, rpmTarget));
@@ -224,10 +244,14 @@ describe('repository publishing: increments, retention, generations, crashes', (
     const gens = [];
     for (const b of builds) gens.push(await acts.publishPackages(rpm('keep', [b], 2)));
     expect(await yumView('yum/el9/keep')).toEqual(['gamma 1.0-10', 'gamma 1.0-11']);
-    expect(gens[2].removed).toContain('yum/el9/keep/Packages/gamma-1.0-9.noarch.rpm');
+    expect(await exists('yum/el9/keep/Packages/gamma-1.0-9.noarch.rpm')).toBe(true);
     const hashed = (r: { indexKeys: string[] }) => r.indexKeys.filter((k) => /[0-9a-f]{64}-/.test(k));
-    for (const k of hashed(gens[1])) expect(await exists(k)).toBe(true);
-    for (const k of hashed(gens[0])) expect(await exists(k)).toBe(false);
+    for (const g of gens) for (const k of hashed(g)) expect(await exists(k)).toBe(true);
+    later(25);
+    const after = await acts.publishPackages(rpm('keep', [builds[2]], 2));
+    expect(after.removed).toContain('yum/el9/keep/Packages/gamma-1.0-9.noarch.rpm');
+    for (const k of [...hashed(gens[0]), ...hashed(gens[1])]) expect(await exists(k)).toBe(false);
+    for (const k of hashed(gens[2])) expect(await exists(k)).toBe(true);
   });
 
   it('lists every object past 1,000 keys: strays in the pool are all found and removed', async () => {
@@ -307,8 +331,9 @@ describe('repository publishing: increments, retention, generations, crashes', (
     await acts.publishPackages(deb('crash2', [a], 1));
     const stateKey = 'conveyor-state/apt/bookworm-crash2.json';
     const oldState = (await get(stateKey)).body;
-    const done = await acts.publishPackages(deb('crash2', [b], 1));
-    expect(done.removed).toContain('apt/pool/crash2/bookworm/eta/eta_1.0-1_amd64.deb');
+    await acts.publishPackages(deb('crash2', [b], 1));
+    // Retired, not deleted: clients holding the older index may still fetch it.
+    expect(await exists('apt/pool/crash2/bookworm/eta/eta_1.0-1_amd64.deb')).toBe(true);
     // As if the process died right after InRelease: new index live, old manifest, nothing deleted.
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: stateKey, Body: oldState }));
     const retry = await acts.publishPackages(deb('crash2', [b], 1));
@@ -472,8 +497,13 @@ describe('repository publishing: increments, retention, generations, crashes', (
       expect(await aptView('bookworm-shared')).toEqual(['mine 1.0-3', 'theirs 1.0-1', 'theirs 1.0-2', 'theirs 1.0-3']);
       // And the other way round: acme/theirs with keepBuilds 1 trims only its own.
       const next = await buildTestDeb({ name: 'theirs', version: '1.0-4', arch: 'all' }, as('acme/theirs'));
+      await acts.publishPackages(deb('shared', [next], 1, 'acme/theirs'));
+      later(25); // past the window in which replaced generations stay readable
       const r = await acts.publishPackages(deb('shared', [next], 1, 'acme/theirs'));
+      // Once the window has passed, what either repository's own retention retired is collected.
       expect(r.removed.filter((k) => k.includes('/pool/')).sort()).toEqual([
+        'apt/pool/shared/bookworm/mine/mine_1.0-1_amd64.deb',
+        'apt/pool/shared/bookworm/mine/mine_1.0-2_amd64.deb',
         'apt/pool/shared/bookworm/theirs/theirs_1.0-1_all.deb',
         'apt/pool/shared/bookworm/theirs/theirs_1.0-2_all.deb',
         'apt/pool/shared/bookworm/theirs/theirs_1.0-3_all.deb',
@@ -596,6 +626,7 @@ describe('repository publishing: increments, retention, generations, crashes', (
         'MD5sum',
         'SHA1',
         'SHA256',
+        'SHA512',
       ]);
       expect(fields).toContain('Filename: pool/honest/bookworm/honest/honest_1.0-1_all.deb');
       expect(fields).toContain(`SHA256: ${good.sha256}`);

@@ -28,7 +28,16 @@ export interface PublishStageInput {
 export interface PublishStageResult {
   environment: Environment;
   channel: string;
-  repositories: { distro: string; path: string; suite?: string; changed: boolean; uploaded: number; removed: number }[];
+  repositories: {
+    distro: string;
+    path: string;
+    suite?: string;
+    changed: boolean;
+    uploaded: number;
+    removed: number;
+    /** Artifacts retention dropped at once (older than the builds kept), with the reason. */
+    dropped?: string[];
+  }[];
   docs?: { site: string; index: string };
 }
 
@@ -82,6 +91,9 @@ export async function publishUnderLock(input: PublishStageInput): Promise<Publis
         changed: r.changed,
         uploaded: r.uploaded.length,
         removed: r.removed.length,
+        ...(r.dropped?.length
+          ? { dropped: r.dropped.map((d) => `${d.name} ${d.version} ${d.arch}: ${d.reason}`) }
+          : {}),
       });
     }
     let docs: PublishStageResult['docs'];

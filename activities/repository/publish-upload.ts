@@ -1,0 +1,124 @@
+// Steps 2–4 of a publish (publish-repository.ts): make the packages of the plan (download the
+// artifacts that must be made, check and ingest them), upload the pool, then the index files,
+// hashed ones before plain ones. Nothing here is visible to a client yet: pool files and hashed
+// indexes have new names, and plain indexes are only trusted through a Release that names them.
+import path from 'node:path';
+import { fetchArtifact } from './artifacts';
+import type { PublishPlan } from './publish-plan';
+import { identity } from './publish-plan';
+import type { EngineDeps, IndexFile, Ingested, RepositoryFormat } from './publish-types';
+import type { IndexRecord, PublishedPackage } from './repository-state';
+import { mapLimit, md5Hex, sameObject, sha256Hex, type ListedObject } from './s3-objects';
+
+const PARALLEL = 8;
+
+/** Downloads and ingests what the plan needs; returns the generation's packages and the uploads. */
+export async function makePackages(
+  deps: EngineDeps,
+  fmt: RepositoryFormat,
+  plan: PublishPlan,
+): Promise<{ packages: PublishedPackage[]; ingested: Ingested[] }> {
+  const { scope } = deps;
+  scope.checkCancelled();
+  let fetched = 0;
+  const candidates = await mapLimit(plan.needed, 4, async (p, i) => {
+    const file = path.join(deps.dir, `${i}-${p.artifact.file}`);
+    await fetchArtifact(deps.artifactsStore.s3, deps.artifactsStore.bucket, p.artifact, file, scope.signal);
+    scope.heartbeat({ phase: 'download', done: ++fetched, total: plan.needed.length });
+    return { ref: p.artifact, file, key: p.key };
+  });
+  const ingested = await fmt.ingest(candidates, {
+    store: deps.store,
+    listing: plan.listing,
+    signer: deps.signer,
+    dir: deps.dir,
+    signal: scope.signal,
+  });
+  const made = new Map(ingested.map((x) => [identity(x.pkg), x.pkg]));
+  return { packages: plan.kept.map((p) => made.get(identity(p)) ?? p), ingested };
+}
+
+/** Writes a write-once object: `IfNoneMatch: '*'`, or a delete first when the listing shows
+ * other bytes at the key (damage, or an rpm signed by a previous key). */
+async function writeOnce(
+  deps: EngineDeps,
+  listing: Map<string, ListedObject>,
+  key: string,
+  body: Buffer | { file: string },
+  opts: { contentType: string; md5: string; metadata?: Record<string, string> },
+): Promise<void> {
+  const o = { ...opts, immutable: true };
+  if (listing.has(key)) await deps.store.replaceOnce(key, body, o, deps.scope.signal);
+  else await deps.store.putOnce(key, body, o, deps.scope.signal);
+}
+
+export async function uploadPool(
+  deps: EngineDeps,
+  fmt: RepositoryFormat,
+  plan: PublishPlan,
+  ingested: Ingested[],
+  uploaded: string[],
+): Promise<void> {
+  const uploads = ingested.filter((x): x is Ingested & { upload: string } => x.upload !== undefined);
+  let done = 0;
+  await mapLimit(uploads, PARALLEL, async ({ pkg, upload }) => {
+    const metadata: Record<string, string> = {
+      sha256: pkg.sha256,
+      'artifact-sha256': pkg.artifact.sha256,
+      'artifact-key': pkg.artifact.key,
+    };
+    if (pkg.signer) metadata.signer = pkg.signer;
+    await writeOnce(
+      deps,
+      plan.listing,
+      pkg.key,
+      { file: upload },
+      {
+        contentType: fmt.poolContentType,
+        md5: pkg.md5,
+        metadata,
+      },
+    );
+    uploaded.push(pkg.key);
+    deps.scope.heartbeat({ phase: 'pool', done: ++done, total: uploads.length });
+  });
+  deps.scope.checkCancelled();
+}
+
+export function recordOf(f: IndexFile): IndexRecord {
+  return { key: f.key, sha256: sha256Hex(f.body), md5: md5Hex(f.body), size: f.body.length, hashed: f.hashed };
+}
+
+/** Index files not in place yet: by-hash/content-named ones first (write-once), then the plain
+ * names, which a client only trusts through the Release that is written after them. */
+export async function uploadIndexes(
+  deps: EngineDeps,
+  plan: PublishPlan,
+  files: IndexFile[],
+  uploaded: string[],
+): Promise<IndexRecord[]> {
+  const records = files.map(recordOf);
+  const missing = files.filter(
+    (_f, i) => !sameObject(plan.listing.get(records[i].key), records[i].size, records[i].md5),
+  );
+  deps.scope.heartbeat({ phase: 'index', total: missing.length });
+  await mapLimit(
+    missing.filter((f) => f.hashed),
+    PARALLEL,
+    async (f) => {
+      await writeOnce(deps, plan.listing, f.key, f.body, { contentType: f.contentType, md5: md5Hex(f.body) });
+      uploaded.push(f.key);
+    },
+  );
+  deps.scope.checkCancelled();
+  await mapLimit(
+    missing.filter((f) => !f.hashed),
+    PARALLEL,
+    async (f) => {
+      await deps.store.put(f.key, f.body, { contentType: f.contentType, immutable: false }, deps.scope.signal);
+      uploaded.push(f.key);
+    },
+  );
+  deps.scope.checkCancelled();
+  return records;
+}
