@@ -13,7 +13,10 @@ import type { Client } from '@temporalio/client';
 import type { HostExecRequest, HostExecResult } from '../common/host-exec';
 import { MessageNames } from '../common/message-names';
 import { parseS3Url, type ConveyorConfig, type Env } from '../config/conveyor';
+import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../common/failures';
 import { createControlActivities } from './control';
+import type { LeaseRef } from './repository/types';
 import { createRunStep } from './exec/run-step';
 import { createSandboxHost, type SandboxHost } from './exec/sandbox';
 import { createFleetActivities, defaultBaseDir } from './fleet';
@@ -123,7 +126,29 @@ export function createOrchestratorActivities({
       multipartThresholdBytes: Math.round(config.storage.multipartThresholdMB * 1024 * 1024),
       signingKey: () => signingKeyOf(config, env),
       workDir: config.workspace,
+      fence: leaseFence(client),
     }),
+  };
+}
+
+/**
+ * Fencing of publishes: right before the switch (the first signed file), the publisher asks the
+ * lock entity whether its lease is still the current one. A holder whose lease passed (its
+ * workflow stalled longer than the lease, the lock moved on) stops with LeaseLost instead of
+ * switching what readers see over its successor's work. The local S3 endpoint's conditional
+ * writes are check-then-write (shared FACTS), so this check, not the storage, is the fence.
+ */
+export function leaseFence(client: Client): (input: { lease?: LeaseRef }) => Promise<void> {
+  const control = createControlActivities({ client, taskQueue: '' });
+  return async ({ lease }) => {
+    if (!lease) return; // publishes of runs recorded before fencing
+    if (!(await control.leaseHeld(lease))) {
+      throw ApplicationFailure.create({
+        type: FailureType.LeaseLost,
+        nonRetryable: true,
+        message: `the lease on ${lease.lockId} passed before the switch: another publish holds the lock now; nothing was switched (retry the stage)`,
+      });
+    }
   };
 }
 

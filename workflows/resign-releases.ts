@@ -48,13 +48,14 @@ export async function resignReleases(input: ResignReleasesInput): Promise<Resign
     byLock.set(id, [...(byLock.get(id) ?? []), t]);
   }
   for (const [lockId, targets] of byLock) {
-    await withLock(lockId, undefined, async () => {
+    await withLock(lockId, undefined, async (grant) => {
       for (const t of targets) {
         const r = await signer.resignRepository({
           environment: t.environment,
           channel: t.channel,
           distro: t.distro,
           distroSpec: t.distroSpec,
+          lease: { lockId, leaseId: grant.leaseId },
         });
         const what = { environment: t.environment, channel: t.channel, distro: t.distro };
         if (r.resigned) result.resigned.push({ ...what, validUntil: r.validUntil });

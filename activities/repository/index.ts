@@ -22,6 +22,7 @@ import { compareDebVersions, compareRpmVersions } from './version-compare';
 import type { DistroSpec } from '../../common/types';
 import type {
   Environment,
+  LeaseRef,
   PublishDocsInput,
   PublishDocsResult,
   PublishPackagesInput,
@@ -62,7 +63,7 @@ export interface RepositoryDeps {
   now?: () => Date;
   /** Called right before a switch (the first signed file): throws when the publish lock's lease
    * is no longer held (the lead wires it to the lock). */
-  fence?: (input: RepositoryTarget) => Promise<void>;
+  fence?: (input: { lease?: LeaseRef }) => Promise<void>;
   /** The armored private key; read at each publish, never logged. */
   signingKey: () => string;
   /** Scratch space for downloads and signing; default the OS temp dir. */
@@ -144,7 +145,7 @@ export function createRepositoryActivities(deps: RepositoryDeps) {
 
   /** Runs `fn` with the engine's dependencies for the target: store, signer, scratch dir. */
   const withSigner = <T>(
-    input: RepositoryTarget,
+    input: RepositoryTarget & { lease?: LeaseRef },
     fn: (engine: EngineDeps, format: RepositoryFormat) => Promise<T>,
   ): Promise<T> =>
     inScope(async (scope) => {

@@ -25,6 +25,14 @@ export interface PublishPackagesInput {
   /** The names the repository may publish (conveyor.yml `packages`); default: its name without
    * the owner (common/package-names.ts). */
   packages?: string[];
+  /** The publish lock's lease this write runs under: checked right before the switch (fencing). */
+  lease?: LeaseRef;
+}
+
+/** A lock and the lease its holder was granted (workflows/lock.ts). */
+export interface LeaseRef {
+  lockId: string;
+  leaseId: string;
 }
 
 export interface PublishPackagesResult {
@@ -54,6 +62,7 @@ export interface ResignInput {
   channel: string;
   distro: string;
   distroSpec: DistroSpec;
+  lease?: LeaseRef;
 }
 
 export interface ResignResult {

@@ -64,7 +64,8 @@ export async function publishStage(input: PublishStageInput): Promise<PublishSta
 export async function publishUnderLock(input: PublishStageInput): Promise<PublishStageResult> {
   const withLock = lockClient();
   const bucket = input.repository.buckets?.[input.environment] ?? input.environment;
-  return withLock(repositoryLockId(bucket, input.channel), undefined, async () => {
+  const lockId = repositoryLockId(bucket, input.channel);
+  return withLock(lockId, undefined, async (grant) => {
     const repositories: PublishStageResult['repositories'] = [];
     for (const p of input.packages) {
       const r = await publisher.publishPackages.executeWithOptions(
@@ -81,6 +82,8 @@ export async function publishUnderLock(input: PublishStageInput): Promise<Publis
             keepBuilds: input.repository.keepBuilds,
             repository: input.repository.name,
             packages: ownedPackages(input.repository),
+            // Fencing: the publisher checks this lease right before it switches the signed index.
+            lease: { lockId, leaseId: grant.leaseId },
           },
         ],
       );
