@@ -4,7 +4,7 @@
 // changes nothing; promoting an older build than the channel already holds is refused unless forced.
 // Runs recorded before artifact keys carried the commit promote from the keys they recorded; the
 // publisher's ownership checks (publish.ts) apply to them as to any publish.
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, patched, proxyActivities } from '@temporalio/workflow';
 import type { OrchestratorActivities } from '../../activities';
 import { FailureType } from '../../common/failures';
 import { publishUnderLock, type PublishStageInput, type PublishStageResult } from './publish';
@@ -26,35 +26,47 @@ const repository = proxyActivities<OrchestratorActivities>({
 });
 
 export async function promoteStage(input: PromoteStageInput): Promise<PromoteStageResult> {
-  if (!input.force) {
-    for (const p of input.packages) {
-      const spec = input.repository.distroSpecs[p.distro];
-      for (const name of [...new Set(p.artifacts.map((a) => a.name))]) {
-        const { versions } = await repository.publishedVersions({
-          environment: 'production',
-          channel: input.channel,
-          distro: p.distro,
-          distroSpec: spec,
-          name,
-        });
-        const newest = versions[0];
-        // Same build again: idempotent. A newer one already there: refuse (numeric build order
-        // within one project version; the publisher compares full versions for retention).
-        if (newest && newest !== input.version && isNewer(newest, input.version)) {
-          if (input.skipIfOlder) {
-            const skipped = `production ${input.channel} already holds ${name} ${newest} (${p.distro}), newer than ${input.version}`;
-            return { environment: 'production', channel: input.channel, repositories: [], skipped };
-          }
-          throw ApplicationFailure.create({
-            type: FailureType.OlderThanPublished,
-            message: `production ${input.channel} already holds ${name} ${newest} (${p.distro}), newer than ${input.version}: not promoting (force to override)`,
-            nonRetryable: true,
-          });
+  // The "newer build already in production" check runs under the channel's publish lock, so two
+  // promotions cannot both pass it and the later (older) one move production back. Runs recorded
+  // before the patch checked first and locked after.
+  if (patched('promote-check-under-lock')) {
+    return publishUnderLock({ ...input, environment: 'production' }, () => olderThanProduction(input));
+  }
+  const skipped = await olderThanProduction(input);
+  return skipped ?? publishUnderLock({ ...input, environment: 'production' });
+}
+
+/** A result that skips this promotion when production holds a newer build (or the refusal);
+ * undefined when it may go ahead. Same build again: idempotent, goes ahead. */
+async function olderThanProduction(input: PromoteStageInput): Promise<PromoteStageResult | undefined> {
+  if (input.force) return undefined;
+  for (const p of input.packages) {
+    const spec = input.repository.distroSpecs[p.distro];
+    for (const name of [...new Set(p.artifacts.map((a) => a.name))]) {
+      const { versions } = await repository.publishedVersions({
+        environment: 'production',
+        channel: input.channel,
+        distro: p.distro,
+        distroSpec: spec,
+        name,
+      });
+      const newest = versions[0];
+      // A newer one already there: refuse (numeric build order within one project version; the
+      // publisher compares full versions for retention).
+      if (newest && newest !== input.version && isNewer(newest, input.version)) {
+        if (input.skipIfOlder) {
+          const skipped = `production ${input.channel} already holds ${name} ${newest} (${p.distro}), newer than ${input.version}`;
+          return { environment: 'production', channel: input.channel, repositories: [], skipped };
         }
+        throw ApplicationFailure.create({
+          type: FailureType.OlderThanPublished,
+          message: `production ${input.channel} already holds ${name} ${newest} (${p.distro}), newer than ${input.version}: not promoting (force to override)`,
+          nonRetryable: true,
+        });
       }
     }
   }
-  return publishUnderLock({ ...input, environment: 'production' });
+  return undefined;
 }
 
 /** Whether version `a` sorts after `b` (`<x.y.z>-<build>`, numeric parts compared in order). */

@@ -61,11 +61,17 @@ export async function publishStage(input: PublishStageInput): Promise<PublishSta
 }
 
 /** The publish itself, under the bucket and channel's lock; the promote stage uses it too. */
-export async function publishUnderLock(input: PublishStageInput): Promise<PublishStageResult> {
+export async function publishUnderLock<R extends PublishStageResult = PublishStageResult>(
+  input: PublishStageInput,
+  /** Decided under the lock before anything is written: a result here ends the stage unpublished. */
+  before?: () => Promise<R | undefined>,
+): Promise<PublishStageResult | R> {
   const withLock = lockClient();
   const bucket = input.repository.buckets?.[input.environment] ?? input.environment;
   const lockId = repositoryLockId(bucket, input.channel);
-  return withLock(lockId, undefined, async (grant) => {
+  return withLock<PublishStageResult | R>(lockId, undefined, async (grant) => {
+    const early = await before?.();
+    if (early) return { result: early };
     const repositories: PublishStageResult['repositories'] = [];
     for (const p of input.packages) {
       const r = await publisher.publishPackages.executeWithOptions(
