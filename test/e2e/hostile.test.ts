@@ -79,6 +79,7 @@ describe('a hostile repository', () => {
   let apiUrl: string;
   let workers: { stop(): Promise<void> };
   let bare: string;
+  let goodBare: string;
   let work: string;
   let outside: string;
   const saved: Record<string, string | undefined> = {};
@@ -86,6 +87,7 @@ describe('a hostile repository', () => {
   beforeAll(async () => {
     const dir = tempDir('hostile');
     bare = path.join(dir, 'evil.git');
+    goodBare = path.join(dir, 'good.git');
     work = path.join(dir, 'work');
     outside = path.join(dir, 'outside');
     fs.mkdirSync(outside);
@@ -100,6 +102,13 @@ describe('a hostile repository', () => {
           cloneUrl: bare,
           steps: { unit: 'sh ./evil.sh' },
           more: { sandbox: { limits: { memoryMb: 256, pids: 64, diskMb: 64 } } },
+        },
+        // A well-behaved project on the same workers, after the attacks.
+        {
+          name: 'good/widget',
+          cloneUrl: goodBare,
+          steps: { unit: 'make test', package: 'make package' },
+          more: { packages: ['widget'] },
         },
       ],
       { github: { webhookSecretEnv: 'GITHUB_WEBHOOK_SECRET', tokenEnv: 'CONVEYOR_HOSTILE_TOKEN' } },
@@ -212,6 +221,24 @@ describe('a hostile repository', () => {
     await waitForStatus(client, id, 'aborted');
     const left = await runProcess('pgrep', ['-f', `sleep ${BOMB_SLEEP}`]);
     expect(left.output.trim()).toBe('');
+  });
+
+  it('leaves the chain working for the next project on the same workers', async () => {
+    const commit = await commitSample(goodBare, path.join(work, '..', 'good-work'), { message: 'after the attack' });
+    const res = await sendWebhook(
+      apiUrl,
+      SECRET,
+      'push',
+      pushPayload({ repository: 'good/widget', branch: 'main', sha: commit.sha, before: commit.before }),
+    );
+    expect(res.status).toBe(202);
+    const status = await waitForStatus(client, res.body.workflowId as string, 'succeeded', 180_000);
+    expect(status.stages.map((s) => `${s.name}:${s.state}`)).toEqual([
+      'test:succeeded',
+      'package:succeeded',
+      'publish:succeeded',
+      'promote:succeeded',
+    ]);
   });
 
   it('keeps every canary out of every workflow history', async () => {
