@@ -1,5 +1,7 @@
 // Records the histories of real runs (a pipeline and all its children) for the replay test:
 //   tsx test/replay/record.ts <name> <pipeline workflow ID> [--address HOST:PORT]
+// Entity workflows (branch-state, locks) never finish: `--running` records their history so far
+//   tsx test/replay/record.ts <name> branch-state/<owner>/<repo>/<branch> --running
 // writes test/replay/histories/<name>/<one file per workflow>.json. Record from runs of the code
 // being committed; after that, changes to workflow code must keep these histories replaying
 // (use patched() for incompatible changes).
@@ -21,10 +23,11 @@ async function main(): Promise<void> {
     fs.mkdirSync(dir, { recursive: true });
     const ids: string[] = [];
     for await (const w of client.workflow.list({ query: `RootWorkflowId = "${rootId.replace(/"/g, '\\"')}"` })) {
-      if (w.status.name === 'RUNNING') throw new Error(`${w.workflowId} still runs: record finished runs only`);
+      if (w.status.name === 'RUNNING' && !process.argv.includes('--running'))
+        throw new Error(`${w.workflowId} still runs: record finished runs only (entities: --running)`);
       ids.push(w.workflowId);
     }
-    if (!ids.includes(rootId)) throw new Error(`no finished workflow ${rootId} at ${address}`);
+    if (!ids.includes(rootId)) throw new Error(`no workflow ${rootId} at ${address}`);
     for (const id of ids) {
       // Binary protobuf (base64): the JSON forms do not round-trip every field of these histories.
       const history = await client.workflow.getHandle(id).fetchHistory();
