@@ -145,6 +145,26 @@ describe('chain: push → test → package → publish (staging)', () => {
     for (const r of results.filter((x) => x.status === 'superseded')) {
       expect(r.stages.find((s) => s.name === 'promote')?.state).toBe('skipped');
     }
+    // Only the older build may be superseded; the newer one always reaches production, and
+    // production's channel offers the newer version (it never moved back).
+    const [older, newer] = [...results].sort((a, b) => (a.build ?? 0) - (b.build ?? 0));
+    expect(newer.status).toBe('succeeded');
+    expect(['succeeded', 'superseded']).toContain(older.status);
+    const production = `${testEnv().aws}/${parseS3Url(config.storage.production).bucket}`;
+    const prodRepo = newer.promoted!.repositories.find((r) => r.distro === deb)!;
+    const prodPackages = await (
+      await fetch(`${production}/${prodRepo.path}/dists/bookworm-unstable/main/binary-amd64/Packages`)
+    ).text();
+    expect(prodPackages).toContain(`Version: ${newer.version}`);
+    const apt = await aptClient(
+      tempDir('apt-prod'),
+      `${production}/${prodRepo.path}`,
+      'bookworm-unstable',
+      `${production}/keys/conveyor.asc`,
+    );
+    expect((await apt.update()).exitCode).toBe(0);
+    const policy = await apt.policy('widget');
+    expect(policy.output).toContain(`Candidate: ${newer.version}`);
     const versions = results.map((r) => r.version).sort();
     const debRepo = results[0].published!.repositories.find((r) => r.distro === deb)!;
     const packages = await (
