@@ -22,7 +22,11 @@ describe('commit statuses', () => {
     bare = path.join(dir, 'widget.git');
     work = path.join(dir, 'work');
     config = testConfig([
-      { name: 'acme/widget', cloneUrl: bare, steps: { unit: 'make test', integration: 'make integration' } },
+      {
+        name: 'acme/widget',
+        cloneUrl: bare,
+        steps: { unit: 'make test', integration: 'make integration', package: 'make package' },
+      },
     ]);
     config.github = { ...config.github, apiUrl: gh.url };
     process.env[config.github.tokenEnv] = 'gh-test-token';
@@ -39,19 +43,35 @@ describe('commit statuses', () => {
   const start = (mutate?: (d: string) => void) =>
     startSampleRun(config, client, { repository: 'acme/widget', bare, work, message: 'status', mutate });
 
-  const statusesFor = (sha: string) =>
+  const statusesFor = (sha: string, answered = 201) =>
     gh.requests
-      .filter((r) => r.path === `/repos/acme/widget/statuses/${sha}`)
+      .filter((r) => r.path === `/repos/acme/widget/statuses/${sha}` && r.status === answered)
       .map((r) => r.body as { state: string; context: string; target_url?: string; description: string });
 
-  it('reports pending then success for a passing run, with the token and a link to the run', async () => {
+  /** Each context's states in the order GitHub accepted them. */
+  const byContext = (sha: string) => {
+    const out = new Map<string, string[]>();
+    for (const s of statusesFor(sha)) out.set(s.context, [...(out.get(s.context) ?? []), s.state]);
+    return out;
+  };
+  const stageContexts = (result: { stages: { name: string; distro?: string }[] }) =>
+    result.stages.map((s) => `conveyor/${s.name}${s.distro ? `/${s.distro}` : ''}`).sort();
+
+  it('reports pending then success for every stage of a passing run, with the token and a link to the run', async () => {
     const { sha, workflowId } = await start();
-    await client.workflow.getHandle(workflowId).result();
+    const result = (await client.workflow.getHandle(workflowId).result()) as {
+      stages: { name: string; distro?: string }[];
+    };
+    const contexts = byContext(sha);
+    expect([...contexts.keys()].sort()).toEqual(stageContexts(result));
+    for (const [context, states] of contexts)
+      expect({ context, states }).toEqual({ context, states: ['pending', 'success'] });
     const sent = statusesFor(sha);
-    expect(sent.map((s) => `${s.context}:${s.state}`)).toEqual(['conveyor/test:pending', 'conveyor/test:success']);
-    expect(sent[1].target_url).toBe(
-      `http://127.0.0.1:8233/namespaces/default/workflows/${encodeURIComponent(workflowId)}`,
-    );
+    expect(
+      sent.every(
+        (s) => s.target_url === `http://127.0.0.1:8233/namespaces/default/workflows/${encodeURIComponent(workflowId)}`,
+      ),
+    ).toBe(true);
     expect(gh.requests.filter((r) => r.path.endsWith(sha)).every((r) => r.tokenMatches)).toBe(true);
   });
 
@@ -68,10 +88,29 @@ describe('commit statuses', () => {
     expect(sent[1].description).toBe('unit exited with code 2');
   });
 
-  it('never fails a run when GitHub rate-limits or errors', async () => {
+  it('never fails a run when GitHub errors', async () => {
     gh.failNext(2, { kind: 'status', status: 500, message: 'boom' });
     const { workflowId } = await start();
     const result = (await client.workflow.getHandle(workflowId).result()) as { status: string };
     expect(result.status).toBe('succeeded');
+  });
+
+  it('retries rate-limited reports until GitHub takes them: every stage still ends success', async () => {
+    gh.failNext(3, { kind: '429', retryAfterSeconds: 1 });
+    const { sha, workflowId } = await start();
+    const result = (await client.workflow.getHandle(workflowId).result()) as {
+      status: string;
+      stages: { name: string; distro?: string }[];
+    };
+    expect(result.status).toBe('succeeded');
+    const limited = statusesFor(sha, 429);
+    expect(limited).toHaveLength(3);
+    // Each rate-limited report was sent again and accepted.
+    const accepted = statusesFor(sha).map((s) => `${s.context}:${s.state}`);
+    for (const l of limited) expect(accepted).toContain(`${l.context}:${l.state}`);
+    const contexts = byContext(sha);
+    expect([...contexts.keys()].sort()).toEqual(stageContexts(result));
+    for (const [context, states] of contexts)
+      expect({ context, final: states.at(-1) }).toEqual({ context, final: 'success' });
   });
 });

@@ -13,6 +13,8 @@ export interface RecordedRequest {
   tokenMatches?: boolean;
   body: unknown;
   at: number;
+  /** The HTTP status this stand-in answered. */
+  status?: number;
 }
 
 export type Failure =
@@ -49,15 +51,17 @@ export async function startFakeGithub(opts: { expectedToken?: string } = {}): Pr
       }
       const auth = req.headers.authorization;
       const path = (req.url ?? '/').split('?')[0];
-      requests.push({
+      const record: RecordedRequest = {
         method: req.method ?? '',
         path,
         authScheme: auth?.split(' ')[0]?.toLowerCase(),
         tokenMatches: opts.expectedToken ? auth?.split(' ')[1] === opts.expectedToken : undefined,
         body,
         at: Date.now(),
-      });
+      };
+      requests.push(record);
       const reply = (status: number, data: unknown, headers: Record<string, string> = {}) => {
+        record.status = status;
         const out = JSON.stringify(data);
         res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
         res.end(out);
