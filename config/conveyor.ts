@@ -317,6 +317,18 @@ export const conveyorSchema = z
         .transform((d) => (d.format === 'deb' ? { ...d, arch: debianArch(d.arch) } : d)),
     ),
     workspace: z.string().optional(),
+    /** Worker processes. SIGTERM lets running activities finish for up to shutdownGraceSeconds (the
+     * longest step should fit: default the repositories' longest stepTimeoutSeconds plus a minute);
+     * maxConcurrentActivities caps how many steps each build queue of a builder runs at once (the SDK's default of
+     * 100 is effectively unlimited for builds). */
+    workers: z
+      .object({
+        shutdownGraceSeconds: z.number().int().positive().optional(),
+        maxConcurrentActivities: z.number().int().positive().default(4),
+        orchestratorMaxConcurrentActivities: z.number().int().positive().default(100),
+      })
+      .strict()
+      .default({ maxConcurrentActivities: 4, orchestratorMaxConcurrentActivities: 100 }),
     /** The build workers' sandbox (activities/exec/sandbox.ts): the unprivileged uid and gid steps
      * run as when the builder runs as root. Never 0; a uid of its own (no other process uses it)
      * keeps RLIMIT_NPROC meaningful where cgroups are unavailable. */

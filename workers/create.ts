@@ -22,6 +22,12 @@ export interface WorkerOptions {
   identity?: string;
 }
 
+/** How long SIGTERM waits for running activities: long enough for the longest step to finish. */
+export function shutdownGraceSeconds(config: ConveyorConfig): number {
+  const longest = Math.max(0, ...config.repositories.map((r) => r.stepTimeoutSeconds));
+  return config.workers.shutdownGraceSeconds ?? longest + 60;
+}
+
 export function workflowsPath(): string {
   return path.resolve(__dirname, '..', 'workflows', 'index.ts');
 }
@@ -32,6 +38,8 @@ export async function createOrchestratorWorker(opts: WorkerOptions & { client: C
     namespace: opts.config.temporal.namespace,
     taskQueue: opts.config.temporal.taskQueue,
     ...(opts.identity ? { identity: opts.identity } : {}),
+    shutdownGraceTime: `${shutdownGraceSeconds(opts.config)} seconds`,
+    maxConcurrentActivityTaskExecutions: opts.config.workers.orchestratorMaxConcurrentActivities,
     ...(opts.workflowBundlePath
       ? { workflowBundle: { codePath: opts.workflowBundlePath } }
       : { workflowsPath: workflowsPath() }),
@@ -66,6 +74,9 @@ export async function createBuilderWorkers(
         namespace: opts.config.temporal.namespace,
         taskQueue: buildQueue(d),
         ...(opts.identity ? { identity: `${opts.identity}/${d}` } : {}),
+        // SIGTERM lets running steps finish; a build host runs only so many steps at once.
+        shutdownGraceTime: `${shutdownGraceSeconds(opts.config)} seconds`,
+        maxConcurrentActivityTaskExecutions: opts.config.workers.maxConcurrentActivities,
         activities,
       }),
     ),

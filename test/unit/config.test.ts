@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig, parseS3Url, repositorySpec, resolveConfigPath } from '../../config/conveyor';
 import { loadDevConfig } from '../../config/temporal-dev';
+import { shutdownGraceSeconds } from '../../workers/create';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -146,5 +147,14 @@ repositories:
   it('parses s3 URLs', () => {
     expect(parseS3Url('s3://bucket')).toEqual({ bucket: 'bucket', prefix: '' });
     expect(parseS3Url('s3://bucket/some/prefix')).toEqual({ bucket: 'bucket', prefix: 'some/prefix/' });
+  });
+
+  it('sizes the workers: shutdown grace from the longest step, a cap on concurrent steps', () => {
+    const cfg = loadConfig(write(VALID), {});
+    expect(cfg.workers).toEqual({ maxConcurrentActivities: 4, orchestratorMaxConcurrentActivities: 100 });
+    expect(shutdownGraceSeconds(cfg)).toBe(1800 + 60);
+    const set = loadConfig(write(`${VALID}\nworkers: { shutdownGraceSeconds: 90, maxConcurrentActivities: 2 }\n`), {});
+    expect(shutdownGraceSeconds(set)).toBe(90);
+    expect(set.workers.maxConcurrentActivities).toBe(2);
   });
 });
