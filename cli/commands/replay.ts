@@ -1,7 +1,9 @@
 // `conveyor replay [--since 7d] [--query Q]`: the check to run before deploying new worker code.
 // Downloads the histories of recent runs (every pipeline and all its stage children) from the
 // server and replays them against the local workflow code, printing a pass/fail table; exits 1
-// when any history no longer replays (an incompatible change that needs patched()).
+// when any history no longer replays (an incompatible change that needs patched()). The long-lived
+// entity workflows (branch-state, locks) are replayed too: their current runs and the runs they
+// continued-as-new from within --since; they outlive every pipeline, so they matter most.
 import path from 'node:path';
 import { Command } from 'commander';
 import { DeterminismViolationError } from '@temporalio/workflow';
@@ -21,8 +23,9 @@ export function replayCommand(): Command {
     .summary('replay recent runs against the local workflow code (before deploying new workers)')
     .option('--since <age>', 'runs started within this age: 30m, 12h, 7d', '7d')
     .option('--query <visibility query>', 'instead of --since: which pipelines (e.g. "ConveyorBranch = \'main\'")')
-    .option('--limit <n>', 'at most this many pipelines', '50')
-    .action(async (o: { since: string; query?: string; limit: string }, cmd: Command) => {
+    .option('--limit <n>', 'at most this many pipelines (and this many entity runs)', '50')
+    .option('--entities', 'also the entity workflows (branch-state, locks); the default without --query')
+    .action(async (o: { since: string; query?: string; limit: string; entities?: boolean }, cmd: Command) => {
       const config = commandConfig(cmd);
       const limit = Number(o.limit);
       if (!Number.isInteger(limit) || limit < 1) throw new Error(`--limit: not a positive integer: ${o.limit}`);
@@ -37,6 +40,20 @@ export function replayCommand(): Command {
       });
       const rows: { id: string; type: string; result: string }[] = [];
       await withClient(config, async (client) => {
+        const replayOne = async (w: { workflowId: string; runId: string; type: string }) => {
+          const history = await client.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
+          try {
+            await Worker.runReplayHistory(
+              { workflowBundle: bundle, replayName: 'conveyor-replay' },
+              history,
+              w.workflowId,
+            );
+            rows.push({ id: w.workflowId, type: w.type, result: 'ok' });
+          } catch (err) {
+            const kind = err instanceof DeterminismViolationError ? 'NONDETERMINISTIC' : 'ERROR';
+            rows.push({ id: w.workflowId, type: w.type, result: `${kind}: ${firstCause((err as Error).message)}` });
+          }
+        };
         const roots: string[] = [];
         for await (const w of client.workflow.list({ query })) {
           if (roots.length >= limit) break;
@@ -44,22 +61,17 @@ export function replayCommand(): Command {
         }
         for (const root of roots) {
           for await (const w of client.workflow.list({ query: `RootWorkflowId = '${root.replace(/'/g, "\\\\'")}'` })) {
-            const history = await client.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
-            try {
-              await Worker.runReplayHistory(
-                { workflowBundle: bundle, replayName: 'conveyor-replay' },
-                history,
-                w.workflowId,
-              );
-              rows.push({ id: w.workflowId, type: w.type, result: 'ok' });
-            } catch (err) {
-              const kind = err instanceof DeterminismViolationError ? 'NONDETERMINISTIC' : 'ERROR';
-              rows.push({
-                id: w.workflowId,
-                type: w.type,
-                result: `${kind}: ${firstCause((err as Error).message)}`,
-              });
-            }
+            await replayOne(w);
+          }
+        }
+        if (o.entities ?? !o.query) {
+          const entities =
+            `(WorkflowType = 'branchState' OR WorkflowType = 'repositoryLock') AND ` +
+            `(ExecutionStatus = 'Running' OR CloseTime > '${sinceToIso(o.since)}')`;
+          let n = 0;
+          for await (const w of client.workflow.list({ query: entities })) {
+            if (n++ >= limit) break;
+            await replayOne(w);
           }
         }
       });

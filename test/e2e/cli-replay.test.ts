@@ -2,6 +2,7 @@
 // the local workflow code, printing a table; bad --since values are named.
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import { createControlActivities } from '../../activities/control';
 import type { ConveyorConfig } from '../../config/conveyor';
 import { conveyor } from '../helpers/cli';
 import { awsFor, clientFor, startSampleRun, startWorkers, tempDir, testConfig, uid } from '../helpers/stack';
@@ -31,6 +32,24 @@ describe('conveyor replay', () => {
   afterAll(async () => {
     await workers?.stop();
     await client?.connection.close();
+  });
+
+  it('replays the entity workflows too (branch-state, locks)', async () => {
+    const control = createControlActivities({ client, taskQueue: config.temporal.taskQueue });
+    const repo = `acme/entity-${uid()}`;
+    await control.allocateBuild({
+      repository: repo,
+      branch: 'main',
+      pipelineId: `pipeline/${repo}/main/${'a'.repeat(40)}`,
+    });
+    const r = await conveyor(
+      config.file,
+      ['replay', '--query', `ConveyorRepository = '${name}'`, '--entities', '--limit', '500'],
+      { timeoutMs: 120000 },
+    );
+    expect(r.stderr).not.toContain('conveyor:');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`branch-state/${repo}/main\\s+branchState\\s+ok`));
   });
 
   it('replays the pipeline and its stage children against the local code', async () => {
