@@ -178,6 +178,8 @@ export interface PipelineStatus {
    * it (as the sender says: anyone who can reach the Temporal frontend can send one; see the
    * README's production section), when, and whether the run acted on it. */
   actions?: OperatorAction[];
+  /** Things that went ahead but that an operator should know (a deployed commit that had vanished). */
+  warnings?: string[];
   /** Staging hosts per distro after deploy: before/after version and outcome of each. */
   hosts?: {
     distro: string;

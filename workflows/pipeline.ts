@@ -415,6 +415,7 @@ async function deploy(run: Run, packaged: PackageStageResult[]): Promise<Deploye
       );
       state.hosts = [...(state.hosts ?? []).filter((h) => h.distro !== distro), { distro, hosts: r.hosts }];
       if (r.status === 'superseded') s.error = r.reason;
+      if (r.warning) state.warnings = [...(state.warnings ?? []), `deploy/${distro}: ${r.warning}`];
       return { distro, result: r };
     }),
   );

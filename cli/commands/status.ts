@@ -70,6 +70,7 @@ export function statusDetails(s: PipelineStatus): string[] {
         : `  approval requested at ${a.requestedAt}`,
     );
   }
+  for (const w of s.warnings ?? []) lines.push(`  warning: ${w}`);
   for (const a of s.actions ?? []) {
     lines.push(
       `  ${a.at} ${a.action} by ${a.by}${a.detail ? ` (${a.detail})` : ''}${a.accepted ? '' : ': ignored, nothing waited for it'}`,

@@ -15,6 +15,8 @@ import { abortSignal, lockStateQuery, releaseLockSignal, statusQuery } from '../
 import { createControlActivities } from '../../activities/control';
 import { deployLockId, stageId } from '../../common/ids';
 import { parseS3Url } from '../../config/conveyor';
+import { runChecked, runProcess } from '../../activities/exec/process';
+import { SAMPLE_DIR } from '../../cli/demo/sample-repo';
 import { conveyor } from '../helpers/cli';
 import { makeLocalHost, registerHosts } from '../helpers/hosts';
 import {
@@ -289,5 +291,53 @@ describe('staging: deploy and verify on local hosts', () => {
     }
     const unknown = await conveyor(config.file, ['rerun', older.workflowId, 'deploy/a/b'], { timeoutMs: 60000 });
     expect(unknown.stderr).toContain('unknown stage "deploy/a/b"');
+  });
+
+  it('deploys after a force-push dropped the deployed commit, and says so', async () => {
+    // What the hosts run came from a commit that a force-push then removed from the repository.
+    const record = (await client.workflow.getHandle(deployLockId('staging', deb)).query(lockStateQuery)).records?.[
+      'acme/widget'
+    ];
+    expect(record?.sha).toMatch(/^[0-9a-f]{40}$/);
+    const rewritten = path.join(tempDir('rewrite'), 'work');
+    await runChecked('git', ['init', '--quiet', '--initial-branch=main', rewritten]);
+    fs.cpSync(SAMPLE_DIR, rewritten, { recursive: true });
+    await runChecked('git', ['-C', rewritten, 'add', '-A']);
+    await runChecked('git', [
+      '-C',
+      rewritten,
+      '-c',
+      'user.name=t',
+      '-c',
+      'user.email=t@t',
+      'commit',
+      '--quiet',
+      '-m',
+      'history reset',
+    ]);
+    await runChecked('git', ['-C', rewritten, 'remote', 'add', 'origin', bare]);
+    await runChecked('git', ['-C', rewritten, 'push', '--quiet', '--force', 'origin', 'HEAD:refs/heads/main']);
+    for (const ref of (await runChecked('git', ['-C', bare, 'for-each-ref', '--format=%(refname)'])).split('\n')) {
+      if (ref && ref !== 'refs/heads/main') await runChecked('git', ['-C', bare, 'update-ref', '-d', ref]);
+    }
+    await runChecked('git', ['-C', bare, 'reflog', 'expire', '--expire=now', '--all']);
+    await runChecked('git', ['-C', bare, 'gc', '--quiet', '--prune=now']);
+    expect((await runProcess('git', ['-C', bare, 'cat-file', '-e', `${record!.sha}^{commit}`])).exitCode).not.toBe(0);
+
+    // The next push deploys (the old code parked it: "cannot fetch … from …") and the run says why.
+    const { workflowId } = await startSampleRun(config, client, {
+      repository: 'acme/widget',
+      bare,
+      work: rewritten,
+      message: 'after the reset',
+    });
+    const result = (await client.workflow.getHandle(workflowId).result()) as PipelineResult;
+    expect(result.status).toBe('succeeded');
+    for (const h of result.hosts!.flatMap((g) => g.hosts)) expect(h.after).toBe(result.version);
+    const status = await client.workflow.getHandle(workflowId).query(statusQuery);
+    expect(status.warnings?.join('\n')).toContain(
+      `the deployed commit ${record!.sha} (${record!.version}) is no longer in ${bare} (history rewritten, or the repository moved)`,
+    );
+    expect((await conveyor(config.file, ['status', workflowId])).stdout).toContain('warning: deploy/');
   });
 });

@@ -60,6 +60,8 @@ export interface DeployStageResult {
   hosts: HostReport[];
   /** The hosts that now run the version, for the verify stage. */
   upgraded: Host[];
+  /** Deployed, but something the operator should know (the deployed commit had vanished). */
+  warning?: string;
 }
 
 export async function deployStage(input: DeployStageInput): Promise<DeployStageResult> {
@@ -93,8 +95,11 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
         for (const q of grant.queued ?? []) {
           const m = q.meta;
           if (!m || m.repository !== repoName || m.branch !== input.branch || m.sha === input.sha) continue;
+          const pair = { cloneUrl: input.repository.cloneUrl, ancestor: input.sha, descendant: m.sha };
           if (
-            await fleet().isAncestor({ cloneUrl: input.repository.cloneUrl, ancestor: input.sha, descendant: m.sha })
+            patched('deployed-commit-may-vanish')
+              ? (await fleet().commitRelation(pair)).relation === 'ancestor'
+              : await fleet().isAncestor(pair)
           ) {
             return {
               result: {
@@ -112,22 +117,36 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
       // what the hosts run: moving the environment to another branch's build is a deliberate
       // switch, and (like --force) may go down. Within one branch, ancestry decides above.
       const switching = Boolean(deployed && deployed.branch !== input.branch);
+      let warning: string | undefined;
       if (deployed && deployed.sha !== input.sha && !input.force) {
-        if (
-          await fleet().isAncestor({
-            cloneUrl: input.repository.cloneUrl,
-            ancestor: input.sha,
-            descendant: deployed.sha,
-          })
-        ) {
-          return {
-            result: {
-              status: 'superseded',
-              reason: `${input.sha} is an ancestor of ${deployed.sha} (${deployed.version}), already deployed to ${input.environment}`,
-              hosts: [],
-              upgraded: [],
-            },
-          };
+        const older = {
+          result: {
+            status: 'superseded' as const,
+            reason: `${input.sha} is an ancestor of ${deployed.sha} (${deployed.version}), already deployed to ${input.environment}`,
+            hosts: [],
+            upgraded: [],
+          },
+        };
+        const ancestry = { cloneUrl: input.repository.cloneUrl, ancestor: input.sha, descendant: deployed.sha };
+        if (patched('deployed-commit-may-vanish')) {
+          // A deployed commit the repository no longer has (force-push, moved or recreated
+          // repository) is not an outage: deploy, and say so, instead of parking the run.
+          const { relation } = await fleet().commitRelation(ancestry);
+          if (relation === 'ancestor') return older;
+          if (relation === 'ancestor-missing') {
+            throw ApplicationFailure.create({
+              type: FailureType.CommitNotFound,
+              message: `commit ${input.sha} is no longer in ${input.repository.cloneUrl}: nothing to deploy`,
+              nonRetryable: true,
+            });
+          }
+          if (relation === 'descendant-missing') {
+            warning =
+              `the deployed commit ${deployed.sha} (${deployed.version}) is no longer in ${input.repository.cloneUrl} ` +
+              `(history rewritten, or the repository moved): deployed ${input.sha} without the ancestry check`;
+          }
+        } else if (await fleet().isAncestor(ancestry)) {
+          return older;
         }
       }
 
@@ -279,7 +298,7 @@ export async function deployStage(input: DeployStageInput): Promise<DeployStageR
         });
       }
       return {
-        result: { status: 'deployed', hosts: reports, upgraded: hosts },
+        result: { status: 'deployed', hosts: reports, upgraded: hosts, ...(warning ? { warning } : {}) },
         record: {
           key: repoName,
           value: { sha: input.sha, version: input.version, branch: input.branch, at: new Date().toISOString() },
