@@ -8,7 +8,9 @@ export function abortCommand(): Command {
   return new Command('abort')
     .summary('end a run as aborted')
     .argument('<workflowId>', 'a pipeline run that has not ended')
-    .description('end a run as aborted, cancelling what runs')
+    .description(
+      'end a run as aborted, cancelling what runs. Sent as an Update: the run itself accepts it or refuses with the reason; who sent it (--by) is recorded in its status.',
+    )
     .requiredOption('--reason <text>', 'why (recorded in the history and the status)')
     .option('--by <name>', 'who aborts (recorded in the history)', process.env.USER ?? 'operator')
     .action(async (id: string, o: { reason: string; by: string }, cmd: Command) => {

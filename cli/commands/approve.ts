@@ -9,7 +9,9 @@ export function approveCommand(): Command {
   return new Command('approve')
     .summary('let a run waiting for approval promote to production')
     .argument('<workflowId>', 'a pipeline run waiting in awaiting-approval')
-    .description('approve a run that waits at its approval gate, so it promotes to production')
+    .description(
+      'approve a run that waits at its approval gate, so it promotes to production. Sent as an Update: the run itself accepts it or refuses with the reason; who sent it (--by) is recorded in its status.',
+    )
     .option('--comment <text>', 'recorded with the approval')
     .option('--by <name>', 'who approves (recorded in the status and history)', process.env.USER ?? 'operator')
     .action(async (id: string, o: { comment?: string; by: string }, cmd: Command) => {

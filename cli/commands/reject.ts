@@ -8,7 +8,9 @@ export function rejectCommand(): Command {
   return new Command('reject')
     .summary('end a run waiting for approval as rejected')
     .argument('<workflowId>', 'a pipeline run waiting in awaiting-approval')
-    .description('reject a run that waits at its approval gate: it ends rejected and promotes nothing')
+    .description(
+      'reject a run that waits at its approval gate: it ends rejected and promotes nothing. Sent as an Update: the run itself accepts it or refuses with the reason; who sent it (--by) is recorded in its status.',
+    )
     .requiredOption('--reason <text>', 'why (recorded in the status and history)')
     .option('--by <name>', 'who rejects', process.env.USER ?? 'operator')
     .action(async (id: string, o: { reason: string; by: string }, cmd: Command) => {

@@ -12,7 +12,11 @@ export function statusCommand(): Command {
   return new Command('status')
     .summary("a run's stages, failures and log tails")
     .argument('<workflowId>', 'a pipeline run, e.g. pipeline/acme/widget/main/<sha> (see conveyor list)')
-    .description("print a run's status: each stage with state, attempt, times; failures with their log tail")
+    .description(
+      "print a run's status: each stage with state, attempt, times; failures with their log tail; what a stage waits for " +
+        '(a lock and its holder); warnings; operator actions and who sent them. When no orchestrator worker answers, ' +
+        'says so and prints what the Temporal server knows (status, search attributes, pending activities, memo); exits 1',
+    )
     .option('--json', 'print the status query result as JSON')
     .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
       const config = commandConfig(cmd);
