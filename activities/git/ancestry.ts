@@ -26,7 +26,7 @@ export interface IsAncestorInput {
 export type CommitRelation = 'ancestor' | 'not-ancestor' | 'ancestor-missing' | 'descendant-missing';
 
 export function createGitActivities(deps: { workspaceRoot?: string; gitAuth?: GitAuth }) {
-  return {
+  const activities = {
     /** How `ancestor` relates to `descendant`, or which of the two the remote no longer has.
      * Throws a retryable CheckoutFailed only when the remote itself cannot be reached. */
     async commitRelation(input: IsAncestorInput): Promise<{ relation: CommitRelation }> {
@@ -79,44 +79,11 @@ export function createGitActivities(deps: { workspaceRoot?: string; gitAuth?: Gi
       }
     },
 
-    /** True when `ancestor` is reachable from `descendant` (a commit is its own ancestor). */
+    /** True when `ancestor` is reachable from `descendant` (a commit is its own ancestor). Kept for
+     * runs recorded before commitRelation; a commit the remote no longer has is not an ancestor. */
     async isAncestor(input: IsAncestorInput): Promise<boolean> {
-      for (const sha of [input.ancestor, input.descendant]) {
-        if (!SHA.test(sha))
-          throw ApplicationFailure.nonRetryable(
-            `not a full commit sha: ${JSON.stringify(sha)}`,
-            FailureType.CheckoutFailed,
-          );
-      }
-      if (input.ancestor === input.descendant) return true;
-      const root = deps.workspaceRoot ?? path.join(os.tmpdir(), 'conveyor-work');
-      fs.mkdirSync(root, { recursive: true });
-      const dir = fs.mkdtempSync(path.join(root, 'ancestry-'));
-      const env = { ...gitBaseEnv(), ...(await deps.gitAuth?.(input.cloneUrl)) };
-      try {
-        await runChecked('git', ['init', '--quiet', '--bare', dir], { env });
-        const fetched = await runProcess(
-          'git',
-          ['-C', dir, 'fetch', '--quiet', '--filter=blob:none', '--', input.cloneUrl, input.ancestor, input.descendant],
-          { env },
-        );
-        if (fetched.exitCode !== 0) {
-          throw ApplicationFailure.retryable(
-            `cannot fetch ${input.ancestor} and ${input.descendant} from ${input.cloneUrl}: ${fetched.output.trim().slice(-400)}`,
-            FailureType.CheckoutFailed,
-          );
-        }
-        const r = await runProcess(
-          'git',
-          ['-C', dir, 'merge-base', '--is-ancestor', input.ancestor, input.descendant],
-          { env },
-        );
-        if (r.exitCode === 0) return true;
-        if (r.exitCode === 1) return false;
-        throw new Error(`git merge-base failed: ${r.output.trim().slice(-400)}`);
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
+      return (await activities.commitRelation(input)).relation === 'ancestor';
     },
   };
+  return activities;
 }
