@@ -68,6 +68,9 @@ export function createBuildActivities({
     gitAuth: createGitAuth(config, checkoutEnv(config, env)),
     // One per worker: it probes once what isolation this machine allows.
     sandbox,
+    onStart: async (stageWorkflowId: string, step: string) => {
+      await client.workflow.getHandle(stageWorkflowId).signal(MessageNames.stepStarted, { step });
+    },
   };
   return {
     runStep: createRunStep(deps),

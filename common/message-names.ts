@@ -17,5 +17,6 @@ export const MessageNames = {
   withdrawLock: 'withdrawLock',
   lockState: 'lockState',
   stageNote: 'stageNote',
+  stepStarted: 'stepStarted',
   hostExec: 'hostExec',
 } as const;

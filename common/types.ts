@@ -27,6 +27,8 @@ export interface RepositorySpec {
   /** Staging hosts: EC2 tags (plus Distro=<distro>) and how many to upgrade at a time. */
   staging?: { tags: Record<string, string>; batchSize: number };
   stepTimeoutSeconds: number;
+  /** After this long without a builder taking a step, the run says it waits for a build worker. */
+  workerWaitNoticeSeconds?: number;
   /** The built-in packager's settings, when the repository uses it. */
   builtinPackage?: BuiltinPackageSpec;
   /** The package names this repository may build and publish (conveyor.yml `packages`). Absent in

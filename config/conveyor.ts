@@ -131,6 +131,9 @@ const repository = z
       .strict()
       .optional(),
     stepTimeoutSeconds: z.number().int().positive().default(1800),
+    /** After this long without a builder taking a step, the run's status says it waits for a
+     * `build-<distro>` worker (and `conveyor workers` tells which queue has none). */
+    workerWaitNoticeSeconds: z.number().int().positive().default(120),
     /** How long a run with a failed stage waits for an operator's `retry` or `abort` before it fails. */
     operatorWindowHours: z.number().positive().default(168),
     /** How long a run waits for `approve`/`reject` before it ends `expired` with nothing promoted. */
@@ -530,6 +533,7 @@ export function repositorySpec(
     supersede: rule.supersede,
     staging: repo.staging ? { tags: { ...repo.staging.tags }, batchSize: repo.staging.batchSize } : undefined,
     stepTimeoutSeconds: repo.stepTimeoutSeconds,
+    workerWaitNoticeSeconds: repo.workerWaitNoticeSeconds,
     builtinPackage: repo.packaging?.builtin,
     packages: [...(repo.packages ?? [defaultPackageName(repo.name)])],
     keepBuilds: repo.retention.keepBuilds,

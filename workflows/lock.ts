@@ -24,11 +24,11 @@ import {
 } from '@temporalio/workflow';
 import type { OrchestratorActivities } from '../activities';
 import { FailureType } from '../common/failures';
+import { tellParent } from './support';
 import {
   lockGrantedSignal,
   releaseLockSignal,
   renewLockSignal,
-  stageNoteSignal,
   withdrawLockSignal,
   type LockGrant,
   type LockRecord,
@@ -83,12 +83,12 @@ export function lockClient(): WithLock {
     if (leases) {
       const waitSeconds = options.waitSeconds ?? WAIT_SECONDS;
       const waiting = !grants.has(lockId);
-      if (waiting) await note(`waiting for lock ${lockId}${queued?.holder ? `, held by ${queued.holder}` : ''}`);
+      if (waiting) await tellParent(`waiting for lock ${lockId}${queued?.holder ? `, held by ${queued.holder}` : ''}`);
       const granted = await condition(() => grants.has(lockId), `${waitSeconds} seconds`);
       if (!granted) {
         await CancellationScope.nonCancellable(async () => {
           await getExternalWorkflowHandle(lockId).signal(withdrawLockSignal, { requester: me });
-          await note(undefined);
+          await tellParent(undefined);
         });
         throw ApplicationFailure.create({
           type: FailureType.LockTimeout,
@@ -96,7 +96,7 @@ export function lockClient(): WithLock {
           message: `waited ${waitSeconds} s for lock ${lockId}${queued?.holder ? `, held by ${queued.holder}` : ''}; retry the stage when it is free`,
         });
       }
-      if (waiting) await note(undefined);
+      if (waiting) await tellParent(undefined);
     } else {
       await condition(() => grants.has(lockId));
     }
@@ -127,15 +127,4 @@ export function lockClient(): WithLock {
       );
     }
   };
-}
-
-/** Tells the parent pipeline (if any) what this stage waits for; never fails the stage. */
-async function note(text: string | undefined): Promise<void> {
-  const parent = workflowInfo().parent;
-  if (!parent) return;
-  await CancellationScope.nonCancellable(() =>
-    getExternalWorkflowHandle(parent.workflowId)
-      .signal(stageNoteSignal, { workflowId: workflowInfo().workflowId, ...(text ? { note: text } : {}) })
-      .catch(() => undefined),
-  );
 }

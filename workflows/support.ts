@@ -1,7 +1,28 @@
 // Pure helpers shared by the pipeline and its stages (deterministic: no I/O).
-import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, TemporalFailure } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  ChildWorkflowFailure,
+  getExternalWorkflowHandle,
+  TemporalFailure,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { CommandFailureDetails } from '../common/failures';
 import type { RepositorySpec } from '../common/types';
+import { stageNoteSignal } from './messages';
+
+/** Tells the parent pipeline (if any) what this stage waits for (`undefined`: no longer); the
+ * pipeline shows it in its status. Never fails the stage. */
+export async function tellParent(text: string | undefined): Promise<void> {
+  const parent = workflowInfo().parent;
+  if (!parent) return;
+  await CancellationScope.nonCancellable(() =>
+    getExternalWorkflowHandle(parent.workflowId)
+      .signal(stageNoteSignal, { workflowId: workflowInfo().workflowId, ...(text ? { note: text } : {}) })
+      .catch(() => undefined),
+  );
+}
 
 /** CONVEYOR_* variables of a step. Webhook values (branch, sha) reach commands only this way. */
 export function stepEnvFor(input: { repository: RepositorySpec; branch: string; sha: string }, distro: string) {

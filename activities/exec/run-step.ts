@@ -48,6 +48,8 @@ export interface RunStepDeps {
   gitAuth?: GitAuth;
   /** The worker's sandbox (one per worker: it probes once). Absent: a default one per workspace root. */
   sandbox?: SandboxHost;
+  /** Tells the stage workflow a builder has taken the step (workflows/worker-wait.ts); best effort. */
+  onStart?: (stageWorkflowId: string, step: string) => Promise<void>;
 }
 
 const defaultHosts = new Map<string, SandboxHost>();
@@ -142,6 +144,13 @@ export async function withStepWorkspace<T>(
   // checkout, an unshallow fetch, rpmbuild or a large upload report no progress of their own, and
   // the stages' heartbeat timeout (30 s) must not take them for a dead worker.
   const outer = activityHooks();
+  // Not awaited for long and never failing the step: the notice is for people, not for the run.
+  if (deps.onStart) {
+    await Promise.race([
+      deps.onStart(spec.stageWorkflowId, spec.step).catch(() => undefined),
+      new Promise((resolve) => setTimeout(resolve, 2000).unref()),
+    ]);
+  }
   let last: unknown = { phase: 'start' };
   const hooks: ActivityHooks = {
     ...outer,

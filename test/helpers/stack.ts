@@ -84,6 +84,8 @@ export function testConfig(
     distros: distroDocs,
     signing: { keyFile: env.signingKey },
     workspace: path.join(env.dir, `work-${id}`),
+    // Tests stop their workers with steps in flight (cancellation, aborts): no long grace.
+    workers: { shutdownGraceSeconds: 5 },
     repositories: repositories.map((r) => ({
       name: r.name,
       cloneUrl: r.cloneUrl,
@@ -113,7 +115,10 @@ export async function clientFor(config: ConveyorConfig): Promise<Client> {
 let runtimeInstalled = false;
 
 /** Orchestrator and builder workers for the config, in this process, until `stop()`. */
-export async function startWorkers(config: ConveyorConfig): Promise<{ stop(): Promise<void> }> {
+export async function startWorkers(
+  config: ConveyorConfig,
+  which: { orchestrator?: boolean; builders?: boolean } = {},
+): Promise<{ stop(): Promise<void> }> {
   if (!runtimeInstalled) {
     runtimeInstalled = true;
     Runtime.install({ logger: new DefaultLogger((process.env.CONVEYOR_TEST_LOG_LEVEL as 'WARN') ?? 'WARN') });
@@ -121,8 +126,10 @@ export async function startWorkers(config: ConveyorConfig): Promise<{ stop(): Pr
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const client = await clientFor(config);
   const workers: Worker[] = [
-    await createOrchestratorWorker({ connection, config, client, workflowBundlePath: testEnv().bundle }),
-    ...(await createBuilderWorkers({ connection, config, client })),
+    ...(which.orchestrator === false
+      ? []
+      : [await createOrchestratorWorker({ connection, config, client, workflowBundlePath: testEnv().bundle })]),
+    ...(which.builders === false ? [] : await createBuilderWorkers({ connection, config, client })),
   ];
   const running = workers.map((w) => w.run());
   return {

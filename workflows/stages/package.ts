@@ -7,6 +7,7 @@ import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { BuildActivities } from '../../activities';
 import { FailureType } from '../../common/failures';
 import { buildQueue } from '../../common/queues';
+import { workerWaitNotice } from '../worker-wait';
 import type { ArtifactRef, DistroSpec, DocsRef, RepositorySpec } from '../../common/types';
 
 export interface PackageStageInput {
@@ -33,29 +34,32 @@ function buildActivities(distro: string, stepTimeoutSeconds: number) {
     heartbeatTimeout: '30 seconds',
     retry: {
       maximumAttempts: 3,
-      nonRetryableErrorTypes: [FailureType.CommandFailed, FailureType.CheckoutFailed, FailureType.BadPackage],
+      nonRetryableErrorTypes: [FailureType.CommandFailed, FailureType.CommitNotFound, FailureType.BadPackage],
     },
   });
 }
 
 export async function packageStage(input: PackageStageInput): Promise<PackageStageResult> {
   const { buildPackages } = buildActivities(input.distro, input.repository.stepTimeoutSeconds);
-  const r = await buildPackages.executeWithOptions(
-    {
-      summary: `build ${input.distroSpec.format} packages of ${input.repository.name} build ${input.build} for ${input.distro}`,
-    },
-    [
+  const watched = workerWaitNotice(buildQueue(input.distro), input.repository.workerWaitNoticeSeconds);
+  const r = await watched(
+    buildPackages.executeWithOptions(
       {
-        pipelineId: input.pipelineId,
-        stageWorkflowId: workflowInfo().workflowId,
-        repository: input.repository,
-        branch: input.branch,
-        sha: input.sha,
-        distro: input.distro,
-        distroSpec: input.distroSpec,
-        build: input.build,
+        summary: `build ${input.distroSpec.format} packages of ${input.repository.name} build ${input.build} for ${input.distro}`,
       },
-    ],
+      [
+        {
+          pipelineId: input.pipelineId,
+          stageWorkflowId: workflowInfo().workflowId,
+          repository: input.repository,
+          branch: input.branch,
+          sha: input.sha,
+          distro: input.distro,
+          distroSpec: input.distroSpec,
+          build: input.build,
+        },
+      ],
+    ),
   );
   return { version: r.version, build: r.build, artifacts: r.artifacts, logKey: r.logKey };
 }
@@ -77,12 +81,15 @@ export interface DocsStageResult {
 
 export async function docsStage(input: DocsStageInput): Promise<DocsStageResult> {
   const { buildDocs } = buildActivities(input.distro, input.repository.stepTimeoutSeconds);
-  return buildDocs({
-    pipelineId: input.pipelineId,
-    stageWorkflowId: workflowInfo().workflowId,
-    repository: input.repository,
-    branch: input.branch,
-    sha: input.sha,
-    build: input.build,
-  });
+  const watched = workerWaitNotice(buildQueue(input.distro), input.repository.workerWaitNoticeSeconds);
+  return watched(
+    buildDocs({
+      pipelineId: input.pipelineId,
+      stageWorkflowId: workflowInfo().workflowId,
+      repository: input.repository,
+      branch: input.branch,
+      sha: input.sha,
+      build: input.build,
+    }),
+  );
 }

@@ -28,7 +28,7 @@ export async function releaseStage(input: ReleaseStageInput): Promise<ReleaseSta
   const { releaseCommit } = proxyActivities<OrchestratorActivities>({
     taskQueue: trustedQueue(input.repository.distros[0]),
     startToCloseTimeout: '10 minutes',
-    retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.ReleaseConflict, FailureType.CheckoutFailed] },
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.ReleaseConflict, FailureType.CommitNotFound] },
   });
   const r = await releaseCommit({ cloneUrl: input.repository.cloneUrl, sha: input.sha, branch: input.branch });
   await control.recordRelease({

@@ -6,6 +6,7 @@ import { FailureType, type CommandFailureDetails } from '../../common/failures';
 import { buildQueue } from '../../common/queues';
 import type { RepositorySteps, StepResult, TestStageInput, TestStageResult } from '../../common/types';
 import { commandFailureOf, stepEnvFor } from '../support';
+import { workerWaitNotice } from '../worker-wait';
 
 const TEST_STEPS: (keyof RepositorySteps)[] = ['unit', 'integration'];
 
@@ -21,26 +22,32 @@ export async function testStage(input: TestStageInput): Promise<TestStageResult>
     // is the backstop for a worker that vanished, with room for checkout and log upload.
     startToCloseTimeout: `${input.repository.stepTimeoutSeconds + 300} seconds`,
     heartbeatTimeout: '30 seconds',
-    retry: { maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.CommandFailed, FailureType.CheckoutFailed] },
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.CommandFailed, FailureType.CommitNotFound] },
   });
   const stageWorkflowId = workflowInfo().workflowId;
   const steps = TEST_STEPS.filter((s) => input.repository.steps[s]);
-  const settled = await Promise.allSettled(
-    steps.map((step) =>
-      runStep.executeWithOptions({ summary: `${step}: ${input.repository.steps[step]} at ${input.sha.slice(0, 12)}` }, [
-        {
-          pipelineId: input.pipelineId,
-          stageWorkflowId,
-          stage: 'test',
-          step,
-          command: input.repository.steps[step] as string,
-          cloneUrl: input.repository.cloneUrl,
-          sha: input.sha,
-          env: stepEnvFor(input, input.distro),
-          timeoutSeconds: input.repository.stepTimeoutSeconds,
-          sandbox: input.repository.sandbox,
-        },
-      ]),
+  const watched = workerWaitNotice(buildQueue(input.distro), input.repository.workerWaitNoticeSeconds);
+  const settled = await watched(
+    Promise.allSettled(
+      steps.map((step) =>
+        runStep.executeWithOptions(
+          { summary: `${step}: ${input.repository.steps[step]} at ${input.sha.slice(0, 12)}` },
+          [
+            {
+              pipelineId: input.pipelineId,
+              stageWorkflowId,
+              stage: 'test',
+              step,
+              command: input.repository.steps[step] as string,
+              cloneUrl: input.repository.cloneUrl,
+              sha: input.sha,
+              env: stepEnvFor(input, input.distro),
+              timeoutSeconds: input.repository.stepTimeoutSeconds,
+              sandbox: input.repository.sandbox,
+            },
+          ],
+        ),
+      ),
     ),
   );
   const passed: StepResult[] = [];
