@@ -449,7 +449,18 @@ async function verify(
   await runStage(state, ops, 'verify', undefined, async (s) => {
     const r = await executeChild(verifyStage, {
       workflowId: s.workflowId,
-      args: [{ pipelineId: id, repository, branch, sha, version: packaged[0].version, build, hosts }],
+      args: [
+        {
+          pipelineId: id,
+          repository,
+          branch,
+          sha,
+          version: packaged[0].version,
+          build,
+          hosts,
+          packages: [...new Set(packaged.flatMap((p) => p.artifacts.map((a) => a.name)))],
+        },
+      ],
       staticSummary: `verify ${repository.name} ${state.version} on staging: smoke, then e2e`,
     });
     s.logKeys = [...r.smoke.map((c) => c.logKey), ...(r.e2e ? [r.e2e.logKey] : [])];

@@ -43,6 +43,8 @@ describe('verify stage: the hostExec Update', () => {
   let e2e: (stageWorkflowId: string) => Promise<void> = () => Promise.resolve();
   let smoke: (stageWorkflowId: string) => Promise<void> = () => Promise.resolve();
   let workers: Worker[] = [];
+  /** What each host runs, as hostVersion reports it. */
+  const installed: Record<string, string> = {};
   let running: Promise<void>[] = [];
 
   const stepResult = (step: string): StepResult => ({
@@ -66,6 +68,7 @@ describe('verify stage: the hostExec Update', () => {
     client = await clientFor(config);
     connection = await NativeConnection.connect({ address: testEnv().temporal });
     const orchestrator: Partial<OrchestratorActivities> = {
+      hostVersion: async (i) => Promise.resolve({ version: installed[i.host.name] ?? null }),
       runOnHost: async (i) => {
         await smoke(Context.current().info.workflowExecution?.workflowId ?? '');
         return { exitCode: 0, tail: `smoke on ${i.host.name}`, logKey: i.logKey };
@@ -138,6 +141,38 @@ describe('verify stage: the hostExec Update', () => {
       hosts: [{ distro, hosts: hosts.map((h) => ({ ...h, distro })) }],
     };
   };
+
+  it('refuses to verify when another deploy changed a host after this one', async () => {
+    installed['web-1'] = '1.2.0-7';
+    installed['web-2'] = '1.2.0-9';
+    let ran = false;
+    smoke = () => {
+      ran = true;
+      return Promise.resolve();
+    };
+    const workflowId = `${input().pipelineId}/verify-moved-${uid()}`;
+    const err = (await client.workflow
+      .execute<typeof verifyStage>('verifyStage', {
+        workflowId,
+        taskQueue: config.temporal.taskQueue,
+        args: [{ ...input(), packages: ['widget'] }],
+      })
+      .catch((e: unknown) => e)) as { cause?: ApplicationFailure };
+    expect(err.cause).toBeInstanceOf(ApplicationFailure);
+    expect(err.cause?.type).toBe('VerifyFailed');
+    expect(err.cause?.message).toBe(
+      'not verifying 1.2.0-7: web-2 runs widget 1.2.0-9 (another deploy changed the hosts after this one)',
+    );
+    expect(ran).toBe(false);
+    installed['web-2'] = '1.2.0-7';
+    smoke = () => Promise.resolve();
+    const ok = await client.workflow.execute<typeof verifyStage>('verifyStage', {
+      workflowId: `${workflowId}-again`,
+      taskQueue: config.temporal.taskQueue,
+      args: [{ ...input(), packages: ['widget'] }],
+    });
+    expect(ok.smoke.map((x) => x.host)).toEqual(['web-1', 'web-2']);
+  });
 
   it('runs commands for this run hosts during e2e, refuses the rest with the reason', async () => {
     const seen: Record<string, HostExecResult | { refused: string }> = {};

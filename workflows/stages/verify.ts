@@ -19,6 +19,7 @@ import {
   CancellationScope,
   allHandlersFinished,
   condition,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -50,6 +51,8 @@ export interface VerifyStageInput {
   version: string;
   build: number;
   hosts: { distro: string; hosts: Host[] }[];
+  /** The package names deployed: each host is checked for `<version>-<build>` of them first. */
+  packages?: string[];
 }
 
 export interface HostCheck {
@@ -73,6 +76,31 @@ function versionEnv(input: VerifyStageInput): Record<string, string> {
   };
 }
 
+/** Fails the stage, naming the hosts, when one no longer runs `<version>-<build>` of a package. */
+async function stillThisBuild(
+  input: VerifyStageInput,
+  hostsOf: (distro: string) => Pick<OrchestratorActivities, 'hostVersion'>,
+): Promise<void> {
+  const wanted = `${input.version}-${input.build}`;
+  const moved: string[] = [];
+  for (const g of input.hosts) {
+    const format = input.repository.distroSpecs[g.distro]?.format ?? 'deb';
+    for (const host of g.hosts) {
+      for (const packageName of input.packages ?? []) {
+        const { version } = await hostsOf(g.distro).hostVersion({ host, packageName, format });
+        if (version !== wanted) moved.push(`${host.name} runs ${packageName} ${version ?? '(none)'}`);
+      }
+    }
+  }
+  if (moved.length > 0) {
+    throw ApplicationFailure.create({
+      type: FailureType.VerifyFailed,
+      nonRetryable: true,
+      message: `not verifying ${wanted}: ${moved.join(', ')} (another deploy changed the hosts after this one)`,
+    });
+  }
+}
+
 export async function verifyStage(input: VerifyStageInput): Promise<VerifyStageResult> {
   const me = workflowInfo().workflowId;
   const { smoke, e2e } = input.repository.steps;
@@ -88,6 +116,9 @@ export async function verifyStage(input: VerifyStageInput): Promise<VerifyStageR
 
   // Registered first, so that a request before the e2e step gets the validator's reason.
   const hostExec = e2e ? serveHostExec(input) : undefined;
+  // The deploy lock is released before verify: a newer deploy may have changed the hosts since.
+  // Every host must still run this build, or its smoke and e2e would test another one.
+  if (input.packages?.length && patched('verify-version-check')) await stillThisBuild(input, hostsOf);
   const checks: HostCheck[] = [];
   if (smoke) {
     const all = input.hosts.flatMap((g) => g.hosts.map((host) => ({ distro: g.distro, host })));
