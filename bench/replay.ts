@@ -1,0 +1,2 @@
+import type { Benchmark } from './harness';
+export const replay: Benchmark = { name: 'replay', describe: 'todo', run: () => Promise.reject(new Error('not yet')) };
