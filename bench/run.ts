@@ -3,7 +3,7 @@
 // under bench/results/. Not part of `npm test`: these report figures, they assert nothing.
 import fs from 'node:fs';
 import path from 'node:path';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
 import {
   createContext,
   figuresLine,
@@ -36,7 +36,10 @@ async function main(): Promise<void> {
   if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; known: ${ALL.map((b) => b.name).join(', ')}`);
   const chosen = names.length ? ALL.filter((b) => names.includes(b.name)) : ALL;
   installChildReaper();
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  Runtime.install({
+    logger: new DefaultLogger('ERROR'),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } },
+  });
   const resultsDir = path.join(__dirname, 'results');
   fs.mkdirSync(resultsDir, { recursive: true });
   const command = `npm run bench${args.length ? ' -- ' + args.join(' ') : ''}`;
