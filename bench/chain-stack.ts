@@ -31,19 +31,27 @@ export interface ChainStack {
   temporal: BenchTemporal;
   apiUrl: string;
   secret: string;
-  workers: Record<'orchestrator' | 'builder' | 'api', Service>;
+  /** The stack's processes (orchestrator and builder absent with `workers: false`). */
+  workers: Partial<Record<'orchestrator' | 'builder', Service>> & { api: Service };
   bare: string;
   /**
    * Commits the sample to `branch` with VERSION `version` and delivers its signed push webhook;
    * returns the run's ID. Build numbers count per branch and every branch publishes to one
    * channel: give each branch its own version, or two branches' build 1 would collide there.
    */
-  push(branch: string, message: string, version: string): Promise<{ workflowId: string; commit: PushedCommit; webhookMs: number }>;
+  push(
+    branch: string,
+    message: string,
+    version: string,
+  ): Promise<{ workflowId: string; commit: PushedCommit; webhookMs: number }>;
+  /** The two halves of push: the commit (git, not timed by the benchmarks), then the delivery. */
+  commit(branch: string, message: string, version: string): Promise<PushedCommit>;
+  deliver(commit: PushedCommit): Promise<{ workflowId: string; commit: PushedCommit; webhookMs: number }>;
 }
 
 export async function startChainStack(
   ctx: BenchContext,
-  o: { staging: boolean; temporalArgs?: string[]; tag?: string },
+  o: { staging: boolean; temporalArgs?: string[]; tag?: string; /** default true */ workers?: boolean },
 ): Promise<ChainStack> {
   const tag = o.tag ?? 'chain';
   const dir = path.join(ctx.dir, tag);
@@ -77,7 +85,9 @@ export async function startChainStack(
           package: 'make install DESTDIR=$CONVEYOR_ROOT',
           ...(o.staging ? { smoke: 'true', e2e: 'true' } : {}),
         },
-        packaging: { builtin: { name: 'noop', maintainer: 'Bench <bench@example.com>', description: 'no-op', arch: 'all' } },
+        packaging: {
+          builtin: { name: 'noop', maintainer: 'Bench <bench@example.com>', description: 'no-op', arch: 'all' },
+        },
         packages: ['noop'],
         distros: ['bookworm', 'el9'],
         ...(o.staging ? { staging: { tags: { Environment: 'staging', Role: 'noop' }, batchSize: 1 } } : {}),
@@ -122,9 +132,14 @@ export async function startChainStack(
       }),
     );
   const [apiPort, statusPort] = [await freePort(), await freePort()];
+  const withWorkers = o.workers ?? true;
   const workers = {
-    orchestrator: spawnRole('orchestrator', 'workers/orchestrator.ts'),
-    builder: spawnRole('builder', 'workers/builder.ts'),
+    ...(withWorkers
+      ? {
+          orchestrator: spawnRole('orchestrator', 'workers/orchestrator.ts'),
+          builder: spawnRole('builder', 'workers/builder.ts'),
+        }
+      : {}),
     api: spawnRole('api', 'api/main.ts', ['--port', String(apiPort), '--status-port', String(statusPort)]),
   };
   const apiUrl = `http://127.0.0.1:${apiPort}`;
@@ -135,10 +150,13 @@ export async function startChainStack(
   const connection = await Connection.connect({ address: temporal.address });
   const client = new Client({ connection, namespace: 'default' });
   ctx.defer(() => connection.close());
-  for (const [queue, type, svc] of [
-    [config.temporal.taskQueue, 1, workers.orchestrator],
-    ...Object.keys(config.distros).map((d) => [buildQueue(d), 2, workers.builder] as const),
-  ] as const) {
+  const polled = withWorkers
+    ? ([
+        [config.temporal.taskQueue, 1, workers.orchestrator],
+        ...Object.keys(config.distros).map((d) => [buildQueue(d), 2, workers.builder] as const),
+      ] as const)
+    : [];
+  for (const [queue, type, svc] of polled) {
     await waitFor(
       `a worker polling ${queue}`,
       async () =>
@@ -153,7 +171,7 @@ export async function startChainStack(
     );
   }
   const work = path.join(dir, 'checkout');
-  return {
+  const stack: ChainStack = {
     config,
     client,
     temporal,
@@ -162,11 +180,17 @@ export async function startChainStack(
     workers,
     bare,
     async push(branch, message, version) {
-      const commit = await commitSample(bare, `${work}-${branch}`, {
+      return stack.deliver(await stack.commit(branch, message, version));
+    },
+    commit(branch, message, version) {
+      return commitSample(bare, `${work}-${branch}`, {
         branch,
         message,
         mutate: (d) => fs.writeFileSync(path.join(d, 'VERSION'), `${version}\n`),
       });
+    },
+    async deliver(commit) {
+      const { branch, message } = commit;
       const t0 = performance.now();
       const res = await sendWebhook(
         apiUrl,
@@ -179,4 +203,5 @@ export async function startChainStack(
       return { workflowId: res.body.workflowId, commit, webhookMs };
     },
   };
+  return stack;
 }

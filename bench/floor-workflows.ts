@@ -1,7 +1,7 @@
 // Workflows for the floors the orchestration benchmarks compare against (bundled for an
 // in-process bench worker): a parent running one child that runs one no-op activity, and a
 // trivial workflow doing a given number of activity and workflow tasks.
-import { executeChild, proxyActivities, sleep } from '@temporalio/workflow';
+import { executeChild, proxyActivities } from '@temporalio/workflow';
 
 export interface FloorActivities {
   noop(): Promise<void>;
@@ -17,8 +17,20 @@ export async function floorParent(): Promise<void> {
   await executeChild(floorChild, {});
 }
 
-/** `activities` no-op activities one after the other, plus `extraTasks` workflow tasks (1 ms timers). */
-export async function capacityWorkflow(input: { activities: number; extraTasks: number }): Promise<void> {
-  for (let i = 0; i < input.activities; i++) await noop();
-  for (let i = 0; i < input.extraTasks; i++) await sleep(1);
+async function sequence(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await noop();
+}
+
+export async function capacityChild(activities: number): Promise<void> {
+  await sequence(activities);
+}
+
+/**
+ * Shaped like a pipeline: `children` child workflows one after the other, `activities` no-op
+ * activities in all, spread over the parent and its children, each sequence one at a time.
+ */
+export async function capacityWorkflow(input: { activities: number; children: number }): Promise<void> {
+  const each = Math.floor(input.activities / (input.children + 1));
+  await sequence(input.activities - each * input.children);
+  for (let c = 0; c < input.children; c++) await executeChild(capacityChild, { args: [each] });
 }

@@ -5,14 +5,18 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import type { BenchContext } from './harness';
-import { childSpans, historyOf } from './history';
+import { childSpans, countTasks, historyOf } from './history';
 import { quietLogger } from './replay';
 
 export interface Floor {
   /** One parent → child → no-op activity; the child's wall time as the parent saw it (ms). */
   childWithOneActivity(): Promise<number>;
-  /** `count` capacity workflows started at once; ms until all completed. */
-  capacity(count: number, activities: number, extraTasks: number): Promise<number>;
+  /** `count` capacity workflows started at once; ms until all completed, and the tasks of one. */
+  capacity(
+    count: number,
+    activities: number,
+    children: number,
+  ): Promise<{ ms: number; tasks: { workflowTasks: number; activityTasks: number } }>;
 }
 
 export async function startFloor(ctx: BenchContext, address: string, client: Client): Promise<Floor> {
@@ -42,7 +46,7 @@ export async function startFloor(ctx: BenchContext, address: string, client: Cli
       const [span] = childSpans(await historyOf(client, workflowId));
       return span.endMs - span.startMs;
     },
-    async capacity(count, activities, extraTasks) {
+    async capacity(count, activities, children) {
       const t0 = performance.now();
       const batch = n++;
       const handles = await Promise.all(
@@ -50,12 +54,20 @@ export async function startFloor(ctx: BenchContext, address: string, client: Cli
           client.workflow.start('capacityWorkflow', {
             taskQueue,
             workflowId: `capacity-${taskQueue}-${batch}-${i}`,
-            args: [{ activities, extraTasks }],
+            args: [{ activities, children }],
           }),
         ),
       );
       await Promise.all(handles.map((h) => h.result()));
-      return performance.now() - t0;
+      const elapsed = performance.now() - t0;
+      const events = await historyOf(client, handles[0].workflowId);
+      const tasks = countTasks(events);
+      for (const c of childSpans(events)) {
+        const t = countTasks(await historyOf(client, c.workflowId));
+        tasks.workflowTasks += t.workflowTasks;
+        tasks.activityTasks += t.activityTasks;
+      }
+      return { ms: elapsed, tasks };
     },
   };
 }

@@ -62,7 +62,10 @@ export function trackChild(child: ChildProcess): ChildProcess {
   return child;
 }
 
-export function createContext(name: string, quick: boolean): {
+export function createContext(
+  name: string,
+  quick: boolean,
+): {
   ctx: BenchContext;
   close(): Promise<void>;
 } {
@@ -198,7 +201,13 @@ export function formatTable(rows: Row[]): string {
   const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => text(r[c]).length)));
   const line = (cells: string[], nums: boolean[]) =>
     '| ' + cells.map((c, i) => (nums[i] ? c.padStart(width[i]) : c.padEnd(width[i]))).join(' | ') + ' |';
-  const out = [line(cols, cols.map(() => false)), '|' + width.map((w) => '-'.repeat(w + 2)).join('|') + '|'];
+  const out = [
+    line(
+      cols,
+      cols.map(() => false),
+    ),
+    '|' + width.map((w) => '-'.repeat(w + 2)).join('|') + '|',
+  ];
   for (const r of rows)
     out.push(
       line(

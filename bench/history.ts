@@ -26,7 +26,8 @@ export function childSpans(events: Event[]): ChildSpan[] {
   const byInitiated = new Map<number, ChildSpan>();
   for (const e of events) {
     const init = e.startChildWorkflowExecutionInitiatedEventAttributes;
-    if (init?.workflowId) byInitiated.set(Number(e.eventId), { workflowId: init.workflowId, startMs: eventMs(e), endMs: NaN });
+    if (init?.workflowId)
+      byInitiated.set(Number(e.eventId), { workflowId: init.workflowId, startMs: eventMs(e), endMs: NaN });
     const closed =
       e.childWorkflowExecutionCompletedEventAttributes ??
       e.childWorkflowExecutionFailedEventAttributes ??

@@ -52,7 +52,9 @@ export const overhead: Benchmark = {
         const sample: StageSample = {
           wall: span.endMs - span.startMs,
           activities: unionMs(acts.map((a) => [a.startMs, a.endMs])),
-          commands: unionMs(acts.filter((a) => a.commandMs !== undefined).map((a) => [a.endMs - a.commandMs!, a.endMs])),
+          commands: unionMs(
+            acts.filter((a) => a.commandMs !== undefined).map((a) => [a.endMs - a.commandMs!, a.endMs]),
+          ),
           byType,
         };
         stages.set(label, [...(stages.get(label) ?? []), sample]);

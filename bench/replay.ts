@@ -34,7 +34,10 @@ export const replay: Benchmark = {
     }));
     let failed = 0;
     const t = await timed(async () => {
-      for await (const r of Worker.runReplayHistories({ workflowBundle: b.value, replayName: 'bench-replay' }, histories)) {
+      for await (const r of Worker.runReplayHistories(
+        { workflowBundle: b.value, replayName: 'bench-replay' },
+        histories,
+      )) {
         if (r.error) failed++;
       }
     });
@@ -42,7 +45,12 @@ export const replay: Benchmark = {
     const totalEvents = histories.reduce((a, h) => a + (h.history.events?.length ?? 0), 0);
     return {
       rows: [
-        { measure: 'recorded histories (distinct)', value: recorded.length, unit: '', note: `pipelines and their stage children, ${Math.min(...events)}–${Math.max(...events)} events` },
+        {
+          measure: 'recorded histories (distinct)',
+          value: recorded.length,
+          unit: '',
+          note: `pipelines and their stage children, ${Math.min(...events)}–${Math.max(...events)} events`,
+        },
         { measure: 'histories replayed', value: n, unit: '', note: `${failed} failed` },
         { measure: 'replay time', value: ms(t.ms), unit: 'ms', note: 'one replay worker, bundle prebuilt' },
         { measure: 'histories per second', value: r2(perSecond), unit: '/s', note: '' },

@@ -33,7 +33,8 @@ async function main(): Promise<void> {
   const quick = args.includes('--quick');
   const names = args.filter((a) => !a.startsWith('--'));
   const unknown = names.filter((n) => !ALL.some((b) => b.name === n));
-  if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; known: ${ALL.map((b) => b.name).join(', ')}`);
+  if (unknown.length)
+    throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; known: ${ALL.map((b) => b.name).join(', ')}`);
   const chosen = names.length ? ALL.filter((b) => names.includes(b.name)) : ALL;
   installChildReaper();
   Runtime.install({
@@ -47,7 +48,8 @@ async function main(): Promise<void> {
   let failed = 0;
   const t0 = Date.now();
   for (const b of chosen) {
-    const { ctx, close } = createContext(b.name, quick);
+    const made = createContext(b.name, quick);
+    const ctx = made.ctx;
     const started = new Date();
     let result: BenchResult | undefined;
     let error: string | undefined;
@@ -58,7 +60,7 @@ async function main(): Promise<void> {
       error = (err as Error).stack ?? String(err);
       failed++;
     } finally {
-      await close();
+      await made.close();
     }
     const seconds = Math.round((Date.now() - started.getTime()) / 100) / 10;
     console.log(`\n## ${b.name} (${seconds} s${quick ? ', --quick' : ''})\n`);
@@ -75,12 +77,17 @@ async function main(): Promise<void> {
     const file = path.join(resultsDir, `${b.name}-${started.toISOString().replace(/[:.]/g, '-')}.json`);
     fs.writeFileSync(
       file,
-      JSON.stringify({ name: b.name, quick, command, started, seconds, machine: machine(), ...result, error }, null, 2) +
-        '\n',
+      JSON.stringify(
+        { name: b.name, quick, command, started, seconds, machine: machine(), ...result, error },
+        null,
+        2,
+      ) + '\n',
     );
   }
   console.log(`\n# all (${Math.round((Date.now() - t0) / 1000)} s)\n${lastLines.join('\n')}`);
-  if (failed) process.exitCode = 1;
+  // Every benchmark has stopped what it started; a client library's idle socket must not keep
+  // the command waiting.
+  process.exit(failed ? 1 : 0);
 }
 
 main().catch((err: unknown) => {

@@ -14,7 +14,11 @@ export interface BenchTemporal {
   metricsUrl: string;
 }
 
-export async function startTemporal(ctx: BenchContext, extraArgs: string[] = [], tag = 'temporal'): Promise<BenchTemporal> {
+export async function startTemporal(
+  ctx: BenchContext,
+  extraArgs: string[] = [],
+  tag = 'temporal',
+): Promise<BenchTemporal> {
   const [port, httpPort, metricsPort, uiPort] = await Promise.all([1, 2, 3, 4].map(() => freePort()));
   const dbFile = path.join(ctx.dir, `${tag}.db`);
   const svc = ctx.service(

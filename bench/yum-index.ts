@@ -61,7 +61,8 @@ export const yumIndex: Benchmark = {
     const out = (side: string, r: number) => path.join(ctx.dir, `${side}-${r}`);
     let kept: PublishedPackage[] = [];
     const full = await interleave(ctx, rounds, {
-      prepare: (side, r) => Promise.resolve(void (side === 'peer' ? repoDir(out(side, r), fixtures) : fs.mkdirSync(out(side, r)))),
+      prepare: (side, r) =>
+        Promise.resolve(void (side === 'peer' ? repoDir(out(side, r), fixtures) : fs.mkdirSync(out(side, r)))),
       ours: async (r) => void (kept = await oursIndex(fixtures, out('ours', r))),
       peer: async (r) => void (await peer(ctx, out('peer', r))),
     });
@@ -78,11 +79,31 @@ export const yumIndex: Benchmark = {
     const primary = fs.readdirSync(path.join(out('ours', 0), 'yum/el9/unstable/repodata')).length;
     return {
       rows: [
-        { measure: `repodata for ${n} rpms: ours (median of ${rounds})`, value: ms(median(full.ours)), unit: 'ms', note: `${primary} files in repodata/` },
-        { measure: `repodata for ${n} rpms: createrepo_c`, value: ms(median(full.peer)), unit: 'ms', note: '--no-database' },
+        {
+          measure: `repodata for ${n} rpms: ours (median of ${rounds})`,
+          value: ms(median(full.ours)),
+          unit: 'ms',
+          note: `${primary} files in repodata/`,
+        },
+        {
+          measure: `repodata for ${n} rpms: createrepo_c`,
+          value: ms(median(full.peer)),
+          unit: 'ms',
+          note: '--no-database',
+        },
         { measure: 'full: ours ÷ createrepo_c', value: r2(full.ratio), unit: '×', note: 'target ≤ 1.2' },
-        { measure: 'incremental +1 rpm: ours', value: ms(median(inc.ours)), unit: 'ms', note: 'fragments of the N kept, as in the state manifest' },
-        { measure: 'incremental +1 rpm: createrepo_c --update', value: ms(median(inc.peer)), unit: 'ms', note: '--update --no-database' },
+        {
+          measure: 'incremental +1 rpm: ours',
+          value: ms(median(inc.ours)),
+          unit: 'ms',
+          note: 'fragments of the N kept, as in the state manifest',
+        },
+        {
+          measure: 'incremental +1 rpm: createrepo_c --update',
+          value: ms(median(inc.peer)),
+          unit: 'ms',
+          note: '--update --no-database',
+        },
         { measure: 'incremental: ours ÷ createrepo_c --update', value: r2(inc.ratio), unit: '×', note: 'target ≤ 1.2' },
       ],
       figures: {
