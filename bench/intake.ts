@@ -4,10 +4,12 @@
 // commit, new delivery ID and signature, each starting a pipeline run (no workers: the runs
 // only start): runs started per second.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import autocannon from 'autocannon';
 import { pushPayload } from '../cli/webhook-client';
 import { REPOSITORY, startChainStack } from './chain-stack';
-import { median, ms, quantile, r2, type Benchmark, type Row } from './harness';
+import { median, ms, quantile, r2, requireTool, run, type BenchContext, type Benchmark, type Row } from './harness';
 
 const sign = (secret: string, body: string) =>
   `sha256=${crypto.createHmac('sha256', secret).update(body).digest('hex')}`;
@@ -19,6 +21,54 @@ function headers(secret: string, body: string): Record<string, string> {
     'x-github-delivery': crypto.randomUUID(),
     'user-agent': 'GitHub-Hookshot/bench',
     'x-hub-signature-256': sign(secret, body),
+  };
+}
+
+/** wrk's figures for the duplicate load, or undefined when wrk is not installed (apt-get install wrk). */
+async function wrkDuplicates(
+  ctx: BenchContext,
+  url: string,
+  hdrs: Record<string, string>,
+  body: string,
+  connections: number,
+  duration: number,
+) {
+  try {
+    requireTool('wrk', 'apt-get install -y wrk');
+  } catch {
+    ctx.log('wrk not installed: no cross-check (apt-get install -y wrk)');
+    return undefined;
+  }
+  const script = path.join(ctx.dir, 'duplicate.lua');
+  fs.writeFileSync(
+    script,
+    [
+      'wrk.method = "POST"',
+      `wrk.body = [==[${body}]==]`,
+      ...Object.entries(hdrs).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`),
+      '',
+    ].join('\n'),
+  );
+  const { stdout } = await run(ctx, 'wrk', [
+    '-t1',
+    `-c${connections}`,
+    `-d${duration}s`,
+    '--latency',
+    '-s',
+    script,
+    url,
+  ]);
+  const toMs = (v: string, unit: string) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? NaN);
+  const pct = (p: string) => {
+    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(stdout);
+    return m ? r2(toMs(m[1], m[2])) : NaN;
+  };
+  return {
+    perSecond: r2(Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN)),
+    p50: pct('50'),
+    p99: pct('99'),
+    requests: Number(/(\d+) requests in/.exec(stdout)?.[1] ?? NaN),
+    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0),
   };
 }
 
@@ -51,6 +101,10 @@ export const intake: Benchmark = {
       serial.push(performance.now() - t0);
     }
     ctx.log(`serial duplicates: p50 ${r2(quantile(serial, 0.5))} ms p99 ${r2(quantile(serial, 0.99))} ms`);
+
+    // Cross-check of the same load with wrk (Debian), when it is installed.
+    const crossCheck = await wrkDuplicates(ctx, url, dupHeaders, body, connections, duration);
+    if (crossCheck) ctx.log(`wrk duplicates: ${JSON.stringify(crossCheck)}`);
 
     let n = 0;
     const fresh = await autocannon({
@@ -105,6 +159,18 @@ export const intake: Benchmark = {
         'max ms': r2(Math.max(...serial)),
         requests: serial.length,
       },
+      ...(crossCheck
+        ? [
+            {
+              load: `duplicate signed push, wrk, ${connections} connections, ${duration} s`,
+              'requests/s': crossCheck.perSecond,
+              'p50 ms': crossCheck.p50,
+              'p99 ms': crossCheck.p99,
+              requests: crossCheck.requests,
+              'non-2xx': crossCheck.non2xx,
+            },
+          ]
+        : []),
       { load: 'pipeline runs started (visibility count)', requests: started.count },
     ];
     return {
@@ -115,6 +181,7 @@ export const intake: Benchmark = {
         dup_p99_ms: dup.latency.p99,
         serial_p50_ms: r2(quantile(serial, 0.5)),
         serial_p99_ms: r2(quantile(serial, 0.99)),
+        ...(crossCheck ? { wrk_dup_per_s: Math.round(crossCheck.perSecond), wrk_p99_ms: crossCheck.p99 } : {}),
         fresh_per_s: Math.round(fresh.requests.average),
         fresh_p99_ms: fresh.latency.p99,
         runs_started: started.count,
