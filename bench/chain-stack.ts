@@ -100,6 +100,7 @@ export async function startChainStack(
   const clients = createAwsClients(config);
   await provisionBuckets(clients, config, ['staging', 'production']);
   if (o.staging) {
+    // provisionHosts reads only these two settings of temporal-dev.yml.
     const dev = {
       aws: { hosts: { perDistro: 2, tags: { Environment: 'staging' } } },
       dataDir: dir,
