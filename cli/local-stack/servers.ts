@@ -16,6 +16,8 @@ export interface TemporalServerOptions {
   searchAttributes: Record<string, string>;
   logFile: string;
   headless?: boolean;
+  /** More `start-dev` flags (the benchmarks try `--sqlite-pragma journal_mode=wal`). */
+  extraArgs?: string[];
 }
 
 export async function startTemporalServer(o: TemporalServerOptions): Promise<Service> {
@@ -39,6 +41,7 @@ export async function startTemporalServer(o: TemporalServerOptions): Promise<Ser
     'warn',
     ...(o.headless ? ['--headless'] : ['--ui-port', String(o.uiPort)]),
     ...Object.entries(o.searchAttributes).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
+    ...(o.extraArgs ?? []),
   ];
   const svc = spawnService('temporal', temporalBin(), args, { logFile: o.logFile });
   await waitFor(

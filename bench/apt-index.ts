@@ -1,0 +1,242 @@
+// 4. APT index. Packages/Release for N generated .debs: ours (the publisher's APT index writer,
+// activities/repository/apt-format.ts: read each control file, hash, Packages + Packages.gz,
+// Release; no gpg on either side) ÷ `apt-ftparchive packages` + gzip -9 + `apt-ftparchive release`,
+// interleaved. Then the real incremental publish against moto: add 1 package to the published N;
+// time, bytes read and S3 requests (an instrumented S3 client). Then how the state manifest grows
+// with the number of packages (synthetic states from the same control stanzas, no S3).
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRepositoryActivities } from '../activities/repository';
+import { aptFormat } from '../activities/repository/apt-format';
+import { formatStanza, parseControl } from '../activities/repository/deb-control';
+import type { Candidate } from '../activities/repository/publish-repository';
+import { emptyState, type PublishedPackage } from '../activities/repository/repository-state';
+import type { DistroSpec } from '../common/types';
+import { benchSigningKey, makeDebs, noSigner, uploadFixtures, type Fixture } from './fixtures';
+import { interleave, mb, median, ms, r2, requireTool, run, timed, type Benchmark, type Row } from './harness';
+import { countRequests, createBuckets, s3Client, startAws } from './servers';
+
+const DISTRO = 'bookworm';
+const SPEC: DistroSpec = { format: 'deb', codename: 'bookworm', arch: 'amd64' };
+const target = { environment: 'staging' as const, channel: 'unstable', distro: DISTRO, distroSpec: SPEC };
+
+/** `1 pool, 2 by-hash, …`: what kinds of objects a publish wrote. */
+export function kinds(keys: string[]): string {
+  const kind = (k: string) =>
+    k.startsWith('conveyor-state/')
+      ? 'state'
+      : /\/(pool|Packages)\//.test(k)
+        ? 'pool'
+        : k.includes('/by-hash/') || /repodata\/[0-9a-f]{64}-/.test(k)
+          ? 'hashed index'
+          : /(Release|InRelease|repomd)/.test(k)
+            ? 'signed index'
+            : k.startsWith('keys/')
+              ? 'key'
+              : 'index';
+  const counts = new Map<string, number>();
+  for (const k of keys) counts.set(kind(k), (counts.get(kind(k)) ?? 0) + 1);
+  return [...counts].map(([k, c]) => `${c} ${k}`).join(', ');
+}
+
+/** Ours: the index writer over local files, as the publisher runs it after downloading. */
+async function oursIndex(fixtures: Fixture[], out: string): Promise<void> {
+  const fmt = aptFormat(target);
+  const candidates: Candidate[] = fixtures.map((f) => ({ ref: f.ref, file: f.path, key: fmt.poolKey(f.ref) }));
+  const ingested = await fmt.ingest(candidates, {
+    s3: undefined as never, // an empty listing: nothing is looked up in S3
+    bucket: '',
+    listing: new Map(),
+    signer: noSigner,
+    dir: out,
+  });
+  const packages = ingested.map((x) => x.pkg).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const { files, extra } = fmt.indexFiles(packages, {});
+  const signed = await fmt.signedFiles(files, extra, noSigner, 1, new Date());
+  for (const f of [...files.filter((x) => !x.hashed), signed[0]]) {
+    const p = path.join(out, f.key);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.writeFileSync(p, f.body);
+  }
+}
+
+async function peerIndex(ctx: Parameters<Benchmark['run']>[0], pool: string, out: string): Promise<void> {
+  const dir = path.join(out, 'dists/bookworm-unstable/main/binary-amd64');
+  fs.mkdirSync(dir, { recursive: true });
+  const packages = path.join(dir, 'Packages');
+  await run(ctx, 'apt-ftparchive', ['packages', path.basename(pool)], {
+    cwd: path.dirname(pool),
+    stdoutFile: packages,
+  });
+  await run(ctx, 'gzip', ['-9', '-k', '-n', packages]);
+  const dists = path.join(out, 'dists/bookworm-unstable');
+  await run(ctx, 'apt-ftparchive', ['release', dists], { stdoutFile: path.join(out, 'Release') });
+  fs.renameSync(path.join(out, 'Release'), path.join(dists, 'Release'));
+}
+
+export const aptIndex: Benchmark = {
+  name: 'apt-index',
+  describe: 'APT Packages/Release: ours ÷ apt-ftparchive; incremental add of 1 package; state growth',
+  async run(ctx) {
+    requireTool('apt-ftparchive', 'apt-get install -y apt-utils');
+    const n = ctx.quick ? 300 : 2000;
+    const rounds = ctx.quick ? 2 : 4;
+    const pool = path.join(ctx.dir, 'pool');
+    const t = await timed(() => Promise.resolve(makeDebs(pool, n, { distro: DISTRO })));
+    const fixtures = t.value;
+    ctx.log(`generated ${n} .debs in ${ms(t.ms)} ms`);
+    const outDir = (side: string, r: number) => path.join(ctx.dir, `${side}-${r}`);
+    const index = await interleave(ctx, rounds, {
+      prepare: (side, r) => Promise.resolve(void fs.mkdirSync(outDir(side, r), { recursive: true })),
+      ours: (r) => oursIndex(fixtures, outDir('ours', r)),
+      peer: (r) => peerIndex(ctx, pool, outDir('peer', r)),
+    });
+    const oursPackages = fs.readFileSync(
+      path.join(outDir('ours', 0), 'apt/dists/bookworm-unstable/main/binary-amd64/Packages'),
+      'utf8',
+    );
+    const stanzas = oursPackages.split('\n\n').length;
+
+    // Incremental: the real publish against moto.
+    const aws = await startAws(ctx);
+    const s3 = s3Client(aws.endpoint);
+    const counter = countRequests(s3);
+    await createBuckets(s3, 'artifacts', 'staging', 'production');
+    await uploadFixtures(s3, 'artifacts', fixtures);
+    const extra = makeDebs(path.join(ctx.dir, 'extra'), 1, { distro: DISTRO, from: n });
+    await uploadFixtures(s3, 'artifacts', extra);
+    const key = await benchSigningKey(ctx);
+    const names = [...fixtures, ...extra].map((f) => f.ref.name);
+    const repos = createRepositoryActivities({
+      s3,
+      artifactsBucket: 'artifacts',
+      buckets: { staging: 'staging', production: 'production' },
+      signingKey: () => key,
+      workDir: path.join(ctx.dir, 'work'),
+    });
+    const publish = (artifacts: Fixture[]) =>
+      repos.publishPackages({
+        ...target,
+        artifacts: artifacts.map((f) => f.ref),
+        keepBuilds: 10,
+        repository: 'bench/apt',
+        packages: names,
+      });
+    counter.reset();
+    const firstRun = await timed(() => publish(fixtures));
+    const first = {
+      ms: firstRun.ms,
+      requests: counter.summary(),
+      read: counter.bytesRead,
+      written: counter.bytesWritten,
+    };
+    ctx.log(`first publish of ${n}: ${ms(firstRun.ms)} ms`);
+    counter.reset();
+    const inc = await timed(() => publish(extra));
+    const incReq = counter.summary();
+    const incRead = counter.bytesRead;
+    const incWritten = counter.bytesWritten;
+    const puts = (incReq.PutObject ?? 0) + (incReq.CompleteMultipartUpload ?? 0);
+    const uploaded = (inc.value as { uploaded: string[] }).uploaded;
+    const stateKey = uploaded.find((k) => k.startsWith('conveyor-state/'));
+    counter.reset();
+    const again = await timed(() => publish(extra));
+    ctx.log(`incremental: ${ms(inc.ms)} ms; unchanged: ${ms(again.ms)} ms`);
+
+    // State growth: the same control stanzas the publisher records, at larger counts.
+    const control = formatStanza(
+      parseControl(
+        'Package: bench-pkg00000\nVersion: 1.0-1\nArchitecture: all\nMaintainer: Conveyor Bench <bench@example.com>\n' +
+          'Section: misc\nPriority: optional\nDescription: benchmark package bench-pkg00000\n Generated by bench/fixtures.ts.\n',
+      ),
+    );
+    const growth: Row[] = [];
+    for (const count of ctx.quick ? [1000, 5000] : [1000, 5000, 20000]) {
+      const packages: PublishedPackage[] = Array.from({ length: count }, (_, i) => {
+        const name = `bench-pkg${String(i).padStart(5, '0')}`;
+        return {
+          name,
+          version: '1.0-1',
+          arch: 'all',
+          artifact: { ...fixtures[0].ref, name, key: `packages/bookworm/${'a'.repeat(64)}/${name}_1.0-1_all.deb` },
+          key: `apt/pool/unstable/bookworm/${name}/${name}_1.0-1_all.deb`,
+          sha256: 'b'.repeat(64),
+          md5: 'c'.repeat(32),
+          size: 700,
+          meta: { control: control.replace(/bench-pkg00000/g, name), sha1: 'd'.repeat(40) },
+        };
+      });
+      const state = { ...emptyState('apt'), packages, generation: 2, publishedAt: new Date().toISOString() };
+      const text = JSON.stringify(state, null, 1);
+      const rt = await timed(() => Promise.resolve(JSON.parse(text) as unknown));
+      const ix = await timed(() => Promise.resolve(aptFormat(target).indexFiles(packages, {})));
+      growth.push({
+        measure: `state manifest, ${count.toLocaleString('en-US')} packages`,
+        value: mb(text.length),
+        unit: 'MB',
+        note: `parse ${ms(rt.ms)} ms, Packages+gz ${ms(ix.ms)} ms`,
+      });
+    }
+
+    const rows: Row[] = [
+      {
+        measure: `index ${n} debs: ours (median of ${rounds})`,
+        value: ms(median(index.ours)),
+        unit: 'ms',
+        note: `${stanzas} stanzas`,
+      },
+      {
+        measure: `index ${n} debs: apt-ftparchive (median of ${rounds})`,
+        value: ms(median(index.peer)),
+        unit: 'ms',
+        note: 'packages + gzip -9 + release',
+      },
+      { measure: 'index: ours ÷ apt-ftparchive', value: r2(index.ratio), unit: '×', note: 'target ≤ 1.0' },
+      {
+        measure: `first publish of ${n} to moto (signed)`,
+        value: ms(first.ms),
+        unit: 'ms',
+        note: JSON.stringify(first.requests),
+      },
+      { measure: 'incremental +1 package: time', value: ms(inc.ms), unit: 'ms', note: '' },
+      {
+        measure: 'incremental: bytes read',
+        value: mb(incRead),
+        unit: 'MB',
+        note: 'GetObject bodies (state manifest, key)',
+      },
+      { measure: 'incremental: bytes written', value: mb(incWritten), unit: 'MB', note: '' },
+      { measure: 'incremental: objects written', value: puts, unit: 'objects', note: kinds(uploaded) },
+      {
+        measure: 'incremental: requests',
+        value: Object.values(incReq).reduce((a, b) => a + b, 0),
+        unit: 'requests',
+        note: JSON.stringify(incReq),
+      },
+      {
+        measure: 'same package again (no change)',
+        value: ms(again.ms),
+        unit: 'ms',
+        note: JSON.stringify(counter.summary()),
+      },
+      ...growth,
+    ];
+    return {
+      rows,
+      figures: {
+        debs: n,
+        ours_ms: ms(median(index.ours)),
+        aptftparchive_ms: ms(median(index.peer)),
+        ratio: r2(index.ratio),
+        inc_ms: ms(inc.ms),
+        inc_read_MB: mb(incRead),
+        inc_objects: puts,
+        state_key: stateKey ?? '-',
+      },
+      notes: [
+        'ours = ingest (dpkg-deb --control + hash per file) + Packages/Packages.gz (gzip -9) + Release, no gpg; ' +
+          'peer = apt-ftparchive packages + gzip -9 + apt-ftparchive release (no cache db), same pool',
+      ],
+    };
+  },
+};

@@ -1,0 +1,117 @@
+// 2. Concurrency. N pushes of the no-op chain (no staging hosts) to N branches at once: time until
+// all runs complete and the peak RSS (VmHWM) of each worker process, sampled from /proc. In the
+// same invocation, the dev server's raw capacity: N trivial workflows doing the same number of
+// workflow and activity tasks as one of our runs' pipeline and stage histories; our throughput as
+// a fraction of it. Run twice: the dev server as the stack starts it, and with
+// `--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal`, the journal mode read back
+// from the database file.
+import type { PipelineResult } from '../common/types';
+import { startChainStack, type ChainStack } from './chain-stack';
+import { startFloor } from './floor';
+import { mb, memoryOf, ms, processTree, r2, run, type BenchContext, type Benchmark, type Row } from './harness';
+import { childSpans, countTasks, historyOf } from './history';
+
+const PRAGMAS = ['--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal'];
+
+/** Peak RSS per stack process: the largest VmHWM in its process tree (tsx runs node under node). */
+function peaks(stack: ChainStack): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, svc] of Object.entries(stack.workers)) {
+    if (svc) out[name] = Math.max(0, ...processTree(svc.child.pid!).map((p) => memoryOf(p)?.hwm ?? 0));
+  }
+  return out;
+}
+
+async function tasksOfRun(stack: ChainStack, workflowId: string) {
+  const events = await historyOf(stack.client, workflowId);
+  const total = { ...countTasks(events), children: childSpans(events).length };
+  for (const c of childSpans(events)) {
+    const t = countTasks(await historyOf(stack.client, c.workflowId));
+    total.workflowTasks += t.workflowTasks;
+    total.activityTasks += t.activityTasks;
+  }
+  return total;
+}
+
+async function journalMode(ctx: BenchContext, dbFile: string): Promise<string> {
+  const py = `import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('PRAGMA journal_mode').fetchone()[0])`;
+  return (await run(ctx, 'python3', ['-c', py, dbFile])).stdout.trim();
+}
+
+async function variant(ctx: BenchContext, n: number, pragmas: boolean) {
+  const tag = pragmas ? 'wal' : 'default';
+  const stack = await startChainStack(ctx, { staging: false, temporalArgs: pragmas ? PRAGMAS : [], tag });
+  const floor = await startFloor(ctx, stack.temporal.address, stack.client);
+  const capBefore = await floor.capacity(n, 24, 5);
+  const warm = await stack.push('warmup', 'warm-up', '0.0.1');
+  await stack.client.workflow.getHandle(warm.workflowId).result();
+  const tasks = await tasksOfRun(stack, warm.workflowId);
+  ctx.log(`${tag}: one run = ${tasks.workflowTasks} workflow tasks, ${tasks.activityTasks} activity tasks`);
+  // Commit first (git, untimed, one at a time: one bare repository), then deliver all webhooks at once.
+  const commits = [];
+  for (let i = 0; i < n; i++) commits.push(await stack.commit(`b${i}`, `push ${i}`, `2.0.${i}`));
+  const t0 = performance.now();
+  const pushes = await Promise.all(commits.map((c) => stack.deliver(c)));
+  const results = (await Promise.all(
+    pushes.map((p) => stack.client.workflow.getHandle(p.workflowId).result()),
+  )) as PipelineResult[];
+  const oursMs = performance.now() - t0;
+  const failed = results.filter((r) => r.status !== 'succeeded').length;
+  const memory = peaks(stack);
+  ctx.log(`${tag}: ${n} runs in ${ms(oursMs)} ms (${failed} not succeeded)`);
+  // Capacity before (a fixed guess at the shape) and after ours (the measured shape): a shared
+  // machine moves between the two, so both count.
+  const cap = await floor.capacity(n, tasks.activityTasks, tasks.children);
+  const capMs = (cap.ms + capBefore.ms) / 2;
+  ctx.log(
+    `${tag}: capacity ${n} trivial workflows in ${ms(capBefore.ms)} ms before, ${ms(cap.ms)} ms after (${JSON.stringify(cap.tasks)} each)`,
+  );
+  const statuses = new Map<string, number>();
+  for (const r of results) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+  const bad = results.find((r) => r.status !== 'succeeded');
+  if (bad) {
+    const stage = bad.stages.find((s) => s.state === 'failed');
+    ctx.log(`${tag}: ${JSON.stringify([...statuses])}; e.g. ${stage?.name}: ${stage?.error?.slice(0, 300)}`);
+  }
+  const mode = await journalMode(ctx, stack.temporal.dbFile);
+  return { tag, oursMs, capMs, capTasks: cap.tasks, failed, memory, tasks, mode };
+}
+
+export const concurrency: Benchmark = {
+  name: 'concurrency',
+  describe: 'N no-op chains to N branches at once: time, worker peak RSS, fraction of the dev server capacity',
+  async run(ctx) {
+    const n = ctx.quick ? 10 : 100;
+    const rows: Row[] = [];
+    const figures: Record<string, string | number> = { runs: n };
+    for (const pragmas of [false, true]) {
+      const v = await variant(ctx, n, pragmas);
+      rows.push({
+        'dev server': v.tag === 'wal' ? 'journal_mode=wal, synchronous=normal' : 'as started by the stack',
+        'journal_mode (read back)': v.mode,
+        [`${n} runs: all complete ms`]: ms(v.oursMs),
+        'not succeeded': v.failed,
+        'tasks per run (wf/act)': `${v.tasks.workflowTasks}/${v.tasks.activityTasks}`,
+        'capacity tasks (wf/act)': `${v.capTasks.workflowTasks}/${v.capTasks.activityTasks}`,
+        'capacity: same tasks ms (mean of before/after)': ms(v.capMs),
+        'ours ÷ capacity (throughput)': r2(v.capMs / v.oursMs),
+        'peak RSS MB orchestrator/builder/api': `${mb(v.memory.orchestrator)}/${mb(v.memory.builder)}/${mb(v.memory.api)}`,
+      });
+      figures[`${v.tag}_s`] = r2(v.oursMs / 1000);
+      figures[`${v.tag}_fraction`] = r2(v.capMs / v.oursMs);
+      figures[`${v.tag}_journal`] = v.mode;
+      figures[`${v.tag}_max_rss_MB`] = mb(Math.max(v.memory.orchestrator, v.memory.builder));
+    }
+    return {
+      rows,
+      figures,
+      notes: [
+        'no staging hosts: every deploy of a channel takes one fleet lock, so N deploys would run one after the other by design',
+        'capacity: N workflows shaped like a run (a parent with as many children, as many no-op activities, one at a time) on an in-process worker, same server; run before and after ours, mean',
+        'superseded: the promote stage skips a version older than the one production already has (the runs race); such a run did test, package, publish',
+        'synchronous=normal is a per-connection setting: it cannot be read back from the file; journal_mode=wal can',
+        'peak RSS = VmHWM of the node process of each worker (largest in its tsx process tree), after the burst',
+      ],
+    };
+  },
+};
