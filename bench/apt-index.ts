@@ -44,15 +44,18 @@ async function oursIndex(fixtures: Fixture[], out: string): Promise<void> {
   const fmt = aptFormat(target);
   const candidates: Candidate[] = fixtures.map((f) => ({ ref: f.ref, file: f.path, key: fmt.poolKey(f.ref) }));
   const ingested = await fmt.ingest(candidates, {
-    s3: undefined as never, // an empty listing: nothing is looked up in S3
-    bucket: '',
+    store: undefined as never, // an empty listing: nothing is looked up in the store
     listing: new Map(),
     signer: noSigner,
     dir: out,
   });
   const packages = ingested.map((x) => x.pkg).sort((a, b) => (a.name < b.name ? -1 : 1));
-  const { files, extra } = fmt.indexFiles(packages, {});
-  const signed = await fmt.signedFiles(files, extra, noSigner, 1, new Date());
+  const { files, extra } = await fmt.indexFiles(packages, {});
+  const signed = await fmt.signedFiles(files, extra, noSigner, {
+    generation: 1,
+    now: new Date(),
+    environment: 'staging',
+  });
   for (const f of [...files.filter((x) => !x.hashed), signed[0]]) {
     const p = path.join(out, f.key);
     fs.mkdirSync(path.dirname(p), { recursive: true });
