@@ -43,6 +43,10 @@ const DEBIAN_TOOLS = {
   // `dnf download` (readers of published repositories in tests and on hosts)
   '/usr/lib/python3/dist-packages/dnf-plugins/download.py': 'dnf-plugins-core',
   'apt-ftparchive': 'apt-utils',
+  // Packages.xz beside Packages.gz (activities/repository/apt-format.ts)
+  xz: 'xz-utils',
+  // the repository tests read Contents-<arch> the way apt-file does (its apt.conf.d index target)
+  '/etc/apt/apt.conf.d/50apt-file.conf': 'apt-file',
   debootstrap: 'debootstrap',
   git: 'git',
   unshare: 'util-linux',
