@@ -9,10 +9,9 @@ import path from 'node:path';
 import { createRepositoryActivities } from '../activities/repository';
 import { aptFormat } from '../activities/repository/apt-format';
 import { formatStanza, parseControl } from '../activities/repository/deb-control';
-import type { Candidate } from '../activities/repository/publish-repository';
 import { emptyState, type PublishedPackage } from '../activities/repository/repository-state';
 import type { DistroSpec } from '../common/types';
-import { benchSigningKey, makeDebs, noSigner, uploadFixtures, type Fixture } from './fixtures';
+import { benchSigningKey, makeDebs, uploadFixtures, writeIndexes, type Fixture } from './fixtures';
 import { interleave, mb, median, ms, r2, requireTool, run, timed, type Benchmark, type Row } from './harness';
 import { countRequests, createBuckets, s3Client, startAws } from './servers';
 
@@ -41,26 +40,7 @@ export function kinds(keys: string[]): string {
 
 /** Ours: the index writer over local files, as the publisher runs it after downloading. */
 async function oursIndex(fixtures: Fixture[], out: string): Promise<void> {
-  const fmt = aptFormat(target);
-  const candidates: Candidate[] = fixtures.map((f) => ({ ref: f.ref, file: f.path, key: fmt.poolKey(f.ref) }));
-  const ingested = await fmt.ingest(candidates, {
-    store: undefined as never, // an empty listing: nothing is looked up in the store
-    listing: new Map(),
-    signer: noSigner,
-    dir: out,
-  });
-  const packages = ingested.map((x) => x.pkg).sort((a, b) => (a.name < b.name ? -1 : 1));
-  const { files, extra } = await fmt.indexFiles(packages, {});
-  const signed = await fmt.signedFiles(files, extra, noSigner, {
-    generation: 1,
-    now: new Date(),
-    environment: 'staging',
-  });
-  for (const f of [...files.filter((x) => !x.hashed), signed[0]]) {
-    const p = path.join(out, f.key);
-    fs.mkdirSync(path.dirname(p), { recursive: true });
-    fs.writeFileSync(p, f.body);
-  }
+  await writeIndexes(aptFormat(target), fixtures, out);
 }
 
 async function peerIndex(ctx: Parameters<Benchmark['run']>[0], pool: string, out: string): Promise<void> {

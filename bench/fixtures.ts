@@ -9,6 +9,8 @@ import zlib from 'node:zlib';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { generateSigningKey } from '../activities/repository';
 import type { Signer } from '../activities/repository/gpg';
+import type { Candidate, RepositoryFormat } from '../activities/repository/publish-types';
+import type { PublishedPackage } from '../activities/repository/repository-state';
 import { mapLimit } from '../activities/repository/s3-objects';
 import type { ArtifactRef } from '../common/types';
 import { run, type BenchContext } from './harness';
@@ -252,3 +254,38 @@ export const noSigner: Signer = {
   signRpms: () => Promise.resolve(),
   close: () => Promise.resolve(),
 };
+
+/**
+ * Ours: the repository engine's index writer over local files, as the publisher runs it after
+ * downloading (an empty listing: nothing is looked up in the store), unsigned. Writes the index
+ * files (`hashed`: also the by-hash copies; yum's repodata files are all hashed) and the first
+ * signed file under `out`; returns every package the index lists.
+ */
+export async function writeIndexes(
+  fmt: RepositoryFormat,
+  fixtures: Fixture[],
+  out: string,
+  o: { kept?: PublishedPackage[]; hashed?: boolean } = {},
+): Promise<PublishedPackage[]> {
+  const kept = o.kept ?? [];
+  const candidates: Candidate[] = fixtures.map((f) => ({ ref: f.ref, file: f.path, key: fmt.poolKey(f.ref) }));
+  const ingested = await fmt.ingest(candidates, {
+    store: undefined as never,
+    listing: new Map(),
+    signer: noSigner,
+    dir: out,
+  });
+  const packages = [...kept, ...ingested.map((x) => x.pkg)].sort((a, b) => (a.name < b.name ? -1 : 1));
+  const { files, extra } = await fmt.indexFiles(packages, {});
+  const signed = await fmt.signedFiles(files, extra, noSigner, {
+    generation: 1,
+    now: new Date(),
+    environment: 'staging',
+  });
+  for (const f of [...files.filter((x) => o.hashed || !x.hashed), signed[0]]) {
+    const p = path.join(out, f.key);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.writeFileSync(p, f.body);
+  }
+  return packages;
+}

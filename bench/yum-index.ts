@@ -5,38 +5,17 @@
 // ours from the kept fragments ÷ `createrepo_c --update --no-database` over the previous repodata.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Candidate } from '../activities/repository/publish-repository';
 import type { PublishedPackage } from '../activities/repository/repository-state';
 import { yumFormat } from '../activities/repository/yum-format';
 import type { DistroSpec } from '../common/types';
-import { makeRpms, noSigner, type Fixture } from './fixtures';
+import { makeRpms, writeIndexes, type Fixture } from './fixtures';
 import { interleave, median, ms, r2, requireTool, run, timed, type BenchContext, type Benchmark } from './harness';
 
 const SPEC: DistroSpec = { format: 'rpm', arch: 'x86_64' };
 const target = { environment: 'staging' as const, channel: 'unstable', distro: 'el9', distroSpec: SPEC };
 
 async function oursIndex(fixtures: Fixture[], out: string, kept: PublishedPackage[] = []): Promise<PublishedPackage[]> {
-  const fmt = yumFormat(target);
-  const candidates: Candidate[] = fixtures.map((f) => ({ ref: f.ref, file: f.path, key: fmt.poolKey(f.ref) }));
-  const ingested = await fmt.ingest(candidates, {
-    store: undefined as never, // an empty listing: nothing is looked up in the store
-    listing: new Map(),
-    signer: noSigner,
-    dir: out,
-  });
-  const packages = [...kept, ...ingested.map((x) => x.pkg)].sort((a, b) => (a.name < b.name ? -1 : 1));
-  const { files, extra } = await fmt.indexFiles(packages, {});
-  const signed = await fmt.signedFiles(files, extra, noSigner, {
-    generation: 1,
-    now: new Date(),
-    environment: 'staging',
-  });
-  for (const f of [...files, signed[0]]) {
-    const p = path.join(out, f.key);
-    fs.mkdirSync(path.dirname(p), { recursive: true });
-    fs.writeFileSync(p, f.body);
-  }
-  return packages;
+  return writeIndexes(yumFormat(target), fixtures, out, { kept, hashed: true });
 }
 
 const peer = (ctx: BenchContext, dir: string, update = false) =>
