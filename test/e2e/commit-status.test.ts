@@ -6,7 +6,20 @@ import type { Client } from '@temporalio/client';
 import type { ConveyorConfig } from '../../config/conveyor';
 import { abortSignal } from '../../workflows/messages';
 import { startFakeGithub, type FakeGithub } from '../helpers/fake-github';
-import { awsFor, clientFor, startWorkers, tempDir, testConfig, waitForStatus, startSampleRun } from '../helpers/stack';
+import {
+  awsFor,
+  clientFor,
+  startWorkers,
+  tempDir,
+  testConfig,
+  uid,
+  waitForStatus,
+  startSampleRun,
+} from '../helpers/stack';
+
+// A name of this test only: the branch-state entity of a name shared with another test file would
+// run on that file's task queue, which nobody polls once it is done.
+const REPO = `acme/status-${uid()}`;
 
 describe('commit statuses', () => {
   let gh: FakeGithub;
@@ -23,9 +36,10 @@ describe('commit statuses', () => {
     work = path.join(dir, 'work');
     config = testConfig([
       {
-        name: 'acme/widget',
+        name: REPO,
         cloneUrl: bare,
         steps: { unit: 'make test', integration: 'make integration', package: 'make package' },
+        more: { packages: ['widget'] },
       },
     ]);
     config.github = { ...config.github, apiUrl: gh.url };
@@ -41,11 +55,11 @@ describe('commit statuses', () => {
   });
 
   const start = (mutate?: (d: string) => void) =>
-    startSampleRun(config, client, { repository: 'acme/widget', bare, work, message: 'status', mutate });
+    startSampleRun(config, client, { repository: REPO, bare, work, message: 'status', mutate });
 
   const statusesFor = (sha: string, answered = 201) =>
     gh.requests
-      .filter((r) => r.path === `/repos/acme/widget/statuses/${sha}` && r.status === answered)
+      .filter((r) => r.path === `/repos/${REPO}/statuses/${sha}` && r.status === answered)
       .map((r) => r.body as { state: string; context: string; target_url?: string; description: string });
 
   /** Each context's states in the order GitHub accepted them. */
