@@ -1,6 +1,7 @@
 // `conveyor dev`: the whole local stack from temporal-dev.yml and a conveyor.yml — Temporal dev
 // server, moto with buckets and staging instances, the orchestrator and builder workers, the
-// webhook API — as child processes, stopped in order on Ctrl-C or SIGTERM. The stack writes
+// webhook API — as child processes, stopped in order on Ctrl-C or SIGTERM; a worker or the API that
+// dies is started again with backoff (supervise.ts), as systemd would. The stack writes
 // .dev/stack.json while it runs: a second `conveyor dev` reads it and says the stack is up instead
 // of failing on busy ports, and the demo reads it to find the API.
 import crypto from 'node:crypto';
@@ -17,6 +18,7 @@ import { processEnv } from './process-env';
 import { provisionBuckets, provisionHosts, type ProvisionedHost } from './provision';
 import { startMoto, startTemporalServer } from './servers';
 import { isAlive, isPortFree, spawnService, tailOf, waitFor, type Service } from './services';
+import { supervise } from './supervise';
 import { ROOT, tsxBin } from './tools';
 
 export interface StackInfo {
@@ -142,22 +144,20 @@ export async function startStack(
       [config.github.webhookSecretEnv]: devWebhookSecret(dev, config),
     };
     t0 = Date.now();
-    for (const w of dev.workers) {
-      services.push(
-        spawnService(w, tsxBin(), [path.join(ROOT, 'workers', `${w}.ts`)], {
-          env: processEnv(w, config, env),
-          logFile: path.join(logDir, `${w}.log`),
+    // Workers and the API are started again when they die, as systemd's Restart= does in production.
+    const restarting = (name: 'orchestrator' | 'builder' | 'api', file: string, args: string[] = []) => {
+      const start = () =>
+        spawnService(name, tsxBin(), [file, ...args], {
+          env: processEnv(name, config, env),
+          logFile: path.join(logDir, `${name}.log`),
           cwd: ROOT,
-        }),
-      );
-    }
+        });
+      return supervise(start, start(), log);
+    };
+    for (const w of dev.workers) services.push(restarting(w, path.join(ROOT, 'workers', `${w}.ts`)));
     const apiPort = dev.api.port;
     const apiArgs = ['--port', String(apiPort), '--status-port', String(dev.api.statusPort)];
-    const api = spawnService('api', tsxBin(), [path.join(ROOT, 'api', 'main.ts'), ...apiArgs], {
-      env: processEnv('api', config, env),
-      logFile: path.join(logDir, 'api.log'),
-      cwd: ROOT,
-    });
+    const api = restarting('api', path.join(ROOT, 'api', 'main.ts'), apiArgs);
     services.push(api);
     const apiUrl = `http://127.0.0.1:${apiPort}`;
     await waitFor('the webhook API', async () => (await fetch(`${apiUrl}/healthz`)).ok, {
