@@ -40,6 +40,12 @@ export async function createOrchestratorWorker(opts: WorkerOptions & { client: C
     ...(opts.identity ? { identity: opts.identity } : {}),
     shutdownGraceTime: `${shutdownGraceSeconds(opts.config)} seconds`,
     maxConcurrentActivityTaskExecutions: opts.config.workers.orchestratorMaxConcurrentActivities,
+    // An activity learns of its cancellation only from the answer to a heartbeat the worker sends,
+    // and the SDK sends at most one per 0.8 × heartbeat timeout (48 s for the fleet's 1 minute).
+    // Activities under a lock are cancelled with WAIT_CANCELLATION_COMPLETED, so that delay held
+    // the lock (and the hosts' rollback) for up to a minute after an abort or a terminate: send
+    // heartbeats at least every 5 s (the fleet's executors tick every 5 s, activities/fleet/executor.ts).
+    maxHeartbeatThrottleInterval: '5 seconds',
     ...(opts.workflowBundlePath
       ? { workflowBundle: { codePath: opts.workflowBundlePath } }
       : { workflowsPath: workflowsPath() }),

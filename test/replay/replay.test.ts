@@ -1,8 +1,9 @@
 // Every recorded history under test/replay/histories (real runs: success, failure + retry + abort,
-// approval and promotion, a rolled-back deploy) replays against the current workflow code. A
-// change that would break a running history must use patched(); the second test shows that an
-// unpatched incompatible change is caught. Record new histories with test/replay/record.ts.
-// The replays run in a child process (test/replay/run-replay.ts), as `conveyor replay` would.
+// approval and promotion, a rolled-back deploy, a deploy aborted and one terminated mid-batch)
+// replays against the current workflow code. A change that would break a running history must use
+// patched(); the second test shows that an unpatched incompatible change is caught. Record new
+// histories with test/replay/record.ts. The replays run in a child process
+// (test/replay/run-replay.ts), as `conveyor replay` would.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
