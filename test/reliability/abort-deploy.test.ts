@@ -23,7 +23,6 @@ const EventType = temporal.api.enums.v1.EventType;
 /** Bound on the time from the abort or terminate to a free lock (#12: "released within a bounded time"). */
 const LOCK_FREE_WITHIN_MS = 30000;
 const HOLD = 'etc/conveyor-hold';
-// eslint-disable-next-line no-console -- the figures belong in the test output
 const figure = (line: string) => console.log(line);
 
 describe('abort and terminate during a deploy (fault suite 5)', () => {
