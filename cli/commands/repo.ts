@@ -5,6 +5,7 @@
 // as a publish to that bucket and channel and publishes the new generation like a publish does.
 import crypto from 'node:crypto';
 import os from 'node:os';
+import { WorkflowFailedError } from '@temporalio/client';
 import { Command } from 'commander';
 import { aptFormat, createRepoStore, listGenerations, readSnapshot, yumFormat } from '../../activities/repository';
 import type { RewriteRepositoryInput } from '../../activities/repository';
@@ -237,21 +238,31 @@ async function runRewrite(
   const by = process.env.USER ?? os.userInfo().username;
   const id = repositoryRewriteId(r.environment, r.channel, r.distro, crypto.randomBytes(6).toString('hex'));
   const result = await withClient(config, (client) =>
-    client.workflow.execute<typeof repositoryRewrite>('repositoryRewrite', {
-      workflowId: id,
-      taskQueue: config.temporal.taskQueue,
-      args: [
-        {
-          environment: r.environment,
-          channel: r.channel,
-          distro: r.distro,
-          distroSpec: r.distroSpec,
-          bucket,
-          action,
-          by,
-        },
-      ],
-    }),
+    client.workflow
+      .execute<typeof repositoryRewrite>('repositoryRewrite', {
+        workflowId: id,
+        taskQueue: config.temporal.taskQueue,
+        args: [
+          {
+            environment: r.environment,
+            channel: r.channel,
+            distro: r.distro,
+            distroSpec: r.distroSpec,
+            bucket,
+            action,
+            by,
+          },
+        ],
+      })
+      .catch((err: unknown) => {
+        // The workflow's failure wraps the activity's, which says what was wrong.
+        let cause: unknown = err;
+        while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
+        if (err instanceof WorkflowFailedError && cause instanceof Error) {
+          throw new Error(`${r.label} (${r.environment} ${r.channel}): ${cause.message} (workflow ${id})`);
+        }
+        throw err;
+      }),
   );
   process.stdout.write(
     `${r.environment} ${r.channel} ${r.label}: generation ${result.previousGeneration} → ${result.generation}` +
