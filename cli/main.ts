@@ -8,6 +8,7 @@ import { devCommand } from './commands/dev';
 import { listCommand } from './commands/list';
 import { promoteCommand } from './commands/promote';
 import { replayCommand } from './commands/replay';
+import { repoCommand } from './commands/repo';
 import { rerunCommand } from './commands/rerun';
 import { rejectCommand } from './commands/reject';
 import { retryCommand } from './commands/retry';
@@ -32,7 +33,8 @@ Operators:
   conveyor promote <workflowId> [--force]    promote a finished run's build again (an older one only with --force)
   conveyor rerun <workflowId> deploy/el9     re-run one stage of a finished run from its recorded inputs
   conveyor replay --since 7d                 replay recent runs against the local workflow code
-  conveyor workers                           who polls which task queue, and the backlogs`,
+  conveyor workers                           who polls which task queue, and the backlogs
+  conveyor repo list                         published channels and their generations; repo show|rollback|remove`,
   );
 
 for (const cmd of [
@@ -50,6 +52,7 @@ for (const cmd of [
   rerunCommand(),
   replayCommand(),
   workersCommand(),
+  repoCommand(),
 ]) {
   program.addCommand(cmd.showHelpAfterError());
 }

@@ -27,3 +27,9 @@ export function repositoryLockId(bucket: string, channel: string): string {
 export function deployLockId(environment: string, distro: string): string {
   return `deploy-lock/${environment}/${distro}`;
 }
+
+/** One `conveyor repo rollback|remove` request: `repo-rewrite/<environment>/<channel>/<distro>/<request>`
+ * (the request a unique word chosen by the CLI, so a second request is a second change). */
+export function repositoryRewriteId(environment: string, channel: string, distro: string, request: string): string {
+  return `repo-rewrite/${environment}/${channel}/${distro}/${request}`;
+}

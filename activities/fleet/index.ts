@@ -31,6 +31,7 @@ import type { ExecOutcome, ExecRequest, Executor } from './executor';
 import { FleetFailure, fleetFailure } from './failures';
 import { localExecutor, localRoot } from './local-executor';
 import { ensureLocalHost } from './local-host';
+import { fetchRepositoryKey, keyringIdFor, sourceIdFor } from './repo-source';
 import {
   EXIT_NOT_PUBLISHED,
   EXIT_REPOSITORY,
@@ -61,6 +62,7 @@ export type * from './types';
 export { FleetFailure } from './failures';
 export { HostTag } from './discover-hosts';
 export { ensureLocalHost, resetLocalHost, basePath, debianMirror, defaultBaseDir } from './local-host';
+export { keyringIdFor, sourceIdFor } from './repo-source';
 
 export interface FleetDeps {
   ec2: EC2Client;
@@ -255,6 +257,7 @@ export function createFleetActivities(deps: FleetDeps) {
           CONVEYOR_KEY_URL: checkUrl('key URL', input.repo.keyUrl),
         };
         if (format === 'deb') env.CONVEYOR_SUITE = checkSuite(input.repo.suite);
+        env.CONVEYOR_SOURCE_ID = sourceIdFor(env.CONVEYOR_REPO_URL, env.CONVEYOR_SUITE);
         try {
           await prepare(scope, host, format);
           const before = await readVersion(scope, host, format, packageName, logFile);
@@ -273,12 +276,20 @@ export function createFleetActivities(deps: FleetDeps) {
                 'only a rollback (allowDowngrade) goes back',
             );
           }
+          scope.heartbeat({ phase: 'key', host: host.name });
+          const key = await fetchRepositoryKey(env.CONVEYOR_KEY_URL, scope.signal);
+          note(`repository key ${key.fingerprint} (${env.CONVEYOR_KEY_URL}), source ${env.CONVEYOR_SOURCE_ID}`);
           const outcome = await exec(
             scope,
             {
               host,
               script: upgradeScript(format),
-              env: { ...env, CONVEYOR_DOWNGRADE: downgrade ? '1' : '0' },
+              env: {
+                ...env,
+                CONVEYOR_KEY: key.armored,
+                CONVEYOR_KEYRING_ID: keyringIdFor(key.fingerprint),
+                CONVEYOR_DOWNGRADE: downgrade ? '1' : '0',
+              },
               logFile,
               purpose: `${downgrade ? 'roll back' : 'upgrade'} ${packageName} to ${version}`,
             },

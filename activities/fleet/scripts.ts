@@ -1,12 +1,12 @@
 // The shell scripts sent to hosts. They are constant text: every value (package, version, URLs,
 // suite) arrives as an environment variable that passed validate.ts, so nothing from outside is
 // ever parsed as shell. POSIX sh only (dash on Debian, bash on EL), nothing beyond what a minimal
-// host has (apt's own apt-helper fetches the key on deb hosts: a minbase system has no curl).
+// host has (a minbase system has no curl: the orchestrator fetches the key, repo-source.ts).
 //
 // The upgrade configures the host to read the PUBLISHED repository with the published key, one
-// source per package (`conveyor-<package>`), and refreshes only that source: a deploy must not
-// depend on the distribution's mirrors, and a broken publish must break it. Exit codes 93/94 tell
-// index.ts which failure it was.
+// source per repository URL and suite and one keyring per key (repo-source.ts), and refreshes only
+// that source: a deploy must not depend on the distribution's mirrors, and a broken publish must
+// break it. Exit codes 93/94 tell index.ts which failure it was.
 import type { ExecRequest } from './executor';
 import { FleetFailure, fleetFailure } from './failures';
 import { shellQuote } from './validate';
@@ -49,31 +49,66 @@ export function parseVersionAnswer(output: string, nonce: string): { version: st
   return { version: value === '' ? null : value.split(/\s+/).join(' ') };
 }
 
+// Shared by both formats: refuse to go on without the values the layout is named after.
+const LAYOUT_VALUES = `: "\${CONVEYOR_SOURCE_ID:?}" "\${CONVEYOR_KEYRING_ID:?}" "\${CONVEYOR_KEY:?}" "\${CONVEYOR_REPO_URL:?}"`;
+
 const DEB_UPGRADE = `set -eu
 export DEBIAN_FRONTEND=noninteractive
-id="conveyor-$CONVEYOR_PACKAGE"
-keyring="/etc/apt/keyrings/$id.asc"
-list="/etc/apt/sources.list.d/$id.list"
+${LAYOUT_VALUES}
+keyring="/etc/apt/keyrings/$CONVEYOR_KEYRING_ID.asc"
+list="/etc/apt/sources.list.d/$CONVEYOR_SOURCE_ID.list"
 mkdir -p /etc/apt/keyrings /etc/apt/sources.list.d
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 chown _apt "$tmp" 2>/dev/null || true
-echo "conveyor: fetching the repository key $CONVEYOR_KEY_URL"
-if ! /usr/lib/apt/apt-helper download-file "$CONVEYOR_KEY_URL" "$tmp/key.asc"; then
-  echo "conveyor: cannot download the repository key $CONVEYOR_KEY_URL" >&2
-  exit ${EXIT_REPOSITORY}
-fi
-install -m 644 "$tmp/key.asc" "$keyring"
-printf 'deb [signed-by=%s] %s %s main\\n' "$keyring" "$CONVEYOR_REPO_URL" "$CONVEYOR_SUITE" > "$list"
-echo "conveyor: $list: $(cat "$list")"
+source_line() { printf 'deb [signed-by=%s] %s %s main\\n' "$1" "$CONVEYOR_REPO_URL" "$CONVEYOR_SUITE"; }
+printf '%s' "$CONVEYOR_KEY" > "$tmp/key.asc"
+chmod 644 "$tmp/key.asc"
+source_line "$tmp/key.asc" > "$tmp/check.list"
 # apt verifies an InRelease only when it downloads it: one unchanged since the last update is a
 # Hit (HTTP 304) that is not checked again, so a changed key would go unnoticed. Read the source
-# into empty lists first, which verifies everything with the key just installed.
+# into empty lists first, which verifies everything with the key. The host's own configuration
+# changes only after that succeeded: a repository signed by another key leaves it as it was.
 mkdir -p "$tmp/lists/partial"
 chown -R _apt "$tmp/lists" 2>/dev/null || true
-if ! apt-get update -o Dir::State::Lists="$tmp/lists" -o Dir::Etc::SourceList="$list" -o Dir::Etc::SourceParts=- \\
-  || ! apt-get update -o Dir::Etc::SourceList="$list" -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0; then
-  echo "conveyor: apt-get cannot read $CONVEYOR_REPO_URL $CONVEYOR_SUITE with the key $CONVEYOR_KEY_URL" >&2
+if ! apt-get update -o Dir::State::Lists="$tmp/lists" -o Dir::Etc::SourceList="$tmp/check.list" -o Dir::Etc::SourceParts=-; then
+  echo "conveyor: apt-get cannot read $CONVEYOR_REPO_URL $CONVEYOR_SUITE with the key $CONVEYOR_KEY_URL ($CONVEYOR_KEYRING_ID)" >&2
+  exit ${EXIT_REPOSITORY}
+fi
+# One source per repository URL and suite, one keyring per key: every package deployed from this
+# suite shares them, so two sources can never name two keyrings for it (apt refuses the whole
+# source list then). Written beside their place and renamed: apt never reads half a file.
+install -m 644 "$tmp/key.asc" "/etc/apt/keyrings/.$CONVEYOR_KEYRING_ID.new"
+mv -f "/etc/apt/keyrings/.$CONVEYOR_KEYRING_ID.new" "$keyring"
+source_line "$keyring" > "/etc/apt/.$CONVEYOR_SOURCE_ID.new"
+chmod 644 "/etc/apt/.$CONVEYOR_SOURCE_ID.new"
+mv -f "/etc/apt/.$CONVEYOR_SOURCE_ID.new" "$list"
+echo "conveyor: $list: $(cat "$list")"
+# Repair the earlier layout (one source and keyring per package, conveyor-<package>): any other
+# conveyor-*.list naming this URL and suite conflicts with the one above.
+for f in /etc/apt/sources.list.d/conveyor-*.list; do
+  [ -f "$f" ] && [ "$f" != "$list" ] || continue
+  if awk -v url="$CONVEYOR_REPO_URL" -v suite="$CONVEYOR_SUITE" '
+    $1 == "deb" {
+      i = 2
+      if ($i ~ /^\\[/) { while (i < NF && $i !~ /\\]$/) i++; i++ }
+      if (($i == url || $i == url "/") && $(i + 1) == suite) found = 1
+    }
+    END { exit !found }' "$f"; then
+    echo "conveyor: removing $f: it names $CONVEYOR_REPO_URL $CONVEYOR_SUITE too, now read through $list"
+    rm -f "$f"
+  fi
+done
+# Keyrings of ours that no source names any more (the earlier layout's, a rotated key's).
+for k in /etc/apt/keyrings/conveyor-*.asc; do
+  [ -f "$k" ] || continue
+  if ! grep -rqsF "$k" /etc/apt/sources.list /etc/apt/sources.list.d; then
+    echo "conveyor: removing $k: no source names it"
+    rm -f "$k"
+  fi
+done
+if ! apt-get update -o Dir::Etc::SourceList="$list" -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0; then
+  echo "conveyor: apt-get cannot read $CONVEYOR_REPO_URL $CONVEYOR_SUITE with the key $CONVEYOR_KEY_URL ($CONVEYOR_KEYRING_ID)" >&2
   exit ${EXIT_REPOSITORY}
 fi
 # madison lines: " widget |    1.0.0-3 | http://… Packages"
@@ -88,41 +123,75 @@ apt-get install "$@" "$CONVEYOR_PACKAGE=$CONVEYOR_VERSION"
 `;
 
 const RPM_UPGRADE = `set -eu
-id="conveyor-$CONVEYOR_PACKAGE"
+${LAYOUT_VALUES}
+id="$CONVEYOR_SOURCE_ID"
 repo="/etc/yum.repos.d/$id.repo"
-mkdir -p /etc/yum.repos.d
-cat > "$repo" <<REPO
+key="/etc/pki/rpm-gpg/$CONVEYOR_KEYRING_ID.asc"
+mkdir -p /etc/yum.repos.d /etc/pki/rpm-gpg
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+repo_file() {
+  cat <<REPO
 [$id]
-name=Conveyor $CONVEYOR_PACKAGE
+name=Conveyor $CONVEYOR_REPO_URL
 baseurl=$CONVEYOR_REPO_URL
 enabled=1
 gpgcheck=1
 repo_gpgcheck=1
-gpgkey=$CONVEYOR_KEY_URL
+gpgkey=file://$1
 skip_if_unavailable=False
 metadata_expire=0
 REPO
-echo "conveyor: $repo:"
-cat "$repo"
-# dnf keeps the repository's metadata and the keyring it verifies repomd.xml with (imported keys
-# accumulate there): without removing both, a repository signed by another key than the published
-# one would still be trusted. (The keyring lives in the default cachedir, /var/cache/dnf.)
-dnf -q --disablerepo='*' --enablerepo="$id" clean all >/dev/null
-rm -rf "/var/cache/dnf/$id-"*/pubring
-if ! available=$(dnf -q -y --disablerepo='*' --enablerepo="$id" repoquery --qf '%{version}-%{release}' "$CONVEYOR_PACKAGE"); then
-  echo "conveyor: dnf cannot read $CONVEYOR_REPO_URL" >&2
+}
+mkdir -p "$tmp/repos" "$tmp/cache"
+printf '%s' "$CONVEYOR_KEY" > "$tmp/key.asc"
+repo_file "$tmp/key.asc" > "$tmp/repos/$id.repo"
+# Read the repository with the key into an empty cache first (dnf keeps the keys it imported for
+# repomd.xml in its cache: a cached keyring would trust a key the published one replaced). The
+# host's own configuration changes only after that succeeded.
+if ! available=$(dnf -q -y --setopt=reposdir="$tmp/repos" --setopt=cachedir="$tmp/cache" --disablerepo='*' --enablerepo="$id" repoquery --qf '%{version}-%{release}' "$CONVEYOR_PACKAGE"); then
+  echo "conveyor: dnf cannot read $CONVEYOR_REPO_URL with the key $CONVEYOR_KEY_URL ($CONVEYOR_KEYRING_ID)" >&2
   exit ${EXIT_REPOSITORY}
 fi
 if ! printf '%s\\n' "$available" | grep -qxF "$CONVEYOR_VERSION"; then
   echo "conveyor: $CONVEYOR_PACKAGE $CONVEYOR_VERSION is not in $CONVEYOR_REPO_URL; it has: $(printf '%s' "$available" | tr '\\n' ' ')" >&2
   exit ${EXIT_NOT_PUBLISHED}
 fi
+# One .repo per baseurl, one key file per key, shared by every package deployed from there.
+install -m 644 "$tmp/key.asc" "/etc/pki/rpm-gpg/.$CONVEYOR_KEYRING_ID.new"
+mv -f "/etc/pki/rpm-gpg/.$CONVEYOR_KEYRING_ID.new" "$key"
+repo_file "$key" > "/etc/yum.repos.d/.$id.new"
+chmod 644 "/etc/yum.repos.d/.$id.new"
+mv -f "/etc/yum.repos.d/.$id.new" "$repo"
+echo "conveyor: $repo:"
+cat "$repo"
+# Repair the earlier layout (one .repo per package, conveyor-<package>) for this baseurl.
+for f in /etc/yum.repos.d/conveyor-*.repo; do
+  [ -f "$f" ] && [ "$f" != "$repo" ] || continue
+  if grep -qxF -e "baseurl=$CONVEYOR_REPO_URL" -e "baseurl=$CONVEYOR_REPO_URL/" "$f"; then
+    echo "conveyor: removing $f: it names $CONVEYOR_REPO_URL too, now read through $repo"
+    old=$(sed -n 's/^\\[\\(.*\\)\\]$/\\1/p' "$f" | head -n 1)
+    rm -f "$f"
+    if [ -n "$old" ]; then rm -rf "/var/cache/dnf/$old-"*; fi
+  fi
+done
+for k in /etc/pki/rpm-gpg/conveyor-*.asc; do
+  [ -f "$k" ] || continue
+  if ! grep -rqsF "file://$k" /etc/yum.repos.d; then
+    echo "conveyor: removing $k: no repository names it"
+    rm -f "$k"
+  fi
+done
+# The host's cache of this repository (metadata and the keyring dnf verifies repomd.xml with)
+# starts afresh with the key just installed.
+rm -rf "/var/cache/dnf/$id-"*
 if [ "$CONVEYOR_DOWNGRADE" = 1 ]; then action=downgrade; else action=install; fi
 dnf -y "$action" "$CONVEYOR_PACKAGE-$CONVEYOR_VERSION"
 `;
 
 /** Reads CONVEYOR_PACKAGE, CONVEYOR_VERSION, CONVEYOR_REPO_URL, CONVEYOR_SUITE (deb),
- * CONVEYOR_KEY_URL, CONVEYOR_DOWNGRADE (1 or 0). */
+ * CONVEYOR_KEY_URL (for messages), CONVEYOR_KEY (the armored key), CONVEYOR_KEYRING_ID and
+ * CONVEYOR_SOURCE_ID (repo-source.ts), CONVEYOR_DOWNGRADE (1 or 0). */
 export function upgradeScript(format: 'deb' | 'rpm'): string {
   return format === 'deb' ? DEB_UPGRADE : RPM_UPGRADE;
 }

@@ -222,3 +222,32 @@ export async function publicKeyOf(armoredPrivate: string): Promise<string> {
     await signer.close();
   }
 }
+
+/** The fingerprints of the primary keys in an armored public key block, read by gpg without
+ * importing it anywhere (`--show-keys`, a throwaway home). [] when gpg finds no key in it. */
+export async function publicKeyFingerprints(armoredPublic: string, signal?: AbortSignal): Promise<string[]> {
+  const k = await openKeyring();
+  try {
+    const file = k.scratch('public.asc');
+    await fs.promises.writeFile(file, armoredPublic);
+    const shown = await runProcess(k.gpg, ['--homedir', k.home, '--batch', '--with-colons', '--show-keys', file], {
+      env: k.env,
+      signal,
+    });
+    if (shown.exitCode !== 0) return [];
+    const fprs: string[] = [];
+    let primary = false;
+    for (const line of shown.output.split('\n')) {
+      const f = line.split(':');
+      if (f[0] === 'pub') primary = true;
+      else if (f[0] === 'sub') primary = false;
+      else if (f[0] === 'fpr' && primary) {
+        fprs.push(f[9]);
+        primary = false;
+      }
+    }
+    return fprs;
+  } finally {
+    await k.close();
+  }
+}

@@ -18,6 +18,7 @@ import type { EngineDeps, RepositoryFormat } from './publish-types';
 import { createRepoStore, type RepoStore } from './repo-store';
 import { emptyState, parseState } from './repository-state';
 import { resignRelease } from './resign-release';
+import { rewriteRepository } from './rewrite-repository';
 import { compareDebVersions, compareRpmVersions } from './version-compare';
 import type { DistroSpec } from '../../common/types';
 import type {
@@ -30,12 +31,18 @@ import type {
   RepositoryTarget,
   ResignInput,
   ResignResult,
+  RewriteRepositoryInput,
+  RewriteRepositoryResult,
 } from './types';
 import { yumFormat } from './yum-format';
 
 export { generateSigningKey, publicKeyOf } from './gpg';
 export { RepositoryFailure } from './failures';
 export { PUBLIC_KEY_PATH } from './publish-repository';
+export { listGenerations, readSnapshot } from './rewrite-repository';
+export { aptFormat } from './apt-format';
+export { yumFormat } from './yum-format';
+export { createRepoStore } from './repo-store';
 export type * from './types';
 
 export interface PublishedVersionsInput {
@@ -181,6 +188,11 @@ export function createRepositoryActivities(deps: RepositoryDeps) {
      * bucket, applies retention, re-signs the index. Idempotent; safe to retry after a crash. */
     publishPackages: (input: PublishPackagesInput): Promise<PublishPackagesResult> =>
       withSigner(input, (engine, format) => publishRepository(engine, format, input)),
+
+    /** A new generation from an earlier one's snapshot (rollback) or without one version (remove):
+     * published like a publish, fenced by the publish lock's lease. */
+    rewriteRepository: (input: RewriteRepositoryInput): Promise<RewriteRepositoryResult> =>
+      withSigner(input, (engine, format) => rewriteRepository(engine, format, input)),
 
     /** Re-signs the channel's live APT Release in place (same files, new Date and Valid-Until),
      * before it expires. The caller holds the channel's publish lock. YUM: nothing to do. */

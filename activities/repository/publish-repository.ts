@@ -17,13 +17,20 @@
 // that is not among the publishing repository's `packages` or that the state records as another
 // repository's, applies `keepBuilds` to the publisher's own names only, and refuses other bytes
 // under a published name and version naming both builds (repository, branch, commit).
-import { planPublish } from './publish-plan';
+import { planPublish, type PublishPlan } from './publish-plan';
 import { collect, retire } from './publish-collect';
 import { signAndSwitch } from './publish-switch';
 import type { EngineDeps, RepositoryFormat } from './publish-types';
 import { makePackages, uploadIndexes, uploadPool } from './publish-upload';
-import type { IndexRecord, RepositoryState } from './repository-state';
-import type { PublishPackagesInput, PublishPackagesResult } from './types';
+import {
+  generationKey,
+  type GenerationChange,
+  type GenerationSnapshot,
+  type IndexRecord,
+  type RepositoryState,
+  type Yank,
+} from './repository-state';
+import type { Environment, PublishPackagesInput, PublishPackagesResult } from './types';
 
 export type { Candidate, EngineDeps, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-types';
 export { builtBy } from './publish-plan';
@@ -47,12 +54,24 @@ export async function publishRepository(
   fmt: RepositoryFormat,
   input: PublishPackagesInput,
 ): Promise<PublishPackagesResult> {
+  deps.scope.heartbeat({ phase: 'read' });
+  const plan = await planPublish(deps, fmt, input);
+  return publishPlan(deps, fmt, plan, {
+    environment: input.environment,
+    change: { kind: 'publish', repository: input.repository },
+  });
+}
+
+/** Steps 2–8 for a plan: a publish's, or a rollback's or removal's (rewrite-repository.ts). */
+export async function publishPlan(
+  deps: EngineDeps,
+  fmt: RepositoryFormat,
+  plan: PublishPlan,
+  opts: { environment: Environment; change: GenerationChange; yanked?: Yank[] },
+): Promise<PublishPackagesResult> {
   const { store, signer, scope } = deps;
   const signal = scope.signal;
   const uploaded: string[] = [];
-
-  scope.heartbeat({ phase: 'read' });
-  const plan = await planPublish(deps, fmt, input);
   const { state } = plan;
   const { packages, ingested } = await makePackages(deps, fmt, plan);
   const { files, extra } = await fmt.indexFiles(packages, state.extra, signal);
@@ -82,7 +101,7 @@ export async function publishRepository(
   const resign = indexChanged || signerChanged || signedDamaged;
   const generation = resign ? state.generation + 1 : state.generation;
   const signed = resign
-    ? await signAndSwitch(deps, fmt, files, extra, generation, input.environment, uploaded)
+    ? await signAndSwitch(deps, fmt, files, extra, generation, opts.environment, uploaded)
     : state.signed;
 
   const now = deps.now();
@@ -102,6 +121,7 @@ export async function publishRepository(
     owners: Object.fromEntries(Object.entries(plan.owners).sort(([a], [b]) => byCode(a, b))),
     publishedAt: resign || !state.publishedAt ? now.toISOString() : state.publishedAt,
     retired: gc.retired,
+    ...((opts.yanked ?? state.yanked) ? { yanked: opts.yanked ?? state.yanked } : {}),
   };
   if (stateWithoutTime(next) !== stateWithoutTime(state)) {
     await store.put(
@@ -111,6 +131,26 @@ export async function publishRepository(
       signal,
     );
     uploaded.push(fmt.stateKey);
+  }
+  if (resign) {
+    // After the state: a snapshot never describes a generation that did not go live.
+    const snapshot: GenerationSnapshot = {
+      schema: 1,
+      format: fmt.format,
+      generation,
+      publishedAt: next.publishedAt,
+      change: opts.change,
+      packages,
+      owners: next.owners ?? {},
+    };
+    const key = generationKey(fmt.stateKey, generation);
+    await store.put(
+      key,
+      Buffer.from(JSON.stringify(snapshot)),
+      { contentType: 'application/json', immutable: false },
+      signal,
+    );
+    uploaded.push(key);
   }
 
   // Deletions last: everything they would break is referenced by no index within the window.

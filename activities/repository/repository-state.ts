@@ -84,6 +84,47 @@ export interface RepositoryState {
   /** Files no live index references any more, with when they stopped being referenced (ISO): kept
    * until the retention window has passed, so clients holding an older index still find them. */
   retired?: RetiredFile[];
+  /** Versions removed with `conveyor repo remove`, newest last. */
+  yanked?: Yank[];
+}
+
+/** A version taken out of a channel on purpose (`conveyor repo remove`), with why. */
+export interface Yank {
+  name: string;
+  version: string;
+  reason: string;
+  /** Who asked, as the operator said (the CLI sends $USER). */
+  by?: string;
+  at: string;
+}
+
+/** What made a generation: a publish of a build, a rollback to an earlier generation, a removal. */
+export type GenerationChange =
+  | { kind: 'publish'; repository: string }
+  | { kind: 'rollback'; to: number; by?: string }
+  | { kind: 'remove'; name: string; version: string; reason: string; by?: string };
+
+/** One generation as it went live, kept beside the state (`<state>.generations/<n>.json`): what
+ * `conveyor repo list|show` read and what `repo rollback --to N` republishes. Written after the
+ * state, overwritten by a retry that remade the same generation (the live one wins). */
+export interface GenerationSnapshot {
+  schema: 1;
+  format: 'apt' | 'yum';
+  generation: number;
+  publishedAt: string;
+  change: GenerationChange;
+  packages: PublishedPackage[];
+  owners: Record<string, string>;
+}
+
+/** `conveyor-state/apt/bookworm-unstable.generations/` for `conveyor-state/apt/bookworm-unstable.json`. */
+export function generationsPrefix(stateKey: string): string {
+  return `${stateKey.replace(/\.json$/, '')}.generations/`;
+}
+
+/** Zero-padded, so a listing sorts by generation. */
+export function generationKey(stateKey: string, generation: number): string {
+  return `${generationsPrefix(stateKey)}${String(generation).padStart(8, '0')}.json`;
 }
 
 export interface RetiredFile {

@@ -96,3 +96,34 @@ export interface PublishDocsResult {
   /** Files in the site. */
   files: number;
 }
+
+/** `conveyor repo rollback|remove`: a new generation of one channel's repository for one distro,
+ * made from an earlier generation's snapshot or from the live one without a version. */
+export interface RewriteRepositoryInput {
+  environment: Environment;
+  channel: string;
+  distro: string;
+  distroSpec: DistroSpec;
+  action: { kind: 'rollback'; to: number } | { kind: 'remove'; name: string; version: string; reason: string };
+  /** Who asked (the operator's own word, recorded with the change). */
+  by?: string;
+  /** The publish lock's lease this write runs under (fencing, as for a publish). */
+  lease?: LeaseRef;
+}
+
+export interface RewriteRepositoryResult {
+  /** False when the live generation already was exactly this. */
+  changed: boolean;
+  /** The generation live now, and the one live before. */
+  generation: number;
+  previousGeneration: number;
+  repoUrlPath: string;
+  suite?: string;
+  /** Packages in the new generation. */
+  packages: number;
+  /** `name version arch` that came back, and that went. */
+  added: string[];
+  removed: string[];
+  /** Pool files made again from their artifacts (collected since that generation was live). */
+  restored: string[];
+}

@@ -93,6 +93,7 @@ export async function publishStaging(
   name: string,
   versions: string[],
   channel = 'unstable',
+  owner: { repository?: string; packages?: string[] } = {},
 ): Promise<StagingRepo> {
   const artifactsBucket = parseS3Url(config.storage.artifacts).bucket;
   const staging = parseS3Url(config.storage.staging).bucket;
@@ -129,8 +130,9 @@ export async function publishStaging(
       distroSpec: spec,
       artifacts,
       keepBuilds: 10,
-      // The package's own repository: `name` is its default package.
-      repository: `test/${name}`,
+      // By default the package's own repository: `name` is its default package.
+      repository: owner.repository ?? `test/${name}`,
+      packages: owner.packages,
     });
     if (spec.format === 'deb') repo.apt = { url: `${bucketUrl}/${published.repoUrlPath}`, suite: published.suite! };
     else repo.yum = { url: `${bucketUrl}/${published.repoUrlPath}` };

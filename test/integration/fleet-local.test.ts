@@ -15,6 +15,7 @@ import {
   resetLocalHost,
   type FleetActivities,
   type Host,
+  sourceIdFor,
   type UpgradeInput,
 } from '../../activities/fleet';
 import { runChecked } from '../../activities/exec/process';
@@ -135,15 +136,22 @@ describe('fleet: local hosts upgraded from the published staging repository', ()
       expect((await acts.hostVersion({ host, packageName: 'widget', format: formatOf(host) })).version).toBe('1.0.0-2');
     }
     // The host reads the published repository with the published key, never the artifacts bucket.
-    const aptList = fs.readFileSync(path.join(hosts[0].root!, 'etc/apt/sources.list.d/conveyor-widget.list'), 'utf8');
-    expect(aptList).toBe(
-      `deb [signed-by=/etc/apt/keyrings/conveyor-widget.asc] ${repo.apt.url} ${repo.apt.suite} main\n`,
+    // One source per repository URL and suite, one keyring named after the key's fingerprint.
+    const listDir = path.join(hosts[0].root!, 'etc/apt/sources.list.d');
+    const lists = fs.readdirSync(listDir).filter((f) => f.startsWith('conveyor-'));
+    expect(lists).toEqual([`${sourceIdFor(repo.apt.url, repo.apt.suite)}.list`]);
+    expect(fs.readFileSync(path.join(listDir, lists[0]), 'utf8')).toMatch(
+      new RegExp(
+        `^deb \\[signed-by=/etc/apt/keyrings/conveyor-[0-9A-F]{40}\\.asc\\] ${repo.apt.url.replace(/[.]/g, '\\.')} ${repo.apt.suite} main\n$`,
+      ),
     );
-    const yumRepo = fs.readFileSync(path.join(hosts[2].root!, 'etc/yum.repos.d/conveyor-widget.repo'), 'utf8');
+    const yumId = sourceIdFor(repo.yum.url);
+    const yumRepo = fs.readFileSync(path.join(hosts[2].root!, `etc/yum.repos.d/${yumId}.repo`), 'utf8');
+    expect(yumRepo).toContain(`[${yumId}]\n`);
     expect(yumRepo).toContain(`baseurl=${repo.yum.url}\n`);
     expect(yumRepo).toMatch(/^gpgcheck=1$/m);
     expect(yumRepo).toMatch(/^repo_gpgcheck=1$/m);
-    expect(yumRepo).toContain(`gpgkey=${repo.keyUrl}\n`);
+    expect(yumRepo).toMatch(/^gpgkey=file:\/\/\/etc\/pki\/rpm-gpg\/conveyor-[0-9A-F]{40}\.asc$/m);
     const log = await logText(first[0].logKey);
     expect(log).toMatch(/widget \(not installed\) installed, 1\.0\.0-2 wanted/);
     expect(log).toMatch(/Setting up widget \(1\.0\.0-2\)/);

@@ -161,13 +161,18 @@ describe('repository publishing: increments, retention, generations, crashes', (
     const pool = second.uploaded.filter((k) => k.startsWith('apt/pool/'));
     expect(pool).toEqual(['apt/pool/incr/bookworm/beta/beta_2.0-1_amd64.deb']);
     const rest = second.uploaded.filter((k) => !pool.includes(k));
-    expect(rest.every((k) => second.indexKeys.includes(k) || k === 'conveyor-state/apt/bookworm-incr.json')).toBe(true);
-    // The signed index is written after everything it names, InRelease last of all.
-    expect(second.uploaded.slice(-4)).toEqual([
+    const stateKeys = [
+      'conveyor-state/apt/bookworm-incr.json',
+      'conveyor-state/apt/bookworm-incr.generations/00000002.json',
+    ];
+    expect(rest.every((k) => second.indexKeys.includes(k) || stateKeys.includes(k))).toBe(true);
+    // The signed index is written after everything it names, InRelease last of all; then the
+    // state and the generation's snapshot.
+    expect(second.uploaded.slice(-5)).toEqual([
       'apt/dists/bookworm-incr/Release',
       'apt/dists/bookworm-incr/Release.gpg',
       'apt/dists/bookworm-incr/InRelease',
-      'conveyor-state/apt/bookworm-incr.json',
+      ...stateKeys,
     ]);
     expect(second.uploaded.indexOf(pool[0])).toBeLessThan(second.uploaded.indexOf('apt/dists/bookworm-incr/Release'));
     expect(await aptView('bookworm-incr')).toEqual(['alpha 1.0-1', 'beta 2.0-1']);
@@ -186,10 +191,11 @@ describe('repository publishing: increments, retention, generations, crashes', (
     const second = await acts.publishPackages(rpm('incr', [a, b]));
     expect(second.uploaded.filter((k) => k.endsWith('.rpm'))).toEqual(['yum/el9/incr/Packages/beta-2.0-1.noarch.rpm']);
     expect(second.uploaded.filter((k) => /repodata\/[0-9a-f]{64}-/.test(k))).toHaveLength(3);
-    expect(second.uploaded.slice(-3)).toEqual([
+    expect(second.uploaded.slice(-4)).toEqual([
       'yum/el9/incr/repodata/repomd.xml',
       'yum/el9/incr/repodata/repomd.xml.asc',
       'conveyor-state/yum/el9/incr/state.json',
+      'conveyor-state/yum/el9/incr/state.generations/00000002.json',
     ]);
     expect(await yumView('yum/el9/incr')).toEqual(['alpha 1.0-1', 'beta 2.0-1']);
     expect(await acts.publishPackages(rpm('incr', [a, b]))).toMatchObject({
