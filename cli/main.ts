@@ -32,7 +32,13 @@ Operators:
   conveyor promote <workflowId> [--force]    promote a finished run's build again (an older one only with --force)
   conveyor rerun <workflowId> deploy/el9     re-run one stage of a finished run from its recorded inputs
   conveyor replay --since 7d                 replay recent runs against the local workflow code
-  conveyor workers                           who polls which task queue, and the backlogs`,
+  conveyor workers                           who polls which task queue, and the backlogs
+
+Temporal connection (the same for workers and the API), highest first:
+  TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_* env;
+  conveyor.yml temporal.address, .namespace, .apiKeyEnv, .tls;
+  a profile of TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml (temporal.profile,
+  else TEMPORAL_PROFILE, else default); then localhost:7233, namespace default.`,
   );
 
 for (const cmd of [
