@@ -11,6 +11,7 @@ import { replayCommand } from './commands/replay';
 import { rerunCommand } from './commands/rerun';
 import { rejectCommand } from './commands/reject';
 import { retryCommand } from './commands/retry';
+import { setupCommand } from './commands/setup';
 import { statusCommand } from './commands/status';
 import { triggerCommand } from './commands/trigger';
 import { watchCommand } from './commands/watch';
@@ -33,6 +34,7 @@ Operators:
   conveyor rerun <workflowId> deploy/el9     re-run one stage of a finished run from its recorded inputs
   conveyor replay --since 7d                 replay recent runs against the local workflow code
   conveyor workers                           who polls which task queue, and the backlogs
+  conveyor setup                             register the namespace and search attributes on the cluster
 
 Temporal connection (the same for workers and the API), highest first:
   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_* env;
@@ -56,6 +58,7 @@ for (const cmd of [
   rerunCommand(),
   replayCommand(),
   workersCommand(),
+  setupCommand(),
 ]) {
   program.addCommand(cmd.showHelpAfterError());
 }
