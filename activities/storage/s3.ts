@@ -11,24 +11,44 @@ export interface AwsClients {
   ssm: SSMClient;
 }
 
-function localCredentials(config: Pick<ConveyorConfig, 'aws'>, env: NodeJS.ProcessEnv) {
-  // A local endpoint accepts any credentials; production never takes this path (no endpoint).
-  if (config.aws.endpoint && !env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE) {
-    return { accessKeyId: 'conveyor-local', secretAccessKey: 'conveyor-local' };
-  }
+type Service = keyof AwsClients;
+
+/** The standard per-service variables (AWS SDK "service-specific endpoints"); AWS_ENDPOINT_URL is aws.endpoint. */
+const SERVICE_ENDPOINT_ENV: Record<Service, string> = {
+  s3: 'AWS_ENDPOINT_URL_S3',
+  ec2: 'AWS_ENDPOINT_URL_EC2',
+  ssm: 'AWS_ENDPOINT_URL_SSM',
+};
+
+/** The fixed credentials of the local stack's stand-in (moto accepts any). */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'conveyor-local', secretAccessKey: 'conveyor-local' } as const;
+
+/** The endpoint a client of `service` talks to: aws.endpoint, else AWS_ENDPOINT_URL_<SERVICE>; none on AWS. */
+export function endpointFor(service: Service, config: Pick<ConveyorConfig, 'aws'>, env: NodeJS.ProcessEnv) {
+  return config.aws.endpoint || env[SERVICE_ENDPOINT_ENV[service]] || undefined;
+}
+
+/**
+ * Credentials for a client: with no endpoint, undefined, so the SDK's default chain finds them (env,
+ * shared profile, SSO, container or instance role): production never gets the fixed ones. With an
+ * endpoint (the local stack), the fixed local credentials, unless credentials are given explicitly
+ * (AWS_ACCESS_KEY_ID or AWS_PROFILE: an S3-compatible service or a VPC endpoint with real keys).
+ */
+export function credentialsFor(service: Service, config: Pick<ConveyorConfig, 'aws'>, env: NodeJS.ProcessEnv) {
+  if (endpointFor(service, config, env) && !env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE) return { ...LOCAL_CREDENTIALS };
   return undefined;
 }
 
 export function createAwsClients(config: Pick<ConveyorConfig, 'aws'>, env = process.env): AwsClients {
-  const common = {
+  const common = (service: Service) => ({
     region: config.aws.region,
-    endpoint: config.aws.endpoint,
-    credentials: localCredentials(config, env),
-  };
+    endpoint: endpointFor(service, config, env),
+    credentials: credentialsFor(service, config, env),
+  });
   return {
-    s3: new S3Client({ ...common, forcePathStyle: Boolean(config.aws.endpoint) }),
-    ec2: new EC2Client(common),
-    ssm: new SSMClient(common),
+    s3: new S3Client({ ...common('s3'), forcePathStyle: Boolean(endpointFor('s3', config, env)) }),
+    ec2: new EC2Client(common('ec2')),
+    ssm: new SSMClient(common('ssm')),
   };
 }
 

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { motoBin, temporalBin } from './tools';
+import { motoBin, temporalBin, temporalCliAtLeast } from './tools';
 import { spawnService, waitFor, type Service } from './services';
 
 export interface TemporalServerOptions {
@@ -40,6 +40,9 @@ export async function startTemporalServer(o: TemporalServerOptions): Promise<Ser
     '--log-level',
     'warn',
     ...(o.headless ? ['--headless'] : ['--ui-port', String(o.uiPort)]),
+    // CLI 1.9's Web UI fetches a newsfeed from the internet on every page load; the local stack
+    // must not depend on (or leak to) the internet. The flag does not exist in 1.5.
+    ...(!o.headless && temporalCliAtLeast(1, 9) ? ['--ui-disable-news-fetch'] : []),
     ...Object.entries(o.searchAttributes).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
     ...(o.extraArgs ?? []),
   ];

@@ -133,9 +133,11 @@ export async function startStack(
     );
     await makeHosts(hosts, stackConfig, log);
 
-    // Each process gets only its own secrets from this (process-env.ts).
+    // Each process gets only its own secrets from this (process-env.ts). The local dev server is
+    // plaintext without auth: a shell's TEMPORAL_API_KEY, TLS or profile settings (for a real
+    // cluster) would make the stack's processes talk TLS to it, so none of them pass.
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...withoutTemporalSettings(process.env),
       CONVEYOR_CONFIG: config.file,
       TEMPORAL_ADDRESS: temporalAddress,
       TEMPORAL_NAMESPACE: dev.temporal.namespace,
@@ -244,7 +246,7 @@ export async function stopServices(dev: DevConfig, services: Service[]): Promise
 
 /** Waits until every queue the stack serves has a poller, so a run started next is picked up at once. */
 async function waitForPollers(config: ConveyorConfig, dev: DevConfig, services: Service[]): Promise<void> {
-  const client = await connectClient(config);
+  const client = await connectClient(config, withoutTemporalSettings(process.env));
   try {
     const queues = [
       ...(dev.workers.includes('orchestrator') ? [config.temporal.taskQueue] : []),
@@ -269,4 +271,9 @@ async function waitForPollers(config: ConveyorConfig, dev: DevConfig, services: 
   } finally {
     await client.connection.close();
   }
+}
+
+/** `env` less every TEMPORAL_* setting (address, API key, TLS, profile: config/temporal-settings.ts). */
+export function withoutTemporalSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('TEMPORAL_')));
 }

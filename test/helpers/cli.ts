@@ -19,7 +19,10 @@ export interface Running extends Promise<CliResult> {
 /** Env of a command: nothing from the developer's shell may point it elsewhere. */
 function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, USER: 'cli-tester', ...extra };
-  for (const k of ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'CONVEYOR_CONFIG', 'INIT_CWD']) {
+  // Every TEMPORAL_* setting (address, API key, TLS, profile file: config/temporal-settings.ts).
+  for (const k of Object.keys(env).filter(
+    (k) => k.startsWith('TEMPORAL_') || k === 'CONVEYOR_CONFIG' || k === 'INIT_CWD',
+  )) {
     if (!(k in extra)) delete env[k];
   }
   return env;
