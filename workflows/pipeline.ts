@@ -78,10 +78,13 @@ const entity = proxyActivities<OrchestratorActivities>({
   retry: { maximumAttempts: Number.POSITIVE_INFINITY, maximumInterval: '1 minute' },
 });
 
-// Commit statuses retry rate limits inside the activity and never throw; one attempt is enough.
+// Commit statuses retry rate limits inside the activity and never throw; another attempt is for a
+// worker that died mid-report (found by the heartbeat timeout instead of the 5 minutes, which
+// held the run's end that long after a crash: the fault suite's worker-crash scenario).
 const github = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 1 },
+  heartbeatTimeout: '20 seconds',
+  retry: { maximumAttempts: 3 },
 });
 
 /**

@@ -72,6 +72,7 @@ export function createGithubActivities(deps: GithubActivityDeps) {
     const log = deps.logger ?? activityLogger();
     const where = { repository: input?.repository, sha: input?.sha, context: input?.context, state: input?.state };
     let token: string | undefined;
+    let beat: NodeJS.Timeout | undefined;
     try {
       token = deps.token() || undefined;
       const invalid = validate(input);
@@ -80,6 +81,10 @@ export function createGithubActivities(deps: GithubActivityDeps) {
       const [, owner, repo] = REPOSITORY.exec(input.repository)!;
       const { Octokit } = await loadOctokit();
       const cancelled = activitySignal();
+      // Alive while it waits on GitHub or on a Retry-After: the workflow's heartbeat timeout then
+      // finds a report whose worker died in seconds, and another attempt reports it.
+      const ctx = activityContext();
+      beat = ctx ? setInterval(() => ctx.heartbeat(), 5000) : undefined;
       for (let attempt = 1; ; attempt++) {
         const signal = cancelled
           ? AbortSignal.any([cancelled, AbortSignal.timeout(requestTimeoutMs)])
@@ -128,6 +133,8 @@ export function createGithubActivities(deps: GithubActivityDeps) {
     } catch (err) {
       // Never thrown: a status must not fail the pipeline that reports it.
       return giveUp(log, where, redact(`unexpected: ${(err as Error)?.message ?? String(err)}`, token));
+    } finally {
+      clearInterval(beat);
     }
   }
 
