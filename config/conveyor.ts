@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { branchMatcher } from '../common/branch-rules';
+import { CHAT_ACTIONS, CHAT_EVENTS, type ChatRoute } from '../common/chat';
 import { embeddedCredentials } from '../common/clone-url';
 import { debianArch } from '../common/distro-arch';
 import { PACKAGE_NAME, defaultPackageName } from '../common/package-names';
@@ -16,6 +17,23 @@ const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment v
 /** Paths that end up in GIT_SSH_COMMAND, which git runs with a shell: no spaces or metacharacters. */
 const safePath = z.string().regex(/^[A-Za-z0-9._/@+-]+$/, 'must be a path without spaces or shell metacharacters');
 
+/** Where a run's events go in chat (README "ChatOps"): a channel through the bot token
+ * (chat.slack.botTokenEnv), or an incoming webhook whose URL is in the env var named here. */
+const notifyRule = z
+  .object({
+    events: z
+      .array(z.enum(CHAT_EVENTS))
+      .min(1, `names no event (known: ${CHAT_EVENTS.join(', ')})`)
+      .default([...CHAT_EVENTS]),
+    channel: z
+      .string()
+      .regex(/^[#]?[A-Za-z0-9._-]{1,80}$/, 'must be a Slack channel ID (C0123…) or name (#releases)')
+      .optional(),
+    /** Env var holding an incoming-webhook URL (the URL is a secret: never inline). */
+    webhookUrlEnv: envName.optional(),
+  })
+  .strict();
+
 const branchRule = z
   .object({
     match: z.string().min(1),
@@ -24,6 +42,8 @@ const branchRule = z
     approval: z.boolean().default(false),
     /** A queued staging deploy is skipped when a newer commit of this branch waits behind it. */
     supersede: z.boolean().default(true),
+    /** Chat notifications of this rule's runs, beside the repository's own `notify`. */
+    notify: z.array(notifyRule).optional(),
   })
   .strict()
   .superRefine((rule, ctx) => {
@@ -124,6 +144,8 @@ const repository = z
       })
       .optional(),
     branches: z.array(branchRule).min(1, 'needs at least one branch rule'),
+    /** Chat notifications of every branch's runs (README "ChatOps"). */
+    notify: z.array(notifyRule).optional(),
     steps,
     distros: z.array(z.string()).min(1, 'needs at least one distro'),
     staging: z
@@ -233,6 +255,57 @@ const apiSchema = z
     }
   })
   .default({ ...API_DEFAULTS });
+
+/** Slack user IDs (U…, or W… on Enterprise Grid), as slash commands and buttons name the sender. */
+export const SLACK_USER_ID = /^[UW][A-Z0-9]{2,20}$/;
+const CHAT_GROUP_KEY = /^group:([a-z0-9][a-z0-9_-]{0,62})$/;
+
+/** ChatOps (README "ChatOps"): Slack's API, who may do what from chat, and the secrets by reference. */
+const chatSchema = z
+  .object({
+    slack: z
+      .object({
+        /** Slack Web API base URL (tests point it at a local stand-in). */
+        apiUrl: z.url({ protocol: /^https?$/ }).default('https://slack.com/api'),
+        /** Env var holding the bot token (xoxb-…), read by the orchestrator only. */
+        botTokenEnv: envName.optional(),
+        /** Env var holding the app's signing secret, read by the API only. */
+        signingSecretEnv: envName.default('SLACK_SIGNING_SECRET'),
+        /** When set, requests of another workspace are refused. */
+        teamId: z
+          .string()
+          .regex(/^T[A-Z0-9]{2,20}$/, 'must be a Slack team ID (T0123…)')
+          .optional(),
+        /** Where follow-up answers may be posted: a request's response_url must start with one. */
+        responseUrlPrefixes: z.array(z.url({ protocol: /^https?$/ })).default(['https://hooks.slack.com/']),
+      })
+      .strict()
+      .default({
+        apiUrl: 'https://slack.com/api',
+        signingSecretEnv: 'SLACK_SIGNING_SECRET',
+        responseUrlPrefixes: ['https://hooks.slack.com/'],
+      }),
+    /** Named sets of Slack user IDs, granted together as `group:<name>` in `access`. */
+    groups: z
+      .record(
+        z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'group names are lowercase'),
+        z.array(z.string().regex(SLACK_USER_ID, 'must be a Slack user ID (U0123…)')),
+      )
+      .default({}),
+    /** Per repository (full name, or `*` for every one): user ID or `group:<name>` → actions. */
+    access: z
+      .record(
+        z.string().regex(/^(\*|[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+)$/, 'must be a repository full name or *'),
+        z.record(
+          z
+            .string()
+            .refine((k) => SLACK_USER_ID.test(k) || CHAT_GROUP_KEY.test(k), 'must be a Slack user ID or group:<name>'),
+          z.array(z.enum(CHAT_ACTIONS)).min(1, `grants nothing (actions: ${CHAT_ACTIONS.join(', ')})`),
+        ),
+      )
+      .default({}),
+  })
+  .strict();
 
 export const conveyorSchema = z
   .object({
@@ -358,10 +431,12 @@ export const conveyorSchema = z
       })
       .strict()
       .optional(),
+    chat: chatSchema.optional(),
     repositories: z.array(repository),
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    chatProblems(cfg, ctx);
     cfg.repositories.forEach((repo, i) => {
       repo.distros.forEach((d, j) => {
         if (!cfg.distros[d]) {
@@ -403,6 +478,52 @@ export const conveyorSchema = z
       }
     });
   });
+
+type NotifyRule = z.infer<typeof notifyRule>;
+type ParsedConfig = Pick<z.infer<typeof conveyorSchema>, 'chat' | 'repositories'>;
+
+/** Notify rules that need the bot token name it; access names known repositories and groups. */
+function chatProblems(cfg: ParsedConfig, ctx: z.RefinementCtx): void {
+  const bot = cfg.chat?.slack.botTokenEnv;
+  const check = (rules: NotifyRule[] | undefined, at: (string | number)[]) =>
+    rules?.forEach((rule, k) => {
+      if (rule.webhookUrlEnv) return;
+      if (!bot) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [...at, k],
+          message: 'set webhookUrlEnv (an incoming webhook), or chat.slack.botTokenEnv to post with a bot token',
+        });
+      } else if (!rule.channel) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [...at, k, 'channel'],
+          message: 'a bot token posts to a channel: name it (C0123… or #releases)',
+        });
+      }
+    });
+  cfg.repositories.forEach((repo, i) => {
+    check(repo.notify, ['repositories', i, 'notify']);
+    repo.branches.forEach((b, j) => check(b.notify, ['repositories', i, 'branches', j, 'notify']));
+  });
+  const chat = cfg.chat;
+  if (!chat) return;
+  for (const [repo, grants] of Object.entries(chat.access)) {
+    if (repo !== '*' && !cfg.repositories.some((r) => r.name.toLowerCase() === repo.toLowerCase())) {
+      ctx.addIssue({ code: 'custom', path: ['chat', 'access', repo], message: `repository ${repo} is not configured` });
+    }
+    for (const key of Object.keys(grants)) {
+      const group = CHAT_GROUP_KEY.exec(key)?.[1];
+      if (group && !chat.groups[group]) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['chat', 'access', repo, key],
+          message: `unknown group ${group} (chat.groups: ${Object.keys(chat.groups).join(', ') || 'none'})`,
+        });
+      }
+    }
+  }
+}
 
 export type ConveyorConfig = z.infer<typeof conveyorSchema> & {
   /** Absolute path of the file this came from. */
@@ -518,10 +639,11 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
 }
 
 export function repositorySpec(
-  config: Pick<ConveyorConfig, 'distros' | 'storage' | 'aws' | 'temporal'>,
+  config: Pick<ConveyorConfig, 'distros' | 'storage' | 'aws' | 'temporal'> & Partial<Pick<ConveyorConfig, 'chat'>>,
   repo: RepositoryConfig,
   rule: BranchRule,
 ): RepositorySpec {
+  const notify = chatRoutes(config, [...(repo.notify ?? []), ...(rule.notify ?? [])]);
   return {
     name: repo.name,
     cloneUrl: repo.cloneUrl,
@@ -551,7 +673,20 @@ export function repositorySpec(
     },
     publicUrls: { staging: publicUrl(config, 'staging'), production: publicUrl(config, 'production') },
     webUiUrl: config.temporal.uiUrl.replace(/\/$/, ''),
+    ...(notify.length > 0 ? { notify } : {}),
   };
+}
+
+/** Notify rules as a run's routes: env var names only, never a token or a webhook URL. */
+function chatRoutes(config: Partial<Pick<ConveyorConfig, 'chat'>>, rules: NotifyRule[]): ChatRoute[] {
+  const bot = config.chat?.slack.botTokenEnv;
+  return rules.flatMap((r): ChatRoute[] => {
+    const events = [...r.events];
+    if (r.webhookUrlEnv) {
+      return [{ events, ...(r.channel ? { channel: r.channel } : {}), via: { kind: 'webhook', urlEnv: r.webhookUrlEnv } }];
+    }
+    return bot && r.channel ? [{ events, channel: r.channel, via: { kind: 'bot', tokenEnv: bot } }] : [];
+  });
 }
 
 /** The HTTP base URL of an environment's bucket, as hosts and users read it. */

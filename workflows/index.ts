@@ -10,3 +10,4 @@ export { verifyStage } from './stages/verify';
 export { releaseStage } from './stages/release';
 export { promoteStage } from './stages/promote';
 export { resignReleases } from './resign-releases';
+export { chatNotifier } from './chat-notifier';

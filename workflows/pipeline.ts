@@ -16,19 +16,24 @@
 // window passes and the run fails. Abort (or a Temporal cancel request) cancels what runs; the
 // children that write (publish, deploy, release, promote) are cancelled, not terminated, when the
 // pipeline is terminated. Operator actions arrive as Updates (validated: a definite answer) or as
-// signals of the same names, and are recorded with who sent them.
+// signals of the same names, and are recorded with who sent them. Chat notifications (conveyor.yml
+// `notify`) go to a notifier child that outlives the run (workflows/chat-notifier.ts): the chain
+// only signals it and never waits for chat.
 import {
   ApplicationFailure,
   CancellationScope,
   condition,
   executeChild,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { OrchestratorActivities } from '../activities';
+import { chatNotifierId, type ChatEvent } from '../common/chat';
 import { FailureType, type CommandFailureDetails } from '../common/failures';
 import { stageId, type StageName } from '../common/ids';
 import { BranchKey, BuildKey, CommitKey, RepositoryKey, StageKey, StatusKey } from '../common/search-attributes';
@@ -43,6 +48,7 @@ import type {
 import {
   abortSignal,
   abortUpdate,
+  chatEventSignal,
   approveSignal,
   approveUpdate,
   rejectSignal,
@@ -64,6 +70,7 @@ import { releaseStage } from './stages/release';
 import { verifyStage } from './stages/verify';
 import { testStage, type TestStageFailureDetails } from './stages/test';
 import { messageOf, rootApplicationFailure } from './support';
+import { chatNotifier } from './chat-notifier';
 
 const control = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '1 minute',
@@ -116,6 +123,81 @@ function commitStatusReporter(input: PipelineInput) {
       return CancellationScope.nonCancellable(() => Promise.all([...chains.values()]));
     },
   };
+}
+
+/** Marks runs that start a chat notifier and signal it (new commands: older histories lack them). */
+export const CHAT_PATCH = 'chat-notifications';
+
+type ChatReporter = NonNullable<ReturnType<typeof chatReporter>>;
+
+/**
+ * Tells the run's chat notifier (`<id>/chat`, workflows/chat-notifier.ts) what happened, off the
+ * critical path: the notifier is started with ParentClosePolicy ABANDON and posts to Slack on its
+ * own time, so a slow or failing chat never holds or fails the chain. Events are signalled one
+ * after the other (each waits for the previous signal's delivery, not for Slack), and numbered so
+ * the notifier posts them in order. `flush` waits for the signals only: a Temporal round trip.
+ * Undefined when the run has no routes, and in histories recorded before ChatOps.
+ */
+function chatReporter(input: PipelineInput) {
+  const routes = input.repository.notify ?? [];
+  if (routes.length === 0 || !patched(CHAT_PATCH)) return undefined;
+  const { workflowId, namespace } = workflowInfo();
+  const web = input.repository.webUiUrl;
+  const idleSeconds =
+    Math.max(input.repository.operatorWindowSeconds, input.repository.approvalTimeoutSeconds ?? 3 * 86400) + 86400;
+  const notifier = CancellationScope.nonCancellable(() =>
+    startChild(chatNotifier, {
+      workflowId: chatNotifierId(workflowId),
+      parentClosePolicy: 'ABANDON',
+      args: [
+        {
+          run: {
+            workflowId,
+            repository: input.repository.name,
+            branch: input.branch,
+            sha: input.sha,
+            title: (input.commit.message.split('\n')[0] ?? '').slice(0, 200),
+            ...(web
+              ? {
+                  runUrl: `${web}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`,
+                }
+              : {}),
+          },
+          routes,
+          idleSeconds,
+        },
+      ],
+      staticSummary: `chat notifications of ${input.repository.name} ${input.branch} @ ${input.sha.slice(0, 12)}`,
+    }),
+  ).catch(() => undefined);
+  let seq = 0;
+  let last: Promise<unknown> = notifier;
+  return {
+    emit(kind: ChatEvent['kind'], facts: Omit<ChatEvent, 'seq' | 'kind'> = {}): void {
+      const event: ChatEvent = { seq: seq++, kind, ...facts };
+      if (event.tail) event.tail = event.tail.slice(-3000);
+      last = last.then(() =>
+        CancellationScope.nonCancellable(async () => {
+          const handle = await notifier;
+          await handle?.signal(chatEventSignal, event);
+        }).catch(() => undefined),
+      );
+    },
+    flush(): Promise<unknown> {
+      return CancellationScope.nonCancellable(() => last);
+    },
+  };
+}
+
+/** The run's end in chat (status and why), then both reporters' messages handed over. */
+function announceEnd(state: PipelineStatus, ops: Operator): Promise<unknown> {
+  const kind = state.status as ChatEvent['kind'];
+  ops.chat?.emit(kind, {
+    ...(state.build !== undefined ? { build: state.build } : {}),
+    ...(state.version ? { version: state.version } : {}),
+    ...(state.failure ? { reason: state.failure } : {}),
+  });
+  return Promise.all([ops.statuses.flush(), ops.chat?.flush()]);
 }
 
 /** Which stages a run has, in the order of the chain. The status table and the control flow both
@@ -205,7 +287,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     aborted: undefined,
     windowSeconds: repository.operatorWindowSeconds,
     statuses: commitStatusReporter(input),
+    chat: chatReporter(input),
   };
+  ops.chat?.emit('started');
   const run: Run = { id, input, plan, state, ops };
   const chain = new CancellationScope();
   operatorHandlers(run, chain);
@@ -247,14 +331,14 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
         : 'cancelled';
       for (const st of state.stages) if (st.state === 'running') st.state = 'failed';
       end(state, 'aborted', reason);
-      await ops.statuses.flush();
+      await announceEnd(state, ops);
       // A Temporal cancel request ends the run Cancelled; an `abort` ends it Failed (type Aborted).
       if (!ops.aborted) throw err;
       throw ApplicationFailure.create({ type: FailureType.Aborted, message: reason, nonRetryable: true });
     }
     const failed = state.stages.find((st) => st.state === 'failed');
     end(state, 'failed', failed ? `stage ${label(failed)} failed: ${failed.error}` : messageOf(err));
-    await ops.statuses.flush();
+    await announceEnd(state, ops);
     throw ApplicationFailure.create({
       type: FailureType.StageFailed,
       message: state.failure ?? 'pipeline failed',
@@ -264,7 +348,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
   }
   if (outcome) end(state, outcome, outcome === 'rejected' ? `rejected by ${state.approval?.by}` : 'approval expired');
   else end(state, run.supersededBy ? 'superseded' : 'succeeded', run.supersededBy);
-  await ops.statuses.flush();
+  await announceEnd(state, ops);
   return {
     status: state.status,
     stages: state.stages,
@@ -670,6 +754,10 @@ async function approvalGate(
   setStatus(state, 'awaiting-approval');
   ops.approvalOpen = true;
   ops.statuses.report('conveyor/approval', 'pending', 'waiting for approval');
+  ops.chat?.emit('awaiting-approval', {
+    ...(state.build !== undefined ? { build: state.build } : {}),
+    ...(state.version ? { version: state.version } : {}),
+  });
   const decided = await condition(() => ops.decision !== undefined, `${timeoutSeconds} seconds`);
   ops.approvalOpen = false;
   const d = ops.decision;
@@ -746,6 +834,8 @@ interface Operator {
   aborted: AbortRequest | undefined;
   windowSeconds: number;
   statuses: ReturnType<typeof commitStatusReporter>;
+  /** The run's chat notifications; undefined without routes (and in older histories). */
+  chat?: ChatReporter;
   /** True while the approval gate waits; approve/reject are ignored otherwise. */
   approvalOpen?: boolean;
   decision?: { kind: 'approved' | 'rejected'; by: string; comment?: string };
@@ -788,6 +878,14 @@ async function runStage<T>(
       }
       fail(s, err);
       ops.statuses.report(context, 'failure', (s.error ?? 'failed').slice(0, 140));
+      ops.chat?.emit('stage-failed', {
+        stage: label(s),
+        attempt: s.attempt,
+        ...(state.build !== undefined ? { build: state.build } : {}),
+        ...(s.error ? { error: s.error } : {}),
+        ...(s.tail ? { tail: s.tail } : {}),
+        logKeys: s.logKeys,
+      });
       if (!(await awaitOperator(state, ops, s))) throw err;
       s.attempt += 1;
       s.workflowId = stageId(state.workflowId, name, distro, s.attempt);
