@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import type { Client } from '@temporalio/client';
 import type { HostExecRequest, HostExecResult } from '../common/host-exec';
 import { MessageNames } from '../common/message-names';
-import { parseS3Url, type ConveyorConfig, type Env } from '../config/conveyor';
+import { chatCredentialEnvNames, parseS3Url, type ConveyorConfig, type Env } from '../config/conveyor';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../common/failures';
 import { createChatActivities } from './chat/send-chat-message';
@@ -166,18 +166,6 @@ export function leaseFence(client: Client): (input: { lease?: LeaseRef }) => Pro
 function validDaysOf(config: ConveyorConfig): { staging?: number; production?: number } | undefined {
   const v = config.signing?.validDays;
   return typeof v === 'number' ? { staging: v, production: v } : v;
-}
-
-/** The env vars that hold chat credentials (bot token, incoming-webhook URLs): orchestrator only. */
-export function chatCredentialEnvNames(config: Pick<ConveyorConfig, 'chat' | 'repositories'>): string[] {
-  const names = new Set<string>();
-  if (config.chat?.slack.botTokenEnv) names.add(config.chat.slack.botTokenEnv);
-  for (const r of config.repositories) {
-    for (const rule of [...(r.notify ?? []), ...r.branches.flatMap((b) => b.notify ?? [])]) {
-      if (rule.webhookUrlEnv) names.add(rule.webhookUrlEnv);
-    }
-  }
-  return [...names];
 }
 
 /** Only the env vars that the repositories' checkout credentials name. */

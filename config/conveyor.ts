@@ -626,6 +626,18 @@ function resolveCloneUrl(url: string, dir: string): string {
   return path.resolve(dir, url);
 }
 
+/** The env vars that hold chat credentials (bot token, incoming-webhook URLs): orchestrator only. */
+export function chatCredentialEnvNames(config: Pick<ConveyorConfig, 'chat' | 'repositories'>): string[] {
+  const names = new Set<string>();
+  if (config.chat?.slack.botTokenEnv) names.add(config.chat.slack.botTokenEnv);
+  for (const r of config.repositories) {
+    for (const rule of [...(r.notify ?? []), ...r.branches.flatMap((b) => b.notify ?? [])]) {
+      if (rule.webhookUrlEnv) names.add(rule.webhookUrlEnv);
+    }
+  }
+  return [...names];
+}
+
 export function findRepository(cfg: ConveyorConfig, name: string): RepositoryConfig | undefined {
   return cfg.repositories.find((r) => r.name.toLowerCase() === name.toLowerCase());
 }
@@ -683,7 +695,9 @@ function chatRoutes(config: Partial<Pick<ConveyorConfig, 'chat'>>, rules: Notify
   return rules.flatMap((r): ChatRoute[] => {
     const events = [...r.events];
     if (r.webhookUrlEnv) {
-      return [{ events, ...(r.channel ? { channel: r.channel } : {}), via: { kind: 'webhook', urlEnv: r.webhookUrlEnv } }];
+      return [
+        { events, ...(r.channel ? { channel: r.channel } : {}), via: { kind: 'webhook', urlEnv: r.webhookUrlEnv } },
+      ];
     }
     return bot && r.channel ? [{ events, channel: r.channel, via: { kind: 'bot', tokenEnv: bot } }] : [];
   });

@@ -1,9 +1,9 @@
 // Process entry point: the orchestrator worker (workflows and orchestrator activities on queue `conveyor`:
-// build numbers, locks, signing and publishing, releases, commit statuses, fleet work).
+// build numbers, locks, signing and publishing, releases, commit statuses, chat messages, fleet work).
 // Usage: tsx workers/orchestrator.ts [--config FILE]
 // It refuses settings that are only safe on the local stack (the local host executor outside it,
 // an http:// GitHub API beyond loopback), saying how to fix each.
-import { chrootExecutorProblems, githubApiProblems } from '../config/production';
+import { chrootExecutorProblems, githubApiProblems, slackApiProblems } from '../config/production';
 import { runWorkersUntilSignal } from './main';
 import { createOrchestratorWorker } from './create';
 import { createLogger } from './logging';
@@ -24,5 +24,5 @@ void runWorkersUntilSignal(
     );
     return [worker];
   },
-  (config) => [...chrootExecutorProblems(config), ...githubApiProblems(config)],
+  (config) => [...chrootExecutorProblems(config), ...githubApiProblems(config), ...slackApiProblems(config)],
 );

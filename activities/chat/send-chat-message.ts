@@ -106,7 +106,8 @@ export function createChatActivities(deps: ChatActivityDeps) {
   }
 
   function credentialOf(route: ChatRoute | undefined): { value: string } | { problem: string } {
-    const name = route?.via?.kind === 'bot' ? route.via.tokenEnv : route?.via?.kind === 'webhook' ? route.via.urlEnv : '';
+    const name =
+      route?.via?.kind === 'bot' ? route.via.tokenEnv : route?.via?.kind === 'webhook' ? route.via.urlEnv : '';
     if (!name) return { problem: 'invalid route' };
     if (!deps.allowedEnv.has(name)) {
       return { problem: `${name} is not a chat credential of this worker's conveyor.yml: not read` };
@@ -142,7 +143,10 @@ export function createChatActivities(deps: ChatActivityDeps) {
 }
 
 /** Sent, or whether and when to try again and how to say what happened. */
-function judge(a: Answer, route: ChatRoute): { ok: true; ts?: string } | { ok: false; waitMs?: number; reason: string } {
+function judge(
+  a: Answer,
+  route: ChatRoute,
+): { ok: true; ts?: string } | { ok: false; waitMs?: number; reason: string } {
   if (a.status === 429) {
     const s = Number(a.retryAfter);
     const waitMs = a.retryAfter !== undefined && Number.isFinite(s) && s >= 0 ? s * 1000 : 30_000;
