@@ -258,7 +258,8 @@ const apiSchema = z
 
 /** Slack user IDs (U…, or W… on Enterprise Grid), as slash commands and buttons name the sender. */
 export const SLACK_USER_ID = /^[UW][A-Z0-9]{2,20}$/;
-const CHAT_GROUP_KEY = /^group:([a-z0-9][a-z0-9_-]{0,62})$/;
+const CHAT_GROUP_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const CHAT_GROUP_KEY = /^group:(.+)$/;
 
 /** ChatOps (README "ChatOps"): Slack's API, who may do what from chat, and the secrets by reference. */
 const chatSchema = z
@@ -287,19 +288,14 @@ const chatSchema = z
       }),
     /** Named sets of Slack user IDs, granted together as `group:<name>` in `access`. */
     groups: z
-      .record(
-        z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'group names are lowercase'),
-        z.array(z.string().regex(SLACK_USER_ID, 'must be a Slack user ID (U0123…)')),
-      )
+      .record(z.string(), z.array(z.string().regex(SLACK_USER_ID, 'must be a Slack user ID (U0123…)')))
       .default({}),
     /** Per repository (full name, or `*` for every one): user ID or `group:<name>` → actions. */
     access: z
       .record(
-        z.string().regex(/^(\*|[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+)$/, 'must be a repository full name or *'),
+        z.string(),
         z.record(
-          z
-            .string()
-            .refine((k) => SLACK_USER_ID.test(k) || CHAT_GROUP_KEY.test(k), 'must be a Slack user ID or group:<name>'),
+          z.string(),
           z.array(z.enum(CHAT_ACTIONS)).min(1, `grants nothing (actions: ${CHAT_ACTIONS.join(', ')})`),
         ),
       )
@@ -508,13 +504,32 @@ function chatProblems(cfg: ParsedConfig, ctx: z.RefinementCtx): void {
   });
   const chat = cfg.chat;
   if (!chat) return;
+  for (const name of Object.keys(chat.groups)) {
+    if (!CHAT_GROUP_NAME.test(name)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['chat', 'groups', name],
+        message: 'group names are lowercase letters, digits, - and _',
+      });
+    }
+  }
   for (const [repo, grants] of Object.entries(chat.access)) {
     if (repo !== '*' && !cfg.repositories.some((r) => r.name.toLowerCase() === repo.toLowerCase())) {
-      ctx.addIssue({ code: 'custom', path: ['chat', 'access', repo], message: `repository ${repo} is not configured` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['chat', 'access', repo],
+        message: `repository ${repo} is not configured (a configured full name, or * for every repository)`,
+      });
     }
     for (const key of Object.keys(grants)) {
       const group = CHAT_GROUP_KEY.exec(key)?.[1];
-      if (group && !chat.groups[group]) {
+      if (!group && !SLACK_USER_ID.test(key)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['chat', 'access', repo, key],
+          message: 'must be a Slack user ID (U0123…, from the profile: ⋮ → Copy member ID) or group:<name>',
+        });
+      } else if (group && !chat.groups[group]) {
         ctx.addIssue({
           code: 'custom',
           path: ['chat', 'access', repo, key],
