@@ -66,7 +66,13 @@ async function run(ctx: CommandContext, cmd: Command): Promise<ChatAnswer> {
     case 'retry':
     case 'abort': {
       const id = await resolve(ctx, cmd.target, cmd.action);
-      const ended = (s: PipelineStatus) => `${id} has ended (${s.status}): nothing to ${cmd.action}`;
+      // The CLI's words for a run that has ended (cli/commands/approve.ts, …).
+      const ended = (s: PipelineStatus) =>
+        cmd.action === 'abort'
+          ? `${id} has already ended (${s.status}): nothing to abort`
+          : cmd.action === 'retry'
+            ? `nothing awaits an operator in ${id}: the run is ${s.status}`
+            : `nothing awaits approval in ${id}: the run is ${s.status}`;
       const answer = await gate
         .run(`chat ${cmd.action}`, timeoutMs + 1000, (client) => {
           switch (cmd.action) {
