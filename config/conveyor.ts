@@ -278,7 +278,16 @@ const chatSchema = z
           .regex(/^T[A-Z0-9]{2,20}$/, 'must be a Slack team ID (T0123…)')
           .optional(),
         /** Where follow-up answers may be posted: a request's response_url must start with one. */
-        responseUrlPrefixes: z.array(z.url({ protocol: /^https?$/ })).default(['https://hooks.slack.com/']),
+        responseUrlPrefixes: z
+          .array(
+            z
+              .url({ protocol: /^https?$/ })
+              .refine(
+                (u) => /^https?:\/\/[^/]+\/.*$/.test(u),
+                'must end its host with a slash (https://hooks.slack.com/)',
+              ),
+          )
+          .default(['https://hooks.slack.com/']),
       })
       .strict()
       .default({

@@ -134,17 +134,20 @@ async function run(ctx: CommandContext, cmd: Command): Promise<ChatAnswer> {
   }
 }
 
-/** The run a target means: its ID, or the branch's latest run the action applies to. */
+/** The run a target means: its ID, or the branch's latest run the action applies to. Visibility
+ * lags the run by a moment (a run that just began to wait may not be listed as waiting yet), so an
+ * action falls back to the branch's latest open run, whose own validator then accepts or says why not. */
 async function resolve(ctx: CommandContext, target: Target, action?: Command['action']): Promise<string> {
   if (target.kind === 'run') return target.workflowId;
   const status = action ? WAITS_FOR[action] : undefined;
-  let query = listQuery({ repository: target.repository, branch: target.branch, status });
-  if (action === 'abort') query += ` AND ExecutionStatus = 'Running'`;
-  const [row] = await ctx.gate.run('chat run lookup', ctx.timeoutMs, (c) => listRuns(c, query, 1));
-  if (!row) {
-    const what = status ? ` is ${status}` : action === 'abort' ? ' is running' : '';
-    throw new Error(`no run of ${target.repository} ${target.branch}${what}`);
-  }
+  const first = (query: string) =>
+    ctx.gate.run('chat run lookup', ctx.timeoutMs, (c) => listRuns(c, query, 1)).then((rows) => rows[0]);
+  const base = { repository: target.repository, branch: target.branch };
+  const open = `${listQuery(base)} AND ExecutionStatus = 'Running'`;
+  const row = status
+    ? ((await first(listQuery({ ...base, status }))) ?? (await first(open)))
+    : await first(action ? open : listQuery(base));
+  if (!row) throw new Error(`no ${action ? 'open ' : ''}run of ${target.repository} ${target.branch}`);
   return row.workflowId;
 }
 

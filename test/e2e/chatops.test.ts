@@ -24,6 +24,7 @@ const PASS = `acme/chat-pass-${id}`;
 const FAIL = `acme/chat-fail-${id}`;
 const GATED = `acme/chat-gated-${id}`;
 const GATED2 = `acme/chat-gated2-${id}`;
+const FLAKY = `acme/chat-flaky-${id}`;
 const BOT_ENV = `CHAT_TEST_BOT_${ID}`;
 const HOOK_ENV = `CHAT_TEST_HOOK_${ID}`;
 const SIGNING_SECRET = `chat-test-signing-secret-${id}`;
@@ -38,6 +39,8 @@ describe('ChatOps with Slack', () => {
   let workers: { stop(): Promise<void> };
   let api: Api;
   let apiUrl: string;
+  let slowApi: Api;
+  let slowApiUrl: string;
   let bare: string;
   let work: string;
   const logs: string[] = [];
@@ -47,6 +50,7 @@ describe('ChatOps with Slack', () => {
     const dir = tempDir('chatops');
     bare = path.join(dir, 'widget.git');
     work = path.join(dir, 'work');
+    const marker = path.join(dir, 'flaky-marker');
     const gated = (name: string, channel: string, slackChannel: string) => ({
       name,
       cloneUrl: bare,
@@ -71,6 +75,13 @@ describe('ChatOps with Slack', () => {
             },
           ] as never,
         },
+        // Fails once: the marker lives on the host, which only an unsandboxed step sees.
+        {
+          name: FLAKY,
+          cloneUrl: bare,
+          steps: { unit: `test -f ${marker} || { touch ${marker}; echo flaky once; exit 1; }` },
+          more: { sandbox: { mode: 'none' }, notify: [{ channel: 'C0FLAKY' }] },
+        },
         gated(GATED, 'unstable', 'C0GATED'),
         gated(GATED2, 'testing', 'C0GATED2'),
       ],
@@ -88,6 +99,7 @@ describe('ChatOps with Slack', () => {
             [GATED]: { 'group:releasers': ['status', 'approve', 'reject'], U0DEV: ['status', 'retry'] },
             [GATED2]: { 'group:releasers': ['approve'] },
             '*': { U0OPS: ['status', 'abort', 'retry'] },
+            [FLAKY]: { U0DEV: ['retry'] },
           },
         },
       },
@@ -100,10 +112,21 @@ describe('ChatOps with Slack', () => {
     const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(line) });
     api = createApi({ config, client, logger, secret: GITHUB_SECRET, slackSecret: SIGNING_SECRET });
     apiUrl = `http://127.0.0.1:${await listen(api.server, 0)}`;
+    // The same API with no time to answer in the request: every answer goes to response_url.
+    slowApi = createApi({
+      config,
+      client,
+      logger,
+      secret: GITHUB_SECRET,
+      slackSecret: SIGNING_SECRET,
+      slackAckWithinMs: 0,
+    });
+    slowApiUrl = `http://127.0.0.1:${await listen(slowApi.server, 0)}`;
   });
 
   afterAll(async () => {
     await api?.close();
+    await slowApi?.close();
     await workers?.stop();
     await client?.connection.close();
     await slack?.close();
@@ -127,12 +150,12 @@ describe('ChatOps with Slack', () => {
   /** Posts a form to the API as Slack would: signed with the app's secret at `timestamp`. */
   async function slackPost(
     form: Record<string, string>,
-    o: { secret?: string; timestamp?: number; signature?: string } = {},
+    o: { secret?: string; timestamp?: number; signature?: string; url?: string } = {},
   ): Promise<{ status: number; body: { response_type?: string; text?: string; error?: string }; ms: number }> {
     const body = new URLSearchParams(form).toString();
     const ts = String(o.timestamp ?? Math.floor(Date.now() / 1000));
     const t0 = Date.now();
-    const res = await fetch(`${apiUrl}/webhooks/slack`, {
+    const res = await fetch(`${o.url ?? apiUrl}/webhooks/slack`, {
       method: 'POST',
       headers: {
         'content-type': 'application/x-www-form-urlencoded',
@@ -145,18 +168,21 @@ describe('ChatOps with Slack', () => {
     return { status: res.status, body: JSON.parse(text || '{}') as never, ms: Date.now() - t0 };
   }
 
-  const command = (user: string, text: string, responseName = uid()) =>
-    slackPost({
-      token: 'legacy-verification-token',
-      team_id: TEAM,
-      channel_id: 'C0OPS',
-      user_id: user,
-      user_name: user.slice(2).toLowerCase(),
-      command: '/conveyor',
-      text,
-      response_url: `${slack.url}/response/${responseName}`,
-      trigger_id: '1.2.3',
-    });
+  const command = (user: string, text: string, responseName = uid(), url?: string) =>
+    slackPost(
+      {
+        token: 'legacy-verification-token',
+        team_id: TEAM,
+        channel_id: 'C0OPS',
+        user_id: user,
+        user_name: user.slice(2).toLowerCase(),
+        command: '/conveyor',
+        text,
+        response_url: `${slack.url}/response/${responseName}`,
+        trigger_id: '1.2.3',
+      },
+      { url },
+    );
 
   const button = (user: string, action: string, workflowId: string, responseName: string) =>
     slackPost({
@@ -391,8 +417,13 @@ describe('ChatOps with Slack', () => {
     // U0REL may approve GATED2 but not read it; U0OPS may read every repository.
     const read = await command('U0REL', `status ${workflowId}`);
     expect(read.body.text).toBe(`refused: you (U0REL) may not status ${GATED2} (your actions there: approve)`);
-    const list = await command('U0OPS', `list ${GATED2}/main`);
-    expect(list.body.text).toContain(`\`${workflowId}\` awaiting-approval`);
+    // The list reads visibility, which follows the run by a moment.
+    let listed = '';
+    for (let i = 0; i < 50 && !listed.includes('awaiting-approval'); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      listed = (await command('U0OPS', `list ${GATED2}/main`)).body.text ?? '';
+    }
+    expect(listed).toMatch(new RegExp(`^\`${workflowId}\` awaiting-approval \\(\\w+\\) build \\d+$`));
     const bad = await command('U0REL', 'approve');
     expect(bad.body.text).toMatch(/^approve needs a run ID or owner\/repo\/branch/);
     const unconfigured = await command('U0REL', 'approve acme/elsewhere/main');
@@ -413,6 +444,31 @@ describe('ChatOps with Slack', () => {
     });
     expect(await notifierDone(workflowId)).toEqual({ sent: 3, skipped: 0 });
     expect(kinds(messagesOf(workflowId))).toEqual(['started', 'awaiting-approval', 'succeeded']);
+  });
+
+  it('retry by slash command re-runs the failed stage; an answer that takes longer than the acknowledgement follows on response_url', async () => {
+    const { workflowId } = await start(FLAKY);
+    await waitForStatus(client, workflowId, 'awaiting-operator');
+    // Through the API that acknowledges at once: the answer comes on response_url.
+    const late = await command('U0DEV', `retry ${FLAKY}/main test`, `late-${id}`, slowApiUrl);
+    expect(late.body).toEqual({ response_type: 'ephemeral', text: 'working on retry: the answer follows here' });
+    expect(await until(() => responses(`late-${id}`)[0], 'the follow-up')).toEqual({
+      response_type: 'in_channel',
+      replace_original: false,
+      text: `retrying ${workflowId}: test (by slack:U0DEV (dev))`,
+    });
+    expect(((await client.workflow.getHandle(workflowId).result()) as { status: string }).status).toBe('succeeded');
+    const s = await statusOf(workflowId);
+    expect(s.actions).toEqual([expect.objectContaining({ action: 'retry', by: 'slack:U0DEV (dev)', detail: 'test' })]);
+    expect(s.stages[0]).toMatchObject({ name: 'test', state: 'succeeded', attempt: 2 });
+    expect(await notifierDone(workflowId)).toEqual({ sent: 3, skipped: 0 });
+    expect(kinds(messagesOf(workflowId))).toEqual(['started', 'stage-failed', 'succeeded']);
+    // A retry of a run that no longer waits: refused by the run, with its reason.
+    const again = await command('U0DEV', `retry ${workflowId}`);
+    expect(again.body).toEqual({
+      response_type: 'ephemeral',
+      text: `refused: nothing awaits an operator in ${workflowId}: the run is succeeded`,
+    });
   });
 
   it('refuses a request of another workspace', async () => {

@@ -105,7 +105,7 @@ describe('conveyor.yml chat', () => {
       - { webhookUrl: "https://hooks.slack.com/services/T/B/x" }`,
         ) +
           `chat:
-  slack: { apiUrl: "ftp://slack" }
+  slack: { apiUrl: "ftp://slack", responseUrlPrefixes: ["https://hooks.slack.com"] }
   groups: { ops: [alice] }
   access:
     acme/widget: { U0DDD: [deploy], U0EEE: [] }
@@ -113,6 +113,7 @@ describe('conveyor.yml chat', () => {
       ),
     ).toEqual([
       'chat.slack.apiUrl: Invalid URL',
+      'chat.slack.responseUrlPrefixes[0]: must end its host with a slash (https://hooks.slack.com/)',
       'chat.groups.ops[0]: must be a Slack user ID (U0123…)',
       expect.stringMatching(/^chat\.access\.acme\/widget\.U0DDD\[0\]: Invalid option: expected one of "status"/),
       'chat.access.acme/widget.U0EEE: grants nothing (actions: status, approve, reject, retry, abort)',
