@@ -471,12 +471,29 @@ describe('ChatOps with Slack', () => {
     });
   });
 
-  it('refuses a request of another workspace', async () => {
-    const body = new URLSearchParams({ team_id: 'T0OTHER', user_id: 'U0OPS', command: '/conveyor', text: 'list' });
-    const r = await slackPost(Object.fromEntries(body));
+  it('refuses a request of another workspace, bodies over the limit, other content types, and answers nothing on the status listener', async () => {
+    const r = await slackPost({ team_id: 'T0OTHER', user_id: 'U0OPS', command: '/conveyor', text: 'list' });
     expect(r.body).toEqual({
       response_type: 'ephemeral',
       text: `refused: this Conveyor answers workspace ${TEAM} only`,
     });
+    // Over 1 MB (the Slack intake's cap under api.maxBodyBytes): refused before it is read whole.
+    const big = await slackPost({ user_id: 'U0OPS', command: '/conveyor', text: 'list', pad: 'x'.repeat(1024 * 1024) });
+    expect(big.status).toBe(413);
+    const ts = String(Math.floor(Date.now() / 1000));
+    const json = await fetch(`${apiUrl}/webhooks/slack`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-slack-request-timestamp': ts,
+        'x-slack-signature': slackSignature(SIGNING_SECRET, ts, '{}'),
+      },
+      body: '{}',
+    });
+    expect(json.status).toBe(415);
+    const status = await fetch(`http://127.0.0.1:${await listen(api.statusServer, 0)}/webhooks/slack`, {
+      method: 'POST',
+    });
+    expect(status.status).toBe(404);
   });
 });
