@@ -5,16 +5,18 @@
 //   repository code, so they get nothing that code could use: no GitHub token, no signing key, no
 //   SSH settings, no local hosts' directory. Their Temporal client serves one purpose: the e2e
 //   step's host-exec relay sends its requests as Updates to the verify stage of the same run.
-// - orchestrator activities (build numbers, locks, repository publishing, commit statuses, the
+// - orchestrator activities (build numbers, locks, repository publishing, commit statuses, chat
+//   messages, the
 //   fleet's EC2/SSH/SSM/local-host work, git ancestry, release tags pushed with the token) run on
 //   the orchestrator's queue, beside the workflows, on workers that never run repository code.
 import fs from 'node:fs';
 import type { Client } from '@temporalio/client';
 import type { HostExecRequest, HostExecResult } from '../common/host-exec';
 import { MessageNames } from '../common/message-names';
-import { parseS3Url, type ConveyorConfig, type Env } from '../config/conveyor';
+import { chatCredentialEnvNames, parseS3Url, type ConveyorConfig, type Env } from '../config/conveyor';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../common/failures';
+import { createChatActivities } from './chat/send-chat-message';
 import { createControlActivities } from './control';
 import type { LeaseRef } from './repository/types';
 import { createRunStep } from './exec/run-step';
@@ -113,6 +115,12 @@ export function createOrchestratorActivities({
     }),
     // The token is read from the env var named in config at each call, never stored or logged.
     ...createGithubActivities({ apiUrl: config.github.apiUrl, token: () => env[config.github.tokenEnv] }),
+    // Chat credentials by env var name, read at each call; only names this config gives.
+    ...createChatActivities({
+      apiUrl: config.chat?.slack.apiUrl ?? 'https://slack.com/api',
+      allowedEnv: new Set(chatCredentialEnvNames(config)),
+      env,
+    }),
     ...createRepositoryActivities({
       s3: aws.s3,
       artifactsBucket: artifacts.bucket,

@@ -19,7 +19,9 @@ function portOption(flag: string, value: string): number {
 
 async function main(): Promise<void> {
   const program = new Command('conveyor-api')
-    .description('GitHub webhook API: starts a pipeline per pushed commit')
+    .description(
+      'GitHub webhook API: starts a pipeline per pushed commit; with chat in conveyor.yml also Slack slash commands and buttons (POST /webhooks/slack)',
+    )
     .option('--config <file>', 'conveyor.yml to serve (default: CONVEYOR_CONFIG, ./conveyor.yml, ./conveyor.dev.yml)')
     .option('--port <n>', 'webhook listener port', '3000')
     .option('--host <h>', 'webhook listener address', '127.0.0.1')
@@ -55,8 +57,9 @@ async function main(): Promise<void> {
   const secret = process.env[config.github.webhookSecretEnv] || undefined;
   if (!secret) logger.warn('--insecure-dev: webhook signatures are NOT verified');
   const statusToken = config.api.statusTokenEnv ? process.env[config.api.statusTokenEnv] : undefined;
+  const slackSecret = config.chat ? process.env[config.chat.slack.signingSecretEnv] || undefined : undefined;
   // Temporal may be down now: the API starts anyway and spools verified pushes until it is back.
-  const api = createApi({ config, connect: () => connectClient(config), logger, secret, statusToken });
+  const api = createApi({ config, connect: () => connectClient(config), logger, secret, statusToken, slackSecret });
   const bound = await listenOr(listen(api.server, port, opts.host), `webhook listener ${opts.host}:${port}`, '--port');
   const statusBound = await listenOr(
     listen(api.statusServer, statusPort, statusHost),

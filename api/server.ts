@@ -1,12 +1,12 @@
 // The webhook API's HTTP servers: routing and answering only. Two listeners, because they face
 // different people: the webhook listener faces the internet (GitHub) and serves only
-// POST /webhooks/github plus /healthz and /readyz for load balancers; the status listener
+// POST /webhooks/github (and POST /webhooks/slack when ChatOps is configured) plus /healthz and /readyz for load balancers; the status listener
 // (api.statusHost, loopback by default) serves /runs/<id> and /metrics to this machine's
 // operators and scrapers. With a bearer token configured (api.statusTokenEnv) both require it
 // for /runs and /metrics, and the webhook listener serves them too, for a deployment that
 // exposes one port behind a proxy. The webhook listener's memory is bounded by intake-guard.ts
 // (connections, unverified body bytes) and Node's header/request timeouts.
-// Each concern has its own module: webhook.ts (POST /webhooks/github), status-routes.ts
+// Each concern has its own module: webhook.ts (POST /webhooks/github), slack/ (POST /webhooks/slack), status-routes.ts
 // (healthz, readyz, runs, metrics), temporal-gate.ts (time-limited Temporal calls, outage
 // detection), spool.ts and spool-drainer.ts (pushes kept while Temporal is away), metrics.ts.
 import http from 'node:http';
@@ -23,6 +23,7 @@ import { openSpool, type Spool } from './spool';
 import { createDrainer, type Drainer } from './spool-drainer';
 import { createStatusRoutes } from './status-routes';
 import { createTemporalGate, type TemporalGate } from './temporal-gate';
+import { createSlackHandler } from './slack/slack-handler';
 import { createWebhookHandler } from './webhook';
 
 export type IntakeSettings = Pick<
@@ -40,6 +41,10 @@ export interface ApiDeps {
   logger: pino.Logger;
   /** The webhook secret; undefined only with --insecure-dev, when signatures are not checked. */
   secret: string | undefined;
+  /** Slack's signing secret (env var chat.slack.signingSecretEnv): verifies slash commands and buttons. */
+  slackSecret?: string;
+  /** Slack commands: answer in the request within this, later on response_url (default 2500 ms). */
+  slackAckWithinMs?: number;
   /** The bearer token for /runs and /metrics (the value of the env var api.statusTokenEnv names).
    * Unset: they are served on the status listener only, without authentication. */
   statusToken?: string;
@@ -145,6 +150,20 @@ export function createApi(deps: ApiDeps): Api {
     },
   });
 
+  const slack = createSlackHandler({
+    config,
+    secret: deps.slackSecret,
+    maxBodyBytes: deps.maxBodyBytes ?? config.api.maxBodyBytes,
+    gate,
+    logger: logger.child({ intake: 'slack' }),
+    budget: intake,
+    verified: (req) => {
+      const res = responses.get(req);
+      if (res) intake.protect(req, res);
+    },
+    ackWithinMs: deps.slackAckWithinMs,
+  });
+
   /** /runs and /metrics: the token when one is set; else the status listener only. */
   function statusAccess(req: http.IncomingMessage, listener: Listener): Reply | undefined {
     if (deps.statusToken) {
@@ -175,6 +194,12 @@ export function createApi(deps: ApiDeps): Api {
       }
       return only('POST', () => webhookReply(req));
     }
+    if (pathname === '/webhooks/slack') {
+      if (listener === 'status') {
+        return json(404, { error: 'Slack requests are received on the webhook listener (--port)' });
+      }
+      return only('POST', () => webhookReply(req, slack));
+    }
     if (pathname === '/healthz') return only('GET', () => status.healthz());
     if (pathname === '/readyz') return only('GET', () => status.readyz());
     if (pathname === '/metrics' || pathname.startsWith('/runs/')) {
@@ -192,9 +217,12 @@ export function createApi(deps: ApiDeps): Api {
     return json(404, { error: 'not found' });
   }
 
-  async function webhookReply(req: http.IncomingMessage): Promise<Reply> {
+  async function webhookReply(
+    req: http.IncomingMessage,
+    handle: (req: http.IncomingMessage) => Promise<Reply> = webhook,
+  ): Promise<Reply> {
     try {
-      return await webhook(req);
+      return await handle(req);
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
       return {

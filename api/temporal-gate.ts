@@ -70,6 +70,8 @@ export interface TemporalGate {
   status(workflowId: string): Promise<PipelineStatus>;
   /** What the server knows of a run without a worker (describe of it and its running children). */
   describe(workflowId: string): Promise<RunSummary>;
+  /** Any other call (chat actions: Updates, visibility), with a hard time limit; not a health signal. */
+  run<T>(what: string, ms: number, fn: (client: Client) => Promise<T>): Promise<T>;
   /** True when Temporal answers a cheap call now. */
   probe(): Promise<boolean>;
   /** Called on every transition from down to up. */
@@ -210,6 +212,9 @@ export function createTemporalGate(o: TemporalGateOptions): TemporalGate {
     describe(workflowId) {
       // Not a health signal: "not found" is an answer, and the caller classifies the rest.
       return call('describe', o.startTimeoutMs, (c) => describeRun(c, workflowId), false);
+    },
+    run(what, ms, fn) {
+      return call(what, ms, fn, false);
     },
     probe() {
       // /readyz is public on the webhook listener: concurrent requests share one call, so a flood

@@ -1,5 +1,6 @@
 // Workflow and activity inputs/results: small JSON only. One input object and one result object
 // per workflow and activity, so fields can be added without breaking running histories.
+import type { ChatRoute } from './chat';
 import type { StageName } from './ids';
 
 /** The commands of a repository (conveyor.yml `steps`). Trusted: they come from config, never a webhook. */
@@ -39,8 +40,11 @@ export interface RepositorySpec {
   operatorWindowSeconds: number;
   /** How long a run waits in `awaiting-approval` before it ends `expired` (default 3 days). */
   approvalTimeoutSeconds?: number;
-  /** The Temporal Web UI, for links back to a run (commit statuses). */
+  /** The Temporal Web UI, for links back to a run (commit statuses, chat messages). */
   webUiUrl?: string;
+  /** Chat notification routes of this run (conveyor.yml `notify`), credentials by env var name.
+   * Absent when none are configured, and in runs recorded before ChatOps. */
+  notify?: ChatRoute[];
   /** Bucket names of the environments: a publish lock is per bucket and channel. */
   buckets?: { staging: string; production: string };
   /** HTTP base URLs of the environments' buckets (repositories, keys, docs). */

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { branchMatcher } from '../common/branch-rules';
+import { CHAT_ACTIONS, CHAT_EVENTS, type ChatRoute } from '../common/chat';
 import { embeddedCredentials } from '../common/clone-url';
 import { debianArch } from '../common/distro-arch';
 import { PACKAGE_NAME, defaultPackageName } from '../common/package-names';
@@ -17,6 +18,23 @@ const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment v
 /** Paths that end up in GIT_SSH_COMMAND, which git runs with a shell: no spaces or metacharacters. */
 const safePath = z.string().regex(/^[A-Za-z0-9._/@+-]+$/, 'must be a path without spaces or shell metacharacters');
 
+/** Where a run's events go in chat (README "ChatOps"): a channel through the bot token
+ * (chat.slack.botTokenEnv), or an incoming webhook whose URL is in the env var named here. */
+const notifyRule = z
+  .object({
+    events: z
+      .array(z.enum(CHAT_EVENTS))
+      .min(1, `names no event (known: ${CHAT_EVENTS.join(', ')})`)
+      .default([...CHAT_EVENTS]),
+    channel: z
+      .string()
+      .regex(/^[#]?[A-Za-z0-9._-]{1,80}$/, 'must be a Slack channel ID (C0123…) or name (#releases)')
+      .optional(),
+    /** Env var holding an incoming-webhook URL (the URL is a secret: never inline). */
+    webhookUrlEnv: envName.optional(),
+  })
+  .strict();
+
 const branchRule = z
   .object({
     match: z.string().min(1),
@@ -25,6 +43,8 @@ const branchRule = z
     approval: z.boolean().default(false),
     /** A queued staging deploy is skipped when a newer commit of this branch waits behind it. */
     supersede: z.boolean().default(true),
+    /** Chat notifications of this rule's runs, beside the repository's own `notify`. */
+    notify: z.array(notifyRule).optional(),
   })
   .strict()
   .superRefine((rule, ctx) => {
@@ -125,6 +145,8 @@ const repository = z
       })
       .optional(),
     branches: z.array(branchRule).min(1, 'needs at least one branch rule'),
+    /** Chat notifications of every branch's runs (README "ChatOps"). */
+    notify: z.array(notifyRule).optional(),
     steps,
     distros: z.array(z.string()).min(1, 'needs at least one distro'),
     staging: z
@@ -234,6 +256,62 @@ const apiSchema = z
     }
   })
   .default({ ...API_DEFAULTS });
+
+/** Slack user IDs (U…, or W… on Enterprise Grid), as slash commands and buttons name the sender. */
+export const SLACK_USER_ID = /^[UW][A-Z0-9]{2,20}$/;
+const CHAT_GROUP_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const CHAT_GROUP_KEY = /^group:(.+)$/;
+
+/** ChatOps (README "ChatOps"): Slack's API, who may do what from chat, and the secrets by reference. */
+const chatSchema = z
+  .object({
+    slack: z
+      .object({
+        /** Slack Web API base URL (tests point it at a local stand-in). */
+        apiUrl: z.url({ protocol: /^https?$/ }).default('https://slack.com/api'),
+        /** Env var holding the bot token (xoxb-…), read by the orchestrator only. */
+        botTokenEnv: envName.optional(),
+        /** Env var holding the app's signing secret, read by the API only. */
+        signingSecretEnv: envName.default('SLACK_SIGNING_SECRET'),
+        /** When set, requests of another workspace are refused. */
+        teamId: z
+          .string()
+          .regex(/^T[A-Z0-9]{2,20}$/, 'must be a Slack team ID (T0123…)')
+          .optional(),
+        /** Where follow-up answers may be posted: a request's response_url must start with one. */
+        responseUrlPrefixes: z
+          .array(
+            z
+              .url({ protocol: /^https?$/ })
+              .refine(
+                (u) => /^https?:\/\/[^/]+\/.*$/.test(u),
+                'must end its host with a slash (https://hooks.slack.com/)',
+              ),
+          )
+          .default(['https://hooks.slack.com/']),
+      })
+      .strict()
+      .default({
+        apiUrl: 'https://slack.com/api',
+        signingSecretEnv: 'SLACK_SIGNING_SECRET',
+        responseUrlPrefixes: ['https://hooks.slack.com/'],
+      }),
+    /** Named sets of Slack user IDs, granted together as `group:<name>` in `access`. */
+    groups: z
+      .record(z.string(), z.array(z.string().regex(SLACK_USER_ID, 'must be a Slack user ID (U0123…)')))
+      .default({}),
+    /** Per repository (full name, or `*` for every one): user ID or `group:<name>` → actions. */
+    access: z
+      .record(
+        z.string(),
+        z.record(
+          z.string(),
+          z.array(z.enum(CHAT_ACTIONS)).min(1, `grants nothing (actions: ${CHAT_ACTIONS.join(', ')})`),
+        ),
+      )
+      .default({}),
+  })
+  .strict();
 
 export const conveyorSchema = z
   .object({
@@ -366,10 +444,12 @@ export const conveyorSchema = z
       })
       .strict()
       .optional(),
+    chat: chatSchema.optional(),
     repositories: z.array(repository),
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    chatProblems(cfg, ctx);
     cfg.repositories.forEach((repo, i) => {
       repo.distros.forEach((d, j) => {
         if (!cfg.distros[d]) {
@@ -411,6 +491,71 @@ export const conveyorSchema = z
       }
     });
   });
+
+type NotifyRule = z.infer<typeof notifyRule>;
+type ChatParsedConfig = Pick<z.infer<typeof conveyorSchema>, 'chat' | 'repositories'>;
+
+/** Notify rules that need the bot token name it; access names known repositories and groups. */
+function chatProblems(cfg: ChatParsedConfig, ctx: z.RefinementCtx): void {
+  const bot = cfg.chat?.slack.botTokenEnv;
+  const check = (rules: NotifyRule[] | undefined, at: (string | number)[]) =>
+    rules?.forEach((rule, k) => {
+      if (rule.webhookUrlEnv) return;
+      if (!bot) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [...at, k],
+          message: 'set webhookUrlEnv (an incoming webhook), or chat.slack.botTokenEnv to post with a bot token',
+        });
+      } else if (!rule.channel) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [...at, k, 'channel'],
+          message: 'a bot token posts to a channel: name it (C0123… or #releases)',
+        });
+      }
+    });
+  cfg.repositories.forEach((repo, i) => {
+    check(repo.notify, ['repositories', i, 'notify']);
+    repo.branches.forEach((b, j) => check(b.notify, ['repositories', i, 'branches', j, 'notify']));
+  });
+  const chat = cfg.chat;
+  if (!chat) return;
+  for (const name of Object.keys(chat.groups)) {
+    if (!CHAT_GROUP_NAME.test(name)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['chat', 'groups', name],
+        message: 'group names are lowercase letters, digits, - and _',
+      });
+    }
+  }
+  for (const [repo, grants] of Object.entries(chat.access)) {
+    if (repo !== '*' && !cfg.repositories.some((r) => r.name.toLowerCase() === repo.toLowerCase())) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['chat', 'access', repo],
+        message: `repository ${repo} is not configured (a configured full name, or * for every repository)`,
+      });
+    }
+    for (const key of Object.keys(grants)) {
+      const group = CHAT_GROUP_KEY.exec(key)?.[1];
+      if (!group && !SLACK_USER_ID.test(key)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['chat', 'access', repo, key],
+          message: 'must be a Slack user ID (U0123…, from the profile: ⋮ → Copy member ID) or group:<name>',
+        });
+      } else if (group && !chat.groups[group]) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['chat', 'access', repo, key],
+          message: `unknown group ${group} (chat.groups: ${Object.keys(chat.groups).join(', ') || 'none'})`,
+        });
+      }
+    }
+  }
+}
 
 type ParsedConfig = z.infer<typeof conveyorSchema>;
 export type ConveyorConfig = Omit<ParsedConfig, 'temporal'> & {
@@ -538,6 +683,18 @@ function resolveCloneUrl(url: string, dir: string): string {
   return path.resolve(dir, url);
 }
 
+/** The env vars that hold chat credentials (bot token, incoming-webhook URLs): orchestrator only. */
+export function chatCredentialEnvNames(config: Pick<ConveyorConfig, 'chat' | 'repositories'>): string[] {
+  const names = new Set<string>();
+  if (config.chat?.slack.botTokenEnv) names.add(config.chat.slack.botTokenEnv);
+  for (const r of config.repositories) {
+    for (const rule of [...(r.notify ?? []), ...r.branches.flatMap((b) => b.notify ?? [])]) {
+      if (rule.webhookUrlEnv) names.add(rule.webhookUrlEnv);
+    }
+  }
+  return [...names];
+}
+
 export function findRepository(cfg: ConveyorConfig, name: string): RepositoryConfig | undefined {
   return cfg.repositories.find((r) => r.name.toLowerCase() === name.toLowerCase());
 }
@@ -551,10 +708,11 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
 }
 
 export function repositorySpec(
-  config: Pick<ConveyorConfig, 'distros' | 'storage' | 'aws' | 'temporal'>,
+  config: Pick<ConveyorConfig, 'distros' | 'storage' | 'aws' | 'temporal'> & Partial<Pick<ConveyorConfig, 'chat'>>,
   repo: RepositoryConfig,
   rule: BranchRule,
 ): RepositorySpec {
+  const notify = chatRoutes(config, [...(repo.notify ?? []), ...(rule.notify ?? [])]);
   return {
     name: repo.name,
     cloneUrl: repo.cloneUrl,
@@ -584,7 +742,22 @@ export function repositorySpec(
     },
     publicUrls: { staging: publicUrl(config, 'staging'), production: publicUrl(config, 'production') },
     webUiUrl: config.temporal.uiUrl.replace(/\/$/, ''),
+    ...(notify.length > 0 ? { notify } : {}),
   };
+}
+
+/** Notify rules as a run's routes: env var names only, never a token or a webhook URL. */
+function chatRoutes(config: Partial<Pick<ConveyorConfig, 'chat'>>, rules: NotifyRule[]): ChatRoute[] {
+  const bot = config.chat?.slack.botTokenEnv;
+  return rules.flatMap((r): ChatRoute[] => {
+    const events = [...r.events];
+    if (r.webhookUrlEnv) {
+      return [
+        { events, ...(r.channel ? { channel: r.channel } : {}), via: { kind: 'webhook', urlEnv: r.webhookUrlEnv } },
+      ];
+    }
+    return bot && r.channel ? [{ events, channel: r.channel, via: { kind: 'bot', tokenEnv: bot } }] : [];
+  });
 }
 
 /** The HTTP base URL of an environment's bucket, as hosts and users read it. */

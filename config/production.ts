@@ -122,6 +122,31 @@ export function statusListenerProblems(config: ConveyorConfig, ctx: ProductionCo
   return problems;
 }
 
+/** ChatOps: the API verifies every Slack request with the signing secret (never without one). */
+export function slackSecretProblems(config: ConveyorConfig, ctx: ProductionContext = {}): string[] {
+  const chat = config.chat;
+  if (!chat) return [];
+  const name = chat.slack.signingSecretEnv;
+  const secret = (ctx.env ?? process.env)[name];
+  if (!secret) {
+    return [
+      `chat is configured but ${name} (chat.slack.signingSecretEnv) is not set: put the Slack app's signing ` +
+        'secret there (Basic Information → App Credentials), or remove chat from conveyor.yml',
+    ];
+  }
+  if (secret.length < MIN_SECRET_LENGTH) {
+    return [`the Slack signing secret in ${name} has ${secret.length} characters: copy the whole one from the app`];
+  }
+  return [];
+}
+
+/** Chat messages carry the bot token: plain http is only acceptable to a local stand-in. */
+export function slackApiProblems(config: ConveyorConfig): string[] {
+  const url = config.chat?.slack.apiUrl;
+  if (!url || !/^http:/i.test(url) || isLoopbackUrl(url)) return [];
+  return [`chat.slack.apiUrl ${url} is plain http: the bot token would cross the network unencrypted; use https://`];
+}
+
 /**
  * Every problem at once, as the config loader reports its own. Empty: fit for production.
  * Config-wide checks always; the API's own (webhook secret, --insecure-dev, status listener) when
@@ -130,7 +155,12 @@ export function statusListenerProblems(config: ConveyorConfig, ctx: ProductionCo
 export function productionProblems(config: ConveyorConfig, ctx: ProductionContext = {}): string[] {
   const api =
     ctx.listenHost !== undefined
-      ? [...webhookSecretProblems(config, ctx), ...insecureDevProblems(ctx), ...statusListenerProblems(config, ctx)]
+      ? [
+          ...webhookSecretProblems(config, ctx),
+          ...insecureDevProblems(ctx),
+          ...statusListenerProblems(config, ctx),
+          ...slackSecretProblems(config, ctx),
+        ]
       : [];
-  return [...api, ...githubApiProblems(config), ...chrootExecutorProblems(config)];
+  return [...api, ...githubApiProblems(config), ...slackApiProblems(config), ...chrootExecutorProblems(config)];
 }

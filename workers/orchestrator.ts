@@ -1,12 +1,12 @@
 // Process entry point: the orchestrator worker (workflows and orchestrator activities on queue `conveyor`:
-// build numbers, locks, signing and publishing, releases, commit statuses, fleet work).
+// build numbers, locks, signing and publishing, releases, commit statuses, chat messages, fleet work).
 // Usage: tsx workers/orchestrator.ts [--config FILE]
 // It refuses settings that are only safe on the local stack (the local host executor outside it,
 // an http:// GitHub API beyond loopback), saying how to fix each.
 // CONVEYOR_WORKFLOW_BUNDLE=<file>: a workflow bundle built ahead (bundleWorkflowCode of
 // workflows/index.ts), so a restarted worker polls in seconds instead of bundling first; it must
 // be built from the same code as the worker.
-import { chrootExecutorProblems, githubApiProblems } from '../config/production';
+import { chrootExecutorProblems, githubApiProblems, slackApiProblems } from '../config/production';
 import { runWorkersUntilSignal } from './main';
 import { createOrchestratorWorker } from './create';
 import { createLogger } from './logging';
@@ -32,5 +32,5 @@ void runWorkersUntilSignal(
     );
     return [worker];
   },
-  (config) => [...chrootExecutorProblems(config), ...githubApiProblems(config)],
+  (config) => [...chrootExecutorProblems(config), ...githubApiProblems(config), ...slackApiProblems(config)],
 );

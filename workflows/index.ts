@@ -11,3 +11,4 @@ export { releaseStage } from './stages/release';
 export { promoteStage } from './stages/promote';
 export { resignReleases } from './resign-releases';
 export { repositoryRewrite } from './repository-rewrite';
+export { chatNotifier } from './chat-notifier';

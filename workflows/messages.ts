@@ -1,6 +1,7 @@
 // Every signal, query and update of Conveyor's workflows, beside its payload type. They work from
 // `temporal workflow query --type status` as well as from `conveyor status`.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { ChatEvent } from '../common/chat';
 import type { HostExecRequest, HostExecResult } from '../common/host-exec';
 import { MessageNames } from '../common/message-names';
 import type { PipelineStatus } from '../common/types';
@@ -181,3 +182,8 @@ export const stageNoteSignal = defineSignal<[StageNote]>(MessageNames.stageNote)
  * host-exec relay for the step's CONVEYOR_HOST_EXEC (common/host-exec.ts). The validator refuses
  * other hosts, malformed requests and requests outside the e2e step. */
 export const hostExecUpdate = defineUpdate<HostExecResult, [HostExecRequest]>(MessageNames.hostExec);
+
+// ---- chat notifier (`<pipeline id>/chat`) ----
+
+/** The pipeline tells its chat notifier what happened; the notifier posts it (in `seq` order). */
+export const chatEventSignal = defineSignal<[ChatEvent]>('chatEvent');

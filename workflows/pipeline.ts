@@ -16,7 +16,9 @@
 // window passes and the run fails. Abort (or a Temporal cancel request) cancels what runs; the
 // children that write (publish, deploy, release, promote) are cancelled, not terminated, when the
 // pipeline is terminated. Operator actions arrive as Updates (validated: a definite answer) or as
-// signals of the same names, and are recorded with who sent them.
+// signals of the same names, and are recorded with who sent them. Chat notifications (conveyor.yml
+// `notify`) go to a notifier child that outlives the run (workflows/chat-notifier.ts): the chain
+// only signals it and never waits for chat.
 import {
   ApplicationFailure,
   CancellationScope,
@@ -29,6 +31,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { OrchestratorActivities } from '../activities';
+import type { ChatEvent } from '../common/chat';
 import { FailureType, type CommandFailureDetails } from '../common/failures';
 import { stageId, type StageName } from '../common/ids';
 import { BranchKey, BuildKey, CommitKey, RepositoryKey, StageKey, StatusKey } from '../common/search-attributes';
@@ -64,6 +67,7 @@ import { releaseStage } from './stages/release';
 import { verifyStage } from './stages/verify';
 import { testStage, type TestStageFailureDetails } from './stages/test';
 import { messageOf, rootApplicationFailure } from './support';
+import { chatReporter, type ChatReporter } from './chat-reporter';
 
 const control = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '1 minute',
@@ -119,6 +123,17 @@ function commitStatusReporter(input: PipelineInput) {
       return CancellationScope.nonCancellable(() => Promise.all([...chains.values()]));
     },
   };
+}
+
+/** The run's end in chat (status and why), then both reporters' messages handed over. */
+function announceEnd(state: PipelineStatus, ops: Operator): Promise<unknown> {
+  const kind = state.status as ChatEvent['kind'];
+  ops.chat?.emit(kind, {
+    ...(state.build !== undefined ? { build: state.build } : {}),
+    ...(state.version ? { version: state.version } : {}),
+    ...(state.failure ? { reason: state.failure } : {}),
+  });
+  return Promise.all([ops.statuses.flush(), ops.chat?.flush()]);
 }
 
 /** Which stages a run has, in the order of the chain. The status table and the control flow both
@@ -208,7 +223,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     aborted: undefined,
     windowSeconds: repository.operatorWindowSeconds,
     statuses: commitStatusReporter(input),
+    chat: chatReporter(input),
   };
+  ops.chat?.emit('started');
   const run: Run = { id, input, plan, state, ops };
   const chain = new CancellationScope();
   operatorHandlers(run, chain);
@@ -250,14 +267,14 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
         : 'cancelled';
       for (const st of state.stages) if (st.state === 'running') st.state = 'failed';
       end(state, 'aborted', reason);
-      await ops.statuses.flush();
+      await announceEnd(state, ops);
       // A Temporal cancel request ends the run Cancelled; an `abort` ends it Failed (type Aborted).
       if (!ops.aborted) throw err;
       throw ApplicationFailure.create({ type: FailureType.Aborted, message: reason, nonRetryable: true });
     }
     const failed = state.stages.find((st) => st.state === 'failed');
     end(state, 'failed', failed ? `stage ${label(failed)} failed: ${failed.error}` : messageOf(err));
-    await ops.statuses.flush();
+    await announceEnd(state, ops);
     throw ApplicationFailure.create({
       type: FailureType.StageFailed,
       message: state.failure ?? 'pipeline failed',
@@ -267,7 +284,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
   }
   if (outcome) end(state, outcome, outcome === 'rejected' ? `rejected by ${state.approval?.by}` : 'approval expired');
   else end(state, run.supersededBy ? 'superseded' : 'succeeded', run.supersededBy);
-  await ops.statuses.flush();
+  await announceEnd(state, ops);
   return {
     status: state.status,
     stages: state.stages,
@@ -673,6 +690,10 @@ async function approvalGate(
   setStatus(state, 'awaiting-approval');
   ops.approvalOpen = true;
   ops.statuses.report('conveyor/approval', 'pending', 'waiting for approval');
+  ops.chat?.emit('awaiting-approval', {
+    ...(state.build !== undefined ? { build: state.build } : {}),
+    ...(state.version ? { version: state.version } : {}),
+  });
   const decided = await condition(() => ops.decision !== undefined, `${timeoutSeconds} seconds`);
   ops.approvalOpen = false;
   const d = ops.decision;
@@ -749,6 +770,8 @@ interface Operator {
   aborted: AbortRequest | undefined;
   windowSeconds: number;
   statuses: ReturnType<typeof commitStatusReporter>;
+  /** The run's chat notifications; undefined without routes (and in older histories). */
+  chat?: ChatReporter;
   /** True while the approval gate waits; approve/reject are ignored otherwise. */
   approvalOpen?: boolean;
   decision?: { kind: 'approved' | 'rejected'; by: string; comment?: string };
@@ -791,6 +814,14 @@ async function runStage<T>(
       }
       fail(s, err);
       ops.statuses.report(context, 'failure', (s.error ?? 'failed').slice(0, 140));
+      ops.chat?.emit('stage-failed', {
+        stage: label(s),
+        attempt: s.attempt,
+        ...(state.build !== undefined ? { build: state.build } : {}),
+        ...(s.error ? { error: s.error } : {}),
+        ...(s.tail ? { tail: s.tail } : {}),
+        logKeys: s.logKeys,
+      });
       if (!(await awaitOperator(state, ops, s))) throw err;
       s.attempt += 1;
       s.workflowId = stageId(state.workflowId, name, distro, s.attempt);

@@ -1,12 +1,14 @@
 // Each process of the stack starts with only its own secrets (shared/DESIGN.md "Trust boundaries"):
-// - api: the webhook secret (verifies deliveries) and the status token (api.statusTokenEnv, guards
-//   /runs and /metrics); no GitHub token, no signing key, no checkout key.
+// - api: the webhook secret (verifies deliveries), the status token (api.statusTokenEnv, guards
+//   /runs and /metrics) and Slack's signing secret (verifies slash commands and buttons); no GitHub
+//   token, no signing key, no checkout key, no chat token.
 // - orchestrator: the GitHub token (tags, pushes, commit statuses), the signing key when it comes
-//   from an env var, the checkout credentials (ancestry checks and releases fetch the repository).
+//   from an env var, the checkout credentials (ancestry checks and releases fetch the repository),
+//   the chat credentials (Slack bot token, incoming-webhook URLs: its notifier posts the messages).
 // - builder: runs repository code (in a sandbox); only the checkout credentials, which should be
 //   read-only. Never the webhook secret, the GitHub token or the signing key.
 // The same split is what the README's production section asks of systemd units or containers.
-import type { ConveyorConfig } from '../../config/conveyor';
+import { chatCredentialEnvNames, type ConveyorConfig } from '../../config/conveyor';
 
 export type StackProcess = 'api' | 'orchestrator' | 'builder';
 
@@ -17,8 +19,17 @@ export function secretEnvNames(config: ConveyorConfig): Record<StackProcess, str
     ...(r.checkout?.githubApp?.privateKeyEnv ? [r.checkout.githubApp.privateKeyEnv] : []),
   ]);
   return {
-    api: [config.github.webhookSecretEnv, ...(config.api.statusTokenEnv ? [config.api.statusTokenEnv] : [])],
-    orchestrator: [config.github.tokenEnv, ...(config.signing?.keyEnv ? [config.signing.keyEnv] : []), ...checkout],
+    api: [
+      config.github.webhookSecretEnv,
+      ...(config.api.statusTokenEnv ? [config.api.statusTokenEnv] : []),
+      ...(config.chat ? [config.chat.slack.signingSecretEnv] : []),
+    ],
+    orchestrator: [
+      config.github.tokenEnv,
+      ...(config.signing?.keyEnv ? [config.signing.keyEnv] : []),
+      ...checkout,
+      ...chatCredentialEnvNames(config),
+    ],
     builder: checkout,
   };
 }
@@ -36,6 +47,14 @@ export function processEnv(role: StackProcess, config: ConveyorConfig, base: Nod
   }
   // The usual names are secrets whatever the config calls its own: kept only where the config
   // gives them to this process.
-  for (const name of ['GITHUB_TOKEN', 'GITHUB_WEBHOOK_SECRET']) if (!allowed.has(name)) delete env[name];
+  for (const name of [
+    'GITHUB_TOKEN',
+    'GITHUB_WEBHOOK_SECRET',
+    'SLACK_BOT_TOKEN',
+    'SLACK_SIGNING_SECRET',
+    'SLACK_WEBHOOK_URL',
+  ]) {
+    if (!allowed.has(name)) delete env[name];
+  }
   return env;
 }

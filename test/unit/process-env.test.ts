@@ -53,4 +53,30 @@ describe('processEnv: each local stack process holds only its own secrets', () =
     expect(processEnv('orchestrator', cfg, env).STATUS_TOKEN).toBeUndefined();
     expect(processEnv('builder', cfg, env).STATUS_TOKEN).toBeUndefined();
   });
+  it('Slack: the signing secret to the API only, the bot token and webhook URLs to the orchestrator only', () => {
+    const withChat = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-env-')), 'conveyor.yml');
+    fs.writeFileSync(
+      withChat,
+      CONFIG.replace(
+        'steps: { unit: make test }',
+        'steps: { unit: make test }\n    notify: [{ channel: "#ci" }, { webhookUrlEnv: WIDGET_HOOK_URL }]',
+      ) + 'chat: { slack: { botTokenEnv: BOT_TOKEN, signingSecretEnv: SLACK_SECRET } }\n',
+    );
+    const cfg = loadConfig(withChat, {});
+    const env = {
+      ...base,
+      BOT_TOKEN: 'xoxb',
+      SLACK_SECRET: 's',
+      WIDGET_HOOK_URL: 'https://hooks.slack.com/services/x',
+      // The usual names are dropped wherever the config does not give them.
+      SLACK_BOT_TOKEN: 'default-bot',
+      SLACK_SIGNING_SECRET: 'default-secret',
+      SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/y',
+    };
+    const names = (role: 'api' | 'orchestrator' | 'builder') =>
+      Object.keys(processEnv(role, cfg, env)).filter((k) => /SLACK|BOT|HOOK_URL/.test(k));
+    expect(names('api')).toEqual(['SLACK_SECRET']);
+    expect(names('orchestrator').sort()).toEqual(['BOT_TOKEN', 'WIDGET_HOOK_URL']);
+    expect(names('builder')).toEqual([]);
+  });
 });
