@@ -77,8 +77,9 @@ const control = proxyActivities<OrchestratorActivities>({
 // Build numbers and the last green build live in the branch-state entity. An unavailable entity
 // (the orchestrator cannot reach Temporal for a while) must not fail a run: the allocation retries
 // until it answers, and a build that reached production stays succeeded if recording it fails.
+// Each attempt is one short Update or signal: 20 s finds an attempt whose worker died.
 const entity = proxyActivities<OrchestratorActivities>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: '20 seconds',
   retry: { maximumAttempts: Number.POSITIVE_INFINITY, maximumInterval: '1 minute' },
 });
 

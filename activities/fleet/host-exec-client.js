@@ -7,7 +7,6 @@
 //
 // Plain Node without dependencies, run by the worker's own node binary: it must work in a step
 // sandbox that sees only /usr, /etc and the directory it was copied into (activities/fleet/e2e.ts).
-/* global Buffer */
 'use strict';
 const net = require('net');
 const path = require('path');

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
@@ -304,4 +305,33 @@ export function privateKeyNeedles(keyFile: string): Record<string, string> {
   // Lines from the middle: the secret key material, not the public key that opens the block.
   const mid = Math.floor(lines.length / 2);
   return { 'signing key (line a)': lines[mid], 'signing key (line b)': lines[lines.length - 2] };
+}
+
+/** Version → how many stanzas of `widget` the Packages file lists with it. */
+export async function debCounts(url: string): Promise<Map<string, number>> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  const counts = new Map<string, number>();
+  for (const stanza of (await res.text()).split(/\n\n+/)) {
+    if (!/^Package: widget$/m.test(stanza)) continue;
+    const v = /^Version: (.+)$/m.exec(stanza)?.[1] ?? '?';
+    counts.set(v, (counts.get(v) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** Version (`ver-rel`) → how many `widget` packages primary.xml lists with it. */
+export async function rpmCounts(base: string): Promise<Map<string, number>> {
+  const repomd = await (await fetch(`${base}/repodata/repomd.xml`)).text();
+  const href = /<data type="primary">[\s\S]*?<location href="([^"]+)"/.exec(repomd)?.[1];
+  if (!href) throw new Error(`${base}/repodata/repomd.xml names no primary`);
+  const primary = gunzipSync(Buffer.from(await (await fetch(`${base}/${href}`)).arrayBuffer())).toString('utf8');
+  const counts = new Map<string, number>();
+  for (const m of primary.matchAll(/<package type="rpm">[\s\S]*?<\/package>/g)) {
+    if (!m[0].includes('<name>widget</name>')) continue;
+    const ver = /<version [^>]*ver="([^"]+)" rel="([^"]+)"/.exec(m[0]);
+    const v = ver ? `${ver[1]}-${ver[2]}` : '?';
+    counts.set(v, (counts.get(v) ?? 0) + 1);
+  }
+  return counts;
 }

@@ -11,7 +11,6 @@
 import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import type { Client } from '@temporalio/client';
 import pino from 'pino';
 import { createApiServer, listen } from '../../api/server';
@@ -25,8 +24,10 @@ import { awsFor, clientFor, tempDir, testConfig, testEnv, uid } from '../helpers
 import {
   activitySchedules,
   childStarts,
+  debCounts,
   privateKeyNeedles,
   retriedActivities,
+  rpmCounts,
   prng,
   runTree,
   scanForSecrets,
@@ -213,32 +214,3 @@ describe('reliability: worker crashes lose nothing and do nothing twice; no secr
     expect(scan.hits).toEqual([]);
   }, 300000);
 });
-
-/** Version → how many stanzas of `widget` the Packages file lists with it. */
-async function debCounts(url: string): Promise<Map<string, number>> {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  const counts = new Map<string, number>();
-  for (const stanza of (await res.text()).split(/\n\n+/)) {
-    if (!/^Package: widget$/m.test(stanza)) continue;
-    const v = /^Version: (.+)$/m.exec(stanza)?.[1] ?? '?';
-    counts.set(v, (counts.get(v) ?? 0) + 1);
-  }
-  return counts;
-}
-
-/** Version (`ver-rel`) → how many `widget` packages primary.xml lists with it. */
-async function rpmCounts(base: string): Promise<Map<string, number>> {
-  const repomd = await (await fetch(`${base}/repodata/repomd.xml`)).text();
-  const href = /<data type="primary">[\s\S]*?<location href="([^"]+)"/.exec(repomd)?.[1];
-  if (!href) throw new Error(`${base}/repodata/repomd.xml names no primary`);
-  const primary = gunzipSync(Buffer.from(await (await fetch(`${base}/${href}`)).arrayBuffer())).toString('utf8');
-  const counts = new Map<string, number>();
-  for (const m of primary.matchAll(/<package type="rpm">[\s\S]*?<\/package>/g)) {
-    if (!m[0].includes('<name>widget</name>')) continue;
-    const ver = /<version [^>]*ver="([^"]+)" rel="([^"]+)"/.exec(m[0]);
-    const v = ver ? `${ver[1]}-${ver[2]}` : '?';
-    counts.set(v, (counts.get(v) ?? 0) + 1);
-  }
-  return counts;
-}

@@ -41,9 +41,12 @@ export interface PublishStageResult {
   docs?: { site: string; index: string };
 }
 
+// The publish activities heartbeat every 5 s (activity-scope.ts ticker): 20 s without one means
+// the worker died, and the next attempt resumes from the last one (the fault suite kills it
+// between writes).
 const publisher = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '1 minute',
+  heartbeatTimeout: '20 seconds',
   retry: {
     maximumAttempts: 5,
     nonRetryableErrorTypes: [
