@@ -15,7 +15,7 @@ export async function aptClient(
   keyUrl: string,
   o: { arch?: string; contents?: boolean } = {},
 ) {
-  for (const d of ['lists/partial', 'archives/partial', 'dl', 'parts'])
+  for (const d of ['lists/partial', 'archives/partial', 'dl', 'parts', 'etc/apt/preferences.d'])
     fs.mkdirSync(path.join(dir, d), { recursive: true });
   const key = await fetch(keyUrl);
   if (key.status !== 200) throw new Error(`cannot fetch the published key ${keyUrl}: HTTP ${key.status}`);

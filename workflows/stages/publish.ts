@@ -43,12 +43,17 @@ export interface PublishStageResult {
 
 // The publish activities heartbeat every 5 s (activity-scope.ts ticker): 20 s without one means
 // the worker died, and the next attempt resumes from the last one (the fault suite kills it
-// between writes).
+// between writes). Attempts back off to a minute apart over about ten minutes, so a storage
+// outage of minutes delays a publish instead of failing it (the default backoff used five
+// attempts up within 15 s).
 const publisher = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '20 seconds',
   retry: {
-    maximumAttempts: 5,
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 14,
     nonRetryableErrorTypes: [
       FailureType.ArtifactMismatch,
       FailureType.ArtifactConflict,
