@@ -392,8 +392,10 @@ export const conveyorSchema = z
         multipartThresholdMB: z.number().min(5).default(64),
       })
       .strict(),
+    // Names are checked in superRefine below: zod reports a key that fails its own schema only as
+    // "Invalid key in record", without the reason.
     distros: z.record(
-      z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'distro names are lowercase'),
+      z.string(),
       z
         .object({
           format: z.enum(['deb', 'rpm']),
@@ -450,6 +452,15 @@ export const conveyorSchema = z
   .strict()
   .superRefine((cfg, ctx) => {
     chatProblems(cfg, ctx);
+    for (const name of Object.keys(cfg.distros)) {
+      if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['distros', name],
+          message: 'distro names are lowercase letters, digits and dashes (they name the build-<distro> queues)',
+        });
+      }
+    }
     cfg.repositories.forEach((repo, i) => {
       repo.distros.forEach((d, j) => {
         if (!cfg.distros[d]) {

@@ -555,7 +555,11 @@ async function recordGreen({ input, state }: Run, build: number): Promise<void> 
       at: now(),
     })
     .catch((err: unknown) => {
-      state.failure = `promoted, but recording the green build failed: ${messageOf(err)}`;
+      // With its causes ("Failed to signalWithStart Workflow: 14 UNAVAILABLE: …"), not the
+      // wrapper's "Activity task failed". Status only: no command changes.
+      const app = rootApplicationFailure(err);
+      const why = app ? [app.message, app.cause?.message].filter(Boolean).join(': ') : messageOf(err);
+      state.failure = `promoted, but recording the green build failed: ${why}`;
     });
 }
 

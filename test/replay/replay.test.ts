@@ -1,13 +1,17 @@
 // Every recorded history under test/replay/histories (real runs: success, failure + retry + abort,
-// approval and promotion, a rolled-back deploy, a deploy aborted and one terminated mid-batch)
-// replays against the current workflow code. A change that would break a running history must use
-// patched(); the second test shows that an unpatched incompatible change is caught. Record new
-// histories with test/replay/record.ts. The replays run in a child process
-// (test/replay/run-replay.ts), as `conveyor replay` would.
+// approval and promotion, a rolled-back deploy, a deploy aborted and one terminated mid-batch; and, from test/replay/record-scenarios.ts, a
+// superseded deploy, a forced rerun, a failed verify, approval rejected and expired, a promote
+// skipped for a newer build, branch-state across continue-as-new) replays against the current
+// workflow code. A change that would break a running history must use patched(): an unpatched
+// incompatible change is caught, and so is a removed patched() guard (the promote stage's). Record
+// new histories with test/replay/record.ts or record-scenarios.ts.
+// The replays run in a child process (test/replay/run-replay.ts), as `conveyor replay` would.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const DIR = path.join(__dirname, 'histories');
@@ -17,6 +21,35 @@ interface Replayed {
   file: string;
   error?: string;
   determinism?: boolean;
+}
+
+const EventType = temporal.api.enums.v1.EventType;
+
+function historyOf(file: string): temporal.api.history.v1.IHistoryEvent[] {
+  const { history } = JSON.parse(fs.readFileSync(file, 'utf8')) as { history: string };
+  return temporal.api.history.v1.History.decode(Buffer.from(history, 'base64')).events ?? [];
+}
+
+/** The patch IDs whose markers a history holds. */
+function patchesIn(events: temporal.api.history.v1.IHistoryEvent[]): string[] {
+  return events.flatMap((e) => {
+    const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0];
+    return data ? [defaultPayloadConverter.fromPayload<{ id: string }>(data).id] : [];
+  });
+}
+
+/** How a recorded workflow ended: its result (completed), failure message, or the close event. */
+function outcomeOf(file: string): { closed: string; result?: Record<string, unknown>; failure?: string } {
+  const last = historyOf(file).at(-1)!;
+  const closed = EventType[last.eventType!].replace('EVENT_TYPE_WORKFLOW_EXECUTION_', '');
+  const payload = last.workflowExecutionCompletedEventAttributes?.result?.payloads?.[0];
+  return {
+    closed,
+    ...(payload ? { result: defaultPayloadConverter.fromPayload<Record<string, unknown>>(payload) } : {}),
+    ...(last.workflowExecutionFailedEventAttributes
+      ? { failure: last.workflowExecutionFailedEventAttributes.failure?.message ?? '' }
+      : {}),
+  };
 }
 
 const files = () =>
@@ -56,5 +89,51 @@ describe('replay of recorded histories', () => {
       ...pipelines,
     ]);
     for (const r of results) expect(r).toMatchObject({ determinism: true });
+  });
+
+  it('covers superseded, rejected, expired, promote skipped, verify failed, rerun and continue-as-new', () => {
+    const root = (scenario: string, pattern: RegExp) => {
+      const found = fs.readdirSync(path.join(DIR, scenario)).filter((f) => pattern.test(f));
+      expect({ scenario, found: found.length }).toEqual({ scenario, found: 1 });
+      return outcomeOf(path.join(DIR, scenario, found[0]));
+    };
+    const pipeline = /^pipeline_[^/]*_[0-9a-f]{40}\.json$/;
+    const stateOf = (r: Record<string, unknown> | undefined, stage: string) =>
+      (r?.stages as { name: string; state: string }[] | undefined)?.find((s) => s.name === stage)?.state;
+    const superseded = root('superseded', pipeline);
+    expect(superseded.result).toMatchObject({ status: 'superseded' });
+    expect(stateOf(superseded.result, 'deploy')).toBe('skipped');
+    const skipped = root('promote-skipped', pipeline);
+    expect(skipped.result).toMatchObject({ status: 'superseded' });
+    expect(stateOf(skipped.result, 'promote')).toBe('skipped');
+    expect(root('approval-rejected', pipeline).result).toMatchObject({ status: 'rejected' });
+    expect(root('approval-expired', pipeline).result).toMatchObject({ status: 'expired' });
+    expect(root('verify-failed', pipeline)).toMatchObject({
+      closed: 'FAILED',
+      failure: expect.stringMatching(/^stage verify failed: step e2e exited with code 1/),
+    });
+    expect(root('rerun-deploy-forced', /_rerun-\d+\.json$/)).toMatchObject({
+      closed: 'COMPLETED',
+      result: { status: 'deployed' },
+    });
+    expect(root('entity-continue-as-new', /_run1\.json$/).closed).toBe('CONTINUED_AS_NEW');
+    expect(root('entity-continue-as-new', /_current\.json$/).closed).not.toBe('CONTINUED_AS_NEW');
+  });
+
+  it('catches a removed patched() guard: the promote stage without promote-check-under-lock', async () => {
+    const promotes = files().filter((f) => /_promote\.json$/.test(f));
+    const patchedOnes = promotes.filter((f) => patchesIn(historyOf(f)).includes('promote-check-under-lock'));
+    // Both kinds are recorded: runs from before the patch (they replay) and after it (they must not).
+    expect(patchedOnes.length).toBeGreaterThanOrEqual(2);
+    expect(promotes.length - patchedOnes.length).toBeGreaterThanOrEqual(1);
+    const results = await replay([
+      '--workflows',
+      path.join(__dirname, 'fixtures', 'unguarded-promote-workflows.ts'),
+      ...promotes,
+    ]);
+    const outcome = (r: Replayed) => (r.determinism ? 'nondeterminism' : r.error ? `error: ${r.error}` : 'replayed');
+    expect(results.map((r) => `${path.basename(r.file)}: ${outcome(r)}`)).toEqual(
+      promotes.map((f) => `${path.basename(f)}: ${patchedOnes.includes(f) ? 'nondeterminism' : 'replayed'}`),
+    );
   });
 });

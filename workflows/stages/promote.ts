@@ -38,7 +38,7 @@ export async function promoteStage(input: PromoteStageInput): Promise<PromoteSta
 
 /** A result that skips this promotion when production holds a newer build (or the refusal);
  * undefined when it may go ahead. Same build again: idempotent, goes ahead. */
-async function olderThanProduction(input: PromoteStageInput): Promise<PromoteStageResult | undefined> {
+export async function olderThanProduction(input: PromoteStageInput): Promise<PromoteStageResult | undefined> {
   if (input.force) return undefined;
   for (const p of input.packages) {
     const spec = input.repository.distroSpecs[p.distro];

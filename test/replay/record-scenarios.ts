@@ -1,0 +1,226 @@
+// Records the histories of the paths the demo's runs never take, from real runs on an isolated
+// test stack (the jest global setup's: Temporal dev server, moto, local Debian hosts), into
+// test/replay/histories/<scenario>/:
+//   superseded             an ancestor delivered after its descendant deployed: deploy skipped
+//   rerun-deploy-forced    `conveyor rerun <that run> deploy/<distro> --force` (a standalone stage)
+//   verify-failed          e2e fails on the staging hosts; the operator window passes, the run fails
+//   approval-rejected      rejected at the approval gate (the reject Update)
+//   approval-expired       nobody decides before approvalTimeoutHours
+//   promote-skipped        approved after a newer build of the branch reached production
+//   entity-continue-as-new branch-state continuing as new (both runs: the closed one and the current)
+// Usage: tsx test/replay/record-scenarios.ts [scenario…]   (default: all). Re-record only when the
+// workflow code that produced a scenario's history is what you mean to pin; replay.test.ts then
+// replays every file against the current code.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { createControlActivities } from '../../activities/control';
+import { decidePush } from '../../api/github-push';
+import { startPipeline } from '../../api/start-pipeline';
+import { commitSample, type PushedCommit } from '../../cli/demo/sample-repo';
+import { pushPayload } from '../../cli/webhook-client';
+import { branchStateId } from '../../common/ids';
+import type { PipelineResult } from '../../common/types';
+import type { ConveyorConfig } from '../../config/conveyor';
+import { approveUpdate, rejectUpdate } from '../../workflows/messages';
+import globalSetup from '../setup/global-setup';
+import globalTeardown from '../setup/global-teardown';
+import { conveyor } from '../helpers/cli';
+import { makeLocalHost, registerHosts } from '../helpers/hosts';
+import { awsFor, clientFor, startWorkers, tempDir, testConfig, uid, waitForStatus } from '../helpers/stack';
+
+const EventType = temporal.api.enums.v1.EventType;
+const OUT = path.join(__dirname, 'histories');
+
+/** Writes one history file per workflow: the root and, recursively, the children its history started. */
+async function record(client: Client, scenario: string, rootId: string, runId?: string, suffix = ''): Promise<void> {
+  const dir = path.join(OUT, scenario);
+  fs.mkdirSync(dir, { recursive: true });
+  const history = await client.workflow.getHandle(rootId, runId).fetchHistory();
+  // Binary protobuf (base64), as test/replay/record.ts writes them.
+  const bytes = temporal.api.history.v1.History.encode(history).finish();
+  const file = path.join(dir, `${rootId.replace(/[^A-Za-z0-9._-]+/g, '_')}${suffix}.json`);
+  fs.writeFileSync(file, JSON.stringify({ workflowId: rootId, history: Buffer.from(bytes).toString('base64') }) + '\n');
+  process.stdout.write(`${path.relative(process.cwd(), file)}\n`);
+  for (const e of history.events ?? []) {
+    if (e.eventType !== EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED) continue;
+    const child = e.childWorkflowExecutionStartedEventAttributes!.workflowExecution!;
+    await record(client, scenario, child.workflowId!, child.runId!);
+  }
+}
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  const want = (s: string) => only.length === 0 || only.includes(s);
+  await globalSetup();
+  try {
+    const id = uid();
+    const dir = tempDir('record');
+    const bare = (name: string) => path.join(dir, `${name}.git`);
+    const role = (name: string) => `${name}-${id}`;
+    const staged = (name: string, e2e?: string) => ({
+      name: `acme/${name}`,
+      cloneUrl: bare(name),
+      branches: [{ match: 'main', channel: name }],
+      steps: { unit: 'make test', package: 'make package', smoke: 'widget --version', ...(e2e ? { e2e } : {}) },
+      more: {
+        packages: ['widget'],
+        staging: { tags: { Environment: 'staging', Role: role(name) }, batchSize: 1 },
+        operatorWindowHours: 0.002,
+      },
+    });
+    const gated = (name: string, hours = 72) => ({
+      name: `acme/${name}`,
+      cloneUrl: bare(name),
+      branches: [{ match: 'main', channel: name, approval: true }],
+      steps: { unit: 'make test', package: 'make package' },
+      more: { packages: ['widget'], approvalTimeoutHours: hours },
+    });
+    const config: ConveyorConfig = testConfig(
+      [
+        staged('superseded'),
+        staged('verify', 'echo "e2e: the widget answers 42, expected 41"; exit 1'),
+        gated('gate'),
+        gated('expiring', 0.002),
+      ],
+      { fleet: { hostsDir: path.join(dir, 'hosts') } },
+    );
+    const [distro] = Object.keys(config.distros);
+    const aws = await awsFor(config);
+    for (const name of ['superseded', 'verify']) {
+      const root = await makeLocalHost(path.join(dir, 'hosts'), `${name}-1`, 'deb');
+      await registerHosts(aws.ec2, [
+        { name: `${name}-1`, distro, executor: 'local', tags: { Environment: 'staging', Role: role(name) }, root },
+      ]);
+    }
+    const client = await clientFor(config);
+    const workers = await startWorkers(config);
+    const commit = (name: string, message: string) =>
+      commitSample(bare(name), path.join(dir, `${name}-work`), { message });
+    const deliver = async (name: string, c: PushedCommit) => {
+      const d = decidePush(
+        config,
+        pushPayload({ repository: `acme/${name}`, branch: 'main', sha: c.sha, before: c.before }),
+      );
+      if (d.action !== 'start') throw new Error(d.reason);
+      return (await startPipeline(client, d.input, config.temporal.taskQueue)).workflowId;
+    };
+    const result = async (wf: string) => (await client.workflow.getHandle(wf).result()) as PipelineResult;
+    const expectStatus = (wf: string, r: PipelineResult, status: string) => {
+      if (r.status !== status) throw new Error(`${wf} ended ${r.status}, expected ${status}`);
+    };
+    try {
+      const scenarios: Promise<void>[] = [];
+      if (want('superseded') || want('rerun-deploy-forced')) {
+        scenarios.push(
+          (async () => {
+            const older = await commit('superseded', 'older');
+            const newer = await commit('superseded', 'newer');
+            expectStatus('newer', await result(await deliver('superseded', newer)), 'succeeded');
+            const wf = await deliver('superseded', older);
+            expectStatus(wf, await result(wf), 'superseded');
+            if (want('superseded')) await record(client, 'superseded', wf);
+            if (want('rerun-deploy-forced')) {
+              const rerun = await conveyor(config.file, ['rerun', wf, `deploy/${distro}`, '--force'], {
+                timeoutMs: 180000,
+              });
+              if (rerun.code !== 0) throw new Error(`rerun: ${rerun.stderr}`);
+              await record(client, 'rerun-deploy-forced', rerun.stdout.trim());
+            }
+          })(),
+        );
+      }
+      if (want('verify-failed')) {
+        scenarios.push(
+          (async () => {
+            const wf = await deliver('verify', await commit('verify', 'e2e will fail'));
+            await result(wf).catch(() => undefined); // fails once the operator window (7 s) passes
+            const { status } = await client.workflow.getHandle(wf).describe();
+            if (status.name !== 'FAILED') throw new Error(`${wf} is ${status.name}, expected FAILED`);
+            await record(client, 'verify-failed', wf);
+          })(),
+        );
+      }
+      if (want('approval-rejected') || want('promote-skipped')) {
+        scenarios.push(
+          (async () => {
+            const first = await deliver('gate', await commit('gate', 'first'));
+            await waitForStatus(client, first, 'awaiting-approval', 120000);
+            const second = await deliver('gate', await commit('gate', 'second'));
+            await waitForStatus(client, second, 'awaiting-approval', 120000);
+            await client.workflow.getHandle(second).executeUpdate(approveUpdate, { args: [{ by: 'ops' }] });
+            expectStatus(second, await result(second), 'succeeded');
+            await client.workflow.getHandle(first).executeUpdate(approveUpdate, { args: [{ by: 'ops' }] });
+            expectStatus(first, await result(first), 'superseded');
+            if (want('promote-skipped')) await record(client, 'promote-skipped', first);
+            const third = await deliver('gate', await commit('gate', 'third'));
+            await waitForStatus(client, third, 'awaiting-approval', 120000);
+            await client.workflow
+              .getHandle(third)
+              .executeUpdate(rejectUpdate, { args: [{ by: 'ops', reason: 'not this one' }] });
+            expectStatus(third, await result(third), 'rejected');
+            if (want('approval-rejected')) await record(client, 'approval-rejected', third);
+          })(),
+        );
+      }
+      if (want('approval-expired')) {
+        scenarios.push(
+          (async () => {
+            const wf = await deliver('expiring', await commit('expiring', 'nobody decides'));
+            expectStatus(wf, await result(wf), 'expired');
+            await record(client, 'approval-expired', wf);
+          })(),
+        );
+      }
+      if (want('entity-continue-as-new')) {
+        scenarios.push(
+          (async () => {
+            const repository = `acme/entity-${id}`;
+            const wf = branchStateId(repository, 'main');
+            const first = await client.workflow.start('branchState', {
+              workflowId: wf,
+              taskQueue: config.temporal.taskQueue,
+              args: [{ repository, branch: 'main', lastBuild: 0, assigned: [], maxHistoryEvents: 40 }],
+            });
+            const control = createControlActivities({ client, taskQueue: config.temporal.taskQueue });
+            for (let i = 1; i <= 12; i++) {
+              const pipelineId = `pipeline/${repository}/main/${String(i).padStart(40, '0')}`;
+              await control.allocateBuild({ repository, branch: 'main', pipelineId });
+              if (i % 4 === 0)
+                await control.recordGreen({
+                  repository,
+                  branch: 'main',
+                  build: i,
+                  sha: 'f'.repeat(40),
+                  version: `1.0.0-${i}`,
+                  at: new Date().toISOString(),
+                });
+            }
+            const firstRun = await client.workflow.getHandle(wf, first.firstExecutionRunId).describe();
+            if (firstRun.status.name !== 'CONTINUED_AS_NEW')
+              throw new Error(`${wf} first run is ${firstRun.status.name}, expected CONTINUED_AS_NEW`);
+            await record(client, 'entity-continue-as-new', wf, first.firstExecutionRunId, '_run1');
+            await record(client, 'entity-continue-as-new', wf, undefined, '_current');
+          })(),
+        );
+      }
+      const settled = await Promise.allSettled(scenarios);
+      const failed = settled.filter((s) => s.status === 'rejected');
+      if (failed.length > 0) throw new Error(failed.map((f) => String(f.reason)).join('\n'));
+    } finally {
+      await workers.stop();
+      await client.connection.close();
+    }
+  } finally {
+    await globalTeardown();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`record-scenarios: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
