@@ -19,4 +19,6 @@ export const MessageNames = {
   stageNote: 'stageNote',
   stepStarted: 'stepStarted',
   hostExec: 'hostExec',
+  /** The branch-state entity's query. */
+  branchState: 'state',
 } as const;

@@ -96,7 +96,7 @@ export interface ReleaseRecord {
 
 /** The release stage records the repository's stable release branch and the version it released. */
 export const recordReleaseSignal = defineSignal<[ReleaseRecord]>(MessageNames.recordRelease);
-export const branchStateQuery = defineQuery<BranchState>('state');
+export const branchStateQuery = defineQuery<BranchState>(MessageNames.branchState);
 
 // ---- lock entity (`repo-lock/<bucket>/<channel>`, `deploy-lock/<environment>/<distro>`) ----
 

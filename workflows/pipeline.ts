@@ -25,6 +25,7 @@ import {
   condition,
   executeChild,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -81,6 +82,13 @@ const control = proxyActivities<OrchestratorActivities>({
 const entity = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '20 seconds',
   retry: { maximumAttempts: Number.POSITIVE_INFINITY, maximumInterval: '1 minute' },
+});
+
+// Git ancestry on the orchestrator's queue (trusted-queue.ts): this only runs in new runs, which
+// all schedule trusted work there. A remote that cannot be reached retries (CheckoutFailed).
+const ancestry = proxyActivities<OrchestratorActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { maximumAttempts: 10, maximumInterval: '30 seconds' },
 });
 
 // Commit statuses retry rate limits inside the activity and never throw; another attempt is for a
@@ -243,6 +251,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
       await test(run);
       if (!plan.packaged) return;
       const build = await buildNumber(run);
+      if (build === undefined) return; // superseded by a newer commit delivered first
       const { packaged, docs } = await packages(run, build);
       await publish(run, packaged, docs);
       if (plan.deploy.length > 0) {
@@ -314,7 +323,8 @@ async function test({ id, input, state, ops }: Run): Promise<void> {
 
 /** 2. build number: the branch-state entity hands it out; asking again (a retried pipeline)
  * returns the same one. */
-async function buildNumber({ id, input, state }: Run): Promise<number> {
+async function buildNumber(run: Run): Promise<number | undefined> {
+  const { id, input, state } = run;
   const { build } = await entity.allocateBuild({
     repository: input.repository.name,
     branch: input.branch,
@@ -322,7 +332,45 @@ async function buildNumber({ id, input, state }: Run): Promise<number> {
   });
   state.build = build;
   upsertSearchAttributes([{ key: BuildKey, value: build }]);
+  // A newer commit delivered before this one (its descendant) already has an earlier build
+  // number: building this one now would give older code the higher version, which apt and dnf
+  // then prefer, and the newer commit's deploy a downgrade. Such a run ends superseded here.
+  // A check that cannot be made (the remote gone for good) is a warning, not a failed run.
+  if (patched('older-commit-superseded-at-build')) {
+    try {
+      const descendant = await descendantWithEarlierBuild(run, build);
+      if (descendant) {
+        run.supersededBy = `commit ${descendant.sha.slice(0, 12)}, a descendant of this one, already has build ${descendant.build}: an older commit is not built after it`;
+        return undefined;
+      }
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      state.warnings = [
+        ...(state.warnings ?? []),
+        `could not check whether a newer commit already has a build: ${messageOf(err)}`,
+      ];
+    }
+  }
   return build;
+}
+
+async function descendantWithEarlierBuild({ id, input }: Run, build: number) {
+  const earlier = await control.earlierBuilds({
+    repository: input.repository.name,
+    branch: input.branch,
+    pipelineId: id,
+    build,
+  });
+  for (const e of earlier) {
+    if (e.sha === input.sha) continue;
+    const { relation } = await ancestry.commitRelation({
+      cloneUrl: input.repository.cloneUrl,
+      ancestor: input.sha,
+      descendant: e.sha,
+    });
+    if (relation === 'ancestor') return e;
+  }
+  return undefined;
 }
 
 /** 3. package: every distro (and the docs) in parallel; all run to the end so the status shows

@@ -3,7 +3,7 @@
 // repository lock. They run on the orchestrator's queue. Idempotent: the entity returns the same
 // build to the same pipeline, and the lock ignores a requester already queued or holding.
 import { WithStartWorkflowOperation, type Client, type Workflow } from '@temporalio/client';
-import { branchStateId } from '../../common/ids';
+import { branchStateId, pipelineId as pipelineIdOf } from '../../common/ids';
 import { MessageNames, WorkflowTypes } from '../../common/message-names';
 
 export interface ControlDeps {
@@ -52,6 +52,26 @@ export function createControlActivities({ client, taskQueue }: ControlDeps) {
           startWorkflowOperation: entityStart(input.repository, input.branch),
         },
       );
+    },
+
+    /**
+     * The commits that got a build number on this branch before `input.build` (newest first, at
+     * most `limit`), from the branch-state entity's remembered assignments: the pipeline asks
+     * whether one of them descends from its own commit (a newer commit delivered first).
+     */
+    async earlierBuilds(
+      input: AllocateBuildInput & { build: number; limit?: number },
+    ): Promise<{ sha: string; build: number }[]> {
+      const state = await client.workflow
+        .getHandle(branchStateId(input.repository, input.branch))
+        .query<{ assigned: { pipelineId: string; build: number }[] }>(MessageNames.branchState);
+      const prefix = `${pipelineIdOf(input.repository, input.branch, '')}`;
+      return state.assigned
+        .filter((a) => a.build < input.build && a.pipelineId.startsWith(prefix))
+        .map((a) => ({ sha: a.pipelineId.slice(prefix.length), build: a.build }))
+        .filter((a) => /^[0-9a-f]{40}$/.test(a.sha))
+        .sort((a, b) => b.build - a.build)
+        .slice(0, input.limit ?? 5);
     },
 
     async recordGreen(input: RecordGreenInput): Promise<void> {
