@@ -1,7 +1,9 @@
 // Records the histories of the paths the demo's runs never take, from real runs on an isolated
 // test stack (the jest global setup's: Temporal dev server, moto, local Debian hosts), into
 // test/replay/histories/<scenario>/:
-//   superseded             an ancestor delivered after its descendant deployed: deploy skipped
+//   superseded             an ancestor delivered after its descendant deployed: deploy skipped.
+//                          Since the patch older-commit-superseded-at-build, the same scenario ends
+//                          at the build number; that recording is kept as superseded-at-build
 //   rerun-deploy-forced    `conveyor rerun <that run> deploy/<distro> --force` (a standalone stage)
 //   verify-failed          e2e fails on the staging hosts; the operator window passes, the run fails
 //   approval-rejected      rejected at the approval gate (the reject Update)

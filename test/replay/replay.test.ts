@@ -1,6 +1,6 @@
 // Every recorded history under test/replay/histories (real runs: success, failure + retry + abort,
 // approval and promotion, a rolled-back deploy, a deploy aborted and one terminated mid-batch; and, from test/replay/record-scenarios.ts, a
-// superseded deploy, a forced rerun, a failed verify, approval rejected and expired, a promote
+// superseded deploy, a run superseded at its build number, a forced rerun, a failed verify, approval rejected and expired, a promote
 // skipped for a newer build, branch-state across continue-as-new) replays against the current
 // workflow code. A change that would break a running history must use patched(): an unpatched
 // incompatible change is caught, and so is a removed patched() guard (the promote stage's). Record
@@ -103,6 +103,9 @@ describe('replay of recorded histories', () => {
     const superseded = root('superseded', pipeline);
     expect(superseded.result).toMatchObject({ status: 'superseded' });
     expect(stateOf(superseded.result, 'deploy')).toBe('skipped');
+    const atBuild = root('superseded-at-build', pipeline);
+    expect(atBuild.result).toMatchObject({ status: 'superseded' });
+    expect(stateOf(atBuild.result, 'package')).toBe('skipped');
     const skipped = root('promote-skipped', pipeline);
     expect(skipped.result).toMatchObject({ status: 'superseded' });
     expect(stateOf(skipped.result, 'promote')).toBe('skipped');
