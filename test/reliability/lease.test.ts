@@ -1,4 +1,4 @@
-// Lock leases against the real dev server and the real lock entity: a live holder renews its lease
+// Fault scenario 4 — lock leases against the real dev server and the real lock entity: a live holder renews its lease
 // so nobody else is granted while it works, a vanished holder loses the lock after one lease, a
 // waiter gives up after its bound with a message naming the holder, and the waiting shows up in
 // the parent's notes. Leases of seconds stand for the production 15 minutes.
@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createControlActivities } from '../../activities/control';
 import { lockStateQuery } from '../../workflows/messages';
 import { clientFor, testConfig, uid } from '../helpers/stack';
-import type { HolderResult } from './fixtures/lock-holders';
+import type { HolderResult } from '../workflows/fixtures/lock-holders';
 
 describe('lock leases', () => {
   let client: Client;
@@ -23,7 +23,7 @@ describe('lock leases', () => {
     client = await clientFor(config);
     connection = await NativeConnection.connect({ address: config.temporal.address });
     const bundle = await bundleWorkflowCode({
-      workflowsPath: path.join(__dirname, 'fixtures', 'lock-holders.ts'),
+      workflowsPath: path.join(__dirname, '..', 'workflows', 'fixtures', 'lock-holders.ts'),
       logger: {
         trace: () => undefined,
         debug: () => undefined,
