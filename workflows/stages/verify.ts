@@ -40,6 +40,7 @@ import type { RepositorySpec } from '../../common/types';
 import { hostExecUpdate } from '../messages';
 import { messageOf, rootApplicationFailure, stepEnvFor } from '../support';
 import { trustedQueue } from '../trusted-queue';
+import { workerWaitNotice } from '../worker-wait';
 
 export interface VerifyStageInput {
   pipelineId: string;
@@ -156,21 +157,25 @@ export async function verifyStage(input: VerifyStageInput): Promise<VerifyStageR
   let e2eResult: VerifyStageResult['e2e'];
   if (e2e && hostExec) {
     const distro = input.hosts[0]?.distro ?? input.repository.distros[0];
+    // The e2e step waits on the build queue like any step: say so when no builder takes it.
+    const watched = workerWaitNotice(buildQueue(distro), input.repository.workerWaitNoticeSeconds);
     hostExec.open();
     try {
-      const r = await builder(distro).runE2e({
-        pipelineId: input.pipelineId,
-        stageWorkflowId: me,
-        stage: 'verify',
-        step: 'e2e',
-        command: e2e,
-        cloneUrl: input.repository.cloneUrl,
-        sha: input.sha,
-        env: { ...stepEnvFor(input, distro), ...versionEnv(input) },
-        timeoutSeconds: input.repository.stepTimeoutSeconds,
-        sandbox: input.repository.sandbox,
-        hosts: input.hosts.flatMap((g) => g.hosts),
-      });
+      const r = await watched(
+        builder(distro).runE2e({
+          pipelineId: input.pipelineId,
+          stageWorkflowId: me,
+          stage: 'verify',
+          step: 'e2e',
+          command: e2e,
+          cloneUrl: input.repository.cloneUrl,
+          sha: input.sha,
+          env: { ...stepEnvFor(input, distro), ...versionEnv(input) },
+          timeoutSeconds: input.repository.stepTimeoutSeconds,
+          sandbox: input.repository.sandbox,
+          hosts: input.hosts.flatMap((g) => g.hosts),
+        }),
+      );
       e2eResult = { logKey: r.logKey, tail: r.tail };
     } finally {
       await hostExec.close();
