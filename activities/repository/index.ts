@@ -175,6 +175,16 @@ export function createRepositoryActivities(deps: RepositoryDeps) {
             fence: deps.fence && (() => deps.fence!(input)),
           };
           return await fn(engine, formatOf(input));
+        } catch (err) {
+          // A bucket that does not exist is configuration, not an outage: fail at once and say
+          // which, instead of retrying for the minutes a storage outage gets.
+          if ((err as { name?: string })?.name === 'NoSuchBucket') {
+            throw nonRetryable(
+              RepositoryFailure.BadConfig,
+              `the ${input.environment} bucket ${bucketOf(deps, input.environment)} does not exist (storage.${input.environment}); create it, then retry`,
+            );
+          }
+          throw err;
         } finally {
           await signer.close();
         }
