@@ -18,6 +18,10 @@ const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment v
 /** Paths that end up in GIT_SSH_COMMAND, which git runs with a shell: no spaces or metacharacters. */
 const safePath = z.string().regex(/^[A-Za-z0-9._/@+-]+$/, 'must be a path without spaces or shell metacharacters');
 
+// Every key carries a `.describe()` text: docs/configuration.md is generated from them
+// (scripts/config-reference.ts, `npm run docs:config`), and a test fails when a key has none or the
+// document drifts from the schema.
+
 /** Where a run's events go in chat (README "ChatOps"): a channel through the bot token
  * (chat.slack.botTokenEnv), or an incoming webhook whose URL is in the env var named here. */
 const notifyRule = z
@@ -25,26 +29,50 @@ const notifyRule = z
     events: z
       .array(z.enum(CHAT_EVENTS))
       .min(1, `names no event (known: ${CHAT_EVENTS.join(', ')})`)
-      .default([...CHAT_EVENTS]),
+      .default([...CHAT_EVENTS])
+      .describe('The run events this rule announces (default: all of them).'),
     channel: z
       .string()
       .regex(/^[#]?[A-Za-z0-9._-]{1,80}$/, 'must be a Slack channel ID (C0123…) or name (#releases)')
-      .optional(),
-    /** Env var holding an incoming-webhook URL (the URL is a secret: never inline). */
-    webhookUrlEnv: envName.optional(),
+      .optional()
+      .describe('Slack channel ID (`C0123…`) or name (`#releases`) the bot token posts to.'),
+    webhookUrlEnv: envName
+      .optional()
+      .describe(
+        'Env var holding a Slack incoming-webhook URL to post to instead of the bot (the URL is a secret: never inline it). Read by the orchestrator only.',
+      ),
   })
   .strict();
 
 const branchRule = z
   .object({
-    match: z.string().min(1),
-    channel: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be a lowercase channel name such as unstable or stable'),
-    release: z.boolean().default(false),
-    approval: z.boolean().default(false),
+    match: z
+      .string()
+      .min(1)
+      .describe('Which branches the rule monitors: an exact name, a glob such as `v*.*`, or `/regex/`.'),
+    channel: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]*$/, 'must be a lowercase channel name such as unstable or stable')
+      .describe('Repository channel the builds of these branches are published to (`unstable`, `stable`, …).'),
+    release: z
+      .boolean()
+      .default(false)
+      .describe('Run the release stage: tag `v<version>` at the tested commit and cut the next patch branch.'),
+    approval: z
+      .boolean()
+      .default(false)
+      .describe('Wait at an approval gate (`conveyor approve|reject`) before promoting to production.'),
     /** A queued staging deploy is skipped when a newer commit of this branch waits behind it. */
-    supersede: z.boolean().default(true),
-    /** Chat notifications of this rule's runs, beside the repository's own `notify`. */
-    notify: z.array(notifyRule).optional(),
+    supersede: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Skip a queued staging deploy (the run ends `superseded`) when a newer commit of the branch waits behind it.',
+      ),
+    notify: z
+      .array(notifyRule)
+      .optional()
+      .describe("Chat notifications of this rule's runs, beside the repository's own `notify`."),
   })
   .strict()
   .superRefine((rule, ctx) => {
@@ -57,23 +85,55 @@ const branchRule = z
 
 const steps = z
   .object({
-    unit: z.string().min(1).optional(),
-    integration: z.string().min(1).optional(),
-    package: z.string().min(1).optional(),
-    docs: z.string().min(1).optional(),
-    smoke: z.string().min(1).optional(),
-    e2e: z.string().min(1).optional(),
+    unit: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Unit tests, run with `sh -c` in the checkout on a build worker (test stage, beside `integration`).'),
+    integration: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Integration tests, run in parallel with `unit` in the test stage.'),
+    package: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Builds `.deb`/`.rpm` files versioned `<version>-<build>` into `$CONVEYOR_OUT` (or installs into `$CONVEYOR_ROOT` with the built-in packager). Without it a repository is tested only.',
+      ),
+    docs: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Writes a static site into `$CONVEYOR_OUT`, published beside the packages.'),
+    smoke: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Run on every upgraded staging host through its executor (`CONVEYOR_HOST` set), as the health check of each deploy batch and in verify.',
+      ),
+    e2e: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'End-to-end tests on a build worker against the staging hosts (`CONVEYOR_HOSTS`, `CONVEYOR_HOST_EXEC`).',
+      ),
   })
-  .strict();
+  .strict()
+  .describe('The step commands (from this trusted file only); webhook values reach them as `CONVEYOR_*` env vars.');
 
 /** Per repository: how its steps are isolated on the build workers (activities/exec/sandbox.ts). */
 const sandbox = z
   .object({
-    /** `none` runs the steps unsandboxed as the builder's user: only for builders that cannot create
-     * namespaces, and every run's status then says so. */
-    mode: z.enum(['bwrap', 'none']).default('bwrap'),
-    /** false: no network (default); true: every step; a list: only these steps. Even with network a
-     * step cannot reach the builder's own addresses (its loopback services included). */
+    mode: z
+      .enum(['bwrap', 'none'])
+      .default('bwrap')
+      .describe(
+        "`bwrap` runs steps in bubblewrap; `none` runs them unsandboxed as the builder's user, only for builders that cannot create namespaces (every run's status then says so).",
+      ),
     network: z
       .union([
         z.boolean(),
@@ -83,23 +143,47 @@ const sandbox = z
             error: 'names a step twice',
           }),
       ])
-      .default(false),
+      .default(false)
+      .describe(
+        "`false`: no network; `true`: every step; a list: only these steps. Even with network a step cannot reach the builder's own addresses.",
+      ),
     limits: z
       .object({
-        memoryMb: z.number().int().min(64).default(DEFAULT_SANDBOX.limits.memoryMb),
-        pids: z.number().int().min(16).default(DEFAULT_SANDBOX.limits.pids),
-        diskMb: z.number().int().min(64).default(DEFAULT_SANDBOX.limits.diskMb),
-        cpuSeconds: z.number().int().positive().optional(),
+        memoryMb: z
+          .number()
+          .int()
+          .min(64)
+          .default(DEFAULT_SANDBOX.limits.memoryMb)
+          .describe('Memory of one step, in MB (cgroup, else RLIMIT_AS).'),
+        pids: z
+          .number()
+          .int()
+          .min(16)
+          .default(DEFAULT_SANDBOX.limits.pids)
+          .describe('Processes of one step (cgroup pids.max, else RLIMIT_NPROC of the sandbox uid).'),
+        diskMb: z
+          .number()
+          .int()
+          .min(64)
+          .default(DEFAULT_SANDBOX.limits.diskMb)
+          .describe(
+            'Workspace disk of one step in MB, the checkout included (loop-mounted ext4, else a usage watcher).',
+          ),
+        cpuSeconds: z.number().int().positive().optional().describe('CPU time of one step, in seconds (optional).'),
       })
       .strict()
-      .default({ ...DEFAULT_SANDBOX.limits }),
+      .default({ ...DEFAULT_SANDBOX.limits })
+      .describe('Resource limits of each step; a step that hits one fails with a message naming it.'),
   })
   .strict()
   .default({ mode: 'bwrap', network: false, limits: { ...DEFAULT_SANDBOX.limits } });
 
 const repository = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be a GitHub full_name such as acme/widget'),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be a GitHub full_name such as acme/widget')
+      .describe("The repository's GitHub `full_name` (`acme/widget`), as push webhooks name it."),
     cloneUrl: z
       .string()
       .min(1)
@@ -114,76 +198,129 @@ const repository = z
               'checkout.sshKeyFile or checkout.githubApp',
           });
         }
-      }),
-    /** How workers authenticate to cloneUrl (private repositories), by reference only: the secret
-     * stays in the worker's env or files and reaches git through its environment (activities/git/auth.ts). */
+      })
+      .describe(
+        'Where workers clone from: a URL, an scp-like remote, or a path relative to this file. Credentials in it are refused: use `checkout`.',
+      ),
+    /** The secret stays in the worker's env or files and reaches git through its environment
+     * (activities/git/auth.ts). */
     checkout: z
       .object({
-        /** Env var holding an HTTPS token (read-only `contents` is enough for builders). */
-        tokenEnv: envName.optional(),
-        /** An SSH deploy key (read-only), for ssh:// or scp-like clone URLs. */
-        sshKeyFile: safePath.optional(),
-        /** known_hosts for the SSH remote; with it, host keys are checked strictly. */
-        knownHostsFile: safePath.optional(),
-        /** A GitHub App installation; tokens are minted on the worker when needed. */
+        tokenEnv: envName
+          .optional()
+          .describe('Env var holding an HTTPS token (read-only `contents` is enough for builders).'),
+        sshKeyFile: safePath
+          .optional()
+          .describe('An SSH deploy key (read-only) for ssh:// or scp-like clone URLs; relative to this file.'),
+        knownHostsFile: safePath
+          .optional()
+          .describe('known_hosts for the SSH remote; with it, host keys are checked strictly. Relative to this file.'),
         githubApp: z
           .object({
-            appId: z.number().int().positive(),
-            installationId: z.number().int().positive(),
-            privateKeyFile: z.string().min(1).optional(),
-            privateKeyEnv: envName.optional(),
+            appId: z.number().int().positive().describe("The GitHub App's ID."),
+            installationId: z.number().int().positive().describe("The App's installation ID for this repository."),
+            privateKeyFile: z
+              .string()
+              .min(1)
+              .optional()
+              .describe("The App's private key file (PEM), relative to this file."),
+            privateKeyEnv: envName.optional().describe("Env var holding the App's private key (PEM)."),
           })
           .strict()
           .refine((a) => Boolean(a.privateKeyFile) !== Boolean(a.privateKeyEnv), {
             error: 'set exactly one of privateKeyFile and privateKeyEnv',
           })
-          .optional(),
+          .optional()
+          .describe(
+            'A GitHub App installation; installation tokens are minted on the worker when needed. Exactly one of `privateKeyFile` and `privateKeyEnv`.',
+          ),
       })
       .strict()
       .refine((c) => [c.tokenEnv, c.sshKeyFile, c.githubApp].filter(Boolean).length === 1, {
         error: 'set exactly one of tokenEnv, sshKeyFile and githubApp',
       })
-      .optional(),
-    branches: z.array(branchRule).min(1, 'needs at least one branch rule'),
-    /** Chat notifications of every branch's runs (README "ChatOps"). */
-    notify: z.array(notifyRule).optional(),
+      .optional()
+      .describe(
+        'How workers authenticate to `cloneUrl` (private repositories), by reference only: exactly one of `tokenEnv`, `sshKeyFile`, `githubApp`. Orchestrator and builders hold it.',
+      ),
+    branches: z
+      .array(branchRule)
+      .min(1, 'needs at least one branch rule')
+      .describe('Branch rules, first match wins: which branches run the chain, and how.'),
+    notify: z.array(notifyRule).optional().describe('Chat notifications of every branch\'s runs (README "ChatOps").'),
     steps,
-    distros: z.array(z.string()).min(1, 'needs at least one distro'),
+    distros: z
+      .array(z.string())
+      .min(1, 'needs at least one distro')
+      .describe('Distros (keys of `distros`) this repository is built and deployed for; the first one runs the tests.'),
     staging: z
-      .object({ tags: z.record(z.string(), z.string()).default({}), batchSize: z.number().int().positive().default(1) })
+      .object({
+        tags: z
+          .record(z.string(), z.string())
+          .default({})
+          .describe('EC2 tags that select the staging hosts (with `Distro=<distro>` added per distro).'),
+        batchSize: z.number().int().positive().default(1).describe('Hosts upgraded at once in a rolling deploy.'),
+      })
       .strict()
-      .optional(),
-    stepTimeoutSeconds: z.number().int().positive().default(1800),
-    /** After this long without a builder taking a step, the run's status says it waits for a
-     * `build-<distro>` worker (and `conveyor workers` tells which queue has none). */
-    workerWaitNoticeSeconds: z.number().int().positive().default(120),
-    /** How long a run with a failed stage waits for an operator's `retry` or `abort` before it fails. */
-    operatorWindowHours: z.number().positive().default(168),
-    /** How long a run waits for `approve`/`reject` before it ends `expired` with nothing promoted. */
-    approvalTimeoutHours: z.number().positive().default(72),
-    /** The built-in packager: the `package` step installs into $CONVEYOR_ROOT (e.g.
-     * `make install DESTDIR=$CONVEYOR_ROOT`) and Conveyor builds the .deb/.rpm from that tree. */
+      .optional()
+      .describe(
+        'Staging hosts: EC2 instances with these tags; executor from their `ConveyorExecutor` tag (`ssm` default, `ssh`, `local`). Without it there is no deploy or verify.',
+      ),
+    stepTimeoutSeconds: z
+      .number()
+      .int()
+      .positive()
+      .default(1800)
+      .describe('How long one step may run before it is killed.'),
+    workerWaitNoticeSeconds: z
+      .number()
+      .int()
+      .positive()
+      .default(120)
+      .describe(
+        'After this long without a builder taking a step, the run says it waits for a `build-<distro>` worker.',
+      ),
+    operatorWindowHours: z
+      .number()
+      .positive()
+      .default(168)
+      .describe("How long a run with a failed stage waits for an operator's `retry` or `abort` before it fails."),
+    approvalTimeoutHours: z
+      .number()
+      .positive()
+      .default(72)
+      .describe('How long a run waits for `approve`/`reject` before it ends `expired` with nothing promoted.'),
     packaging: z
       .object({
         builtin: z
           .object({
-            name: z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'must be a valid package name (lowercase)'),
-            maintainer: z.string().min(1),
-            description: z.string().min(1),
-            /** `all`/`noarch` for architecture-independent packages; default: the distro's arch. */
-            arch: z.string().optional(),
+            name: z
+              .string()
+              .regex(/^[a-z0-9][a-z0-9+.-]+$/, 'must be a valid package name (lowercase)')
+              .describe('Package name; must be among `packages`.'),
+            maintainer: z.string().min(1).describe('The Maintainer / Packager field.'),
+            description: z.string().min(1).describe("The package's description."),
+            arch: z
+              .string()
+              .optional()
+              .describe("`all`/`noarch` for architecture-independent packages; default: the distro's arch."),
             depends: z
-              .object({ deb: z.array(z.string()).default([]), rpm: z.array(z.string()).default([]) })
+              .object({
+                deb: z.array(z.string()).default([]).describe('Depends of the .deb.'),
+                rpm: z.array(z.string()).default([]).describe('Requires of the .rpm.'),
+              })
               .strict()
-              .default({ deb: [], rpm: [] }),
+              .default({ deb: [], rpm: [] })
+              .describe('Dependencies per package format.'),
           })
-          .strict(),
+          .strict()
+          .describe(
+            'The built-in packager: the `package` step only installs into `$CONVEYOR_ROOT` (`make install DESTDIR=$CONVEYOR_ROOT`) and Conveyor builds the .deb with dpkg-deb and the .rpm with rpmbuild.',
+          ),
       })
       .strict()
-      .optional(),
-    /** The package names this repository may build and publish (default: its name without the
-     * owner, `widget` for `acme/widget`). A channel's state records which repository owns each
-     * name; another repository cannot publish it there. */
+      .optional()
+      .describe('How packages are made when the step does not build them itself.'),
     packages: z
       .array(
         z
@@ -191,15 +328,26 @@ const repository = z
           .regex(PACKAGE_NAME, 'must be a package name (letters, digits and . _ + -, starting with a letter or digit)'),
       )
       .min(1, 'needs at least one package name (or leave packages out for the default)')
-      .optional(),
-    /** How many builds per package a channel keeps; older ones are removed from the repository. */
+      .optional()
+      .describe(
+        'Package names this repository may build and publish (default: its name without the owner, `widget` for `acme/widget`); another repository cannot publish them in a channel.',
+      ),
     retention: z
-      .object({ keepBuilds: z.number().int().min(1).default(10) })
+      .object({
+        keepBuilds: z
+          .number()
+          .int()
+          .min(1)
+          .default(10)
+          .describe("Builds per package a channel keeps; older ones leave the repository's indexes."),
+      })
       .strict()
-      .default({ keepBuilds: 10 }),
-    sandbox,
+      .default({ keepBuilds: 10 })
+      .describe('What publishing keeps of older builds.'),
+    sandbox: sandbox.describe('How the steps are isolated on the build workers (README "Sandbox").'),
   })
-  .strict();
+  .strict()
+  .describe('One monitored GitHub repository.');
 
 /** The webhook API (api/main.ts): what it accepts from the internet, and where it shows runs. */
 export const API_DEFAULTS = {
@@ -216,27 +364,71 @@ export const API_DEFAULTS = {
 
 const apiSchema = z
   .object({
-    /** Larger bodies are refused with 413 without being read; GitHub caps payloads at 25 MB. */
-    maxBodyBytes: z.number().int().positive().default(API_DEFAULTS.maxBodyBytes),
-    /** Verified pushes wait here while Temporal is unreachable; relative to this file. Must
-     * survive a restart (not a tmpfs); API instances on one host may share it. */
-    spoolDir: z.string().min(1).default(API_DEFAULTS.spoolDir),
-    /** How long a webhook waits for Temporal to accept a start before the push is spooled. */
-    startTimeoutMs: z.number().int().positive().max(8000).default(API_DEFAULTS.startTimeoutMs),
-    /** The status listener (GET /runs/<id>, /metrics, /healthz, /readyz): loopback by default, so
-     * only this host (a local Prometheus agent, an operator over SSH) can read it. */
-    statusHost: z.string().min(1).default(API_DEFAULTS.statusHost),
-    statusPort: z.number().int().min(0).max(65535).default(API_DEFAULTS.statusPort),
-    /** Env var holding a bearer token for /runs and /metrics. Set, it is required on the status
-     * listener too, and the webhook listener serves them as well (behind a proxy, one port). */
-    statusTokenEnv: envName.optional(),
-    /** Open connections on the webhook listener; past it, the oldest unverified one is dropped. */
-    maxConnections: z.number().int().min(1).default(API_DEFAULTS.maxConnections),
-    /** Request body bytes held in memory across all requests before their signature is checked. */
-    maxBufferedBytes: z.number().int().positive().default(API_DEFAULTS.maxBufferedBytes),
-    /** A sender slower than this to send its headers, or its whole request, is disconnected. */
-    headersTimeoutMs: z.number().int().min(1000).default(API_DEFAULTS.headersTimeoutMs),
-    requestTimeoutMs: z.number().int().min(1000).default(API_DEFAULTS.requestTimeoutMs),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(API_DEFAULTS.maxBodyBytes)
+      .describe('Larger bodies are refused with 413 without being read; GitHub caps payloads at 25 MB.'),
+    spoolDir: z
+      .string()
+      .min(1)
+      .default(API_DEFAULTS.spoolDir)
+      .describe(
+        'Verified pushes wait here while Temporal is unreachable; relative to this file. Must survive a restart (not a tmpfs); API instances on one host may share it.',
+      ),
+    startTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .max(8000)
+      .default(API_DEFAULTS.startTimeoutMs)
+      .describe('How long a webhook waits for Temporal to accept a start before the push is spooled.'),
+    statusHost: z
+      .string()
+      .min(1)
+      .default(API_DEFAULTS.statusHost)
+      .describe(
+        'Address of the status listener (`/runs/<id>`, `/metrics`, `/healthz`, `/readyz`); beyond loopback only with `statusTokenEnv`.',
+      ),
+    statusPort: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(API_DEFAULTS.statusPort)
+      .describe('Port of the status listener (`--status-port` wins).'),
+    statusTokenEnv: envName
+      .optional()
+      .describe(
+        'Env var holding a bearer token (16 characters or more) for `/runs` and `/metrics`; set, both listeners require it and the webhook listener serves them too.',
+      ),
+    maxConnections: z
+      .number()
+      .int()
+      .min(1)
+      .default(API_DEFAULTS.maxConnections)
+      .describe('Open connections on the webhook listener; past it, the oldest unverified one is dropped.'),
+    maxBufferedBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(API_DEFAULTS.maxBufferedBytes)
+      .describe(
+        'Request body bytes held in memory across all requests before their signature is checked; at least `maxBodyBytes`.',
+      ),
+    headersTimeoutMs: z
+      .number()
+      .int()
+      .min(1000)
+      .default(API_DEFAULTS.headersTimeoutMs)
+      .describe('A sender slower than this with its headers gets 408 and is disconnected.'),
+    requestTimeoutMs: z
+      .number()
+      .int()
+      .min(1000)
+      .default(API_DEFAULTS.requestTimeoutMs)
+      .describe('A sender slower than this with its whole request gets 408 and is disconnected.'),
   })
   .strict()
   .superRefine((api, ctx) => {
@@ -255,7 +447,8 @@ const apiSchema = z
       });
     }
   })
-  .default({ ...API_DEFAULTS });
+  .default({ ...API_DEFAULTS })
+  .describe('The webhook API (`api/main.ts`): what it accepts from the internet, and where it shows runs.');
 
 /** Slack user IDs (U…, or W… on Enterprise Grid), as slash commands and buttons name the sender. */
 export const SLACK_USER_ID = /^[UW][A-Z0-9]{2,20}$/;
@@ -267,18 +460,21 @@ const chatSchema = z
   .object({
     slack: z
       .object({
-        /** Slack Web API base URL (tests point it at a local stand-in). */
-        apiUrl: z.url({ protocol: /^https?$/ }).default('https://slack.com/api'),
-        /** Env var holding the bot token (xoxb-…), read by the orchestrator only. */
-        botTokenEnv: envName.optional(),
-        /** Env var holding the app's signing secret, read by the API only. */
-        signingSecretEnv: envName.default('SLACK_SIGNING_SECRET'),
-        /** When set, requests of another workspace are refused. */
+        apiUrl: z
+          .url({ protocol: /^https?$/ })
+          .default('https://slack.com/api')
+          .describe('Slack Web API base URL (tests point it at a local stand-in).'),
+        botTokenEnv: envName
+          .optional()
+          .describe('Env var holding the bot token (`xoxb-…`), read by the orchestrator only.'),
+        signingSecretEnv: envName
+          .default('SLACK_SIGNING_SECRET')
+          .describe("Env var holding the app's signing secret, read by the API only (it refuses to start without it)."),
         teamId: z
           .string()
           .regex(/^T[A-Z0-9]{2,20}$/, 'must be a Slack team ID (T0123…)')
-          .optional(),
-        /** Where follow-up answers may be posted: a request's response_url must start with one. */
+          .optional()
+          .describe('When set, requests of another workspace are refused.'),
         responseUrlPrefixes: z
           .array(
             z
@@ -288,166 +484,297 @@ const chatSchema = z
                 'must end its host with a slash (https://hooks.slack.com/)',
               ),
           )
-          .default(['https://hooks.slack.com/']),
+          .default(['https://hooks.slack.com/'])
+          .describe("Where follow-up answers may be posted: a request's `response_url` must start with one."),
       })
       .strict()
       .default({
         apiUrl: 'https://slack.com/api',
         signingSecretEnv: 'SLACK_SIGNING_SECRET',
         responseUrlPrefixes: ['https://hooks.slack.com/'],
-      }),
-    /** Named sets of Slack user IDs, granted together as `group:<name>` in `access`. */
+      })
+      .describe("Slack's API and the app's secrets, by env var name."),
     groups: z
       .record(z.string(), z.array(z.string().regex(SLACK_USER_ID, 'must be a Slack user ID (U0123…)')))
-      .default({}),
-    /** Per repository (full name, or `*` for every one): user ID or `group:<name>` → actions. */
+      .default({})
+      .describe('Named sets of Slack user IDs (`U0123…`), granted together as `group:<name>` in `access`.'),
     access: z
       .record(
         z.string(),
-        z.record(
-          z.string(),
-          z.array(z.enum(CHAT_ACTIONS)).min(1, `grants nothing (actions: ${CHAT_ACTIONS.join(', ')})`),
-        ),
+        z
+          .record(
+            z.string(),
+            z.array(z.enum(CHAT_ACTIONS)).min(1, `grants nothing (actions: ${CHAT_ACTIONS.join(', ')})`),
+          )
+          .describe('Slack user ID or `group:<name>` → the actions granted (`status` covers `list`).'),
       )
-      .default({}),
+      .default({})
+      .describe(
+        'Who may do what from chat, per repository (full name, or `*` for every one). Nothing is granted by default.',
+      ),
   })
-  .strict();
+  .strict()
+  .describe('ChatOps: Slack notifications, slash commands and buttons (README "ChatOps").');
 
 export const conveyorSchema = z
   .object({
     temporal: z
       .object({
-        /** Unset: TEMPORAL_ADDRESS, else the profile file's, else localhost:7233 (config/temporal-settings.ts). */
-        address: z.string().min(1).optional(),
-        namespace: z.string().min(1).optional(),
-        /** The profile of the Temporal TOML file (TEMPORAL_CONFIG_FILE, else ~/.config/temporalio/temporal.toml). */
-        profile: z.string().min(1).optional(),
-        /** The orchestrator's task queue (pipelines and stage children). */
-        taskQueue: z.string().min(1).default('conveyor'),
-        /** Temporal Cloud / secured clusters: the API key is read from this env var, never from the file. */
-        apiKeyEnv: envName.optional(),
+        address: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "Frontend `host:port`. `TEMPORAL_ADDRESS` wins; unset: the profile file's, else `localhost:7233` (config/temporal-settings.ts).",
+          ),
+        namespace: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("Namespace. `TEMPORAL_NAMESPACE` wins; unset: the profile file's, else `default`."),
+        profile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            'Profile of the Temporal TOML file (`TEMPORAL_CONFIG_FILE`, else `~/.config/temporalio/temporal.toml`); else `TEMPORAL_PROFILE`, else `default`.',
+          ),
+        taskQueue: z
+          .string()
+          .min(1)
+          .default('conveyor')
+          .describe("The orchestrator's task queue (pipelines, stage children, trusted activities)."),
+        apiKeyEnv: envName
+          .optional()
+          .describe(
+            'Env var holding a Temporal API key (Temporal Cloud, secured clusters); never the key itself. An API key turns TLS on. `TEMPORAL_API_KEY` wins.',
+          ),
         tls: z
           .object({
-            certFile: z.string().optional(),
-            keyFile: z.string().optional(),
-            caFile: z.string().optional(),
-            serverName: z.string().optional(),
-            disabled: z.boolean().optional(),
+            certFile: z.string().optional().describe('Client certificate (PEM) for mTLS.'),
+            keyFile: z.string().optional().describe("The client certificate's private key (PEM)."),
+            caFile: z.string().optional().describe("CA that signed the server's certificate, when not a public one."),
+            serverName: z.string().optional().describe('Server name to verify, when it differs from the address.'),
+            disabled: z.boolean().optional().describe('`true` turns TLS off even where a profile sets it.'),
           })
           .strict()
-          .optional(),
-        uiUrl: z.string().default('http://localhost:8233'),
+          .optional()
+          .describe('TLS to the frontend; `TEMPORAL_TLS*` env vars win field by field.'),
+        uiUrl: z
+          .string()
+          .default('http://localhost:8233')
+          .describe('Temporal Web UI base URL, for links in commit statuses, chat messages and the CLI.'),
       })
       .strict()
       .default({
         taskQueue: 'conveyor',
         uiUrl: 'http://localhost:8233',
-      }),
+      })
+      .describe('The Temporal connection of workers, API and CLI (README "Production settings").'),
     aws: z
-      .object({ region: z.string().default('us-east-1'), endpoint: z.url().optional() })
+      .object({
+        region: z.string().default('us-east-1').describe('AWS region (`AWS_REGION` wins).'),
+        endpoint: z
+          .url()
+          .optional()
+          .describe(
+            'One endpoint for S3, EC2 and SSM: the local stack only (`AWS_ENDPOINT_URL` wins). Leave it out in production: then the default credential chain applies.',
+          ),
+      })
       .strict()
-      .default({ region: 'us-east-1' }),
+      .default({ region: 'us-east-1' })
+      .describe('AWS: S3 buckets, EC2 host discovery, SSM Run Command.'),
     github: z
       .object({
-        webhookSecretEnv: envName.default('GITHUB_WEBHOOK_SECRET'),
-        tokenEnv: envName.default('GITHUB_TOKEN'),
-        /** REST API base URL for commit statuses; GitHub Enterprise Server: https://HOST/api/v3. */
-        apiUrl: z.url({ protocol: /^https?$/ }).default('https://api.github.com'),
+        webhookSecretEnv: envName
+          .default('GITHUB_WEBHOOK_SECRET')
+          .describe('Env var holding the webhook secret (16 characters or more); API only.'),
+        tokenEnv: envName
+          .default('GITHUB_TOKEN')
+          .describe(
+            'Env var holding the GitHub token for commit statuses, release tags and pushes; orchestrator only.',
+          ),
+        apiUrl: z
+          .url({ protocol: /^https?$/ })
+          .default('https://api.github.com')
+          .describe('REST API base URL for commit statuses; GitHub Enterprise Server: `https://HOST/api/v3`.'),
       })
       .strict()
       .default({
         webhookSecretEnv: 'GITHUB_WEBHOOK_SECRET',
         tokenEnv: 'GITHUB_TOKEN',
         apiUrl: 'https://api.github.com',
-      }),
-    /** The webhook API (api/main.ts). */
+      })
+      .describe('GitHub: the secrets by env var name, and the API.'),
     api: apiSchema,
     signing: z
       .object({
-        keyFile: z.string().optional(),
-        keyEnv: envName.optional(),
-        /** Valid-Until of APT Releases, days after signing (default 7; 0: none), for both
-         * environments or per environment. A scheduled re-sign renews it before expiry. */
+        keyFile: z
+          .string()
+          .optional()
+          .describe(
+            'Armored private RSA key (no passphrase) that signs repositories; relative to this file. Orchestrator only.',
+          ),
+        keyEnv: envName.optional().describe('Instead of `keyFile`: env var holding the armored key.'),
         validDays: z
           .union([
             z.number().min(0),
-            z.object({ staging: z.number().min(0).optional(), production: z.number().min(0).optional() }).strict(),
+            z
+              .object({
+                staging: z.number().min(0).optional().describe('Days for the staging repositories.'),
+                production: z.number().min(0).optional().describe('Days for the production repositories.'),
+              })
+              .strict(),
           ])
-          .optional(),
+          .optional()
+          .describe(
+            '`Valid-Until` of APT Releases, days after signing (default 7; 0: none), for both environments or per environment. The `conveyor-resign-releases` schedule renews it.',
+          ),
       })
       .strict()
-      .optional(),
+      .optional()
+      .describe('The key that signs the apt and yum repositories.'),
     storage: z
       .object({
-        artifacts: s3Url,
-        staging: s3Url,
-        production: s3Url,
-        /** Where hosts and users read the repository buckets over HTTP (a CDN, a website endpoint).
-         * Default: `<aws.endpoint>/<bucket>` locally, `https://<bucket>.s3.<region>.amazonaws.com` on AWS. */
-        publicUrls: z.object({ staging: z.url().optional(), production: z.url().optional() }).strict().optional(),
-        /** How long the files of a replaced repository generation stay readable (pool files,
-         * by-hash indexes): a client that read an older index within this window still finds them. */
-        keepGenerationsHours: z.number().positive().default(24),
-        /** Uploads larger than this go up as multipart uploads (a single PUT stops at 5 GB). */
-        multipartThresholdMB: z.number().min(5).default(64),
-      })
-      .strict(),
-    // Names are checked in superRefine below: zod reports a key that fails its own schema only as
-    // "Invalid key in record", without the reason.
-    distros: z.record(
-      z.string(),
-      z
-        .object({
-          format: z.enum(['deb', 'rpm']),
-          codename: z.string().optional(),
-          arch: z.string().min(1),
-        })
-        .strict()
-        // A deb distro speaks Debian's names: `x86_64` would fail every package stage and list
-        // arch-all packages where no amd64 client reads (common/distro-arch.ts).
-        .transform((d) => (d.format === 'deb' ? { ...d, arch: debianArch(d.arch) } : d)),
-    ),
-    workspace: z.string().optional(),
-    /** Worker processes. SIGTERM lets running activities finish for up to shutdownGraceSeconds (the
-     * longest step should fit: default the repositories' longest stepTimeoutSeconds plus a minute);
-     * maxConcurrentActivities caps how many steps each build queue of a builder runs at once (the SDK's default of
-     * 100 is effectively unlimited for builds). */
-    workers: z
-      .object({
-        shutdownGraceSeconds: z.number().int().positive().optional(),
-        maxConcurrentActivities: z.number().int().positive().default(4),
-        orchestratorMaxConcurrentActivities: z.number().int().positive().default(100),
-      })
-      .strict()
-      .default({ maxConcurrentActivities: 4, orchestratorMaxConcurrentActivities: 100 }),
-    /** The build workers' sandbox (activities/exec/sandbox.ts): the unprivileged uid and gid steps
-     * run as when the builder runs as root. Never 0; a uid of its own (no other process uses it)
-     * keeps RLIMIT_NPROC meaningful where cgroups are unavailable. */
-    sandbox: z
-      .object({
-        uid: z.number().int().min(1, 'must not be 0: steps never run as root').default(65534),
-        gid: z.number().int().min(1, 'must not be 0: steps never run as root').default(65534),
-      })
-      .strict()
-      .default({ uid: 65534, gid: 65534 }),
-    /** Staging hosts: `hostsDir` only on the local stack (hosts are Debian roots there; leave it
-     * unset in production); `ssh` settings for hosts tagged ConveyorExecutor=ssh. */
-    fleet: z
-      .object({
-        hostsDir: z.string().optional(),
-        ssh: z
+        artifacts: s3Url.describe(
+          'Where builds store packages, docs and logs: `s3://<bucket>[/prefix]`. Builders write here.',
+        ),
+        staging: s3Url.describe('Bucket of the staging apt/yum repositories and docs: `s3://<bucket>[/prefix]`.'),
+        production: s3Url.describe('Bucket of the production apt/yum repositories and docs: `s3://<bucket>[/prefix]`.'),
+        publicUrls: z
           .object({
-            keyFile: z.string().optional(),
-            knownHostsFile: z.string().optional(),
-            user: z.string().optional(),
+            staging: z.url().optional().describe('HTTP base URL of the staging bucket.'),
+            production: z.url().optional().describe('HTTP base URL of the production bucket.'),
           })
           .strict()
-          .optional(),
+          .optional()
+          .describe(
+            'Where hosts and users read the repository buckets over HTTP (a CDN, a website endpoint). Default: `<aws.endpoint>/<bucket>` locally, `https://<bucket>.s3.<region>.amazonaws.com` on AWS.',
+          ),
+        keepGenerationsHours: z
+          .number()
+          .positive()
+          .default(24)
+          .describe(
+            'How long the files of a replaced repository generation stay readable, so a client that read an older index still finds them.',
+          ),
+        multipartThresholdMB: z
+          .number()
+          .min(5)
+          .default(64)
+          .describe('Uploads larger than this go up as multipart uploads (a single PUT stops at 5 GB).'),
       })
       .strict()
-      .optional(),
+      .describe('The S3 buckets.'),
+    // Names are checked in superRefine below: zod reports a key that fails its own schema only as
+    // "Invalid key in record", without the reason.
+    distros: z
+      .record(
+        z.string(),
+        z
+          .object({
+            format: z.enum(['deb', 'rpm']).describe('Package format of the distro.'),
+            codename: z
+              .string()
+              .optional()
+              .describe('APT suite prefix (`<codename>-<channel>`; default: the distro name). deb only.'),
+            arch: z
+              .string()
+              .min(1)
+              .describe('Binary architecture; Debian names for deb (`x86_64` is read as `amd64`).'),
+          })
+          .strict()
+          // A deb distro speaks Debian's names: `x86_64` would fail every package stage and list
+          // arch-all packages where no amd64 client reads (common/distro-arch.ts).
+          .transform((d) => (d.format === 'deb' ? { ...d, arch: debianArch(d.arch) } : d))
+          .describe('One distro; its name (lowercase, digits, dashes) names its build queue `build-<distro>`.'),
+      )
+      .describe('The distros packages are built for.'),
+    workspace: z
+      .string()
+      .optional()
+      .describe(
+        'Where workers make checkouts and step workspaces (relative to this file); default `$TMPDIR/conveyor-work`. Must be traversable (`o+x`) by `sandbox.uid`.',
+      ),
+    /** SIGTERM lets running activities finish for up to shutdownGraceSeconds; maxConcurrentActivities
+     * caps steps per build queue (the SDK's default of 100 is effectively unlimited for builds). */
+    workers: z
+      .object({
+        shutdownGraceSeconds: z
+          .number()
+          .int()
+          .positive()
+          .optional()
+          .describe(
+            "On SIGTERM a worker stops polling and lets running activities finish for this long; default: the repositories' longest `stepTimeoutSeconds` plus 60.",
+          ),
+        maxConcurrentActivities: z
+          .number()
+          .int()
+          .positive()
+          .default(4)
+          .describe('Steps each build queue of a builder runs at once.'),
+        orchestratorMaxConcurrentActivities: z
+          .number()
+          .int()
+          .positive()
+          .default(100)
+          .describe('Activities the orchestrator runs at once.'),
+      })
+      .strict()
+      .default({ maxConcurrentActivities: 4, orchestratorMaxConcurrentActivities: 100 })
+      .describe('Worker processes.'),
+    /** Never 0; a uid of its own (no other process uses it) keeps RLIMIT_NPROC meaningful where
+     * cgroups are unavailable. */
+    sandbox: z
+      .object({
+        uid: z
+          .number()
+          .int()
+          .min(1, 'must not be 0: steps never run as root')
+          .default(65534)
+          .describe(
+            'The unprivileged uid steps run as when the builder runs as root; best a uid no other process uses.',
+          ),
+        gid: z
+          .number()
+          .int()
+          .min(1, 'must not be 0: steps never run as root')
+          .default(65534)
+          .describe('The gid steps run as.'),
+      })
+      .strict()
+      .default({ uid: 65534, gid: 65534 })
+      .describe("The build workers' sandbox (activities/exec/sandbox.ts)."),
+    fleet: z
+      .object({
+        hostsDir: z
+          .string()
+          .optional()
+          .describe(
+            'Local stack only: where the local staging hosts (Debian roots) live. Leave it unset in production.',
+          ),
+        ssh: z
+          .object({
+            keyFile: z
+              .string()
+              .optional()
+              .describe('Private key for the hosts; default `~/.ssh/id_ed25519` (or ecdsa, rsa).'),
+            knownHostsFile: z
+              .string()
+              .optional()
+              .describe("The hosts' keys, checked strictly; default `~/.ssh/known_hosts`."),
+            user: z.string().optional().describe('Login user; default `root` (others run commands with `sudo -n`).'),
+          })
+          .strict()
+          .optional()
+          .describe('SSH settings for hosts tagged `ConveyorExecutor=ssh`; orchestrator only.'),
+      })
+      .strict()
+      .optional()
+      .describe('Staging hosts.'),
     chat: chatSchema.optional(),
-    repositories: z.array(repository),
+    repositories: z.array(repository).describe('The monitored repositories.'),
   })
   .strict()
   .superRefine((cfg, ctx) => {
