@@ -57,6 +57,14 @@ const trusted = proxyActivities<OrchestratorActivities>({
 });
 
 export async function packageStage(input: PackageStageInput): Promise<PackageStageResult> {
+  const built = await builtPackages(input);
+  // Only rpm stages ask: a deb stage's history is the same before and after the patch.
+  if (input.distroSpec.format === 'rpm' && patched(SIGN_AT_PACKAGE_PATCH)) return signedPackages(input, built);
+  return built;
+}
+
+/** The build worker's packages, stored unsigned. */
+export async function builtPackages(input: PackageStageInput): Promise<PackageStageResult> {
   const { buildPackages } = buildActivities(input.distro, input.repository.stepTimeoutSeconds);
   const watched = workerWaitNotice(buildQueue(input.distro), input.repository.workerWaitNoticeSeconds);
   const r = await watched(
@@ -78,25 +86,25 @@ export async function packageStage(input: PackageStageInput): Promise<PackageSta
       ],
     ),
   );
-  let artifacts = r.artifacts;
-  // Only rpm stages ask: a deb stage's history is the same before and after the patch.
-  if (input.distroSpec.format === 'rpm' && patched(SIGN_AT_PACKAGE_PATCH)) {
-    const signed = await trusted.signPackages.executeWithOptions(
-      { summary: `sign the rpms of ${input.repository.name} build ${input.build} for ${input.distro}` },
-      [
-        {
-          repository: input.repository,
-          branch: input.branch,
-          sha: input.sha,
-          build: input.build,
-          distro: input.distro,
-          artifacts: r.artifacts,
-        },
-      ],
-    );
-    artifacts = signed.artifacts;
-  }
-  return { version: r.version, build: r.build, artifacts, logKey: r.logKey };
+  return { version: r.version, build: r.build, artifacts: r.artifacts, logKey: r.logKey };
+}
+
+/** The same result with every rpm replaced by its file signed once, on the orchestrator. */
+export async function signedPackages(input: PackageStageInput, built: PackageStageResult): Promise<PackageStageResult> {
+  const { artifacts } = await trusted.signPackages.executeWithOptions(
+    { summary: `sign the rpms of ${input.repository.name} build ${input.build} for ${input.distro}` },
+    [
+      {
+        repository: input.repository,
+        branch: input.branch,
+        sha: input.sha,
+        build: input.build,
+        distro: input.distro,
+        artifacts: built.artifacts,
+      },
+    ],
+  );
+  return { ...built, artifacts };
 }
 
 export interface DocsStageInput {
