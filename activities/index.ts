@@ -5,8 +5,8 @@
 //   repository code, so they get nothing that code could use: no GitHub token, no signing key, no
 //   SSH settings, no local hosts' directory. Their Temporal client serves one purpose: the e2e
 //   step's host-exec relay sends its requests as Updates to the verify stage of the same run.
-// - orchestrator activities (build numbers, locks, repository publishing, commit statuses, chat
-//   messages, the
+// - orchestrator activities (build numbers, locks, signing rpms at package time, repository
+//   publishing, commit statuses, chat messages, the
 //   fleet's EC2/SSH/SSM/local-host work, git ancestry, release tags pushed with the token) run on
 //   the orchestrator's queue, beside the workflows, on workers that never run repository code.
 import fs from 'node:fs';
@@ -124,6 +124,7 @@ export function createOrchestratorActivities({
     ...createRepositoryActivities({
       s3: aws.s3,
       artifactsBucket: artifacts.bucket,
+      artifactsPrefix: artifacts.prefix,
       buckets: {
         staging: parseS3Url(config.storage.staging).bucket,
         production: parseS3Url(config.storage.production).bucket,

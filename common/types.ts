@@ -278,6 +278,13 @@ export interface ArtifactRef extends BuildIdentity {
   distro: string;
   /** File name, e.g. widget_1.0.0-7_all.deb. */
   file: string;
+  /** rpms signed once at package time (patch `sign-at-package`): the fingerprint of the key whose
+   * header signature the stored file carries. `key`, `sha256` and `size` are then the signed
+   * file's (`signed/<fingerprint>/packages/…`), published unchanged to staging and production.
+   * Absent: debs, and rpms of runs recorded before, which the publisher signs at each publish. */
+  signer?: string;
+  /** The file the builder stored, before it was signed (signed rpms only). */
+  unsigned?: { key: string; sha256: string; size: number };
 }
 
 /** A built documentation site in the artifacts bucket: a manifest of files with their SHA-256. */

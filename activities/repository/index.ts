@@ -18,6 +18,7 @@ import type { EngineDeps, RepositoryFormat } from './publish-types';
 import { createRepoStore, type RepoStore } from './repo-store';
 import { emptyState, parseState } from './repository-state';
 import { resignRelease } from './resign-release';
+import { signPackages, type SignPackagesInput, type SignPackagesResult } from './sign-packages';
 import { rewriteRepository } from './rewrite-repository';
 import { compareDebVersions, compareRpmVersions } from './version-compare';
 import type { DistroSpec } from '../../common/types';
@@ -44,6 +45,7 @@ export { aptFormat } from './apt-format';
 export { yumFormat } from './yum-format';
 export { createRepoStore } from './repo-store';
 export type * from './types';
+export type { SignPackagesInput, SignPackagesResult } from './sign-packages';
 
 export interface PublishedVersionsInput {
   environment: 'staging' | 'production';
@@ -56,6 +58,8 @@ export interface PublishedVersionsInput {
 export interface RepositoryDeps {
   s3: S3Client;
   artifactsBucket: string;
+  /** The artifacts bucket's key prefix ('' or ending in '/'): signed rpms go beside the unsigned. */
+  artifactsPrefix?: string;
   buckets: { staging: string; production: string };
   /** Key prefixes inside the buckets (`s3://bucket/prefix` → `prefix/`); default none. */
   prefixes?: { staging?: string; production?: string };
@@ -194,6 +198,33 @@ export function createRepositoryActivities(deps: RepositoryDeps) {
     });
 
   return {
+    /** The package stage's trusted step: signs the build's rpms once and stores the signed files
+     * as its artifacts (sign-packages.ts), so every publish uploads the same bytes. */
+    signPackages: (input: SignPackagesInput): Promise<SignPackagesResult> =>
+      inScope(async (scope) => {
+        const dir = await scratch();
+        try {
+          const signer = await openSigner(readSigningKey(deps), scope.signal);
+          try {
+            return await signPackages(
+              {
+                s3: deps.s3,
+                artifactsBucket: deps.artifactsBucket,
+                artifactsPrefix: deps.artifactsPrefix ?? '',
+                signer,
+                dir,
+                scope,
+              },
+              input,
+            );
+          } finally {
+            await signer.close();
+          }
+        } finally {
+          await fs.promises.rm(dir, { recursive: true, force: true });
+        }
+      }),
+
     /** Adds the artifacts built for `distro` to the channel's repository in the environment's
      * bucket, applies retention, re-signs the index. Idempotent; safe to retry after a crash. */
     publishPackages: (input: PublishPackagesInput): Promise<PublishPackagesResult> =>

@@ -52,6 +52,8 @@ function checkRef(ref: ArtifactRef, format: 'deb' | 'rpm'): void {
   if (!SAFE_WORD.test(ref.version)) problems.push(`bad version ${JSON.stringify(ref.version)}`);
   if (!/^[a-z0-9_]+$/.test(ref.arch)) problems.push(`bad architecture ${JSON.stringify(ref.arch)}`);
   if (!/^[0-9a-f]{64}$/i.test(ref.sha256)) problems.push('sha256 is not 64 hex digits');
+  if (ref.signer !== undefined && (format !== 'rpm' || !/^[0-9A-F]{40}$/.test(String(ref.signer))))
+    problems.push(`signer ${JSON.stringify(ref.signer)} is not an OpenPGP v4 fingerprint of a signed rpm`);
   if (problems.length > 0) {
     throw nonRetryable(RepositoryFailure.BadPackage, `artifact ${ref.key}: ${problems.join('; ')}`, { key: ref.key });
   }

@@ -8,8 +8,11 @@
 // fragments concatenated. createrepo_c XML-escapes every header value (`<`, `&`, quotes), so a
 // fragment cannot close its <package>; a value XML cannot hold at all (a control character) makes
 // createrepo_c drop the package, which is refused here as BadPackage (and earlier by the package
-// stage, inspect-package.ts). Signing is not reproducible (the signature carries a time), so an rpm
-// already uploaded for the same artifact and key is reused, never signed again.
+// stage, inspect-package.ts). An rpm signed once at package time by the current key (artifact
+// `signer`, patch sign-at-package, sign-packages.ts) is uploaded byte for byte: staging and
+// production serve the very file the package stage recorded. Older artifacts are signed here, at
+// each publish; signing is not reproducible (the signature carries a time), so an rpm already
+// uploaded for the same artifact and key is reused, never signed again.
 // Key rotation re-signs every rpm of the channel from its artifact, in place: until the new
 // repomd.xml is live a client may see a checksum mismatch, and artifacts must still exist.
 import fs from 'node:fs';
@@ -18,6 +21,7 @@ import zlib from 'node:zlib';
 import type { ArtifactRef } from '../../common/types';
 import { runChecked, runProcess } from '../exec/process';
 import { RepositoryFailure, nonRetryable } from './failures';
+import { rpmSignatureProblem } from './rpm-signature';
 import type { Candidate, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-types';
 import type { PublishedPackage } from './repository-state';
 import { hashFile, mapLimit, sha256Hex } from './s3-objects';
@@ -36,7 +40,7 @@ const ROOTS: Record<Kind, string> = {
 const CLOSE: Record<Kind, string> = { primary: '</metadata>', filelists: '</filelists>', other: '</otherdata>' };
 
 /** Checks that an rpm declares what its reference says (name, [epoch:]version-release, arch). */
-async function checkRpm(file: string, ref: ArtifactRef, signal?: AbortSignal): Promise<void> {
+export async function checkRpm(file: string, ref: ArtifactRef, signal?: AbortSignal): Promise<void> {
   // A marker line: rpm's warnings share the output stream.
   const out = await runProcess(
     'rpm',
@@ -120,16 +124,33 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
     async ingest(candidates: Candidate[], ctx: IngestContext): Promise<Ingested[]> {
       const prepared = await mapLimit(candidates, 4, async (c) => {
         await checkRpm(c.file, c.ref, ctx.signal);
-        // Uploaded before a crash, for this artifact and this key: reuse it as it is.
         const meta = ctx.listing.has(c.key) ? await ctx.store.head(c.key, ctx.signal) : undefined;
+        if (c.ref.signer !== undefined && c.ref.signer === ctx.signer.fingerprint) {
+          // Signed once at package time by this key: published as it is, never signed again.
+          // The SHA-256 was checked against the reference on download; the signature is checked
+          // here too, so a reference that merely claims a signer cannot publish an unsigned rpm.
+          const problem = await rpmSignatureProblem(c.file, ctx.signer, ctx.dir, ctx.signal);
+          if (problem) {
+            throw nonRetryable(
+              RepositoryFailure.BadPackage,
+              `${c.ref.file} (${c.ref.key}) is recorded as signed at package time by ${c.ref.signer}, but ${problem}`,
+              { key: c.ref.key },
+            );
+          }
+          const inPlace = meta?.['artifact-sha256'] === c.ref.sha256 && meta.sha256 === c.ref.sha256;
+          return { ...c, reused: inPlace, presigned: true };
+        }
+        // Uploaded before a crash, for this artifact and this key: reuse it as it is.
         if (meta?.['artifact-sha256'] === c.ref.sha256 && meta.signer === ctx.signer.fingerprint && meta.sha256) {
           const published = `${c.file}.published`;
           const got = await ctx.store.download(c.key, published, ctx.signal);
-          if (got?.sha256 === meta.sha256) return { ...c, file: published, reused: true };
+          if (got?.sha256 === meta.sha256) return { ...c, file: published, reused: true, presigned: false };
         }
-        return { ...c, reused: false };
+        return { ...c, reused: false, presigned: false };
       });
-      await ctx.signer.signRpms(prepared.filter((p) => !p.reused).map((p) => p.file));
+      // Artifacts of runs recorded before sign-at-package, and signed artifacts whose signer is no
+      // longer the signing key (rotated since): signed here, at each publish, as before.
+      await ctx.signer.signRpms(prepared.filter((p) => !p.reused && !p.presigned).map((p) => p.file));
       const withSha = await mapLimit(prepared, 4, async (p) => ({ ...p, ...(await hashFile(p.file)) }));
       const { byId: xml, output } = await fragments(
         withSha.map((p) => ({ file: p.file, name: p.ref.file })),

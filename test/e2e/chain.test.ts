@@ -14,12 +14,15 @@ import type { PipelineResult } from '../../common/types';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { runChecked } from '../../activities/exec/process';
 import { aptClient, dnfClient } from '../helpers/readers';
+import { sameBytesReport } from '../helpers/same-bytes';
+import type { AwsClients } from '../../activities/storage/s3';
 import { awsFor, clientFor, startWorkers, tempDir, testConfig, testEnv } from '../helpers/stack';
 
 const SECRET = 'chain-secret';
 
 describe('chain: push → test → package → publish (staging)', () => {
   let config: ConveyorConfig;
+  let aws: AwsClients;
   let client: Client;
   let server: http.Server;
   let apiUrl: string;
@@ -51,7 +54,7 @@ describe('chain: push → test → package → publish (staging)', () => {
       },
     );
     [deb, rpm] = Object.keys(config.distros);
-    await awsFor(config);
+    aws = await awsFor(config);
     client = await clientFor(config);
     workers = await startWorkers(config);
     server = createApiServer({ config, client, logger: pino({ level: 'silent' }), secret: SECRET });
@@ -125,6 +128,24 @@ describe('chain: push → test → package → publish (staging)', () => {
     const docs = await fetch(`${bucketUrl}/${result.published!.docs}`);
     expect(docs.status).toBe(200);
     expect(await docs.text()).toMatch(/1\.0\.0-1/);
+
+    // The same bytes everywhere: production's deb, rpm and docs files are staging's, which are
+    // the ones the package stages recorded (the rpm signed once, at package time).
+    const same = await sameBytesReport(client, aws, config, id, result);
+    expect(same.differing).toEqual([]);
+    const rpmFile = 'widget-1.0.0-1.noarch.rpm';
+    const shaOf = (where: string, file: string) =>
+      same.compared.find((c) => c.startsWith(`${where} ${file} `))?.split(' ')[2];
+    for (const file of ['widget_1.0.0-1_all.deb', rpmFile, 'docs/index.html']) {
+      expect(shaOf('production', file)).toMatch(/^[0-9a-f]{64}$/);
+      expect(shaOf('production', file)).toBe(shaOf('staging', file));
+    }
+    expect(shaOf('artifacts', rpmFile)).toBe(shaOf('production', rpmFile));
+    const packagedRpm = (await client.workflow.getHandle(`${id}/package/${rpm}`).result()) as {
+      artifacts: { signer?: string; unsigned?: { sha256: string } }[];
+    };
+    expect(packagedRpm.artifacts[0].signer).toMatch(/^[0-9A-F]{40}$/);
+    expect(packagedRpm.artifacts[0].unsigned?.sha256).not.toBe(shaOf('production', rpmFile));
   });
 
   it('two pipelines publishing to the same channel at once both end up in the index', async () => {

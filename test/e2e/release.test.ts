@@ -2,7 +2,8 @@
 // staging, tagged `v<version>` with the next patch branch cut, waits for approval (given through
 // the real `temporal` CLI), and is promoted to production `stable`, where real apt-get and dnf find
 // the exact version. Rejection promotes nothing; re-running the release for an existing tag changes
-// nothing, and a tag at another commit is refused.
+// nothing, and a tag at another commit is refused. Production then serves the very files staging
+// served and the package stages recorded (debs, rpms signed once at package time, docs).
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,7 +17,9 @@ import type { PipelineResult } from '../../common/types';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { branchStateQuery, rejectSignal } from '../../workflows/messages';
 import { conveyor } from '../helpers/cli';
+import type { AwsClients } from '../../activities/storage/s3';
 import { aptClient, dnfClient } from '../helpers/readers';
+import { sameBytesReport } from '../helpers/same-bytes';
 import {
   awsFor,
   clientFor,
@@ -32,6 +35,7 @@ const TEMPORAL = path.resolve(__dirname, '..', '..', '.tools', 'bin', 'temporal'
 
 describe('release branches: tag, cut, approve, promote', () => {
   let config: ConveyorConfig;
+  let aws: AwsClients;
   let client: Client;
   let workers: { stop(): Promise<void> };
   let bare: string;
@@ -48,7 +52,7 @@ describe('release branches: tag, cut, approve, promote', () => {
         {
           name: 'acme/rel',
           cloneUrl: bare,
-          steps: { unit: 'make test', integration: 'make integration', package: 'make package' },
+          steps: { unit: 'make test', integration: 'make integration', package: 'make package', docs: 'make docs' },
           // The sample project builds `widget`, not the default `rel`.
           more: { packages: ['widget'] },
           branches: [
@@ -61,7 +65,7 @@ describe('release branches: tag, cut, approve, promote', () => {
       { deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' }, rpm: { format: 'rpm', arch: 'x86_64' } },
     );
     [deb, rpm] = Object.keys(config.distros);
-    await awsFor(config);
+    aws = await awsFor(config);
     client = await clientFor(config);
     workers = await startWorkers(config);
   });
@@ -125,6 +129,24 @@ describe('release branches: tag, cut, approve, promote', () => {
     expect((await dnf.makecache()).exitCode).toBe(0);
     expect((await dnf.install(`widget-${result.version}`)).exitCode).toBe(0);
     expect((await dnf.installed('widget')).output.trim()).toBe(`widget-${result.version}.noarch`);
+
+    // What was approved is what production serves: every deb, rpm and docs file hashes in
+    // production as in staging and as the package stages recorded it.
+    const same = await sameBytesReport(client, aws, config, workflowId, result);
+    expect(same.differing).toEqual([]);
+    const files = (where: string) =>
+      same.compared.filter((c) => c.startsWith(`${where} `)).map((c) => c.split(' ').slice(1).join(' '));
+    expect(
+      files('production')
+        .map((f) => f.split(' ')[0])
+        .sort(),
+    ).toEqual([
+      'docs/examples.html',
+      'docs/index.html',
+      `widget-${result.version}.noarch.rpm`,
+      `widget_${result.version}_all.deb`,
+    ]);
+    expect(files('production')).toEqual(files('staging'));
 
     // The release again for the same sha is a no-op; for another sha with the same VERSION, refused.
     const release = createReleaseActivities({ token: () => undefined, workspaceRoot: tempDir('rel') });

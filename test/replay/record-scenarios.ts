@@ -10,6 +10,8 @@
 //   approval-expired       nobody decides before approvalTimeoutHours
 //   promote-skipped        approved after a newer build of the branch reached production
 //   entity-continue-as-new branch-state continuing as new (both runs: the closed one and the current)
+//   sign-at-package        a main run with a deb, an rpm and docs through to production; its rpm
+//                          stage signs at package time (patch sign-at-package)
 // Usage: tsx test/replay/record-scenarios.ts [scenario…]   (default: all). Re-record only when the
 // workflow code that produced a scenario's history is what you mean to pin; replay.test.ts then
 // replays every file against the current code.
@@ -204,6 +206,41 @@ async function main(): Promise<void> {
               throw new Error(`${wf} first run is ${firstRun.status.name}, expected CONTINUED_AS_NEW`);
             await record(client, 'entity-continue-as-new', wf, first.firstExecutionRunId, '_run1');
             await record(client, 'entity-continue-as-new', wf, undefined, '_current');
+          })(),
+        );
+      }
+      if (want('sign-at-package')) {
+        scenarios.push(
+          (async () => {
+            // Its own config: an rpm distro beside the deb one, which the other scenarios' hosts lack.
+            const signedConfig = testConfig(
+              [
+                {
+                  name: 'acme/signed',
+                  cloneUrl: bare('signed'),
+                  branches: [{ match: 'main', channel: 'signed' }],
+                  steps: { unit: 'make test', package: 'make package', docs: 'make docs' },
+                  more: { packages: ['widget'] },
+                },
+              ],
+              {},
+              { deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' }, rpm: { format: 'rpm', arch: 'x86_64' } },
+            );
+            await awsFor(signedConfig);
+            const signedWorkers = await startWorkers(signedConfig);
+            try {
+              const c = await commit('signed', 'signed once');
+              const d = decidePush(
+                signedConfig,
+                pushPayload({ repository: 'acme/signed', branch: 'main', sha: c.sha, before: c.before }),
+              );
+              if (d.action !== 'start') throw new Error(d.reason);
+              const wf = (await startPipeline(client, d.input, signedConfig.temporal.taskQueue)).workflowId;
+              expectStatus(wf, await result(wf), 'succeeded');
+              await record(client, 'sign-at-package', wf);
+            } finally {
+              await signedWorkers.stop();
+            }
           })(),
         );
       }

@@ -1,9 +1,10 @@
 // Every recorded history under test/replay/histories (real runs: success, failure + retry + abort,
 // approval and promotion, a rolled-back deploy, a deploy aborted and one terminated mid-batch; and, from test/replay/record-scenarios.ts, a
-// superseded deploy, a run superseded at its build number, a forced rerun, a failed verify, approval rejected and expired, a promote
+// run whose rpm is signed at package time, a superseded deploy, a run superseded at its build number, a forced rerun, a failed verify, approval rejected and expired, a promote
 // skipped for a newer build, branch-state across continue-as-new) replays against the current
 // workflow code. A change that would break a running history must use patched(): an unpatched
-// incompatible change is caught, and so is a removed patched() guard (the promote stage's). Record
+// incompatible change is caught, and so is a removed patched() guard (the promote stage's, the
+// package stage's sign-at-package). Record
 // new histories with test/replay/record.ts or record-scenarios.ts.
 // The replays run in a child process (test/replay/run-replay.ts), as `conveyor replay` would.
 import { execFile } from 'node:child_process';
@@ -121,6 +122,54 @@ describe('replay of recorded histories', () => {
     });
     expect(root('entity-continue-as-new', /_run1\.json$/).closed).toBe('CONTINUED_AS_NEW');
     expect(root('entity-continue-as-new', /_current\.json$/).closed).not.toBe('CONTINUED_AS_NEW');
+  });
+
+  it('records the rpm signed at package time (sign-at-package) and its promotion', () => {
+    const dir = path.join(DIR, 'sign-at-package');
+    const found = fs.readdirSync(dir);
+    const pipeline = found.find((f) => /^pipeline_[^/]*_[0-9a-f]{40}\.json$/.test(f))!;
+    expect(outcomeOf(path.join(dir, pipeline)).result).toMatchObject({ status: 'succeeded' });
+    const rpmStage = path.join(
+      dir,
+      found.find((f) => /_package_rpm-[^/]*\.json$/.test(f))!,
+    );
+    expect(patchesIn(historyOf(rpmStage))).toContain('sign-at-package');
+    const scheduled = historyOf(rpmStage).flatMap((e) => {
+      const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+      return name ? [name] : [];
+    });
+    expect(scheduled).toEqual(['buildPackages', 'signPackages']);
+    const artifacts = (outcomeOf(rpmStage).result as { artifacts: { signer?: string; key: string }[] }).artifacts;
+    expect(artifacts.length).toBeGreaterThan(0);
+    for (const a of artifacts) {
+      expect(a.signer).toMatch(/^[0-9A-F]{40}$/);
+      expect(a.key).toMatch(new RegExp(`^signed/${a.signer}/packages/`));
+    }
+  });
+
+  it('catches a removed patched() guard: the package stage without sign-at-package', async () => {
+    const formatOf = (f: string) => {
+      const start = historyOf(f)[0].workflowExecutionStartedEventAttributes;
+      const input = defaultPayloadConverter.fromPayload<{ distroSpec?: { format?: string } }>(
+        start!.input!.payloads![0],
+      );
+      return input.distroSpec?.format;
+    };
+    const rpmStages = files().filter((f) => /_package_[^/]*\.json$/.test(f) && formatOf(f) === 'rpm');
+    // rpm stages recorded before the patch replay against the real code (the first test) and must
+    // not without the guard: the signing activity would be a command their history lacks. (Those
+    // recorded since fail against it too: the SDK matches their marker to a patched() call.)
+    const before = rpmStages.filter((f) => !patchesIn(historyOf(f)).includes('sign-at-package'));
+    expect(before.length).toBeGreaterThanOrEqual(2);
+    expect(rpmStages.length - before.length).toBeGreaterThanOrEqual(1);
+    const results = await replay([
+      '--workflows',
+      path.join(__dirname, 'fixtures', 'unguarded-package-workflows.ts'),
+      ...before,
+    ]);
+    expect(
+      results.map((r) => `${path.basename(r.file)}: ${r.determinism ? 'nondeterminism' : (r.error ?? 'replayed')}`),
+    ).toEqual(before.map((f) => `${path.basename(f)}: nondeterminism`));
   });
 
   it('catches a removed patched() guard: the promote stage without promote-check-under-lock', async () => {

@@ -1,0 +1,166 @@
+// signPackages: the package stage's trusted step (issue 13, "the same bytes, staging to
+// production"). Builders hold no signing key, so the rpms they store are unsigned; this activity,
+// on the orchestrator's queue, signs each one once and stores the signed file as the build's
+// artifact at `<prefix>signed/<fingerprint>/packages/<build path>/<distro>/<file>`. Every publish
+// (staging, production, a rollback) then uploads exactly that file: its SHA-256 is the one the
+// package stage result records. debs pass through unchanged (apt signs the index, not the file).
+//
+// The references come from a build worker's result, so nothing in them is taken on trust: each
+// key must be exactly the one the package stage stores for this build (repository, branch,
+// commit, build, distro, file), the bytes must hash as the reference says, and the rpm must declare
+// the name, version and arch it claims. Signing is not reproducible (the signature holds a time), so
+// the store is write-once: a retry finds the first attempt's file and keeps it, after checking that
+// it verifies against our key alone and is the builder's rpm with only a signature added (whoever
+// wrote it: the builders may write to the artifacts bucket).
+import fs from 'node:fs';
+import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { ArtifactRef, RepositorySpec } from '../../common/types';
+import { identityMetadata, packageKey } from '../packaging/packaging-env';
+import { storeObject } from '../packaging/store-object';
+import type { ActivityScope } from './activity-scope';
+import { fetchArtifact } from './artifacts';
+import { RepositoryFailure, nonRetryable } from './failures';
+import type { Signer } from './gpg';
+import { rpmContentDigests, rpmSignatureProblem } from './rpm-signature';
+import { downloadToFile } from './s3-objects';
+import { checkRpm } from './yum-format';
+
+export interface SignPackagesInput {
+  /** The run's repository, branch, commit and build number (the package stage's own input). */
+  repository: RepositorySpec;
+  branch: string;
+  sha: string;
+  build: number;
+  distro: string;
+  /** What buildPackages returned for this distro. */
+  artifacts: ArtifactRef[];
+}
+
+export interface SignPackagesResult {
+  /** The same references, rpms replaced by their signed files (key, sha256, size, signer, unsigned). */
+  artifacts: ArtifactRef[];
+}
+
+export interface SignPackagesDeps {
+  s3: S3Client;
+  artifactsBucket: string;
+  /** '' or a prefix ending in '/'. */
+  artifactsPrefix: string;
+  signer: Signer;
+  dir: string;
+  scope: ActivityScope;
+}
+
+/** Where the signed copy of the artifact at `unsignedKey` lives. */
+export function signedKey(prefix: string, fingerprint: string, unsignedKey: string): string {
+  return `${prefix}signed/${fingerprint}/${unsignedKey.slice(prefix.length)}`;
+}
+
+const FILE = /^[A-Za-z0-9][A-Za-z0-9._+~-]*\.(deb|rpm)$/;
+
+function checkRef(deps: SignPackagesDeps, input: SignPackagesInput, ref: ArtifactRef): void {
+  const problems: string[] = [];
+  if (typeof ref.file !== 'string' || !FILE.test(ref.file))
+    problems.push(`unsafe file name ${JSON.stringify(ref.file)}`);
+  else if (ref.key !== packageKey(deps.artifactsPrefix, input, input.distro, ref.file))
+    problems.push(`key ${JSON.stringify(ref.key)} is not where the package stage stores this build's ${ref.file}`);
+  if (ref.distro !== input.distro) problems.push(`built for distro ${JSON.stringify(ref.distro)}`);
+  if (ref.format !== 'deb' && ref.format !== 'rpm') problems.push(`format ${JSON.stringify(ref.format)}`);
+  else if (!ref.file?.endsWith(`.${ref.format}`)) problems.push(`a .${ref.format} named ${ref.file}`);
+  if (!/^[0-9a-f]{64}$/.test(String(ref.sha256))) problems.push('sha256 is not 64 lowercase hex digits');
+  if (!Number.isSafeInteger(ref.size) || ref.size < 0) problems.push(`size ${JSON.stringify(ref.size)}`);
+  if (ref.signer !== undefined || ref.unsigned !== undefined) problems.push('already claims a signature');
+  if (problems.length > 0) {
+    throw nonRetryable(
+      RepositoryFailure.BadPackage,
+      `cannot sign artifact ${JSON.stringify(ref.key)} of ${input.repository.name} build ${input.build}: ${problems.join('; ')}`,
+      { key: ref.key },
+    );
+  }
+}
+
+export async function signPackages(deps: SignPackagesDeps, input: SignPackagesInput): Promise<SignPackagesResult> {
+  const { signer, scope } = deps;
+  const signal = scope.signal;
+  for (const ref of input.artifacts) checkRef(deps, input, ref);
+  const out: ArtifactRef[] = [];
+  for (const [i, ref] of input.artifacts.entries()) {
+    if (ref.format !== 'rpm') {
+      out.push(ref);
+      continue;
+    }
+    scope.heartbeat({ phase: 'sign', done: i, total: input.artifacts.length });
+    const dir = path.join(deps.dir, String(i));
+    await fs.promises.mkdir(dir);
+    const unsigned = path.join(dir, `unsigned-${ref.file}`);
+    await fetchArtifact(deps.s3, deps.artifactsBucket, ref, unsigned, signal);
+    await checkRpm(unsigned, ref, signal);
+    const digests = await rpmContentDigests(unsigned, signal);
+    if (!digests) throw nonRetryable(RepositoryFailure.BadPackage, `${ref.key}: rpm cannot read its digests`);
+
+    const signed = path.join(dir, ref.file);
+    await fs.promises.copyFile(unsigned, signed);
+    await signer.signRpms([signed]);
+    const key = signedKey(deps.artifactsPrefix, signer.fingerprint, ref.key);
+    const ours = await problemOf(deps, signed, digests);
+    if (ours) throw new Error(`${ref.key}: the rpm just signed does not verify: ${ours}`); // retried
+    const stored = await storeObject(
+      deps.s3,
+      deps.artifactsBucket,
+      key,
+      { file: signed },
+      {
+        contentType: 'application/x-rpm',
+        metadata: {
+          'package-name': ref.name,
+          'package-version': ref.version,
+          'package-arch': ref.arch,
+          signer: signer.fingerprint,
+          'unsigned-sha256': ref.sha256,
+        },
+        owner: identityMetadata(input),
+        signal,
+      },
+    );
+    if (!stored.written) {
+      // Kept from an earlier attempt, or written by someone else: check what is there.
+      const kept = path.join(dir, `kept-${ref.file}`);
+      const got = await downloadToFile(deps.s3, deps.artifactsBucket, key, kept, signal);
+      const problem = !got
+        ? 'it vanished'
+        : got.sha256 !== stored.sha256
+          ? `it hashes to ${got.sha256}, its metadata says ${stored.sha256}`
+          : await problemOf(deps, kept, digests);
+      if (problem) {
+        throw nonRetryable(
+          RepositoryFailure.ArtifactMismatch,
+          `s3://${deps.artifactsBucket}/${key} already holds a file that is not ${ref.key} signed by ${signer.fingerprint}: ` +
+            `${problem}. Refusing to publish it; remove the object and retry the package stage`,
+          { key, unsigned: ref.key },
+        );
+      }
+    }
+    scope.info('signed rpm at package time', { key, sha256: stored.sha256, signer: signer.fingerprint });
+    out.push({
+      ...ref,
+      key,
+      sha256: stored.sha256,
+      size: stored.size,
+      signer: signer.fingerprint,
+      unsigned: { key: ref.key, sha256: ref.sha256, size: ref.size },
+    });
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  }
+  return { artifacts: out };
+}
+
+/** Why `file` is not the builder's rpm (same content digests) signed by our key. */
+async function problemOf(deps: SignPackagesDeps, file: string, digests: string): Promise<string | undefined> {
+  const sig = await rpmSignatureProblem(file, deps.signer, deps.dir, deps.scope.signal);
+  if (sig) return sig;
+  const now = await rpmContentDigests(file, deps.scope.signal);
+  return now === digests
+    ? undefined
+    : `its content digests ${now ?? '(unreadable)'} differ from the unsigned rpm's ${digests}`;
+}
