@@ -148,7 +148,7 @@ describe('chain: push → test → package → publish (staging)', () => {
     expect(packagedRpm.artifacts[0].unsigned?.sha256).not.toBe(shaOf('production', rpmFile));
   });
 
-  it('two pipelines publishing to the same channel at once both end up in the index', async () => {
+  it('two commits pushed at once: the newer reaches production; the older is published or superseded, never newer', async () => {
     const c1 = await commitSample(bare, work, { message: 'concurrent one' });
     const c2 = await commitSample(bare, work, { message: 'concurrent two' });
     const deliveries = await Promise.all(
@@ -156,21 +156,24 @@ describe('chain: push → test → package → publish (staging)', () => {
         sendWebhook(apiUrl, SECRET, 'push', pushPayload({ repository: 'acme/chain', branch: 'main', sha: c.sha })),
       ),
     );
-    const results = (await Promise.all(
+    const [older, newer] = (await Promise.all(
       deliveries.map((d) => client.workflow.getHandle(d.body.workflowId as string).result()),
     )) as PipelineResult[];
-    // Both published to staging; the one whose build reached production second is superseded
-    // there if it is the older (production never goes back unasked), else it succeeds too.
-    expect(results.every((r) => r.status === 'succeeded' || r.status === 'superseded')).toBe(true);
-    expect(results.some((r) => r.status === 'succeeded')).toBe(true);
-    for (const r of results.filter((x) => x.status === 'superseded')) {
-      expect(r.stages.find((s) => s.name === 'promote')?.state).toBe('skipped');
-    }
-    // Only the older build may be superseded; the newer one always reaches production, and
-    // production's channel offers the newer version (it never moved back).
-    const [older, newer] = [...results].sort((a, b) => (a.build ?? 0) - (b.build ?? 0));
+    // The newer commit (c2, a descendant of c1) always reaches production. The older one either
+    // drew the lower build number (then both publish to staging, and it is superseded at promote
+    // if the newer one got there first) or the higher one (then it ends superseded before it
+    // packages: older code never gets the higher version).
     expect(newer.status).toBe('succeeded');
     expect(['succeeded', 'superseded']).toContain(older.status);
+    const olderPublished = older.build! < newer.build!;
+    if (olderPublished) {
+      if (older.status === 'superseded') expect(older.stages.find((s) => s.name === 'promote')?.state).toBe('skipped');
+    } else {
+      expect(older.status).toBe('superseded');
+      expect(older.stages.filter((s) => s.name === 'package').map((s) => s.state)).toEqual(['skipped', 'skipped']);
+      expect(older.published).toBeUndefined();
+    }
+    // Production's channel offers the newer commit's version (it never moved back).
     const production = `${testEnv().aws}/${parseS3Url(config.storage.production).bucket}`;
     const prodRepo = newer.promoted!.repositories.find((r) => r.distro === deb)!;
     const prodPackages = await (
@@ -186,13 +189,14 @@ describe('chain: push → test → package → publish (staging)', () => {
     expect((await apt.update()).exitCode).toBe(0);
     const policy = await apt.policy('widget');
     expect(policy.output).toContain(`Candidate: ${newer.version}`);
-    const versions = results.map((r) => r.version).sort();
-    const debRepo = results[0].published!.repositories.find((r) => r.distro === deb)!;
+    // Staging holds every version that was published, readable by apt-get and dnf.
+    const versions = [newer, ...(olderPublished ? [older] : [])].map((r) => r.version!);
+    const debRepo = newer.published!.repositories.find((r) => r.distro === deb)!;
     const packages = await (
       await fetch(`${bucketUrl}/${debRepo.path}/dists/bookworm-unstable/main/binary-amd64/Packages`)
     ).text();
     for (const v of versions) expect(packages).toContain(`Version: ${v}`);
-    const rpmRepo = results[0].published!.repositories.find((r) => r.distro === rpm)!;
+    const rpmRepo = newer.published!.repositories.find((r) => r.distro === rpm)!;
     const dnf = dnfClient(tempDir('dnf2'), {
       baseUrl: `${bucketUrl}/${rpmRepo.path}`,
       keyUrl: `${bucketUrl}/keys/conveyor.asc`,
