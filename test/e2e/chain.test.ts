@@ -170,7 +170,9 @@ describe('chain: push → test → package → publish (staging)', () => {
       if (older.status === 'superseded') expect(older.stages.find((s) => s.name === 'promote')?.state).toBe('skipped');
     } else {
       expect(older.status).toBe('superseded');
-      expect(older.stages.filter((s) => s.name === 'package').map((s) => s.state)).toEqual(['skipped', 'skipped']);
+      const packaging = older.stages.filter((s) => s.name === 'package');
+      expect(packaging.length).toBeGreaterThan(0);
+      expect(packaging.filter((s) => s.state !== 'skipped')).toEqual([]);
       expect(older.published).toBeUndefined();
     }
     // Production's channel offers the newer commit's version (it never moved back).
