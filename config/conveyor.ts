@@ -417,9 +417,15 @@ export const conveyorSchema = z
         shutdownGraceSeconds: z.number().int().positive().optional(),
         maxConcurrentActivities: z.number().int().positive().default(4),
         orchestratorMaxConcurrentActivities: z.number().int().positive().default(100),
+        /** Prometheus endpoints (`http://<metricsHost>:<port>/metrics`): the orchestrator's on
+         * metricsPort, a builder's on builderMetricsPort; `--metrics-port N` of either process wins
+         * (two builders on one machine need two ports). Absent: no endpoint. */
+        metricsHost: z.string().min(1).default('127.0.0.1'),
+        metricsPort: z.number().int().min(1).max(65535).optional(),
+        builderMetricsPort: z.number().int().min(1).max(65535).optional(),
       })
       .strict()
-      .default({ maxConcurrentActivities: 4, orchestratorMaxConcurrentActivities: 100 }),
+      .default({ maxConcurrentActivities: 4, orchestratorMaxConcurrentActivities: 100, metricsHost: '127.0.0.1' }),
     /** The build workers' sandbox (activities/exec/sandbox.ts): the unprivileged uid and gid steps
      * run as when the builder runs as root. Never 0; a uid of its own (no other process uses it)
      * keeps RLIMIT_NPROC meaningful where cgroups are unavailable. */

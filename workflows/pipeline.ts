@@ -69,6 +69,7 @@ import { verifyStage } from './stages/verify';
 import { testStage, type TestStageFailureDetails } from './stages/test';
 import { messageOf, rootApplicationFailure } from './support';
 import { chatReporter, type ChatReporter } from './chat-reporter';
+import { countOperatorAction, countRun, observeStage } from './metrics';
 
 const control = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '1 minute',
@@ -627,6 +628,7 @@ function operatorHandlers({ id, state, ops }: Run, chain: CancellationScope): vo
     const actions = (state.actions ??= []);
     actions.push({ action, by: by || 'unknown', at: now(), ...(detail ? { detail } : {}), accepted });
     if (actions.length > 100) actions.splice(0, actions.length - 100);
+    countOperatorAction(action, accepted);
   };
   const retryable = (req: RetryRequest) =>
     state.stages.filter(
@@ -785,8 +787,12 @@ function byDistro(distros: string[], packaged: PackageStageResult[]) {
   return packaged.map((p, i) => ({ distro: distros[i], artifacts: p.artifacts }));
 }
 
+function elapsed(s: StageStatus): number {
+  return (Date.parse(s.endedAt ?? '') - Date.parse(s.startedAt ?? '')) / 1000;
+}
+
 function seconds(s: StageStatus): string {
-  return `${((Date.parse(s.endedAt ?? '') - Date.parse(s.startedAt ?? '')) / 1000).toFixed(1)} s`;
+  return `${elapsed(s).toFixed(1)} s`;
 }
 
 /** Keeps the hosts' report in the run's status also when the deploy fails (and rolled back). */
@@ -858,14 +864,17 @@ async function runStage<T>(
       const r = await body(s);
       s.state = 'succeeded';
       s.endedAt = now();
+      observeStage(name, distro, 'succeeded', elapsed(s));
       ops.statuses.report(context, 'success', `passed in ${seconds(s)}`);
       return r;
     } catch (err) {
       if (isCancellation(err)) {
+        observeStage(name, distro, 'cancelled', (Date.now() - Date.parse(s.startedAt ?? '')) / 1000);
         ops.statuses.report(context, 'error', 'aborted');
         throw err;
       }
       fail(s, err);
+      observeStage(name, distro, 'failed', elapsed(s));
       ops.statuses.report(context, 'failure', (s.error ?? 'failed').slice(0, 140));
       ops.chat?.emit('stage-failed', {
         stage: label(s),
@@ -932,4 +941,5 @@ function end(state: PipelineStatus, status: RunStatus, failure?: string): void {
   for (const st of state.stages) if (st.state === 'pending') st.state = 'skipped';
   if (failure) state.failure = failure;
   setStatus(state, status);
+  countRun(state.repository, status);
 }
