@@ -382,6 +382,11 @@ export const conveyorSchema = z
         artifacts: s3Url,
         staging: s3Url,
         production: s3Url,
+        /** The audit trail of operator actions (activities/audit/): one JSON object per action
+         * under `<prefix>audit/<day>/`, written by the orchestrator. Default: the artifacts bucket
+         * and prefix. Builders may write there: give it a bucket (or prefix) of its own, with
+         * versioning or Object Lock, where the trail must hold against a compromised build host. */
+        audit: s3Url.optional(),
         /** Where hosts and users read the repository buckets over HTTP (a CDN, a website endpoint).
          * Default: `<aws.endpoint>/<bucket>` locally, `https://<bucket>.s3.<region>.amazonaws.com` on AWS. */
         publicUrls: z.object({ staging: z.url().optional(), production: z.url().optional() }).strict().optional(),
