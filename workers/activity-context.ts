@@ -22,7 +22,9 @@ export function activityLogFields(workflowId: string | undefined, input: unknown
   const host = arg.host as { name?: unknown } | string | undefined;
   const out: ActivityLogFields = {};
   const stage = str(arg.stage) ?? fromId?.stage;
-  const distro = str(arg.distro) ?? fromId?.distro;
+  // A step's input names its distro only in the environment it hands the command.
+  const stepEnv = (arg.env && typeof arg.env === 'object' ? arg.env : {}) as Record<string, unknown>;
+  const distro = str(arg.distro) ?? fromId?.distro ?? str(stepEnv.CONVEYOR_DISTRO);
   const hostName = typeof host === 'string' ? host : str(host?.name);
   if (stage) out.stage = stage;
   if (distro) out.distro = distro;

@@ -3,11 +3,11 @@
 // on the worker's Prometheus endpoint beside the SDK's series (workers/logging.ts installRuntime).
 // Emitting a metric adds no command to the history, so no patch is needed, and the SDK drops
 // emissions while a history is replayed: a run counted once is not counted again when a worker
-// rebuilds it from its history. The runtime prefixes every name with `temporal_` and gives
-// counters `_total` (see docs/grafana-dashboard.json for the names as Prometheus sees them).
+// rebuilds it from its history. The SDK's own series are named `temporal_…`; ours keep their names,
+// and counters get `_total` (see docs/grafana-dashboard.json for the names as Prometheus sees them).
 //
 // Labels stay low-cardinality (repository, stage, distro, outcome, lock kind): never a workflow ID,
-// commit or host name. The SDK adds namespace, task_queue and workflow_type.
+// commit or host name. The SDK adds namespace, taskQueue and workflowType.
 import { metricMeter } from '@temporalio/workflow';
 
 // Created at each emission, not at module load: the meter asserts a workflow context, which the

@@ -48,14 +48,10 @@ export async function recordAction(
 
 function line(e: AuditEntry): string {
   const what = e.workflowId && e.workflowId !== e.target ? `${e.target} (${e.workflowId})` : e.target;
-  return [
-    e.at,
-    e.action.padEnd(8),
-    e.accepted ? '' : '(ignored) ',
-    `by ${e.by} on ${what}`,
-    e.why ? `: ${e.why}` : '',
-    e.detail ? ` [${e.detail}]` : '',
-  ].join(' ');
+  const ignored = e.accepted ? '' : ' (ignored)';
+  const why = e.why ? `: ${e.why}` : '';
+  const detail = e.detail ? ` [${e.detail}]` : '';
+  return `${e.at} ${e.action.padEnd(8)}${ignored} by ${e.by} on ${what}${why}${detail}`;
 }
 
 export function auditCommand(): Command {
