@@ -41,12 +41,12 @@ function startProcess(file: string, args: string[], env: NodeJS.ProcessEnv): Pro
   });
   const lines: string[] = [];
   let rest = '';
-  child.stdout!.on('data', (d: Buffer) => {
+  child.stdout.on('data', (d: Buffer) => {
     const parts = (rest + d.toString('utf8')).split('\n');
     rest = parts.pop() ?? '';
     lines.push(...parts.filter(Boolean));
   });
-  child.stderr!.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString('utf8')}`));
+  child.stderr.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString('utf8')}`));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   return { child, lines, exited };
 }
@@ -222,6 +222,17 @@ describe('observability: metrics per worker process, JSON logs with run context,
     // The API's own series on its status listener, as before.
     const a = await scrape(`${statusUrl}/metrics`);
     expect(a).toMatch(/^conveyor_api_temporal_up 1$/m);
+
+    // Every series the sample dashboard queries is served by one of the endpoints, but the hosts'
+    // (this chain has no staging deploy: they appear with the first upgrade).
+    const dashboard = fs.readFileSync(path.join(ROOT, 'docs', 'grafana-dashboard.json'), 'utf8');
+    const queried = [...new Set(dashboard.match(/\b(?:conveyor|temporal)_[a-z_]+/g) ?? [])];
+    expect(queried.length).toBeGreaterThan(10);
+    const served = `${o}\n${b}\n${a}`;
+    const missing = queried.filter(
+      (name) => !/^conveyor_host_/.test(name) && !new RegExp(`^${name}[{ ]`, 'm').test(served),
+    );
+    expect(missing).toEqual([]);
   });
 
   it('logs are JSON lines with workflow, run, stage and distro on activity lines, and no secret', () => {
