@@ -122,8 +122,8 @@ describe('observability: metrics per worker process, JSON logs with run context,
     );
     builder = startProcess('workers/builder.ts', ['--config', config.file, '--metrics-port', String(bPort)], env);
     for (const p of [orchestrator, builder]) {
-      await until('a worker to start', async () =>
-        p.lines.some((l) => l.includes('worker started')) ? true : undefined,
+      await until('a worker to start', () =>
+        Promise.resolve(p.lines.some((l) => l.includes('worker started')) ? true : undefined),
       );
     }
     api = createApi({ config, client, logger: pino({ level: 'silent' }), secret: 'obs-webhook-secret' });
