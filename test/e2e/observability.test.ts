@@ -18,6 +18,7 @@ import { freePort } from '../../cli/local-stack/services';
 import { ROOT, tsxBin } from '../../cli/local-stack/tools';
 import type { AuditEntry } from '../../common/audit';
 import type { ConveyorConfig } from '../../config/conveyor';
+import { sendWebhook } from '../../cli/webhook-client';
 import { conveyor } from '../helpers/cli';
 import { awsFor, clientFor, startSampleRun, tempDir, testConfig, testEnv, waitForStatus } from '../helpers/stack';
 
@@ -81,6 +82,7 @@ describe('observability: metrics per worker process, JSON logs with run context,
   let client: Client;
   let api: Api;
   let statusUrl: string;
+  let apiUrl: string;
   let orchestrator: Proc;
   let builder: Proc;
   let orchestratorMetrics: string;
@@ -128,6 +130,7 @@ describe('observability: metrics per worker process, JSON logs with run context,
     }
     api = createApi({ config, client, logger: pino({ level: 'silent' }), secret: 'obs-webhook-secret' });
     statusUrl = `http://127.0.0.1:${await listen(api.statusServer, 0)}`;
+    apiUrl = `http://127.0.0.1:${await listen(api.server, 0)}`;
   }, 180000);
 
   afterAll(async () => {
@@ -219,7 +222,9 @@ describe('observability: metrics per worker process, JSON logs with run context,
     expect(b).toMatch(/^temporal_activity_execution_latency_bucket\{/m);
     expect(b).toMatch(/^temporal_activity_schedule_to_start_latency_bucket\{/m);
 
-    // The API's own series on its status listener, as before.
+    // The API's own series on its status listener, as before (after one delivery: a ping).
+    const ping = await sendWebhook(apiUrl, 'obs-webhook-secret', 'ping', { zen: 'Keep it logically awesome.' });
+    expect(ping.status).toBeLessThan(300);
     const a = await scrape(`${statusUrl}/metrics`);
     expect(a).toMatch(/^conveyor_api_temporal_up 1$/m);
 
