@@ -30,6 +30,7 @@ import { createReleaseActivities } from './git/release';
 import { createPackagingActivities } from './packaging';
 import { createRepositoryActivities } from './repository';
 import type { AwsClients } from './storage/s3';
+import { auditTarget, createAuditActivities } from './audit';
 
 export interface ActivityDeps {
   config: ConveyorConfig;
@@ -96,6 +97,8 @@ export function createOrchestratorActivities({
   const artifacts = parseS3Url(config.storage.artifacts);
   return {
     ...createControlActivities({ client, taskQueue: config.temporal.taskQueue }),
+    // The audit trail of operator actions, kept outside the runs' histories (activities/audit/).
+    ...createAuditActivities({ s3: aws.s3, target: auditTarget(config) }),
     ...createGitActivities({ workspaceRoot: config.workspace, gitAuth: createGitAuth(config, env) }),
     ...createReleaseActivities({
       workspaceRoot: config.workspace,

@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { abortCommand } from './commands/abort';
 import { approveCommand } from './commands/approve';
+import { auditCommand } from './commands/audit';
 import { demoCommand } from './commands/demo';
 import { devCommand } from './commands/dev';
 import { listCommand } from './commands/list';
@@ -37,6 +38,7 @@ Operators:
   conveyor workers                           who polls which task queue, and the backlogs
   conveyor repo list                         published channels and their generations; repo show|rollback|remove
   conveyor setup                             register the namespace and search attributes on the cluster
+  conveyor audit --since 7d                  operator actions (who, when, why, on what), kept outside run histories
 
 Temporal connection (the same for workers and the API), highest first:
   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_* env;
@@ -62,6 +64,7 @@ for (const cmd of [
   workersCommand(),
   repoCommand(),
   setupCommand(),
+  auditCommand(),
 ]) {
   program.addCommand(cmd.showHelpAfterError());
 }

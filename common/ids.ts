@@ -33,3 +33,15 @@ export function deployLockId(environment: string, distro: string): string {
 export function repositoryRewriteId(environment: string, channel: string, distro: string, request: string): string {
   return `repo-rewrite/${environment}/${channel}/${distro}/${request}`;
 }
+
+const STAGE_NAMES = 'test|package|publish|deploy|verify|release|promote';
+/** A stage child's ID (also a rerun's `…#rerun-<n>`): the pipeline ID ends in the 40-hex commit,
+ * so the stage and distro after it are found even when the branch has slashes. */
+const STAGE_ID = new RegExp(`^(pipeline/.+/[0-9a-f]{40})/(${STAGE_NAMES})(?:/([^#/]+))?(?:#.*)?$`);
+
+/** The stage (and distro) a workflow ID names, for logs and metrics; undefined for other IDs. */
+export function parseStageId(id: string): { pipelineId: string; stage: StageName; distro?: string } | undefined {
+  const m = STAGE_ID.exec(id);
+  if (!m) return undefined;
+  return { pipelineId: m[1], stage: m[2] as StageName, ...(m[3] ? { distro: m[3] } : {}) };
+}

@@ -641,6 +641,11 @@ export const conveyorSchema = z
         ),
         staging: s3Url.describe('Bucket of the staging apt/yum repositories and docs: `s3://<bucket>[/prefix]`.'),
         production: s3Url.describe('Bucket of the production apt/yum repositories and docs: `s3://<bucket>[/prefix]`.'),
+        audit: s3Url
+          .optional()
+          .describe(
+            'Where the audit trail of operator actions goes (one JSON object per action under `<prefix>audit/<day>/`, written by the orchestrator); default: the artifacts bucket and prefix. Builders may write there: give it a bucket of its own, with versioning or Object Lock, where the trail must hold against a compromised build host.',
+          ),
         publicUrls: z
           .object({
             staging: z.url().optional().describe('HTTP base URL of the staging bucket.'),
@@ -720,9 +725,30 @@ export const conveyorSchema = z
           .positive()
           .default(100)
           .describe('Activities the orchestrator runs at once.'),
+        metricsHost: z
+          .string()
+          .min(1)
+          .default('127.0.0.1')
+          .describe('Address the workers serve their Prometheus endpoints on (`http://<metricsHost>:<port>/metrics`).'),
+        metricsPort: z
+          .number()
+          .int()
+          .min(1)
+          .max(65535)
+          .optional()
+          .describe("The orchestrator's Prometheus port; `--metrics-port N` wins. Absent: no endpoint."),
+        builderMetricsPort: z
+          .number()
+          .int()
+          .min(1)
+          .max(65535)
+          .optional()
+          .describe(
+            "A builder's Prometheus port; `--metrics-port N` wins (two builders on one machine need two). Absent: no endpoint.",
+          ),
       })
       .strict()
-      .default({ maxConcurrentActivities: 4, orchestratorMaxConcurrentActivities: 100 })
+      .default({ maxConcurrentActivities: 4, orchestratorMaxConcurrentActivities: 100, metricsHost: '127.0.0.1' })
       .describe('Worker processes.'),
     /** Never 0; a uid of its own (no other process uses it) keeps RLIMIT_NPROC meaningful where
      * cgroups are unavailable. */

@@ -38,6 +38,8 @@ export const devSchema = z
     /** The webhook listener's port, and the status listener's (/runs, /metrics; on loopback). */
     api: z.object({ port, statusPort: port.default(3001) }).strict(),
     workers: z.array(z.enum(['orchestrator', 'builder'])),
+    /** Each worker process's Prometheus endpoint on 127.0.0.1 (`--metrics-port`); absent: none. */
+    metrics: z.object({ orchestrator: port.optional(), builder: port.optional() }).strict().default({}),
     /** Where the stack keeps its state (SQLite file, logs, pid file, demo repository). */
     dataDir: z.string().default('.dev'),
   })

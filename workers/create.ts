@@ -13,6 +13,7 @@ import type { SandboxProbe } from '../activities/exec/sandbox';
 import { createAwsClients } from '../activities/storage/s3';
 import type { ConveyorConfig } from '../config/conveyor';
 import { buildQueue } from '../common/queues';
+import { activityContextInterceptor } from './activity-context';
 
 export interface WorkerOptions {
   connection: NativeConnection;
@@ -49,6 +50,8 @@ export async function createOrchestratorWorker(opts: WorkerOptions & { client: C
     ...(opts.workflowBundlePath
       ? { workflowBundle: { codePath: opts.workflowBundlePath } }
       : { workflowsPath: workflowsPath() }),
+    // Stage, distro and host on every activity log line and activity metric (activity-context.ts).
+    interceptors: { activity: [activityContextInterceptor] },
     activities: createOrchestratorActivities({
       config: opts.config,
       aws: createAwsClients(opts.config),
@@ -83,6 +86,7 @@ export async function createBuilderWorkers(
         // SIGTERM lets running steps finish; a build host runs only so many steps at once.
         shutdownGraceTime: `${shutdownGraceSeconds(opts.config)} seconds`,
         maxConcurrentActivityTaskExecutions: opts.config.workers.maxConcurrentActivities,
+        interceptors: { activity: [activityContextInterceptor] },
         activities,
       }),
     ),

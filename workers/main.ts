@@ -2,12 +2,20 @@
 // then shut down gracefully (in-flight activities are cancelled and reported, not lost).
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { ConfigError, loadConfig, resolveConfigPath, type ConveyorConfig } from '../config/conveyor';
-import { createLogger, installRuntime } from './logging';
+import { secretEnvNames } from '../cli/local-stack/process-env';
+import { createLogger, installRuntime, registerSecretValues } from './logging';
 import { connectNative } from './temporal';
 
 export interface WorkerArgv {
   config?: string;
   distro?: string;
+  metricsPort?: number;
+}
+
+function portOf(v: string | undefined): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`--metrics-port: not a port: ${v}`);
+  return n;
 }
 
 export function parseWorkerArgv(args: string[]): WorkerArgv {
@@ -18,8 +26,22 @@ export function parseWorkerArgv(args: string[]): WorkerArgv {
     else if (a.startsWith('--config=')) out.config = a.slice('--config='.length);
     else if (a === '--distro') out.distro = args[++i];
     else if (a.startsWith('--distro=')) out.distro = a.slice('--distro='.length);
+    else if (a === '--metrics-port') out.metricsPort = portOf(args[++i]);
+    else if (a.startsWith('--metrics-port=')) out.metricsPort = portOf(a.slice('--metrics-port='.length));
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('options: --config FILE (or CONVEYOR_CONFIG)  --distro a,b (builder only)\n');
+      process.stdout.write(
+        [
+          'options:',
+          '  --config FILE        conveyor.yml (or CONVEYOR_CONFIG)',
+          '  --distro a,b         builder only: serve these build queues (default: every distro of the config)',
+          '  --metrics-port N     Prometheus endpoint http://<workers.metricsHost>:N/metrics (SDK and Conveyor',
+          '                       series); default workers.metricsPort (orchestrator) / workers.builderMetricsPort',
+          'environment:',
+          '  CONVEYOR_LOG_LEVEL   pino level (default info)',
+          '  CONVEYOR_LOG_PRETTY  1: readable lines (pino-pretty) instead of JSON; default when stdout is a TTY',
+          '',
+        ].join('\n'),
+      );
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
@@ -33,12 +55,20 @@ export async function runWorkersUntilSignal(
   refuse: (config: ConveyorConfig) => string[] = () => [],
 ): Promise<void> {
   const logger = createLogger(name);
-  installRuntime(logger);
   try {
     const argv = parseWorkerArgv(process.argv.slice(2));
     const config = loadConfig(resolveConfigPath(argv.config, process.env));
+    // The config's own secret variables, whatever their names: never in a log line.
+    const names = secretEnvNames(config);
+    registerSecretValues([...names.api, ...names.orchestrator, ...names.builder].map((n) => process.env[n]));
     const problems = refuse(config);
     if (problems.length > 0) throw new ConfigError(config.file, problems);
+    // Before the first connection: the SDK creates its one Runtime at first use.
+    const metricsPort =
+      argv.metricsPort ?? (name === 'builder' ? config.workers.builderMetricsPort : config.workers.metricsPort);
+    const metricsBindAddress = metricsPort ? `${config.workers.metricsHost}:${metricsPort}` : undefined;
+    installRuntime(logger, { metricsBindAddress });
+    if (metricsBindAddress) logger.info({ metrics: `http://${metricsBindAddress}/metrics` }, 'metrics endpoint');
     const connection = await connectNative(config);
     const workers = await make(connection, argv, config);
     const stop = () => workers.forEach((w) => w.shutdown());

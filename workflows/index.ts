@@ -12,3 +12,4 @@ export { promoteStage } from './stages/promote';
 export { resignReleases } from './resign-releases';
 export { repositoryRewrite } from './repository-rewrite';
 export { chatNotifier } from './chat-notifier';
+export { auditRecord } from './audit-record';

@@ -24,6 +24,7 @@ import {
 } from '@temporalio/workflow';
 import type { OrchestratorActivities } from '../activities';
 import { FailureType } from '../common/failures';
+import { observeLockWait } from './metrics';
 import { tellParent } from './support';
 import {
   lockGrantedSignal,
@@ -79,6 +80,9 @@ export function lockClient(): WithLock {
     const leases = patched('lock-lease-renewal');
     const leaseSeconds = leases ? (options.leaseSeconds ?? LEASE_SECONDS) : LEGACY_LEASE_SECONDS;
     grants.delete(lockId);
+    // Workflow time (deterministic): from the request to the grant, or to giving up.
+    const asked = Date.now();
+    const waited = () => (Date.now() - asked) / 1000;
     const queued = await control.requestLock({ lockId, requester: me, leaseSeconds, meta });
     if (leases) {
       const waitSeconds = options.waitSeconds ?? WAIT_SECONDS;
@@ -86,6 +90,7 @@ export function lockClient(): WithLock {
       if (waiting) await tellParent(`waiting for lock ${lockId}${queued?.holder ? `, held by ${queued.holder}` : ''}`);
       const granted = await condition(() => grants.has(lockId), `${waitSeconds} seconds`);
       if (!granted) {
+        observeLockWait(lockId, 'timeout', waited());
         await CancellationScope.nonCancellable(async () => {
           await getExternalWorkflowHandle(lockId).signal(withdrawLockSignal, { requester: me });
           await tellParent(undefined);
@@ -100,6 +105,7 @@ export function lockClient(): WithLock {
     } else {
       await condition(() => grants.has(lockId));
     }
+    observeLockWait(lockId, 'granted', waited());
     const grant = grants.get(lockId) as LockGrant;
     let record: Locked<T>['record'];
     let done = false;

@@ -69,6 +69,7 @@ import { verifyStage } from './stages/verify';
 import { testStage, type TestStageFailureDetails } from './stages/test';
 import { messageOf, rootApplicationFailure } from './support';
 import { chatReporter, type ChatReporter } from './chat-reporter';
+import { countOperatorAction, countRun, observeStage } from './metrics';
 
 const control = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '1 minute',
@@ -82,6 +83,12 @@ const control = proxyActivities<OrchestratorActivities>({
 const entity = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '20 seconds',
   retry: { maximumAttempts: Number.POSITIVE_INFINITY, maximumInterval: '1 minute' },
+});
+
+// Audit entries (activities/audit/) on the orchestrator's queue: S3 may be briefly unreachable.
+const audit = proxyActivities<OrchestratorActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 20, maximumInterval: '1 minute' },
 });
 
 // Git ancestry on the orchestrator's queue (trusted-queue.ts): this only runs in new runs, which
@@ -142,7 +149,7 @@ function announceEnd(state: PipelineStatus, ops: Operator): Promise<unknown> {
     ...(state.version ? { version: state.version } : {}),
     ...(state.failure ? { reason: state.failure } : {}),
   });
-  return Promise.all([ops.statuses.flush(), ops.chat?.flush()]);
+  return Promise.all([ops.statuses.flush(), ops.chat?.flush(), ...ops.audits]);
 }
 
 /** Which stages a run has, in the order of the chain. The status table and the control flow both
@@ -231,6 +238,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineResult> {
     granted: new Set(),
     aborted: undefined,
     windowSeconds: repository.operatorWindowSeconds,
+    audits: [],
     statuses: commitStatusReporter(input),
     chat: chatReporter(input),
   };
@@ -618,15 +626,32 @@ async function recordGreen({ input, state }: Run, build: number): Promise<void> 
  * histories replay).
  */
 function operatorHandlers({ id, state, ops }: Run, chain: CancellationScope): void {
+  let seq = 0;
   const record = (
     action: OperatorAction['action'],
     by: string | undefined,
     detail: string | undefined,
     accepted: boolean,
   ) => {
+    const at = now();
     const actions = (state.actions ??= []);
-    actions.push({ action, by: by || 'unknown', at: now(), ...(detail ? { detail } : {}), accepted });
+    actions.push({ action, by: by || 'unknown', at, ...(detail ? { detail } : {}), accepted });
     if (actions.length > 100) actions.splice(0, actions.length - 100);
+    countOperatorAction(action, accepted);
+    seq += 1;
+    // The audit trail outlives this run's history (activities/audit/). A new command, so only in
+    // runs that recorded the patch; not cancellable, so an abort's own entry is written, and
+    // awaited before the run ends (announceEnd). The id (run ID and action number) makes a
+    // retried write the same entry.
+    if (patched('audit-trail')) {
+      const entry = { at, by: by || 'unknown', action, target: id, accepted, ...(detail ? { why: detail } : {}) };
+      const write = CancellationScope.nonCancellable(() =>
+        audit.recordAudit({ entry, id: `${workflowInfo().runId}-${seq}` }),
+      ).catch((err: unknown) => {
+        (state.warnings ??= []).push(`the audit entry of ${action} by ${entry.by} was not written: ${messageOf(err)}`);
+      });
+      ops.audits.push(write);
+    }
   };
   const retryable = (req: RetryRequest) =>
     state.stages.filter(
@@ -785,8 +810,12 @@ function byDistro(distros: string[], packaged: PackageStageResult[]) {
   return packaged.map((p, i) => ({ distro: distros[i], artifacts: p.artifacts }));
 }
 
+function elapsed(s: StageStatus): number {
+  return (Date.parse(s.endedAt ?? '') - Date.parse(s.startedAt ?? '')) / 1000;
+}
+
 function seconds(s: StageStatus): string {
-  return `${((Date.parse(s.endedAt ?? '') - Date.parse(s.startedAt ?? '')) / 1000).toFixed(1)} s`;
+  return `${elapsed(s).toFixed(1)} s`;
 }
 
 /** Keeps the hosts' report in the run's status also when the deploy fails (and rolled back). */
@@ -822,6 +851,8 @@ interface Operator {
   granted: Set<string>;
   aborted: AbortRequest | undefined;
   windowSeconds: number;
+  /** Audit trail writes in flight (operatorHandlers), awaited before the run ends. */
+  audits: Promise<unknown>[];
   statuses: ReturnType<typeof commitStatusReporter>;
   /** The run's chat notifications; undefined without routes (and in older histories). */
   chat?: ChatReporter;
@@ -858,14 +889,17 @@ async function runStage<T>(
       const r = await body(s);
       s.state = 'succeeded';
       s.endedAt = now();
+      observeStage(name, distro, 'succeeded', elapsed(s));
       ops.statuses.report(context, 'success', `passed in ${seconds(s)}`);
       return r;
     } catch (err) {
       if (isCancellation(err)) {
+        observeStage(name, distro, 'cancelled', (Date.now() - Date.parse(s.startedAt ?? '')) / 1000);
         ops.statuses.report(context, 'error', 'aborted');
         throw err;
       }
       fail(s, err);
+      observeStage(name, distro, 'failed', elapsed(s));
       ops.statuses.report(context, 'failure', (s.error ?? 'failed').slice(0, 140));
       ops.chat?.emit('stage-failed', {
         stage: label(s),
@@ -932,4 +966,5 @@ function end(state: PipelineStatus, status: RunStatus, failure?: string): void {
   for (const st of state.stages) if (st.state === 'pending') st.state = 'skipped';
   if (failure) state.failure = failure;
   setStatus(state, status);
+  countRun(state.repository, status);
 }

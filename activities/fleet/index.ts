@@ -12,6 +12,7 @@
 // that has another one fails with VersionMismatch. The log of every attempt (all three steps,
 // with Conveyor's own notes) is uploaded before a failure leaves the activity, so the logKey in a
 // failure always names an existing object.
+import { countHostChange } from '../metrics';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -244,6 +245,9 @@ export function createFleetActivities(deps: FleetDeps) {
       const logFile = path.join(dir, 'upgrade.log');
       const note = (line: string) => fs.appendFileSync(logFile, `conveyor: ${line}\n`);
       const { host, format, packageName, version } = input;
+      // Counted by direction: going back to an older version is a rollback (a deploy's, or a forced
+      // redeploy of an older build), anything else an upgrade.
+      let change: 'upgrade' | 'rollback' = 'upgrade';
       try {
         checkPackageName(packageName);
         checkVersion(version);
@@ -265,10 +269,12 @@ export function createFleetActivities(deps: FleetDeps) {
           if (before === version) {
             note('already at the wanted version: nothing to do');
             await uploadLog(scope, logFile, input.logKey);
+            countHostChange(change, 'unchanged');
             return { host: host.name, before, after: before, logKey: input.logKey, changed: false };
           }
           const compare = format === 'deb' ? compareDebVersions : compareRpmVersions;
           const downgrade = before !== null && compare(version, before) < 0;
+          if (downgrade) change = 'rollback';
           if (downgrade && !input.allowDowngrade) {
             throw fleetFailure(
               FleetFailure.DowngradeRefused,
@@ -309,8 +315,10 @@ export function createFleetActivities(deps: FleetDeps) {
             );
           }
           await uploadLog(scope, logFile, input.logKey);
+          countHostChange(change, 'changed');
           return { host: host.name, before, after, logKey: input.logKey, changed: true };
         } catch (err) {
+          countHostChange(change, 'failed');
           note(`failed: ${(err as Error).message.split('\n')[0]}`);
           await uploadLog(scope, logFile, input.logKey);
           throw err;

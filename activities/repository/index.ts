@@ -36,6 +36,7 @@ import type {
   RewriteRepositoryResult,
 } from './types';
 import { yumFormat } from './yum-format';
+import { countingStore } from '../metrics';
 
 export { generateSigningKey, publicKeyOf } from './gpg';
 export { RepositoryFailure } from './failures';
@@ -93,9 +94,10 @@ function bucketOf(deps: RepositoryDeps, environment: Environment): string {
 }
 
 function storeOf(deps: RepositoryDeps, environment: Environment): RepoStore {
-  return createRepoStore(deps.s3, bucketOf(deps, environment), deps.prefixes?.[environment] ?? '', {
+  const store = createRepoStore(deps.s3, bucketOf(deps, environment), deps.prefixes?.[environment] ?? '', {
     multipartThresholdBytes: deps.multipartThresholdBytes,
   });
+  return countingStore(store, environment);
 }
 
 function formatOf(input: RepositoryTarget): RepositoryFormat {

@@ -61,6 +61,8 @@ export function devCommand(): Command {
       console.log(`  Temporal gRPC:   ${info.temporalAddress} (namespace ${info.namespace})`);
       console.log(`  Webhook API:     ${info.apiUrl}/webhooks/github   health: ${info.apiUrl}/healthz`);
       console.log(`  Runs, metrics:   ${info.statusUrl}/runs/<workflowId>   ${info.statusUrl}/metrics`);
+      for (const [w, url] of Object.entries(info.workerMetricsUrls ?? {}))
+        console.log(`  ${`${w} metrics:`.padEnd(17)}${url}`);
       console.log(`  Local AWS:       ${info.awsEndpoint}`);
       console.log(`  Logs:            ${info.logDir}`);
       console.log('Ctrl-C stops everything.');

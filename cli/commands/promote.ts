@@ -7,6 +7,7 @@ import { defaultPayloadConverter, WorkflowIdReusePolicy } from '@temporalio/comm
 import type { Client } from '@temporalio/client';
 import { stageId } from '../../common/ids';
 import type { PromoteStageInput } from '../../workflows/stages/promote';
+import { defaultOperator, recordAction } from './audit';
 import { commandConfig, queryStatus, withClient } from './context';
 
 /** The promote stage's input recorded for a pipeline run (any attempt of its promote child). */
@@ -36,7 +37,9 @@ export function promoteCommand(): Command {
         'refused when the channel holds a newer build, unless --force',
     )
     .option('--force', 'promote even when the channel holds a newer build')
-    .action(async (id: string, o: { force?: boolean }, cmd: Command) => {
+    .option('--reason <text>', 'why (recorded in the audit trail: conveyor audit)')
+    .option('--by <name>', 'who promotes (recorded in the audit trail)', defaultOperator())
+    .action(async (id: string, o: { force?: boolean; reason?: string; by: string }, cmd: Command) => {
       const config = commandConfig(cmd);
       await withClient(config, async (client) => {
         const status = await queryStatus(client, config, id);
@@ -50,6 +53,14 @@ export function promoteCommand(): Command {
           args: [{ ...input, force: o.force === true, skipIfOlder: false }],
           workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
           staticSummary: `promote ${input.repository.name} ${input.version} to production ${input.channel} again${o.force ? ' (forced)' : ''}`,
+        });
+        await recordAction(client, config, {
+          action: 'promote',
+          by: o.by,
+          target: id,
+          workflowId,
+          ...(o.reason ? { why: o.reason } : {}),
+          detail: `${input.version} to production ${input.channel}${o.force ? ' (forced)' : ''}`,
         });
         try {
           await handle.result();

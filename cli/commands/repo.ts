@@ -11,6 +11,7 @@ import { aptFormat, createRepoStore, listGenerations, readSnapshot, yumFormat } 
 import type { RewriteRepositoryInput } from '../../activities/repository';
 import { parseState, type GenerationChange, type RepositoryState } from '../../activities/repository/repository-state';
 import { createAwsClients } from '../../activities/storage/s3';
+import { recordAction } from './audit';
 import { repositoryRewriteId } from '../../common/ids';
 import type { DistroSpec } from '../../common/types';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
@@ -233,37 +234,46 @@ async function runRewrite(
   config: ConveyorConfig,
   r: ChannelRepo,
   action: RewriteRepositoryInput['action'],
+  reason?: string,
 ): Promise<void> {
   const { bucket } = storeFor(config, r.environment);
   const by = process.env.USER ?? os.userInfo().username;
   const id = repositoryRewriteId(r.environment, r.channel, r.distro, crypto.randomBytes(6).toString('hex'));
-  const result = await withClient(config, (client) =>
-    client.workflow
-      .execute<typeof repositoryRewrite>('repositoryRewrite', {
-        workflowId: id,
-        taskQueue: config.temporal.taskQueue,
-        args: [
-          {
-            environment: r.environment,
-            channel: r.channel,
-            distro: r.distro,
-            distroSpec: r.distroSpec,
-            bucket,
-            action,
-            by,
-          },
-        ],
-      })
-      .catch((err: unknown) => {
-        // The workflow's failure wraps the activity's, which says what was wrong.
-        let cause: unknown = err;
-        while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
-        if (err instanceof WorkflowFailedError && cause instanceof Error) {
-          throw new Error(`${r.label} (${r.environment} ${r.channel}): ${cause.message} (workflow ${id})`);
-        }
-        throw err;
-      }),
-  );
+  const result = await withClient(config, async (client) => {
+    const handle = await client.workflow.start<typeof repositoryRewrite>('repositoryRewrite', {
+      workflowId: id,
+      taskQueue: config.temporal.taskQueue,
+      args: [
+        {
+          environment: r.environment,
+          channel: r.channel,
+          distro: r.distro,
+          distroSpec: r.distroSpec,
+          bucket,
+          action,
+          by,
+        },
+      ],
+    });
+    await recordAction(client, config, {
+      action: action.kind,
+      by,
+      target: `repo ${r.environment}/${r.channel}/${r.distro}`,
+      workflowId: id,
+      ...(action.kind === 'remove'
+        ? { why: action.reason, detail: `${action.name} ${action.version}` }
+        : { ...(reason ? { why: reason } : {}), detail: `to generation ${action.to}` }),
+    });
+    return handle.result().catch((err: unknown) => {
+      // The workflow's failure wraps the activity's, which says what was wrong.
+      let cause: unknown = err;
+      while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
+      if (err instanceof WorkflowFailedError && cause instanceof Error) {
+        throw new Error(`${r.label} (${r.environment} ${r.channel}): ${cause.message} (workflow ${id})`);
+      }
+      throw err;
+    });
+  });
   process.stdout.write(
     `${r.environment} ${r.channel} ${r.label}: generation ${result.previousGeneration} → ${result.generation}` +
       `${result.changed ? '' : ' (nothing changed)'}, ${result.packages} packages (workflow ${id})\n`,
@@ -285,19 +295,27 @@ function rollbackCommand(): Command {
       '--distro <distro>',
       'which repository of the channel (needed when it has several: each has its own generations)',
     )
-    .action(async (environment: string, channel: string, opts: { to: number; distro?: string }, cmd: Command) => {
-      const config = commandConfig(cmd);
-      if (!Number.isInteger(opts.to) || opts.to < 1)
-        throw new Error('--to takes a generation number (conveyor repo list)');
-      const repos = await channelRepos(config, environment, channel, opts.distro);
-      if (repos.length > 1) {
-        throw new Error(
-          `${environment} ${channel} has ${repos.length} repositories, each with its own generations: ` +
-            `name one with --distro (${repos.map((r) => `${r.distro}: ${r.label}`).join(', ')})`,
-        );
-      }
-      await runRewrite(config, repos[0], { kind: 'rollback', to: opts.to });
-    });
+    .option('--reason <text>', 'why (recorded in the audit trail: conveyor audit)')
+    .action(
+      async (
+        environment: string,
+        channel: string,
+        opts: { to: number; distro?: string; reason?: string },
+        cmd: Command,
+      ) => {
+        const config = commandConfig(cmd);
+        if (!Number.isInteger(opts.to) || opts.to < 1)
+          throw new Error('--to takes a generation number (conveyor repo list)');
+        const repos = await channelRepos(config, environment, channel, opts.distro);
+        if (repos.length > 1) {
+          throw new Error(
+            `${environment} ${channel} has ${repos.length} repositories, each with its own generations: ` +
+              `name one with --distro (${repos.map((r) => `${r.distro}: ${r.label}`).join(', ')})`,
+          );
+        }
+        await runRewrite(config, repos[0], { kind: 'rollback', to: opts.to }, opts.reason);
+      },
+    );
 }
 
 function removeCommand(): Command {

@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import { stageLabelToId } from './rerun-ids';
+import { defaultOperator, recordAction } from './audit';
 import { commandConfig, queryStatus, withClient } from './context';
 
 export interface RecordedStage {
@@ -48,7 +49,9 @@ export function rerunCommand(): Command {
     .argument('<workflowId>', 'a pipeline run that has ended')
     .argument('<stage>', 'test, package/<distro>, package/docs, publish, deploy/<distro>, verify, release or promote')
     .option('--force', 'deploy: even an ancestor of the deployed commit; promote: even an older build')
-    .action(async (id: string, stage: string, o: { force?: boolean }, cmd: Command) => {
+    .option('--reason <text>', 'why (recorded in the audit trail: conveyor audit)')
+    .option('--by <name>', 'who reruns (recorded in the audit trail)', defaultOperator())
+    .action(async (id: string, stage: string, o: { force?: boolean; reason?: string; by: string }, cmd: Command) => {
       const config = commandConfig(cmd);
       await withClient(config, async (client) => {
         const status = await queryStatus(client, config, id);
@@ -68,6 +71,14 @@ export function rerunCommand(): Command {
             },
           ],
           staticSummary: `rerun of ${stage} of ${id}${o.force ? ' (forced)' : ''}`,
+        });
+        await recordAction(client, config, {
+          action: 'rerun',
+          by: o.by,
+          target: id,
+          workflowId,
+          ...(o.reason ? { why: o.reason } : {}),
+          detail: `${stage}${o.force ? ' (forced)' : ''}`,
         });
         console.error(`started ${workflowId} (${recorded.workflowType}); waiting for it to end`);
         try {

@@ -32,6 +32,8 @@ export interface StackInfo {
   apiUrl: string;
   /** The API's status listener: /runs/<id>, /metrics (loopback, no token on the local stack). */
   statusUrl?: string;
+  /** Each worker process's Prometheus endpoint (temporal-dev.yml `metrics`). */
+  workerMetricsUrls?: Record<string, string>;
   logDir: string;
   hosts: ProvisionedHost[];
 }
@@ -95,6 +97,7 @@ export async function startStack(
     ['aws.port', dev.aws.port],
     ['api.port', dev.api.port],
     ['api.statusPort', dev.api.statusPort],
+    ...dev.workers.flatMap((w): [string, number][] => (dev.metrics[w] ? [[`metrics.${w}`, dev.metrics[w]]] : [])),
   ];
   const busy: string[] = [];
   for (const [key, port] of ports) if (!(await isPortFree(port))) busy.push(`${key} ${port}`);
@@ -156,7 +159,10 @@ export async function startStack(
         });
       return supervise(start, start(), log);
     };
-    for (const w of dev.workers) services.push(restarting(w, path.join(ROOT, 'workers', `${w}.ts`)));
+    for (const w of dev.workers) {
+      const metricsArgs = dev.metrics[w] ? ['--metrics-port', String(dev.metrics[w])] : [];
+      services.push(restarting(w, path.join(ROOT, 'workers', `${w}.ts`), metricsArgs));
+    }
     const apiPort = dev.api.port;
     const apiArgs = ['--port', String(apiPort), '--status-port', String(dev.api.statusPort)];
     const api = restarting('api', path.join(ROOT, 'api', 'main.ts'), apiArgs);
@@ -179,6 +185,9 @@ export async function startStack(
       awsEndpoint,
       apiUrl,
       statusUrl: `http://127.0.0.1:${dev.api.statusPort}`,
+      workerMetricsUrls: Object.fromEntries(
+        dev.workers.flatMap((w) => (dev.metrics[w] ? [[w, `http://127.0.0.1:${dev.metrics[w]}/metrics`]] : [])),
+      ),
       logDir,
       hosts,
     };

@@ -151,7 +151,15 @@ repositories:
 
   it('sizes the workers: shutdown grace from the longest step, a cap on concurrent steps', () => {
     const cfg = loadConfig(write(VALID), {});
-    expect(cfg.workers).toEqual({ maxConcurrentActivities: 4, orchestratorMaxConcurrentActivities: 100 });
+    expect(cfg.workers).toEqual({
+      maxConcurrentActivities: 4,
+      orchestratorMaxConcurrentActivities: 100,
+      metricsHost: '127.0.0.1',
+    });
+    // Prometheus endpoints are off unless asked for; a port out of range is refused.
+    const metrics = loadConfig(write(`${VALID}\nworkers: { metricsPort: 9464, builderMetricsPort: 9465 }\n`), {});
+    expect(metrics.workers).toMatchObject({ metricsPort: 9464, builderMetricsPort: 9465 });
+    expect(() => loadConfig(write(`${VALID}\nworkers: { metricsPort: 70000 }\n`), {})).toThrow(/workers\.metricsPort/);
     expect(shutdownGraceSeconds(cfg)).toBe(1800 + 60);
     const set = loadConfig(write(`${VALID}\nworkers: { shutdownGraceSeconds: 90, maxConcurrentActivities: 2 }\n`), {});
     expect(shutdownGraceSeconds(set)).toBe(90);

@@ -19,6 +19,7 @@ const ROLES: Record<string, { policy: string; roots: string[] }> = {
     policy: 'docs/iam/orchestrator-publisher.json',
     roots: [
       'activities/repository/index.ts',
+      'activities/audit/index.ts',
       'activities/control/index.ts',
       'activities/git/ancestry.ts',
       'activities/git/release.ts',
