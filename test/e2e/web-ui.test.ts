@@ -112,12 +112,18 @@ describe('Temporal Web UI', () => {
     await shot(page, 'list');
     // Only the pipeline carries ConveyorBranch: its stage children are not listed beside it.
     expect(await rows.count()).toBe(1);
-    expect(squash(await rows.first().innerText())).toContain(`Completed ${workflowId}`);
+    // The status badge reads `Completed` or, in newer UIs, `COMPLETED`.
+    expect(squash(await rows.first().innerText())).toMatch(new RegExp(`Completed ${escapeRe(workflowId)}`, 'i'));
 
     await rows.first().getByRole('link', { name: workflowId }).click();
-    await page.waitForURL(new RegExp(`/workflows/${escapeRe(encodeURIComponent(workflowId))}/[0-9a-f-]+/history$`));
+    await page.waitForURL(
+      new RegExp(`/workflows/${escapeRe(encodeURIComponent(workflowId))}/[0-9a-f-]+/(history|timeline)$`),
+    );
     await page.getByTestId('workflow-id-heading').filter({ hasText: workflowId }).waitFor();
-    await page.getByText('Completed', { exact: true }).first().waitFor();
+    await page
+      .getByText(/^completed$/i)
+      .first()
+      .waitFor();
     await shot(page, 'run');
 
     // Every stage child the run reports, with its status, in the Relationships tab.
@@ -129,11 +135,11 @@ describe('Temporal Web UI', () => {
     await shot(page, 'relationships');
     const text = squash(await page.locator('body').innerText());
     expect(text).toMatch(
-      new RegExp(`Completed Type pipeline ID ${escapeRe(workflowId)} Child Count ${status.stages.length}`),
+      new RegExp(`Completed Type pipeline ID ${escapeRe(workflowId)} Child Count ${status.stages.length}`, 'i'),
     );
     const notShown = status.stages
       .map((st) => st.workflowId)
-      .filter((wf) => !new RegExp(`Completed \\w+ ${escapeRe(wf)} `).test(text));
+      .filter((wf) => !new RegExp(`Completed \\w+ ${escapeRe(wf)} `, 'i').test(text));
     expect(notShown).toEqual([]);
   });
 });
