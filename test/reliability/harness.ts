@@ -41,7 +41,10 @@ export function prng(seed: number): () => number {
 
 export interface WorkerProcesses {
   orchestrator: Supervised;
+  /** The first builder process. */
   builder: Supervised;
+  /** Every builder process (`builders` of startWorkerProcesses, default 1). */
+  builders: Supervised[];
   /** What the supervisor said (exits, restarts). */
   lines: string[];
   /** SIGKILL to the role's whole process group (tsx, node and the steps it started). */
@@ -59,15 +62,17 @@ export async function startWorkerProcesses(
   config: ConveyorConfig,
   env: Record<string, string>,
   dir: string,
+  o: { builders?: number } = {},
 ): Promise<WorkerProcesses> {
   const lines: string[] = [];
   const base = { ...process.env, ...env, CONVEYOR_CONFIG: config.file, CONVEYOR_WORKFLOW_BUNDLE: testEnv().bundle };
   const logFiles: string[] = [];
-  const role = (name: 'orchestrator' | 'builder') => {
-    const logFile = path.join(dir, `${name}.log`);
+  const role = (name: 'orchestrator' | 'builder', n = 1) => {
+    const label = n > 1 ? `${name}-${n}` : name;
+    const logFile = path.join(dir, `${label}.log`);
     logFiles.push(logFile);
     const start = () =>
-      spawnService(name, tsxBin(), [path.join(ROOT, 'workers', `${name}.ts`)], {
+      spawnService(label, tsxBin(), [path.join(ROOT, 'workers', `${name}.ts`)], {
         env: processEnv(name, config, base),
         logFile,
         cwd: ROOT,
@@ -78,15 +83,16 @@ export async function startWorkerProcesses(
     });
   };
   const orchestrator = role('orchestrator');
-  const builder = role('builder');
+  const builders = Array.from({ length: o.builders ?? 1 }, (_, i) => role('builder', i + 1));
   const procs: WorkerProcesses = {
     orchestrator,
-    builder,
+    builder: builders[0],
+    builders,
     lines,
     logFiles,
     kill: (r) => signalGroup(procs[r].child.pid, 'SIGKILL'),
     async stop() {
-      await Promise.all([orchestrator.stop(5000), builder.stop(5000)]);
+      await Promise.all([orchestrator, ...builders].map((w) => w.stop(5000)));
     },
   };
   await waitForPollers(config, procs);
