@@ -9,15 +9,12 @@
 // worker's own conveyor.yml names it (chat.slack.botTokenEnv, a notify rule's webhookUrlEnv), and
 // the API URL is this worker's config, not the input's: whoever can start a workflow cannot make
 // the orchestrator send another of its secrets (the signing key's env var) anywhere.
-import { Context } from '@temporalio/activity';
+import { activityContext, activityLogger, causeOf, redact, sleep, type QuietLogger } from '../best-effort';
 import type { ChatRoute, SendChatMessageInput, SendChatMessageResult } from '../../common/chat';
 import type { Env } from '../../config/conveyor';
 import { slackMessage } from './slack-message';
 
-export interface ChatLogger {
-  info(message: string, meta?: Record<string, unknown>): void;
-  warn(message: string, meta?: Record<string, unknown>): void;
-}
+export type ChatLogger = QuietLogger;
 
 export interface ChatActivityDeps {
   /** Slack Web API base URL (config chat.slack.apiUrl). */
@@ -179,40 +176,4 @@ function judge(
 function giveUp(log: ChatLogger, where: Record<string, unknown>, reason: string): SendChatMessageResult {
   log.warn('chat message not sent', { ...where, reason });
   return { sent: false, reason };
-}
-
-function redact(text: string, secret: string | undefined): string {
-  return secret ? text.split(secret).join('[redacted]') : text;
-}
-
-function causeOf(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
-  return cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err);
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
-const noop = () => undefined;
-
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
-
-function activityLogger(): ChatLogger {
-  const ctx = activityContext();
-  return ctx ? ctx.log : { info: noop, warn: noop };
 }

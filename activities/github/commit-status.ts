@@ -5,7 +5,7 @@
 // x-ratelimit-remaining) are waited out a bounded number of times, as GitHub asks
 // (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
 // The token is read per call and never logged or put into a reason.
-import { Context } from '@temporalio/activity';
+import { activityContext, activityLogger, causeOf, redact, sleep, type QuietLogger } from '../best-effort';
 import type { Octokit } from '@octokit/rest';
 
 export type CommitState = 'pending' | 'success' | 'failure' | 'error';
@@ -29,10 +29,7 @@ export interface CommitStatusResult {
 }
 
 /** The shape of Temporal's activity logger (message first), so the default routes to pino. */
-export interface StatusLogger {
-  info(message: string, meta?: Record<string, unknown>): void;
-  warn(message: string, meta?: Record<string, unknown>): void;
-}
+export type StatusLogger = QuietLogger;
 
 export interface GithubActivityDeps {
   /** REST API base URL (config github.apiUrl): https://api.github.com, or https://HOST/api/v3. */
@@ -198,46 +195,12 @@ function giveUp(log: StatusLogger, where: Record<string, unknown>, reason: strin
   return { reported: false, reason };
 }
 
-function redact(text: string, token: string | undefined): string {
-  return token ? text.split(token).join('[redacted]') : text;
-}
-
-function causeOf(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
-  return cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err);
-}
-
 function truncate(s: string, max: number): string {
   return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 const noop = () => undefined;
-
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
 
 function activitySignal(): AbortSignal | undefined {
   return activityContext()?.cancellationSignal;
-}
-
-function activityLogger(): StatusLogger {
-  const ctx = activityContext();
-  return ctx ? ctx.log : { info: noop, warn: noop };
 }

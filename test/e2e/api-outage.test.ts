@@ -12,13 +12,12 @@ import type { Client } from '@temporalio/client';
 import pino from 'pino';
 import { createApi, listen, type Api } from '../../api/server';
 import { startTemporalServer, type TemporalServerOptions } from '../../cli/local-stack/servers';
-import { freePort, isPortFree, waitFor, type Service } from '../../cli/local-stack/services';
+import { isPortFree, waitFor, type Service } from '../../cli/local-stack/services';
 import { pushPayload, sendWebhook } from '../../cli/webhook-client';
 import { pipelineId } from '../../common/ids';
-import { SEARCH_ATTRIBUTES } from '../../common/search-attributes';
 import type { ConveyorConfig } from '../../config/conveyor';
 import { connectClient } from '../../workers/temporal';
-import { clientFor, tempDir, testConfig, uid } from '../helpers/stack';
+import { clientFor, ownServerOptions, tempDir, testConfig, uid } from '../helpers/stack';
 
 const SECRET = 'api-outage-test-secret';
 const REPO = 'acme/widget';
@@ -93,22 +92,11 @@ describe('webhook API while Temporal is away', () => {
 
   beforeAll(async () => {
     dir = tempDir('api-outage');
-    const [port, httpPort, metricsPort, uiPort] = await Promise.all([1, 2, 3, 4].map(() => freePort()));
-    server = {
-      port,
-      httpPort,
-      metricsPort,
-      uiPort,
-      namespace: 'default',
-      dbFile: path.join(dir, 'temporal.db'),
-      searchAttributes: SEARCH_ATTRIBUTES,
-      logFile: path.join(dir, 'temporal.log'),
-      headless: true,
-    };
+    server = await ownServerOptions(dir);
     temporal = await startTemporalServer(server);
     spoolDir = path.join(dir, 'spool');
     config = testConfig([{ name: REPO, cloneUrl: '/nonexistent/widget.git', steps: { unit: 'true' } }], {
-      temporal: { address: `127.0.0.1:${port}`, namespace: 'default', taskQueue: `conveyor-${uid()}` },
+      temporal: { address: `127.0.0.1:${server.port}`, namespace: 'default', taskQueue: `conveyor-${uid()}` },
       api: { spoolDir },
     });
     logs = [];

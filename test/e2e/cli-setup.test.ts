@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SEARCH_ATTRIBUTES } from '../../common/search-attributes';
 import { startTemporalServer } from '../../cli/local-stack/servers';
-import { freePort, type Service } from '../../cli/local-stack/services';
+import type { Service } from '../../cli/local-stack/services';
 import { conveyor, temporal } from '../helpers/cli';
-import { tempDir, testConfig, uid } from '../helpers/stack';
+import { ownServerOptions, tempDir, testConfig, uid } from '../helpers/stack';
 
 describe('conveyor setup', () => {
   const dir = tempDir('cli-setup');
@@ -16,19 +16,9 @@ describe('conveyor setup', () => {
   let address: string;
 
   beforeAll(async () => {
-    const [port, uiPort, httpPort, metricsPort] = await Promise.all([1, 2, 3, 4].map(() => freePort()));
-    address = `127.0.0.1:${port}`;
-    server = await startTemporalServer({
-      port,
-      uiPort,
-      httpPort,
-      metricsPort,
-      namespace: 'default',
-      dbFile: path.join(dir, 'temporal.db'),
-      searchAttributes: {},
-      logFile: path.join(dir, 'temporal.log'),
-      headless: true,
-    });
+    const options = await ownServerOptions(dir, { searchAttributes: {} });
+    address = `127.0.0.1:${options.port}`;
+    server = await startTemporalServer(options);
   });
 
   afterAll(async () => {

@@ -10,13 +10,12 @@ import { decidePush } from '../../api/github-push';
 import { startPipeline } from '../../api/start-pipeline';
 import { commitSample } from '../../cli/demo/sample-repo';
 import { startTemporalServer } from '../../cli/local-stack/servers';
-import { freePort, type Service } from '../../cli/local-stack/services';
+import type { Service } from '../../cli/local-stack/services';
 import { ROOT } from '../../cli/local-stack/tools';
 import { pushPayload } from '../../cli/webhook-client';
-import { SEARCH_ATTRIBUTES } from '../../common/search-attributes';
 import type { ConveyorConfig } from '../../config/conveyor';
 import { statusQuery } from '../../workflows/messages';
-import { awsFor, clientFor, startWorkers, tempDir, testConfig, uid } from '../helpers/stack';
+import { awsFor, clientFor, ownServerOptions, startWorkers, tempDir, testConfig, uid } from '../helpers/stack';
 
 const CHROMIUM = '/usr/bin/chromium';
 const OUTPUT = path.join(ROOT, 'test-output');
@@ -40,19 +39,9 @@ describe('Temporal Web UI', () => {
       );
     }
     const dir = tempDir('web-ui');
-    const [port, uiPort, httpPort, metricsPort] = await Promise.all([1, 2, 3, 4].map(() => freePort()));
-    server = await startTemporalServer({
-      port,
-      uiPort,
-      httpPort,
-      metricsPort,
-      namespace: 'default',
-      dbFile: path.join(dir, 'temporal.db'),
-      searchAttributes: SEARCH_ATTRIBUTES,
-      logFile: path.join(dir, 'temporal.log'),
-      headless: false,
-    });
-    uiUrl = `http://127.0.0.1:${uiPort}`;
+    const options = await ownServerOptions(dir, { headless: false });
+    server = await startTemporalServer(options);
+    uiUrl = `http://127.0.0.1:${options.uiPort}`;
     const bare = path.join(dir, 'widget.git');
     const base = testConfig([
       {
@@ -63,7 +52,7 @@ describe('Temporal Web UI', () => {
         more: { packages: ['widget'] },
       },
     ]);
-    config = { ...base, temporal: { ...base.temporal, address: `127.0.0.1:${port}`, uiUrl } };
+    config = { ...base, temporal: { ...base.temporal, address: `127.0.0.1:${options.port}`, uiUrl } };
     await awsFor(config);
     client = await clientFor(config);
     workers = await startWorkers(config);

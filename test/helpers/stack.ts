@@ -9,6 +9,9 @@ import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporal
 import { stringify } from 'yaml';
 import { createAwsClients, type AwsClients } from '../../activities/storage/s3';
 import { provisionBuckets } from '../../cli/local-stack/provision';
+import type { TemporalServerOptions } from '../../cli/local-stack/servers';
+import { freePort } from '../../cli/local-stack/services';
+import { SEARCH_ATTRIBUTES } from '../../common/search-attributes';
 import type { PipelineStatus, RunStatus } from '../../common/types';
 import { loadConfig, type ConveyorConfig } from '../../config/conveyor';
 import { decidePush } from '../../api/github-push';
@@ -99,6 +102,29 @@ export function testConfig(
   const file = path.join(env.dir, `conveyor-${id}.yml`);
   fs.writeFileSync(file, stringify(doc));
   return loadConfig(file, {});
+}
+
+/**
+ * Options for a Temporal dev server of the test's own (free ports, its SQLite file in `dir`,
+ * headless, our search attributes): for tests that stop it, need its Web UI or a bare server.
+ */
+export async function ownServerOptions(
+  dir: string,
+  more: Partial<TemporalServerOptions> = {},
+): Promise<TemporalServerOptions> {
+  const [port, httpPort, metricsPort, uiPort] = await Promise.all([1, 2, 3, 4].map(() => freePort()));
+  return {
+    port,
+    httpPort,
+    metricsPort,
+    uiPort,
+    namespace: 'default',
+    dbFile: path.join(dir, 'temporal.db'),
+    searchAttributes: SEARCH_ATTRIBUTES,
+    logFile: path.join(dir, 'temporal.log'),
+    headless: true,
+    ...more,
+  };
 }
 
 export async function awsFor(config: ConveyorConfig): Promise<AwsClients> {

@@ -6,12 +6,20 @@
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { startTemporalServer, type TemporalServerOptions } from '../../cli/local-stack/servers';
-import { freePort, signalGroup, type Service } from '../../cli/local-stack/services';
-import { SEARCH_ATTRIBUTES } from '../../common/search-attributes';
+import { signalGroup, type Service } from '../../cli/local-stack/services';
 import type { PipelineResult } from '../../common/types';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { statusQuery } from '../../workflows/messages';
-import { awsFor, clientFor, startSampleRun, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
+import {
+  awsFor,
+  clientFor,
+  ownServerOptions,
+  startSampleRun,
+  tempDir,
+  testConfig,
+  testEnv,
+  uid,
+} from '../helpers/stack';
 import { debCounts, size, startWorkerProcesses, type WorkerProcesses } from './harness';
 
 const PIPELINES = size('RELIABILITY_PIPELINES', 2);
@@ -28,18 +36,7 @@ describe('reliability: the Temporal server stops mid-run and starts again on the
 
   beforeAll(async () => {
     dir = tempDir('server-restart');
-    const [port, httpPort, metricsPort, uiPort] = await Promise.all([1, 2, 3, 4].map(() => freePort()));
-    options = {
-      port,
-      httpPort,
-      metricsPort,
-      uiPort,
-      namespace: 'default',
-      dbFile: path.join(dir, 'temporal.db'),
-      searchAttributes: SEARCH_ATTRIBUTES,
-      logFile: path.join(dir, 'temporal.log'),
-      headless: true,
-    };
+    options = await ownServerOptions(dir);
     server = await startTemporalServer(options);
     config = testConfig(
       [
@@ -53,7 +50,7 @@ describe('reliability: the Temporal server stops mid-run and starts again on the
       ],
       {
         temporal: {
-          address: `127.0.0.1:${port}`,
+          address: `127.0.0.1:${options.port}`,
           namespace: 'default',
           taskQueue: `conveyor-${uid()}`,
           uiUrl: 'http://127.0.0.1:8233',
