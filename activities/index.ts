@@ -140,6 +140,7 @@ export function createOrchestratorActivities({
       validDays: validDaysOf(config),
       multipartThresholdBytes: Math.round(config.storage.multipartThresholdMB * 1024 * 1024),
       signingKey: () => signingKeyOf(config, env),
+      nextSigningKey: () => nextSigningKeyOf(config, env),
       workDir: config.workspace,
       fence: leaseFence(client),
     }),
@@ -180,24 +181,33 @@ function checkoutEnv(config: Pick<ConveyorConfig, 'repositories'>, env: Env): En
   return out;
 }
 
+function readKey(what: string, keyEnv: string | undefined, keyFile: string | undefined, env: Env): string | undefined {
+  if (keyEnv) {
+    const key = env[keyEnv];
+    if (!key) throw new Error(`${what}Env names ${keyEnv}, which is not set`);
+    return key;
+  }
+  if (keyFile) {
+    try {
+      return fs.readFileSync(keyFile, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read the signing key ${keyFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  return undefined;
+}
+
 /** The armored private signing key, read when needed so it never sits in a long-lived object or a log. */
 export function signingKeyOf(config: ConveyorConfig, env: Env = process.env): string {
   const s = config.signing;
-  if (s?.keyEnv) {
-    const key = env[s.keyEnv];
-    if (!key) throw new Error(`signing.keyEnv names ${s.keyEnv}, which is not set`);
-    return key;
-  }
-  if (s?.keyFile) {
-    try {
-      return fs.readFileSync(s.keyFile, 'utf8');
-    } catch (err) {
-      throw new Error(
-        `cannot read the signing key ${s.keyFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-      );
-    }
-  }
-  throw new Error('no signing key configured: set signing.keyFile or signing.keyEnv in conveyor.yml');
+  const key = readKey('signing.key', s?.keyEnv, s?.keyFile, env);
+  if (!key) throw new Error('no signing key configured: set signing.keyFile or signing.keyEnv in conveyor.yml');
+  return key;
+}
+
+/** A rotation's new key (signing.nextKeyFile / nextKeyEnv), or undefined outside a rotation. */
+export function nextSigningKeyOf(config: ConveyorConfig, env: Env = process.env): string | undefined {
+  return readKey('signing.nextKey', config.signing?.nextKeyEnv, config.signing?.nextKeyFile, env);
 }
 
 export type BuildActivities = ReturnType<typeof createBuildActivities>;

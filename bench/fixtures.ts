@@ -248,7 +248,9 @@ export async function benchSigningKey(ctx: BenchContext): Promise<string> {
 /** A signer that does not sign: index timings compare index writing, not gpg. */
 export const noSigner: Signer = {
   fingerprint: 'BENCH',
+  fingerprints: ['BENCH'],
   publicKey: '',
+  publicKeys: '',
   clearsign: (t) => Promise.resolve(t.toString()),
   detachSign: () => Promise.resolve(''),
   signRpms: () => Promise.resolve(),

@@ -6,6 +6,7 @@ import { approveCommand } from './commands/approve';
 import { auditCommand } from './commands/audit';
 import { demoCommand } from './commands/demo';
 import { devCommand } from './commands/dev';
+import { keysCommand } from './commands/keys';
 import { listCommand } from './commands/list';
 import { promoteCommand } from './commands/promote';
 import { replayCommand } from './commands/replay';
@@ -37,6 +38,7 @@ Operators:
   conveyor replay --since 7d                 replay recent runs against the local workflow code
   conveyor workers                           who polls which task queue, and the backlogs
   conveyor repo list                         published channels and their generations; repo show|rollback|remove
+  conveyor keys rotate [--finish]            rotate the signing key: both keys sign during an overlap
   conveyor setup                             register the namespace and search attributes on the cluster
   conveyor audit --since 7d                  operator actions (who, when, why, on what), kept outside run histories
 
@@ -63,6 +65,7 @@ for (const cmd of [
   replayCommand(),
   workersCommand(),
   repoCommand(),
+  keysCommand(),
   setupCommand(),
   auditCommand(),
 ]) {

@@ -30,6 +30,11 @@ export function deployLockId(environment: string, distro: string): string {
 
 /** One `conveyor repo rollback|remove` request: `repo-rewrite/<environment>/<channel>/<distro>/<request>`
  * (the request a unique word chosen by the CLI, so a second request is a second change). */
+/** `conveyor keys rotate [--finish]`: one re-sign of every channel per request. */
+export function keysRotateId(request: string): string {
+  return `keys-rotate/${request}`;
+}
+
 export function repositoryRewriteId(environment: string, channel: string, distro: string, request: string): string {
   return `repo-rewrite/${environment}/${channel}/${distro}/${request}`;
 }

@@ -616,6 +616,13 @@ export const conveyorSchema = z
             'Armored private RSA key (no passphrase) that signs repositories; relative to this file. Orchestrator only.',
           ),
         keyEnv: envName.optional().describe('Instead of `keyFile`: env var holding the armored key.'),
+        nextKeyFile: z
+          .string()
+          .optional()
+          .describe(
+            'A key rotation\'s new key (armored private RSA, no passphrase; relative to this file): while set, indexes are signed by both keys and `keys/conveyor.asc` holds both public keys (README "Rotating the signing key").',
+          ),
+        nextKeyEnv: envName.optional().describe('Instead of `nextKeyFile`: env var holding the new armored key.'),
         validDays: z
           .union([
             z.number().min(0),
@@ -1018,6 +1025,9 @@ export function loadConfig(file: string, env: Env = process.env): ConveyorConfig
   if (env.AWS_ENDPOINT_URL) cfg.aws = { ...cfg.aws, endpoint: env.AWS_ENDPOINT_URL };
   if (env.AWS_REGION) cfg.aws = { ...cfg.aws, region: env.AWS_REGION };
   if (cfg.signing?.keyFile) cfg.signing = { ...cfg.signing, keyFile: path.resolve(dir, cfg.signing.keyFile) };
+  if (cfg.signing?.nextKeyFile) {
+    cfg.signing = { ...cfg.signing, nextKeyFile: path.resolve(dir, cfg.signing.nextKeyFile) };
+  }
   if (cfg.workspace) cfg.workspace = path.resolve(dir, cfg.workspace);
   if (cfg.fleet?.hostsDir) cfg.fleet = { ...cfg.fleet, hostsDir: path.resolve(dir, cfg.fleet.hostsDir) };
   cfg.repositories = cfg.repositories.map((r) => ({

@@ -10,8 +10,9 @@ import type { ResignTarget } from '../workflows/resign-releases';
 export const RESIGN_SCHEDULE_ID = 'conveyor-resign-releases';
 const DEFAULT_VALID_DAYS = 7;
 
-/** Every APT suite the config publishes to, once per environment, channel and distro. */
-export function resignTargets(config: ConveyorConfig): ResignTarget[] {
+/** Every APT suite the config publishes to, once per environment, channel and distro; with
+ * `yum`, every YUM repository too (a key rotation). */
+export function resignTargets(config: ConveyorConfig, o: { yum?: boolean } = {}): ResignTarget[] {
   const seen = new Set<string>();
   const targets: ResignTarget[] = [];
   for (const environment of ['staging', 'production'] as const) {
@@ -20,7 +21,7 @@ export function resignTargets(config: ConveyorConfig): ResignTarget[] {
       for (const rule of repo.branches) {
         for (const distro of repo.distros) {
           const distroSpec = config.distros[distro];
-          if (distroSpec?.format !== 'deb') continue;
+          if (distroSpec?.format !== 'deb' && !(o.yum && distroSpec?.format === 'rpm')) continue;
           const key = `${environment} ${rule.channel} ${distro}`;
           if (seen.has(key)) continue;
           seen.add(key);

@@ -4,7 +4,8 @@
 // config, under the same lock as a publish to that bucket and channel (a re-sign racing a publish
 // could put an older Release back), the live Release is signed again with a new Date and
 // Valid-Until (activities/repository/resign-release.ts). A suite that has never been published
-// is skipped by the activity. A new workflow type: no recorded history replays through it.
+// is skipped by the activity. `conveyor keys rotate` starts it too, with every yum repository as
+// well and `keys` set (README "Rotating the signing key").
 import { proxyActivities } from '@temporalio/workflow';
 import type { OrchestratorActivities } from '../activities';
 import { FailureType } from '../common/failures';
@@ -23,6 +24,8 @@ export interface ResignTarget {
 
 export interface ResignReleasesInput {
   targets: ResignTarget[];
+  /** A key rotation (`conveyor keys rotate`): yum repositories are re-signed too. */
+  keys?: boolean;
 }
 
 export interface ResignReleasesResult {
@@ -56,6 +59,8 @@ export async function resignReleases(input: ResignReleasesInput): Promise<Resign
           distro: t.distro,
           distroSpec: t.distroSpec,
           lease: { lockId, leaseId: grant.leaseId },
+          // Only when set: the same activity, so recorded histories replay unchanged.
+          ...(input.keys ? { keys: true } : {}),
         });
         const what = { environment: t.environment, channel: t.channel, distro: t.distro };
         if (r.resigned) result.resigned.push({ ...what, validUntil: r.validUntil });

@@ -10,7 +10,9 @@
 //
 // The key is read here, on the orchestrator, from the published key URL, and travels to the host
 // as data (an environment value): the keyring file named after a fingerprint holds exactly that
-// key. apt and dnf on the host still verify everything they read with it.
+// key. apt and dnf on the host still verify everything they read with it. During a key rotation
+// the published file holds two keys: the keyring is then named after both fingerprints
+// (`conveyor-<old>-<new>`), and the next deploy after the rotation ends replaces it.
 import crypto from 'node:crypto';
 import { publicKeyFingerprints } from '../repository/gpg';
 import { FleetFailure, fleetFailure } from './failures';
@@ -21,6 +23,8 @@ const MAX_KEY_BYTES = 32 * 1024;
 const ARMORED_PUBLIC_KEY =
   /^-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n[\x20-\x7e\r\n]*\n-----END PGP PUBLIC KEY BLOCK-----\r?\n?$/;
 const FINGERPRINT = /^[0-9A-F]{40}$|^[0-9A-F]{64}$/;
+/** One fingerprint, or a rotation's two joined by `-`. */
+const KEY_SET = /^([0-9A-F]{40}|[0-9A-F]{64})(-([0-9A-F]{40}|[0-9A-F]{64}))?$/;
 const SOURCE_ID = /^conveyor-[A-Za-z0-9._-]{1,120}$/;
 
 /** `conveyor-<url and suite, readable>-<hash>`: the name of the apt source (`<id>.list`) or the yum
@@ -44,7 +48,7 @@ export function sourceIdFor(url: string, suite?: string): string {
 /** `conveyor-<fingerprint>`: the keyring file's name (`.asc` under /etc/apt/keyrings or
  * /etc/pki/rpm-gpg). */
 export function keyringIdFor(fingerprint: string): string {
-  if (!FINGERPRINT.test(fingerprint)) {
+  if (!KEY_SET.test(fingerprint)) {
     throw fleetFailure(FleetFailure.BadInput, `refused key fingerprint ${JSON.stringify(fingerprint)}`);
   }
   return `conveyor-${fingerprint}`;
@@ -55,8 +59,9 @@ export interface RepositoryKey {
   fingerprint: string;
 }
 
-/** Downloads the published public key and reads its fingerprint. A key that cannot be downloaded,
- * is not one armored public key, or holds more than one primary key fails as RepositoryUnavailable
+/** Downloads the published public key and reads its fingerprint (two, joined by `-`, during a key
+ * rotation). A key that cannot be downloaded, is not one armored public key block, or holds more
+ * than two primary keys fails as RepositoryUnavailable
  * (retryable only when the server did not answer or answered 5xx). */
 export async function fetchRepositoryKey(keyUrl: string, signal?: AbortSignal): Promise<RepositoryKey> {
   const unavailable = (why: string, retryable = false) =>
@@ -83,8 +88,8 @@ export async function fetchRepositoryKey(keyUrl: string, signal?: AbortSignal): 
   const armored = bytes.toString('latin1');
   if (!ARMORED_PUBLIC_KEY.test(armored)) throw unavailable('not an armored OpenPGP public key block');
   const fingerprints = await publicKeyFingerprints(armored, signal);
-  if (fingerprints.length !== 1 || !FINGERPRINT.test(fingerprints[0])) {
-    throw unavailable(`expected one public key, gpg found ${fingerprints.length}`);
+  if (fingerprints.length < 1 || fingerprints.length > 2 || !fingerprints.every((f) => FINGERPRINT.test(f))) {
+    throw unavailable(`expected one public key (two during a key rotation), gpg found ${fingerprints.length}`);
   }
-  return { armored: armored.endsWith('\n') ? armored : `${armored}\n`, fingerprint: fingerprints[0] };
+  return { armored: armored.endsWith('\n') ? armored : `${armored}\n`, fingerprint: fingerprints.join('-') };
 }

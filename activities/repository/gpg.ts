@@ -10,14 +10,19 @@ import { runChecked, runProcess } from '../exec/process';
 import { RepositoryFailure, nonRetryable } from './failures';
 
 export interface Signer {
+  /** The primary key's: the one that signs rpms (an rpm header holds one signature). */
   fingerprint: string;
-  /** The armored public key, as clients import it (signed-by=, gpgkey=). */
+  /** Every key that signs indexes, primary first: two while a rotation overlaps (signing.nextKey*). */
+  fingerprints: string[];
+  /** The primary key's armored public key (what an rpm signature is checked against). */
   publicKey: string;
-  /** An InRelease-style clearsigned copy of `text`. */
+  /** Every key's public key in one armored block, as clients import it (signed-by=, gpgkey=). */
+  publicKeys: string;
+  /** An InRelease-style clearsigned copy of `text`, one signature per key. */
   clearsign(text: string | Buffer): Promise<string>;
-  /** An armored detached signature (Release.gpg, repomd.xml.asc). */
+  /** An armored detached signature (Release.gpg, repomd.xml.asc), one signature per key. */
   detachSign(data: string | Buffer): Promise<string>;
-  /** Adds an RPM header signature to each file in place (rpmsign --addsign). */
+  /** Adds the primary key's RPM header signature to each file in place (rpmsign --addsign). */
   signRpms(files: string[]): Promise<void>;
   close(): Promise<void>;
 }
@@ -82,7 +87,9 @@ async function secretFingerprints(k: Keyring): Promise<string[]> {
   return fprs;
 }
 
-async function importPrivate(k: Keyring, armoredPrivate: string, signal?: AbortSignal): Promise<string> {
+/** Imports one private key; its fingerprint, or undefined when the keyring already held it. */
+async function importPrivate(k: Keyring, armoredPrivate: string, signal?: AbortSignal): Promise<string | undefined> {
+  const before = await secretFingerprints(k);
   const keyFile = k.scratch('key.asc');
   await fs.promises.writeFile(keyFile, armoredPrivate, { mode: 0o600 });
   const imported = await runProcess(k.gpg, ['--homedir', k.home, ...NO_PROMPT, '--import', keyFile], {
@@ -96,11 +103,11 @@ async function importPrivate(k: Keyring, armoredPrivate: string, signal?: AbortS
     // gpg's own output is left out on purpose: it may quote what it was given.
     throw nonRetryable(
       RepositoryFailure.BadConfig,
-      'the signing key is not an armored OpenPGP private key (conveyor.yml signing.keyFile / signing.keyEnv); ' +
+      'a signing key is not an armored OpenPGP private key (conveyor.yml signing.keyFile / keyEnv / nextKeyFile / nextKeyEnv); ' +
         'create one with `conveyor dev` (first start) or `gpg --armor --export-secret-keys <id>`',
     );
   }
-  return fprs[0];
+  return fprs.find((f) => !before.includes(f));
 }
 
 /** Runs a gpg export into a file of the keyring's home (runChecked's output mixes in stderr). */
@@ -115,11 +122,28 @@ async function exportKey(k: Keyring, args: string[], signal?: AbortSignal): Prom
   return text;
 }
 
-export async function openSigner(armoredPrivate: string, signal?: AbortSignal): Promise<Signer> {
+/** A signer for one key, or for several (a rotation's overlap: the first is the primary, every one
+ * signs the indexes, so a client trusting either key accepts them). */
+export async function openSigner(armoredPrivate: string | string[], signal?: AbortSignal): Promise<Signer> {
   const k = await openKeyring();
   try {
-    const fingerprint = await importPrivate(k, armoredPrivate, signal);
+    const keys = [...new Set(typeof armoredPrivate === 'string' ? [armoredPrivate] : armoredPrivate)];
+    const fingerprints: string[] = [];
+    for (const key of keys) {
+      const fpr = await importPrivate(k, key, signal);
+      if (fpr) fingerprints.push(fpr);
+    }
+    if (fingerprints.length !== keys.length) {
+      throw nonRetryable(
+        RepositoryFailure.BadConfig,
+        'signing.nextKeyFile / nextKeyEnv holds the same key as signing.keyFile / keyEnv, or no private key: ' +
+          'give it the new key (`gpg --armor --export-secret-keys <id>`)',
+      );
+    }
+    const fingerprint = fingerprints[0];
     const publicKey = await exportKey(k, ['--export', fingerprint], signal);
+    const publicKeys =
+      fingerprints.length === 1 ? publicKey : await exportKey(k, ['--export', ...fingerprints], signal);
     const gpgSign = async (data: string | Buffer, mode: '--clearsign' | '--detach-sign') => {
       const input = k.scratch('in');
       const output = k.scratch('out');
@@ -130,8 +154,8 @@ export async function openSigner(armoredPrivate: string, signal?: AbortSignal): 
           '--homedir',
           k.home,
           ...NO_PROMPT,
-          '--local-user',
-          fingerprint,
+          // Several --local-user: one signature each, in one InRelease or one detached file.
+          ...fingerprints.flatMap((f) => ['--local-user', f]),
           '--digest-algo',
           'SHA256',
           '--armor',
@@ -148,7 +172,9 @@ export async function openSigner(armoredPrivate: string, signal?: AbortSignal): 
     };
     return {
       fingerprint,
+      fingerprints,
       publicKey,
+      publicKeys,
       clearsign: (text) => gpgSign(text, '--clearsign'),
       detachSign: (data) => gpgSign(data, '--detach-sign'),
       async signRpms(files) {

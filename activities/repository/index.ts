@@ -78,6 +78,9 @@ export interface RepositoryDeps {
   fence?: (input: { lease?: LeaseRef }) => Promise<void>;
   /** The armored private key; read at each publish, never logged. */
   signingKey: () => string;
+  /** A rotation's new key, which signs the indexes beside `signingKey` (never the rpms) and is
+   * published beside it; undefined outside a rotation. */
+  nextSigningKey?: () => string | undefined;
   /** Scratch space for downloads and signing; default the OS temp dir. */
   workDir?: string;
 }
@@ -135,6 +138,18 @@ function readSigningKey(deps: RepositoryDeps): string {
   }
 }
 
+/** The keys that sign indexes: the signing key, and a rotation's next key while one is configured. */
+function readIndexKeys(deps: RepositoryDeps): string[] {
+  const primary = readSigningKey(deps);
+  try {
+    const next = deps.nextSigningKey?.();
+    return next ? [primary, next] : [primary];
+  } catch (err) {
+    // The reader's message names the file or variable, never the key.
+    throw nonRetryable(RepositoryFailure.BadConfig, `cannot read the signing key: ${(err as Error).message}`);
+  }
+}
+
 /** Runs `fn` in an activity scope. Whatever fails once cancellation was requested (a killed gpg
  * exits with SIGTERM, not an AbortError) is reported as the cancellation it is. */
 async function inScope<T>(fn: (scope: ActivityScope) => Promise<T>): Promise<T> {
@@ -166,7 +181,7 @@ export function createRepositoryActivities(deps: RepositoryDeps) {
       const store = storeOf(deps, input.environment);
       const dir = await scratch();
       try {
-        const signer = await openSigner(readSigningKey(deps), scope.signal);
+        const signer = await openSigner(readIndexKeys(deps), scope.signal);
         try {
           const validDays = deps.validDays?.[input.environment] ?? DEFAULT_VALID_DAYS;
           const engine: EngineDeps = {
@@ -238,9 +253,10 @@ export function createRepositoryActivities(deps: RepositoryDeps) {
       withSigner(input, (engine, format) => rewriteRepository(engine, format, input)),
 
     /** Re-signs the channel's live APT Release in place (same files, new Date and Valid-Until),
-     * before it expires. The caller holds the channel's publish lock. YUM: nothing to do. */
+     * before it expires, with the configured keys. The caller holds the channel's publish lock.
+     * YUM: nothing to do, unless `keys` (a rotation) asks for a new repomd.xml.asc. */
     resignRepository: (input: ResignInput): Promise<ResignResult> =>
-      withSigner(input, (engine, format) => resignRelease(engine, format)),
+      withSigner(input, (engine, format) => resignRelease(engine, format, { keys: input.keys })),
 
     /** The versions of `name` a channel holds now (newest first), from its state manifest: what
      * promotion compares against so an older build never replaces a newer one unasked. */

@@ -20,6 +20,7 @@
 import { planPublish, type PublishPlan } from './publish-plan';
 import { collect, retire } from './publish-collect';
 import { signAndSwitch } from './publish-switch';
+import type { Signer } from './gpg';
 import type { EngineDeps, RepositoryFormat } from './publish-types';
 import { makePackages, uploadIndexes, uploadPool } from './publish-upload';
 import {
@@ -36,6 +37,24 @@ export type { Candidate, EngineDeps, IndexFile, Ingested, IngestContext, Reposit
 export { builtBy } from './publish-plan';
 
 export const PUBLIC_KEY_PATH = 'keys/conveyor.asc';
+
+/** What the state records as `signer`: the keys that signed the index (one, or two while a
+ * rotation overlaps), so a change of the key set re-signs at the next publish. */
+export const keySetOf = (signer: Pick<Signer, 'fingerprints'>): string => signer.fingerprints.join(',');
+
+/** Uploads the public keys when `keys/conveyor.asc` differs. The key first: a client configured
+ * from this run must be able to verify what follows. */
+export async function publishPublicKeys(deps: Pick<EngineDeps, 'store' | 'signer' | 'scope'>): Promise<boolean> {
+  const liveKey = await deps.store.get(PUBLIC_KEY_PATH, deps.scope.signal);
+  if (liveKey && liveKey.toString('utf8') === deps.signer.publicKeys) return false;
+  await deps.store.put(
+    PUBLIC_KEY_PATH,
+    Buffer.from(deps.signer.publicKeys),
+    { contentType: 'application/pgp-keys', immutable: false },
+    deps.scope.signal,
+  );
+  return true;
+}
 
 function sameRecords(a: IndexRecord[], b: IndexRecord[]): boolean {
   const key = (r: IndexRecord) => `${r.key} ${r.sha256}`;
@@ -76,17 +95,7 @@ export async function publishPlan(
   const { packages, ingested } = await makePackages(deps, fmt, plan);
   const { files, extra } = await fmt.indexFiles(packages, state.extra, signal);
 
-  // The key first: a client configured from this run must be able to verify what follows.
-  const liveKey = await store.get(PUBLIC_KEY_PATH, signal);
-  if (!liveKey || liveKey.toString('utf8') !== signer.publicKey) {
-    await store.put(
-      PUBLIC_KEY_PATH,
-      Buffer.from(signer.publicKey),
-      { contentType: 'application/pgp-keys', immutable: false },
-      signal,
-    );
-    uploaded.push(PUBLIC_KEY_PATH);
-  }
+  if (await publishPublicKeys(deps)) uploaded.push(PUBLIC_KEY_PATH);
 
   await uploadPool(deps, fmt, plan, ingested, uploaded);
   const records = await uploadIndexes(deps, plan, files, uploaded);
@@ -96,7 +105,7 @@ export async function publishPlan(
     return o !== undefined && o.size === r.size && (!/^[0-9a-f]{32}$/.test(o.etag) || o.etag === r.md5);
   };
   const indexChanged = !sameRecords(records, state.current);
-  const signerChanged = state.signer !== signer.fingerprint;
+  const signerChanged = state.signer !== keySetOf(signer);
   const signedDamaged = state.signed.length === 0 || !state.signed.every(inPlace);
   const resign = indexChanged || signerChanged || signedDamaged;
   const generation = resign ? state.generation + 1 : state.generation;
@@ -112,7 +121,7 @@ export async function publishPlan(
     schema: 1,
     format: fmt.format,
     generation,
-    signer: resign ? signer.fingerprint : state.signer,
+    signer: resign ? keySetOf(signer) : state.signer,
     packages,
     current: records,
     previous: indexChanged ? state.current.filter((r) => r.hashed) : state.previous,

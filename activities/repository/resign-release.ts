@@ -5,11 +5,14 @@
 // files and sums, a new Date and Valid-Until), under the same publish lock as a publish (the
 // caller holds it; `fence` runs before the switch), and records the new signed files in the
 // state. Only what the state says is live is re-signed: a Release that differs from the state's
-// record is not ours to vouch for (a publish repairs it). YUM has nothing to renew: repomd.xml
-// carries no expiry.
+// record is not ours to vouch for (a publish repairs it). YUM has nothing to renew (repomd.xml
+// carries no expiry), so the schedule leaves it out; `conveyor keys rotate` re-signs both formats
+// with the configured key set (`keys` option): the same repomd.xml, a new repomd.xml.asc. The
+// public keys go up first, so a client that fetches them can verify the new signatures.
 import { RepositoryFailure, nonRetryable } from './failures';
 import { releaseDate, signRelease } from './apt-format';
 import type { EngineDeps, RepositoryFormat } from './publish-types';
+import { keySetOf, publishPublicKeys } from './publish-repository';
 import { recordOf } from './publish-upload';
 import { parseState } from './repository-state';
 import { sha256Hex } from './s3-objects';
@@ -28,10 +31,11 @@ export function redate(text: string, now: Date, validUntil: Date | undefined): s
 export async function resignRelease(
   deps: Pick<EngineDeps, 'store' | 'signer' | 'scope' | 'now' | 'validMs' | 'fence'>,
   fmt: RepositoryFormat,
+  opts: { keys?: boolean } = {},
 ): Promise<ResignResult> {
   const { store, scope } = deps;
   const signal = scope.signal;
-  if (fmt.format !== 'apt') return { resigned: false, keys: [] };
+  if (fmt.format !== 'apt' && !opts.keys) return { resigned: false, keys: [] };
   const bytes = await store.get(fmt.stateKey, signal);
   if (!bytes) return { resigned: false, keys: [] };
   const state = parseState(bytes, store.url(fmt.stateKey), fmt.format);
@@ -47,21 +51,29 @@ export async function resignRelease(
     );
   }
   const now = deps.now();
-  const validUntil = deps.validMs ? new Date(now.getTime() + deps.validMs) : undefined;
+  const validUntil = fmt.format === 'apt' && deps.validMs ? new Date(now.getTime() + deps.validMs) : undefined;
   scope.heartbeat({ phase: 'sign', generation: state.generation });
-  const files = await signRelease(
-    Buffer.from(redate(live.toString('utf8'), now, validUntil)),
-    deps.signer,
-    fmt.signedKeys,
-  );
+  const files =
+    fmt.format === 'apt'
+      ? await signRelease(Buffer.from(redate(live.toString('utf8'), now, validUntil)), deps.signer, fmt.signedKeys)
+      : [
+          { key: releaseKey, body: live, contentType: 'application/xml', hashed: false },
+          {
+            key: fmt.signedKeys[1],
+            body: Buffer.from(await deps.signer.detachSign(live)),
+            contentType: 'application/pgp-signature',
+            hashed: false,
+          },
+        ];
   scope.checkCancelled();
   await deps.fence?.();
+  await publishPublicKeys(deps);
   for (const f of files) {
     await store.put(f.key, f.body, { contentType: f.contentType, immutable: false }, signal);
   }
   const next = {
     ...state,
-    signer: deps.signer.fingerprint,
+    signer: keySetOf(deps.signer),
     signed: files.map(recordOf),
     publishedAt: now.toISOString(),
   };
@@ -72,7 +84,8 @@ export async function resignRelease(
     signal,
   );
   scope.info('release re-signed', {
-    suite: fmt.suite,
+    suite: fmt.suite ?? fmt.repoUrlPath,
+    signers: keySetOf(deps.signer),
     generation: state.generation,
     validUntil: validUntil?.toISOString(),
   });

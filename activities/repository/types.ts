@@ -63,6 +63,8 @@ export interface ResignInput {
   distro: string;
   distroSpec: DistroSpec;
   lease?: LeaseRef;
+  /** A key rotation (`conveyor keys rotate`): yum repositories too, with the configured key set. */
+  keys?: boolean;
 }
 
 export interface ResignResult {

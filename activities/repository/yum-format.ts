@@ -80,7 +80,10 @@ async function fragments(
 ): Promise<{ byId: Map<string, Record<Kind, string>>; output: string }> {
   const repo = path.join(dir, 'createrepo');
   await fs.promises.mkdir(path.join(repo, 'Packages'), { recursive: true });
-  for (const f of files) await fs.promises.copyFile(f.file, path.join(repo, 'Packages', f.name));
+  for (const f of files) {
+    await fs.promises.mkdir(path.dirname(path.join(repo, 'Packages', f.name)), { recursive: true });
+    await fs.promises.copyFile(f.file, path.join(repo, 'Packages', f.name));
+  }
   const output = await runChecked(
     'createrepo_c',
     ['--no-database', '--simple-md-filenames', '--checksum', 'sha256', '--quiet', repo],
@@ -106,6 +109,12 @@ async function fragments(
   return { byId, output };
 }
 
+/** `<repository>/Packages/<last 16 hex of the fingerprint>/<file>`: where an rpm re-signed by
+ * another key than the one it was published with goes. */
+export function resignedKey(root: string, file: string, fingerprint: string): string {
+  return `${root}Packages/${fingerprint.slice(-16).toLowerCase()}/${file}`;
+}
+
 export function yumFormat(input: RepositoryTarget): RepositoryFormat {
   const root = `yum/${input.distro}/${input.channel}/`;
   const signedKeys = [`${root}repodata/repomd.xml`, `${root}repodata/repomd.xml.asc`];
@@ -124,7 +133,14 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
     async ingest(candidates: Candidate[], ctx: IngestContext): Promise<Ingested[]> {
       const prepared = await mapLimit(candidates, 4, async (c) => {
         await checkRpm(c.file, c.ref, ctx.signal);
-        const meta = ctx.listing.has(c.key) ? await ctx.store.head(c.key, ctx.signal) : undefined;
+        let meta = ctx.listing.has(c.key) ? await ctx.store.head(c.key, ctx.signal) : undefined;
+        if (meta?.signer && meta.signer !== ctx.signer.fingerprint) {
+          // Published under another key (a rotation): the file stays where it is for clients that
+          // hold the previous index and its checksum; the copy signed by this key gets a path of
+          // its own (written once), so no cached metadata ever names bytes that changed.
+          c = { ...c, key: resignedKey(root, c.ref.file, ctx.signer.fingerprint) };
+          meta = ctx.listing.has(c.key) ? await ctx.store.head(c.key, ctx.signal) : undefined;
+        }
         if (c.ref.signer !== undefined && c.ref.signer === ctx.signer.fingerprint) {
           // Signed once at package time by this key: published as it is, never signed again.
           // The SHA-256 was checked against the reference on download; the signature is checked
@@ -153,7 +169,8 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
       await ctx.signer.signRpms(prepared.filter((p) => !p.reused && !p.presigned).map((p) => p.file));
       const withSha = await mapLimit(prepared, 4, async (p) => ({ ...p, ...(await hashFile(p.file)) }));
       const { byId: xml, output } = await fragments(
-        withSha.map((p) => ({ file: p.file, name: p.ref.file })),
+        // The name under Packages/ is the location the index gives (a re-signed rpm's is in a subfolder).
+        withSha.map((p) => ({ file: p.file, name: p.key.slice(`${root}Packages/`.length) })),
         ctx.dir,
         ctx.signal,
       );

@@ -27,6 +27,7 @@ export function secretEnvNames(config: ConveyorConfig): Record<StackProcess, str
     orchestrator: [
       config.github.tokenEnv,
       ...(config.signing?.keyEnv ? [config.signing.keyEnv] : []),
+      ...(config.signing?.nextKeyEnv ? [config.signing.nextKeyEnv] : []),
       ...checkout,
       ...chatCredentialEnvNames(config),
     ],
