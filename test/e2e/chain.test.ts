@@ -16,7 +16,7 @@ import { runChecked } from '../../activities/exec/process';
 import { aptClient, dnfClient } from '../helpers/readers';
 import { sameBytesReport } from '../helpers/same-bytes';
 import type { AwsClients } from '../../activities/storage/s3';
-import { awsFor, clientFor, startWorkers, tempDir, testConfig, testEnv } from '../helpers/stack';
+import { awsFor, clientFor, DEB_AND_RPM, startWorkers, tempDir, testConfig, testEnv } from '../helpers/stack';
 
 const SECRET = 'chain-secret';
 
@@ -48,10 +48,7 @@ describe('chain: push → test → package → publish (staging)', () => {
         },
       ],
       {},
-      {
-        deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' },
-        rpm: { format: 'rpm', arch: 'x86_64' },
-      },
+      DEB_AND_RPM,
     );
     [deb, rpm] = Object.keys(config.distros);
     aws = await awsFor(config);

@@ -13,7 +13,7 @@ import type { ConveyorConfig } from '../../config/conveyor';
 import { conveyor } from '../helpers/cli';
 import { publishStaging, type StagingRepo } from '../helpers/hosts';
 import { aptClient, dnfClient } from '../helpers/readers';
-import { awsFor, clientFor, startWorkers, tempDir, testConfig, uid } from '../helpers/stack';
+import { awsFor, clientFor, DEB_AND_RPM, startWorkers, tempDir, testConfig, uid } from '../helpers/stack';
 
 describe('conveyor repo: generations, rollback and removal, read by apt-get and dnf', () => {
   let config: ConveyorConfig;
@@ -26,14 +26,7 @@ describe('conveyor repo: generations, rollback and removal, read by apt-get and 
   const channel = `gen${uid()}`;
 
   beforeAll(async () => {
-    config = testConfig(
-      [],
-      {},
-      {
-        deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' },
-        rpm: { format: 'rpm', arch: 'x86_64' },
-      },
-    );
+    config = testConfig([], {}, DEB_AND_RPM);
     [debDistro, rpmDistro] = Object.keys(config.distros);
     s3 = (await awsFor(config)).s3;
     const dir = tempDir('cli-repo');

@@ -23,12 +23,13 @@ import { sameBytesReport } from '../helpers/same-bytes';
 import {
   awsFor,
   clientFor,
+  DEB_AND_RPM,
+  startSampleRun,
   startWorkers,
   tempDir,
   testConfig,
   testEnv,
   waitForStatus,
-  startSampleRun,
 } from '../helpers/stack';
 
 const TEMPORAL = path.resolve(__dirname, '..', '..', '.tools', 'bin', 'temporal');
@@ -62,7 +63,7 @@ describe('release branches: tag, cut, approve, promote', () => {
         },
       ],
       {},
-      { deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' }, rpm: { format: 'rpm', arch: 'x86_64' } },
+      DEB_AND_RPM,
     );
     [deb, rpm] = Object.keys(config.distros);
     aws = await awsFor(config);

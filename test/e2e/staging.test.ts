@@ -22,12 +22,13 @@ import { makeLocalHost, registerHosts } from '../helpers/hosts';
 import {
   awsFor,
   clientFor,
+  DEB_AND_RPM,
+  startSampleRun,
   startWorkers,
   tempDir,
   testConfig,
   uid,
   waitForStatus,
-  startSampleRun,
 } from '../helpers/stack';
 
 const SMOKE = 'widget --version && test ! -f /etc/conveyor-fail-smoke';
@@ -82,7 +83,7 @@ describe('staging: deploy and verify on local hosts', () => {
         },
       ],
       { fleet: { hostsDir } },
-      { deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' }, rpm: { format: 'rpm', arch: 'x86_64' } },
+      DEB_AND_RPM,
     );
     [deb, rpm] = Object.keys(config.distros);
     const aws = await awsFor(config);

@@ -57,6 +57,12 @@ export interface TestDistro {
   arch: string;
 }
 
+/** The two distros most chain tests build for: a Debian suite and an rpm one. */
+export const DEB_AND_RPM: Record<string, TestDistro> = {
+  deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' },
+  rpm: { format: 'rpm', arch: 'x86_64' },
+};
+
 /**
  * Writes a conveyor.yml for one test and loads it through the real loader. Distro names get a
  * unique suffix (`<name>-<id>`) so each test has its own build queues; repositories use them all.

@@ -23,7 +23,7 @@ import { publicKeyOf } from '../../activities/repository';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { makeLocalHost, publishStaging, registerHosts, type StagingRepo } from '../helpers/hosts';
 import { otherSigningKey } from '../helpers/packages';
-import { awsFor, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
+import { awsFor, DEB_AND_RPM, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
 
 const quiet = new DefaultLogger('ERROR');
 
@@ -54,14 +54,7 @@ describe('fleet: local hosts upgraded from the published staging repository', ()
   const role = `widget-${uid()}`;
 
   beforeAll(async () => {
-    config = testConfig(
-      [],
-      {},
-      {
-        deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' },
-        rpm: { format: 'rpm', arch: 'x86_64' },
-      },
-    );
+    config = testConfig([], {}, DEB_AND_RPM);
     [debDistro, rpmDistro] = Object.keys(config.distros);
     const aws = await awsFor(config);
     s3 = aws.s3;

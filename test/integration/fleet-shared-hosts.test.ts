@@ -21,7 +21,7 @@ import { openSigner } from '../../activities/repository/gpg';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { makeLocalHost, publishStaging, registerHosts, type StagingRepo } from '../helpers/hosts';
 import { testSigningKey } from '../helpers/packages';
-import { awsFor, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
+import { awsFor, DEB_AND_RPM, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
 
 type Format = 'deb' | 'rpm';
 
@@ -41,14 +41,7 @@ describe('fleet: several repositories on one host', () => {
   const role = `shared-${uid()}`;
 
   beforeAll(async () => {
-    config = testConfig(
-      [],
-      {},
-      {
-        deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' },
-        rpm: { format: 'rpm', arch: 'x86_64' },
-      },
-    );
+    config = testConfig([], {}, DEB_AND_RPM);
     [debDistro, rpmDistro] = Object.keys(config.distros);
     const aws = await awsFor(config);
     s3 = aws.s3;

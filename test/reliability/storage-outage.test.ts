@@ -15,7 +15,7 @@ import type { RunOutcome } from '../../activities/exec/process';
 import type { PipelineResult } from '../../common/types';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { aptClient, dnfClient } from '../helpers/readers';
-import { awsFor, clientFor, startSampleRun, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
+import { awsFor, clientFor, DEB_AND_RPM, startSampleRun, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
 import {
   debCounts,
   rpmCounts,
@@ -55,7 +55,7 @@ describe('reliability: storage outage and crashes mid-publish never break a read
         },
       ],
       { aws: { region: 'us-east-1', endpoint: proxy.url } },
-      { deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' }, rpm: { format: 'rpm', arch: 'x86_64' } },
+      DEB_AND_RPM,
     );
     stagingBucket = parseS3Url(config.storage.staging).bucket;
     await awsFor(config);

@@ -20,7 +20,7 @@ import { pushPayload, sendWebhook } from '../../cli/webhook-client';
 import type { PipelineResult } from '../../common/types';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { startFakeGithub, type FakeGithub } from '../helpers/fake-github';
-import { awsFor, clientFor, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
+import { awsFor, clientFor, DEB_AND_RPM, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
 import {
   activitySchedules,
   childStarts,
@@ -69,7 +69,7 @@ describe('reliability: worker crashes lose nothing and do nothing twice; no secr
         },
       ],
       { github: { tokenEnv, apiUrl: github.url } },
-      { deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' }, rpm: { format: 'rpm', arch: 'x86_64' } },
+      DEB_AND_RPM,
     );
     await awsFor(config);
     client = await clientFor(config);

@@ -32,7 +32,16 @@ import globalSetup from '../setup/global-setup';
 import globalTeardown from '../setup/global-teardown';
 import { conveyor } from '../helpers/cli';
 import { makeLocalHost, registerHosts } from '../helpers/hosts';
-import { awsFor, clientFor, startWorkers, tempDir, testConfig, uid, waitForStatus } from '../helpers/stack';
+import {
+  awsFor,
+  clientFor,
+  DEB_AND_RPM,
+  startWorkers,
+  tempDir,
+  testConfig,
+  uid,
+  waitForStatus,
+} from '../helpers/stack';
 
 const EventType = temporal.api.enums.v1.EventType;
 const OUT = path.join(__dirname, 'histories');
@@ -224,7 +233,7 @@ async function main(): Promise<void> {
                 },
               ],
               {},
-              { deb: { format: 'deb', codename: 'bookworm', arch: 'amd64' }, rpm: { format: 'rpm', arch: 'x86_64' } },
+              DEB_AND_RPM,
             );
             await awsFor(signedConfig);
             const signedWorkers = await startWorkers(signedConfig);
