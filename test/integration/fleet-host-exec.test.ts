@@ -7,7 +7,6 @@
 // directory bound at /run/conveyor, while the hosts directory is out of its reach.
 import fs from 'node:fs';
 import path from 'node:path';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { createFleetActivities, type FleetActivities, type Host } from '../../activities/fleet';
@@ -45,11 +44,7 @@ describe('fleet: e2e steps reach hosts through the host-exec relay only', () => 
     bucket = parseS3Url(config.storage.artifacts).bucket;
     fleet = createFleetActivities({
       ec2: aws.ec2,
-      ssm: new SSMClient({
-        region: 'us-east-1',
-        endpoint: testEnv().aws,
-        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-      }),
+      ssm: aws.ssm,
       s3,
       artifactsBucket: bucket,
       artifactsPrefix: '',

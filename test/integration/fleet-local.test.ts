@@ -6,7 +6,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
@@ -23,7 +22,7 @@ import { publicKeyOf } from '../../activities/repository';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { makeLocalHost, publishStaging, registerHosts, type StagingRepo } from '../helpers/hosts';
 import { otherSigningKey } from '../helpers/packages';
-import { awsFor, DEB_AND_RPM, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
+import { awsFor, DEB_AND_RPM, tempDir, testConfig, uid } from '../helpers/stack';
 
 const quiet = new DefaultLogger('ERROR');
 
@@ -75,11 +74,7 @@ describe('fleet: local hosts upgraded from the published staging repository', ()
     ]);
     acts = createFleetActivities({
       ec2: aws.ec2,
-      ssm: new SSMClient({
-        region: 'us-east-1',
-        endpoint: testEnv().aws,
-        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-      }),
+      ssm: aws.ssm,
       s3,
       artifactsBucket,
       artifactsPrefix: '',

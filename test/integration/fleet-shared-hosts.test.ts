@@ -8,7 +8,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import {
   createFleetActivities,
   keyringIdFor,
@@ -21,7 +20,7 @@ import { openSigner } from '../../activities/repository/gpg';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { makeLocalHost, publishStaging, registerHosts, type StagingRepo } from '../helpers/hosts';
 import { testSigningKey } from '../helpers/packages';
-import { awsFor, DEB_AND_RPM, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
+import { awsFor, DEB_AND_RPM, tempDir, testConfig, uid } from '../helpers/stack';
 
 type Format = 'deb' | 'rpm';
 
@@ -59,11 +58,7 @@ describe('fleet: several repositories on one host', () => {
     repos.pb = await publishStaging(config, s3, dir, 'pb', ['4.0.0-1', '4.0.0-2'], pairChannel, pair);
     acts = createFleetActivities({
       ec2: aws.ec2,
-      ssm: new SSMClient({
-        region: 'us-east-1',
-        endpoint: testEnv().aws,
-        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-      }),
+      ssm: aws.ssm,
       s3,
       artifactsBucket: parseS3Url(config.storage.artifacts).bucket,
       artifactsPrefix: '',
