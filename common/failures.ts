@@ -29,6 +29,10 @@ export const FailureType = {
   /** A repository's state object is gone while its signed index is live: publishing from an
    * empty state would delete what the index names. Not retried: an operator restores the state. */
   RepositoryStateMissing: 'RepositoryStateMissing',
+  /** The version was taken out of the channel with `conveyor repo remove`: publishing it again would
+   * undo an operator's decision. Not retried: publish a new build, or roll back to a generation
+   * that holds it (an explicit operator action that restores it). */
+  VersionYanked: 'VersionYanked',
   /** A package written by the package step is not a valid package of the right format, name or version. */
   BadPackage: 'BadPackage',
   /** The package step left no .deb/.rpm of the distro's format in CONVEYOR_OUT. */

@@ -20,6 +20,8 @@ export const RepositoryFailure = {
   BadDocs: FailureType.BadDocs,
   /** The state object is missing while the signed index is live (publish-plan.ts). */
   StateMissing: FailureType.RepositoryStateMissing,
+  /** The version was removed from the channel with `conveyor repo remove` (publish-plan.ts). */
+  Yanked: FailureType.VersionYanked,
   /** The signing key or a name (channel, distro, environment) cannot work. */
   BadConfig: FailureType.BadConfig,
 } as const;

@@ -8,6 +8,11 @@
 // A missing state while a signed index is live is not an empty repository: collecting garbage
 // from an empty state would delete every other package and by-hash file (issue 13, reproduced:
 // other architectures vanished from Release). The publish is refused, saying how to recover.
+//
+// A version removed with `conveyor repo remove` (the state's `yanked`) is never published into that
+// channel again by a publish or a promotion (a rerun of an old stage, a retry after the removal):
+// the publish is refused, naming who removed it, when and why. Only `conveyor repo rollback` to a
+// generation that holds it brings it back (rewrite-repository.ts), and that clears the record.
 import { notOwnedMessage, ownedPackages } from '../../common/package-names';
 import type { ArtifactRef, BuildIdentity } from '../../common/types';
 import { RepositoryFailure, nonRetryable } from './failures';
@@ -194,7 +199,18 @@ export async function planPublish(
   // The wanted set: the live packages plus the incoming ones. A version is immutable once published.
   const wanted = new Map<string, PublishedPackage | ArtifactRef>();
   for (const p of state.packages) wanted.set(identity(p), p);
+  const yanks = new Map((state.yanked ?? []).map((y) => [`${y.name} ${y.version}`, y]));
   for (const ref of incoming) {
+    const yank = yanks.get(`${ref.name} ${ref.version}`);
+    if (yank && !wanted.has(identity(ref))) {
+      throw nonRetryable(
+        RepositoryFailure.Yanked,
+        `${ref.name} ${ref.version} was removed from ${where} at ${yank.at}${yank.by ? ` by ${yank.by}` : ''} ` +
+          `(${JSON.stringify(yank.reason)}): refusing to publish it again. Publish a new build, or bring it back ` +
+          'on purpose with `conveyor repo rollback` to a generation that holds it',
+        { name: ref.name, version: ref.version, yanked: yank },
+      );
+    }
     const had = wanted.get(identity(ref));
     const hadRef = had && ('artifact' in had ? had.artifact : had);
     // Two distros of one suite (amd64, arm64) both build its `Architecture: all` packages: the

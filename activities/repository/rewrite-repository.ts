@@ -4,9 +4,11 @@
 //   other (pool files first, then indexes, then the signed switch, then state and snapshot), so a
 //   client never sees a half-rolled-back repository and a client holding the live index still
 //   finds its files (they are retired by time, not deleted). Pool files of N that were collected
-//   since are restored from their artifacts, as a publish restores a lost file.
+//   since are restored from their artifacts, as a publish restores a lost file. A removed version
+//   that N holds comes back and is no longer recorded as yanked.
 // - `remove <name> <version>`: a new generation without that version (every architecture), the
-//   reason recorded in the state (`yanked`) and in the snapshot.
+//   reason recorded in the state (`yanked`) and in the snapshot; publishes and promotions into the
+//   channel refuse that version from then on (publish-plan.ts).
 // Both run under the channel's publish lock (the repository-rewrite workflow holds it) and are
 // fenced by its lease like a publish.
 import { RepositoryFailure, nonRetryable } from './failures';
@@ -101,6 +103,10 @@ export async function rewriteRepository(
       );
     }
     wanted = snap.packages;
+    // Restoring a removed version is the operator's explicit decision: it is no longer yanked
+    // (publish-plan.ts refuses yanked versions), and the snapshot of this generation says why.
+    const restored = new Set(wanted.map((p) => `${p.name} ${p.version}`));
+    yanked = yanked?.filter((y) => !restored.has(`${y.name} ${y.version}`));
     // Names the channel gained since keep their owners; names of N keep theirs.
     owners = { ...owners, ...snap.owners };
     change = { kind: 'rollback', to: action.to, ...(input.by ? { by: input.by } : {}) };

@@ -151,9 +151,22 @@ describe('conveyor repo: generations, rollback and removal, read by apt-get and 
     expect(state.yanked).toEqual([
       expect.objectContaining({ name: 'widget', version: '1.0.0-1', reason: 'crashes on start', by: 'cli-tester' }),
     ]);
+    // A removed version is not published into the channel again (a rerun of an old publish stage),
+    // in either format.
+    for (const distro of [debDistro, rpmDistro]) {
+      const one = { ...config, distros: { [distro]: config.distros[distro] } };
+      await expect(publishStaging(one, s3, tempDir('again'), 'widget', ['1.0.0-1'], channel)).rejects.toThrow(
+        /widget 1\.0\.0-1 was removed from .* by cli-tester \("crashes on start"\): refusing to publish it again/,
+      );
+    }
+    expect(await readable(['1.0.0-1', '1.0.0-2'])).toEqual([]);
     // And back: the rollback restores generation 2's packages from the retained pool files.
     const back = await ok('repo', 'rollback', 'staging', channel, '--to', '2', '--distro', debDistro);
     expect(back).toMatch(/generation 4 → 5, 2 packages/);
+    const restored = (await (await fetch(`${repo.bucketUrl}/conveyor-state/apt/bookworm-${channel}.json`)).json()) as {
+      yanked?: unknown[];
+    };
+    expect(restored.yanked ?? []).toEqual([]);
     const apt = await aptClient(tempDir('apt'), repo.apt.url, repo.apt.suite, repo.keyUrl);
     expect((await apt.update()).exitCode).toBe(0);
     expect((await apt.download('widget=1.0.0-2')).exitCode).toBe(0);
