@@ -367,7 +367,8 @@ repository) and keeps a snapshot of it beside the state (conveyor-state/…gener
 remove publish a NEW generation (the old ones stay listed), in the same order as a publish (files,
 indexes, then the signed index), under the same lock, through a workflow on the orchestrator's queue
 (an orchestrator worker must run). Files a replaced generation named stay for
-storage.keepGenerationsHours, so clients that read the previous index still download them.
+storage.keepGenerationsHours, so clients that read the previous index still download them. A removed
+version is refused by later publishes into the channel until a rollback restores it.
 
   conveyor repo list [--env staging]
   conveyor repo show staging unstable [--generation 3] [--distro bookworm]
