@@ -4,7 +4,10 @@
 // - a run that waits at its approval gate is approved with `conveyor approve`, another whose unit
 //   step fails is aborted with `conveyor abort`; `conveyor audit --json` lists both with who, when
 //   and why, read from the bucket (not from the runs);
-// - each Prometheus endpoint, scraped after the runs, has the SDK's own series and ours;
+// - the approved run deploys to a local staging host (an upgrade), a third run's smoke check fails
+//   there and the host is rolled back;
+// - each Prometheus endpoint, scraped after the runs, has the SDK's own series and ours (the host
+//   upgrade and rollback counters included), and every series the sample Grafana dashboard queries;
 // - every log line is JSON; activity lines carry workflow ID, run ID, stage and distro; no secret
 //   of the processes' environment appears in any line.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -18,9 +21,11 @@ import { freePort } from '../../cli/local-stack/services';
 import { ROOT, tsxBin } from '../../cli/local-stack/tools';
 import type { AuditEntry } from '../../common/audit';
 import type { ConveyorConfig } from '../../config/conveyor';
+import { abortSignal } from '../../workflows/messages';
 import { sendWebhook } from '../../cli/webhook-client';
 import { conveyor } from '../helpers/cli';
-import { awsFor, clientFor, startSampleRun, tempDir, testConfig, testEnv, waitForStatus } from '../helpers/stack';
+import { makeLocalHost, registerHosts } from '../helpers/hosts';
+import { awsFor, clientFor, startSampleRun, tempDir, testConfig, testEnv, uid, waitForStatus } from '../helpers/stack';
 
 const SECRET_NAME = 'CONVEYOR_OBS_TEST_API_KEY';
 const SECRET = `obs-${crypto.randomBytes(12).toString('hex')}`;
@@ -91,22 +96,43 @@ describe('observability: metrics per worker process, JSON logs with run context,
   let work: string;
   let approved: string;
   let aborted: string;
+  let hostRoot: string;
   const startedAt = new Date();
+  const role = `obs-${uid()}`;
 
   beforeAll(async () => {
     const dir = tempDir('observability');
     bare = path.join(dir, 'widget.git');
     work = path.join(dir, 'work');
-    config = testConfig([
+    config = testConfig(
+      [
+        {
+          name: 'acme/obs',
+          cloneUrl: bare,
+          steps: {
+            unit: 'make test',
+            integration: 'make integration',
+            package: 'make package',
+            smoke: 'widget --version && test ! -f /etc/conveyor-fail-smoke',
+          },
+          branches: [{ match: 'main', channel: 'unstable', approval: true }],
+          more: { packages: ['widget'], staging: { tags: { Environment: 'staging', Role: role }, batchSize: 1 } },
+        },
+      ],
+      { fleet: { hostsDir: path.join(dir, 'hosts') } },
+    );
+    const aws = await awsFor(config);
+    const [distro] = Object.keys(config.distros);
+    hostRoot = await makeLocalHost(path.join(dir, 'hosts'), `${distro}-obs`, 'deb');
+    await registerHosts(aws.ec2, [
       {
-        name: 'acme/obs',
-        cloneUrl: bare,
-        steps: { unit: 'make test', integration: 'make integration', package: 'make package' },
-        branches: [{ match: 'main', channel: 'unstable', approval: true }],
-        more: { packages: ['widget'] },
+        name: `${distro}-obs`,
+        distro,
+        executor: 'local',
+        tags: { Environment: 'staging', Role: role },
+        root: hostRoot,
       },
     ]);
-    await awsFor(config);
     client = await clientFor(config);
     const [oPort, bPort] = [await freePort(), await freePort()];
     orchestratorMetrics = `http://127.0.0.1:${oPort}/metrics`;
@@ -197,6 +223,17 @@ describe('observability: metrics per worker process, JSON logs with run context,
   }, 360000);
 
   it("each worker's endpoint serves the SDK's series and Conveyor's", async () => {
+    // A build whose smoke check fails on the host: the host is rolled back to the approved version.
+    fs.writeFileSync(path.join(hostRoot, 'etc/conveyor-fail-smoke'), 'x\n');
+    const smoke = await startSampleRun(config, client, { repository: 'acme/obs', bare, work, message: 'smoke fails' });
+    const failed = await waitForStatus(client, smoke.workflowId, 'awaiting-operator', 180000);
+    expect(failed.stages.find((s) => s.state === 'failed')?.error).toMatch(/rolled back 1 host\(s\)/);
+    await client.workflow.getHandle(smoke.workflowId).signal(abortSignal, { reason: 'smoke failed' });
+    await client.workflow
+      .getHandle(smoke.workflowId)
+      .result()
+      .catch(() => undefined);
+
     const o = await scrape(orchestratorMetrics);
     // The SDK's own: workflow task latencies, schedule-to-start, sticky cache.
     expect(o).toMatch(/^temporal_workflow_task_schedule_to_start_latency_bucket\{/m);
@@ -204,9 +241,10 @@ describe('observability: metrics per worker process, JSON logs with run context,
     expect(o).toMatch(/^temporal_sticky_cache_size\{/m);
     // Ours, from workflow code: runs by outcome, stage durations, lock waits, operator actions.
     expect(sample(o, 'conveyor_runs_total', { repository: 'acme/obs', outcome: 'succeeded' })).toBe(1);
-    expect(sample(o, 'conveyor_runs_total', { repository: 'acme/obs', outcome: 'aborted' })).toBe(1);
+    expect(sample(o, 'conveyor_runs_total', { repository: 'acme/obs', outcome: 'aborted' })).toBe(2);
     expect(sample(o, 'conveyor_stage_duration_seconds_count', { stage: 'test', outcome: 'failed' })).toBe(1);
-    expect(sample(o, 'conveyor_stage_duration_seconds_count', { stage: 'publish', outcome: 'succeeded' })).toBe(1);
+    expect(sample(o, 'conveyor_stage_duration_seconds_count', { stage: 'publish', outcome: 'succeeded' })).toBe(2);
+    expect(sample(o, 'conveyor_stage_duration_seconds_count', { stage: 'deploy', outcome: 'failed' })).toBe(1);
     // Both repository locks were waited for: the staging publish's and the production promote's.
     for (const workflowType of ['publishStage', 'promoteStage']) {
       expect(
@@ -217,6 +255,9 @@ describe('observability: metrics per worker process, JSON logs with run context,
     // Ours, from activities: what the publishes wrote.
     expect(sample(o, 'conveyor_publish_objects_total', { environment: 'staging' })).toBeGreaterThan(3);
     expect(sample(o, 'conveyor_publish_bytes_total', { environment: 'production' })).toBeGreaterThan(1000);
+    // Ours, from the fleet activities: the approved run's upgrade, then the failed one's upgrade and rollback.
+    expect(sample(o, 'conveyor_host_upgrades_total', { outcome: 'changed' })).toBe(2);
+    expect(sample(o, 'conveyor_host_rollbacks_total', { outcome: 'changed' })).toBe(1);
 
     const b = await scrape(builderMetrics);
     expect(b).toMatch(/^temporal_activity_execution_latency_bucket\{/m);
@@ -228,15 +269,12 @@ describe('observability: metrics per worker process, JSON logs with run context,
     const a = await scrape(`${statusUrl}/metrics`);
     expect(a).toMatch(/^conveyor_api_temporal_up 1$/m);
 
-    // Every series the sample dashboard queries is served by one of the endpoints, but the hosts'
-    // (this chain has no staging deploy: they appear with the first upgrade).
+    // Every series the sample dashboard queries is served by one of the endpoints.
     const dashboard = fs.readFileSync(path.join(ROOT, 'docs', 'grafana-dashboard.json'), 'utf8');
     const queried = [...new Set(dashboard.match(/\b(?:conveyor|temporal)_[a-z_]+/g) ?? [])];
     expect(queried.length).toBeGreaterThan(10);
     const served = `${o}\n${b}\n${a}`;
-    const missing = queried.filter(
-      (name) => !/^conveyor_host_/.test(name) && !new RegExp(`^${name}[{ ]`, 'm').test(served),
-    );
+    const missing = queried.filter((name) => !new RegExp(`^${name}[{ ]`, 'm').test(served));
     expect(missing).toEqual([]);
   });
 
