@@ -124,14 +124,22 @@ export async function startChainStack(
     BENCH_WEBHOOK_SECRET: secret,
     CONVEYOR_LOG_LEVEL: 'warn',
   };
-  const spawnRole = (role: StackProcess, entry: string, args: string[] = []) =>
-    ctx.service(
-      spawnService(role, tsxBin(), [path.join(ROOT, entry), ...args], {
+  // BENCH_CPU_PROF=api,orchestrator: those processes run as `node --cpu-prof --import tsx` (Node
+  // refuses --cpu-prof in NODE_OPTIONS) and write V8 CPU profiles (open them in Chrome's DevTools)
+  // under <run dir>/profiles/<role>/ when they exit; keep the run dir with CONVEYOR_BENCH_KEEP=1.
+  const profiled = new Set((process.env.BENCH_CPU_PROF ?? '').split(',').filter(Boolean));
+  const spawnRole = (role: StackProcess, entry: string, args: string[] = []) => {
+    const [command, pre] = profiled.has(role)
+      ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'profiles', role)}`, '--import', 'tsx']]
+      : [tsxBin(), []];
+    return ctx.service(
+      spawnService(role, command, [...pre, path.join(ROOT, entry), ...args], {
         env: processEnv(role, config, env),
         logFile: path.join(dir, `${role}.log`),
         cwd: ROOT,
       }),
     );
+  };
   const [apiPort, statusPort] = [await freePort(), await freePort()];
   const withWorkers = o.workers ?? true;
   const workers = {
