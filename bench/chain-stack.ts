@@ -51,12 +51,20 @@ export interface ChainStack {
 
 export async function startChainStack(
   ctx: BenchContext,
-  o: { staging: boolean; temporalArgs?: string[]; tag?: string; /** default true */ workers?: boolean },
+  o: {
+    staging: boolean;
+    /** The dev server's `--sqlite-pragma`s; default the local stack's (WAL), [] for SQLite's defaults. */
+    sqlitePragmas?: readonly string[];
+    tag?: string;
+    /** default true */ workers?: boolean;
+    /** Branches b0…b<n-1> publish to channels c0…c<n-1> (one lock each), the rest to `unstable`. */
+    channelPerBranch?: number;
+  },
 ): Promise<ChainStack> {
   const tag = o.tag ?? 'chain';
   const dir = path.join(ctx.dir, tag);
   fs.mkdirSync(dir, { recursive: true });
-  const [temporal, aws] = await Promise.all([startTemporal(ctx, o.temporalArgs, `${tag}-temporal`), startAws(ctx)]);
+  const [temporal, aws] = await Promise.all([startTemporal(ctx, o.sqlitePragmas, `${tag}-temporal`), startAws(ctx)]);
   const keyFile = path.join(dir, 'signing-key.asc');
   await generateSigningKey(keyFile, 'Conveyor bench <bench@localhost>');
   const bare = path.join(dir, 'noop.git');
@@ -78,7 +86,10 @@ export async function startChainStack(
       {
         name: REPOSITORY,
         cloneUrl: bare,
-        branches: [{ match: '*', channel: 'unstable' }],
+        branches: [
+          ...Array.from({ length: o.channelPerBranch ?? 0 }, (_, i) => ({ match: `b${i}`, channel: `c${i}` })),
+          { match: '*', channel: 'unstable' },
+        ],
         steps: {
           unit: 'true',
           integration: 'true',
