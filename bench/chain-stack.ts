@@ -143,13 +143,17 @@ export async function startChainStack(
     const [command, pre] = profiled.has(role)
       ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'profiles', role)}`, '--import', 'tsx']]
       : [tsxBin(), []];
-    return ctx.service(
+    const svc = ctx.service(
       spawnService(role, command, [...pre, path.join(ROOT, entry), ...args], {
         env: processEnv(role, config, env),
         logFile: path.join(dir, `${role}.log`),
         cwd: ROOT,
       }),
     );
+    // The profile is written at exit: give a loaded worker time to shut down (runs before the
+    // harness's own 5 s stop, clean-ups run last first).
+    if (profiled.has(role)) ctx.defer(() => svc.stop(60_000));
+    return svc;
   };
   const [apiPort, statusPort] = [await freePort(), await freePort()];
   const withWorkers = o.workers ?? true;
