@@ -19,6 +19,7 @@ import { createIntakeGuard, type IntakeGuard } from './intake-guard';
 import { createMetrics, type ApiMetrics, type DeliveryOutcome } from './metrics';
 import { HttpError } from './read-body';
 import { header, json, send, type Reply } from './reply';
+import { createRecentStarts, type RecentStartsOptions } from './recent-starts';
 import { openSpool, type Spool } from './spool';
 import { createDrainer, type Drainer } from './spool-drainer';
 import { createStatusRoutes } from './status-routes';
@@ -60,6 +61,8 @@ export interface ApiDeps {
   drainBackoffMs?: { initial: number; max: number };
   /** A failing owned connection older than this is rebuilt (default 10 s). */
   reconnectAfterMs?: number;
+  /** How long and how many runs known to exist answer duplicate deliveries (recent-starts.ts). */
+  recentStarts?: RecentStartsOptions;
 }
 
 export interface Api {
@@ -107,6 +110,7 @@ export function createApi(deps: ApiDeps): Api {
     logger,
     metrics,
     rebuildAfterMs: deps.reconnectAfterMs,
+    recent: createRecentStarts(deps.recentStarts),
   });
   const drainer = createDrainer({
     config: () => config,

@@ -8,6 +8,8 @@ import type pino from 'pino';
 import type { PipelineInput, PipelineStatus } from '../common/types';
 import { statusQuery } from '../workflows/messages';
 import type { ApiMetrics, StartSource } from './metrics';
+import { pipelineId } from '../common/ids';
+import { createRecentStarts, type RecentStarts } from './recent-starts';
 import { describeRun, type RunSummary } from './run-summary';
 import { startPipeline, type StartOutcome } from './start-pipeline';
 
@@ -59,13 +61,18 @@ export interface TemporalGateOptions {
   metrics: ApiMetrics;
   /** A failing owned connection older than this is replaced by a new one (default 10 s). */
   rebuildAfterMs?: number;
+  /** The runs known to exist, answering duplicate starts without a call (default: 5 min, 10,000 entries). */
+  recent?: RecentStarts;
 }
 
 export interface TemporalGate {
   /** False from a failed call until the next successful one. */
   readonly up: boolean;
-  /** Starts the pipeline once per workflow ID; concurrent starts of one ID share one call. */
+  /** Starts the pipeline once per workflow ID; concurrent starts of one ID share one call, and a
+   * start of a run this process has recently seen exist makes none (recent-starts.ts). */
   start(input: PipelineInput, source: StartSource): Promise<StartOutcome>;
+  /** True when the run with this workflow ID recently existed: no call to Temporal. */
+  known(workflowId: string): boolean;
   /** The run's `status` query; RunNotFoundError for an unknown workflow. */
   status(workflowId: string): Promise<PipelineStatus>;
   /** What the server knows of a run without a worker (describe of it and its running children). */
@@ -90,6 +97,7 @@ export function createTemporalGate(o: TemporalGateOptions): TemporalGate {
   let downSince = 0;
   let closed = false;
   const inflight = new Map<string, Promise<StartOutcome>>();
+  const recent = o.recent ?? createRecentStarts();
   const recoveryListeners: (() => void)[] = [];
   let probing: Promise<boolean> | undefined;
 
@@ -179,21 +187,26 @@ export function createTemporalGate(o: TemporalGateOptions): TemporalGate {
       return up;
     },
     start(input, source) {
-      const key = `${input.repository.name}\n${input.branch}\n${input.sha}`;
-      const joined = inflight.get(key);
+      const workflowId = pipelineId(input.repository.name, input.branch, input.sha);
+      if (recent.has(workflowId)) return Promise.resolve({ workflowId, started: false });
+      const joined = inflight.get(workflowId);
       if (joined) return joined.then((r) => ({ ...r, started: false }));
       const t0 = process.hrtime.bigint();
       const started = call('start', o.startTimeoutMs, (c) => startPipeline(c, input, o.taskQueue))
         .then((outcome) => {
           if (outcome.started) o.metrics.runStarted(source);
+          recent.add(outcome.workflowId);
           return outcome;
         })
         .finally(() => {
-          inflight.delete(key);
+          inflight.delete(workflowId);
           o.metrics.startLatency(Number(process.hrtime.bigint() - t0) / 1e9);
         });
-      inflight.set(key, started);
+      inflight.set(workflowId, started);
       return started;
+    },
+    known(workflowId) {
+      return recent.has(workflowId);
     },
     async status(workflowId) {
       try {

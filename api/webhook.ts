@@ -123,6 +123,12 @@ export function createWebhookHandler(deps: WebhookDeps): (req: http.IncomingMess
 
   async function accept(input: PipelineInput, facts: PushFacts, delivery: string, log: pino.Logger): Promise<Reply> {
     const workflowId = pipelineId(input.repository.name, input.branch, input.sha);
+    // A duplicate of a push whose run this process has seen exist: the answer Temporal would give,
+    // without asking it (recent-starts.ts), also during an outage: nothing needs starting.
+    if (deps.gate.known(workflowId)) {
+      log.info({ workflowId, started: false }, 'push handled');
+      return json(200, { status: 'existing', workflowId }, 'existing');
+    }
     // Known outage: answer at once. Spooled pushes waiting: queue behind them, so runs start in
     // the order the pushes came.
     if (!deps.gate.up || deps.spool.depth() > 0) return queue(facts, delivery, workflowId, log);

@@ -51,12 +51,20 @@ export interface ChainStack {
 
 export async function startChainStack(
   ctx: BenchContext,
-  o: { staging: boolean; temporalArgs?: string[]; tag?: string; /** default true */ workers?: boolean },
+  o: {
+    staging: boolean;
+    /** The dev server's `--sqlite-pragma`s; default the local stack's (WAL), [] for SQLite's defaults. */
+    sqlitePragmas?: readonly string[];
+    tag?: string;
+    /** default true */ workers?: boolean;
+    /** Branches b0…b<n-1> publish to channels c0…c<n-1> (one lock each), the rest to `unstable`. */
+    channelPerBranch?: number;
+  },
 ): Promise<ChainStack> {
   const tag = o.tag ?? 'chain';
   const dir = path.join(ctx.dir, tag);
   fs.mkdirSync(dir, { recursive: true });
-  const [temporal, aws] = await Promise.all([startTemporal(ctx, o.temporalArgs, `${tag}-temporal`), startAws(ctx)]);
+  const [temporal, aws] = await Promise.all([startTemporal(ctx, o.sqlitePragmas, `${tag}-temporal`), startAws(ctx)]);
   const keyFile = path.join(dir, 'signing-key.asc');
   await generateSigningKey(keyFile, 'Conveyor bench <bench@localhost>');
   const bare = path.join(dir, 'noop.git');
@@ -78,7 +86,10 @@ export async function startChainStack(
       {
         name: REPOSITORY,
         cloneUrl: bare,
-        branches: [{ match: '*', channel: 'unstable' }],
+        branches: [
+          ...Array.from({ length: o.channelPerBranch ?? 0 }, (_, i) => ({ match: `b${i}`, channel: `c${i}` })),
+          { match: '*', channel: 'unstable' },
+        ],
         steps: {
           unit: 'true',
           integration: 'true',
@@ -124,14 +135,26 @@ export async function startChainStack(
     BENCH_WEBHOOK_SECRET: secret,
     CONVEYOR_LOG_LEVEL: 'warn',
   };
-  const spawnRole = (role: StackProcess, entry: string, args: string[] = []) =>
-    ctx.service(
-      spawnService(role, tsxBin(), [path.join(ROOT, entry), ...args], {
+  // BENCH_CPU_PROF=api,orchestrator: those processes run as `node --cpu-prof --import tsx` (Node
+  // refuses --cpu-prof in NODE_OPTIONS) and write V8 CPU profiles (open them in Chrome's DevTools)
+  // under <run dir>/profiles/<role>/ when they exit; keep the run dir with CONVEYOR_BENCH_KEEP=1.
+  const profiled = new Set((process.env.BENCH_CPU_PROF ?? '').split(',').filter(Boolean));
+  const spawnRole = (role: StackProcess, entry: string, args: string[] = []) => {
+    const [command, pre] = profiled.has(role)
+      ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'profiles', role)}`, '--import', 'tsx']]
+      : [tsxBin(), []];
+    const svc = ctx.service(
+      spawnService(role, command, [...pre, path.join(ROOT, entry), ...args], {
         env: processEnv(role, config, env),
         logFile: path.join(dir, `${role}.log`),
         cwd: ROOT,
       }),
     );
+    // The profile is written at exit: give a loaded worker time to shut down (runs before the
+    // harness's own 5 s stop, clean-ups run last first).
+    if (profiled.has(role)) ctx.defer(() => svc.stop(60_000));
+    return svc;
+  };
   const [apiPort, statusPort] = [await freePort(), await freePort()];
   const withWorkers = o.workers ?? true;
   const workers = {

@@ -2,16 +2,24 @@
 // all runs complete and the peak RSS (VmHWM) of each worker process, sampled from /proc. In the
 // same invocation, the dev server's raw capacity: N trivial workflows doing the same number of
 // workflow and activity tasks as one of our runs' pipeline and stage histories; our throughput as
-// a fraction of it. Run twice: the dev server as the stack starts it, and with
-// `--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal`, the journal mode read back
-// from the database file.
+// a fraction of it. Three variants: the dev server with SQLite's own defaults (rollback journal),
+// as the local stack starts it (`--sqlite-pragma journal_mode=wal --sqlite-pragma
+// synchronous=normal`, cli/local-stack/servers.ts), the journal mode read back from the database
+// file each time; and WAL with one publish channel per branch, which takes the per-channel
+// publish lock (one publish at a time per channel, by design) out of the way of the runs.
 import type { PipelineResult } from '../common/types';
 import { startChainStack, type ChainStack } from './chain-stack';
 import { startFloor } from './floor';
 import { mb, memoryOf, ms, processTree, r2, run, type BenchContext, type Benchmark, type Row } from './harness';
 import { childSpans, countTasks, historyOf } from './history';
 
-const PRAGMAS = ['--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal'];
+type Variant = 'sqlite-defaults' | 'wal' | 'wal-channel-per-branch';
+const VARIANTS: Variant[] = ['sqlite-defaults', 'wal', 'wal-channel-per-branch'];
+const DESCRIBED: Record<Variant, string> = {
+  'sqlite-defaults': "SQLite's defaults (rollback journal)",
+  wal: 'as the stack starts it: journal_mode=wal, synchronous=normal',
+  'wal-channel-per-branch': 'WAL, one publish channel per branch',
+};
 
 /** Peak RSS per stack process: the largest VmHWM in its process tree (tsx runs node under node). */
 function peaks(stack: ChainStack): Record<string, number> {
@@ -38,9 +46,13 @@ async function journalMode(ctx: BenchContext, dbFile: string): Promise<string> {
   return (await run(ctx, 'python3', ['-c', py, dbFile])).stdout.trim();
 }
 
-async function variant(ctx: BenchContext, n: number, pragmas: boolean) {
-  const tag = pragmas ? 'wal' : 'default';
-  const stack = await startChainStack(ctx, { staging: false, temporalArgs: pragmas ? PRAGMAS : [], tag });
+async function variant(ctx: BenchContext, n: number, tag: Variant) {
+  const stack = await startChainStack(ctx, {
+    staging: false,
+    sqlitePragmas: tag === 'sqlite-defaults' ? [] : undefined,
+    channelPerBranch: tag === 'wal-channel-per-branch' ? n : undefined,
+    tag,
+  });
   const floor = await startFloor(ctx, stack.temporal.address, stack.client);
   const capBefore = await floor.capacity(n, 24, 5);
   const warm = await stack.push('warmup', 'warm-up', '0.0.1');
@@ -84,10 +96,12 @@ export const concurrency: Benchmark = {
     const n = ctx.quick ? 10 : 100;
     const rows: Row[] = [];
     const figures: Record<string, string | number> = { runs: n };
-    for (const pragmas of [false, true]) {
-      const v = await variant(ctx, n, pragmas);
+    const only = process.env.BENCH_CONCURRENCY_VARIANTS?.split(',');
+    for (const tag of VARIANTS.filter((v) => !only || only.includes(v))) {
+      const v = await variant(ctx, n, tag);
+      const key = tag.replace(/-/g, '_');
       rows.push({
-        'dev server': v.tag === 'wal' ? 'journal_mode=wal, synchronous=normal' : 'as started by the stack',
+        variant: DESCRIBED[tag],
         'journal_mode (read back)': v.mode,
         [`${n} runs: all complete ms`]: ms(v.oursMs),
         'not succeeded': v.failed,
@@ -97,10 +111,10 @@ export const concurrency: Benchmark = {
         'ours ÷ capacity (throughput)': r2(v.capMs / v.oursMs),
         'peak RSS MB orchestrator/builder/api': `${mb(v.memory.orchestrator)}/${mb(v.memory.builder)}/${mb(v.memory.api)}`,
       });
-      figures[`${v.tag}_s`] = r2(v.oursMs / 1000);
-      figures[`${v.tag}_fraction`] = r2(v.capMs / v.oursMs);
-      figures[`${v.tag}_journal`] = v.mode;
-      figures[`${v.tag}_max_rss_MB`] = mb(Math.max(v.memory.orchestrator, v.memory.builder));
+      figures[`${key}_s`] = r2(v.oursMs / 1000);
+      figures[`${key}_fraction`] = r2(v.capMs / v.oursMs);
+      figures[`${key}_journal`] = v.mode;
+      figures[`${key}_max_rss_MB`] = mb(Math.max(v.memory.orchestrator, v.memory.builder));
     }
     return {
       rows,

@@ -70,6 +70,9 @@ export function createContext(
   close(): Promise<void>;
 } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `conveyor-bench-${name}-`));
+  // Workspaces live under it, and bwrap resolves their bind mounts as the sandbox uid: passable
+  // (not listable) by others, or every step is refused as SandboxUnavailable (activities/exec/sandbox.ts).
+  fs.chmodSync(dir, 0o711);
   const deferred: (() => Promise<void> | void)[] = [];
   const started = performance.now();
   const ctx: BenchContext = {

@@ -16,7 +16,8 @@ export interface BenchTemporal {
 
 export async function startTemporal(
   ctx: BenchContext,
-  extraArgs: string[] = [],
+  /** Default: the local stack's (DEV_SQLITE_PRAGMAS); [] for SQLite's own defaults. */
+  sqlitePragmas?: readonly string[],
   tag = 'temporal',
 ): Promise<BenchTemporal> {
   const [port, httpPort, metricsPort, uiPort] = await Promise.all([1, 2, 3, 4].map(() => freePort()));
@@ -32,7 +33,7 @@ export async function startTemporal(
       searchAttributes: SEARCH_ATTRIBUTES,
       logFile: path.join(ctx.dir, `${tag}.log`),
       headless: true,
-      extraArgs,
+      sqlitePragmas,
     }),
   );
   return {

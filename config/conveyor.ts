@@ -732,6 +732,14 @@ export const conveyorSchema = z
           .positive()
           .default(100)
           .describe('Activities the orchestrator runs at once.'),
+        maxCachedWorkflows: z
+          .number()
+          .int()
+          .min(2)
+          .default(500)
+          .describe(
+            "Workflows the orchestrator keeps in its sticky cache (the SDK's default, sized from the heap limit, is ~2,300 and let its RSS reach ~500 MB under 100 concurrent runs); an evicted workflow is replayed at its next task.",
+          ),
         metricsHost: z
           .string()
           .min(1)
@@ -755,7 +763,12 @@ export const conveyorSchema = z
           ),
       })
       .strict()
-      .default({ maxConcurrentActivities: 4, orchestratorMaxConcurrentActivities: 100, metricsHost: '127.0.0.1' })
+      .default({
+        maxConcurrentActivities: 4,
+        orchestratorMaxConcurrentActivities: 100,
+        maxCachedWorkflows: 500,
+        metricsHost: '127.0.0.1',
+      })
       .describe('Worker processes.'),
     /** Never 0; a uid of its own (no other process uses it) keeps RLIMIT_NPROC meaningful where
      * cgroups are unavailable. */

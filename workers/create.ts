@@ -5,6 +5,7 @@
 // GitHub token, the signing key, SSH settings and the local hosts. A builder serves the build
 // activities only (steps, packages, docs, e2e), on `build-<distro>`: build hosts never run
 // workflow code, and hold none of those. Its Temporal client is for the e2e host-exec relay.
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection } from '@temporalio/worker';
@@ -14,6 +15,7 @@ import { createAwsClients } from '../activities/storage/s3';
 import type { ConveyorConfig } from '../config/conveyor';
 import { buildQueue } from '../common/queues';
 import { activityContextInterceptor } from './activity-context';
+import { workflowBundleInChild } from './workflow-bundle';
 
 export interface WorkerOptions {
   connection: NativeConnection;
@@ -34,6 +36,18 @@ export function workflowsPath(): string {
 }
 
 export async function createOrchestratorWorker(opts: WorkerOptions & { client: Client }): Promise<Worker> {
+  // Not bundled in this process: webpack's peak and leftovers would stay in the worker's RSS
+  // (workflow-bundle.ts).
+  const bundlePath = opts.workflowBundlePath ?? (await workflowBundleInChild());
+  try {
+    return await createOrchestrator(opts, bundlePath);
+  } finally {
+    // Worker.create has read the file; a bundle built here is not kept.
+    if (!opts.workflowBundlePath) fs.rmSync(path.dirname(bundlePath), { recursive: true, force: true });
+  }
+}
+
+function createOrchestrator(opts: WorkerOptions & { client: Client }, bundlePath: string): Promise<Worker> {
   return Worker.create({
     connection: opts.connection,
     namespace: opts.config.temporal.namespace,
@@ -47,9 +61,13 @@ export async function createOrchestratorWorker(opts: WorkerOptions & { client: C
     // the lock (and the hosts' rollback) for up to a minute after an abort or a terminate: send
     // heartbeats at least every 5 s (the fleet's executors tick every 5 s, activities/fleet/executor.ts).
     maxHeartbeatThrottleInterval: '5 seconds',
-    ...(opts.workflowBundlePath
-      ? { workflowBundle: { codePath: opts.workflowBundlePath } }
-      : { workflowsPath: workflowsPath() }),
+    workflowBundle: { codePath: bundlePath },
+    // The SDK's default sizes the sticky cache from the heap limit (~2,300 workflows with Node's
+    // 4 GB default here): under 100 concurrent runs it held every pipeline, stage child, lock and
+    // branch-state entity, and the orchestrator peaked at ~500 MB. A bounded cache costs a replay
+    // when an evicted workflow gets its next task, which the workflows here (tens of events) make
+    // cheap; workers.maxCachedWorkflows sets it.
+    maxCachedWorkflows: opts.config.workers.maxCachedWorkflows,
     // Stage, distro and host on every activity log line and activity metric (activity-context.ts).
     interceptors: { activity: [activityContextInterceptor] },
     activities: createOrchestratorActivities({

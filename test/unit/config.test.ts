@@ -154,8 +154,12 @@ repositories:
     expect(cfg.workers).toEqual({
       maxConcurrentActivities: 4,
       orchestratorMaxConcurrentActivities: 100,
+      maxCachedWorkflows: 500,
       metricsHost: '127.0.0.1',
     });
+    expect(() => loadConfig(write(`${VALID}\nworkers: { maxCachedWorkflows: 1 }\n`), {})).toThrow(
+      /workers\.maxCachedWorkflows/,
+    );
     // Prometheus endpoints are off unless asked for; a port out of range is refused.
     const metrics = loadConfig(write(`${VALID}\nworkers: { metricsPort: 9464, builderMetricsPort: 9465 }\n`), {});
     expect(metrics.workers).toMatchObject({ metricsPort: 9464, builderMetricsPort: 9465 });
