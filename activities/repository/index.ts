@@ -272,9 +272,7 @@ export function createRepositoryActivities(deps: RepositoryDeps) {
         // The head, one directory and one shard: not the whole channel.
         const named = await packagesNamed(store, format, input.name, { signal: scope.signal });
         const cmp = input.distroSpec.format === 'deb' ? compareDebVersions : compareRpmVersions;
-        const versions = [...new Set(named.map((p) => p.version))].sort(
-          (a, b) => cmp(b, a),
-        );
+        const versions = [...new Set(named.map((p) => p.version))].sort((a, b) => cmp(b, a));
         return { versions };
       }),
 

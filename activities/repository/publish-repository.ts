@@ -123,7 +123,8 @@ export async function publishPlan(
   const gc = collect(fmt, plan.listing, live, retired, now, deps.keepGenerationsMs);
   const publishedAt = resign || !state.publishedAt ? now.toISOString() : state.publishedAt;
   // A state from before `history` names its live generation's time: older snapshots are judged by it.
-  const known = state.history ?? (state.generation > 0 ? [{ generation: state.generation, at: state.publishedAt }] : []);
+  const known =
+    state.history ?? (state.generation > 0 ? [{ generation: state.generation, at: state.publishedAt }] : []);
   const listedSnapshots = await listGenerationNumbers(store, fmt.stateKey, signal);
   const snapshots = pruneSnapshots(
     [...known.filter((e) => e.generation !== generation), { generation, at: publishedAt }],
@@ -164,20 +165,22 @@ export async function publishPlan(
   if (resign) {
     // After the state: a snapshot never describes a generation that did not go live. It names
     // the generation's shards, which are kept as long as the snapshot is (publish-collect.ts).
-    const snapshot: GenerationSnapshot = {
+    const stored: Omit<GenerationSnapshot, 'packages' | 'owners'> = {
       schema: 2,
       format: fmt.format,
       generation,
       publishedAt: next.publishedAt,
       change: opts.change,
-      packages: [],
-      owners: {},
       dirs: planned.layout.dirs,
       count: packages.length,
     };
-    const { packages: _p, owners: _o, ...stored } = snapshot;
     const key = generationKey(fmt.stateKey, generation);
-    await store.put(key, Buffer.from(JSON.stringify(stored)), { contentType: 'application/json', immutable: false }, signal);
+    await store.put(
+      key,
+      Buffer.from(JSON.stringify(stored)),
+      { contentType: 'application/json', immutable: false },
+      signal,
+    );
     uploaded.push(key);
   }
 

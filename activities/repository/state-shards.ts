@@ -24,6 +24,13 @@ const PARALLEL = 16;
 
 const byCode = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
 
+/** A shallow copy of `o` without `keys`. */
+export function without<T extends object, K extends keyof T>(o: T, ...keys: K[]): Omit<T, K> {
+  const copy = { ...o };
+  for (const k of keys) delete copy[k];
+  return copy;
+}
+
 /** `conveyor-state/apt/bookworm-unstable.shards/` for `conveyor-state/apt/bookworm-unstable.json`. */
 export function shardsPrefix(stateKey: string): string {
   return `${stateKey.replace(/\.json$/, '')}.shards/`;
@@ -168,8 +175,7 @@ export async function loadState(
   const ctx: ReadContext = { store, stateKey: fmt.stateKey, ...opts };
   const names = await readDirectories(ctx, stored.dirs);
   const { packages, owners } = await readShards(ctx, names);
-  const { dirs, count: _count, ...rest } = stored;
-  return { ...rest, schema: 2, packages, owners, layout: { dirs, names } };
+  return { ...without(stored, 'dirs', 'count'), schema: 2, packages, owners, layout: { dirs: stored.dirs, names } };
 }
 
 /** A generation's packages and owners from its directories (a snapshot's `dirs`). */
@@ -275,12 +281,16 @@ export async function writeLayout(
 
 /** The head to store for a state and its layout. */
 export function headOf(state: RepositoryState, layout: StoredLayout): StateHead {
-  const { packages, owners: _owners, layout: _layout, schema: _schema, ...rest } = state;
-  return { ...rest, schema: 2, dirs: layout.dirs, count: packages.length };
+  const rest = without(state, 'packages', 'owners', 'layout', 'schema');
+  return { ...rest, schema: 2, dirs: layout.dirs, count: state.packages.length };
 }
 
 /** The generations with a snapshot, oldest first. */
-export async function listGenerationNumbers(store: RepoStore, stateKey: string, signal?: AbortSignal): Promise<number[]> {
+export async function listGenerationNumbers(
+  store: RepoStore,
+  stateKey: string,
+  signal?: AbortSignal,
+): Promise<number[]> {
   const listed = await store.list(generationsPrefix(stateKey), signal);
   return [...listed.keys()]
     .map((k) => /\/(\d{8,})\.json$/.exec(k)?.[1])

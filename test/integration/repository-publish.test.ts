@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
@@ -21,7 +21,7 @@ import { runChecked } from '../../activities/exec/process';
 import { createRepoStore } from '../../activities/repository/repo-store';
 import type { RepositoryState } from '../../activities/repository/repository-state';
 import { mapLimit } from '../../activities/repository/s3-objects';
-import { loadState } from '../../activities/repository/state-shards';
+import { loadState, without } from '../../activities/repository/state-shards';
 import type { ArtifactRef } from '../../common/types';
 import { parseS3Url } from '../../config/conveyor';
 import { buildTestDeb, buildTestRpm, craftDeb, testSigningKey, type ArtifactTarget } from '../helpers/packages';
@@ -177,7 +177,9 @@ describe('repository publishing: increments, retention, generations, crashes', (
     expect(rest.every((k) => second.indexKeys.includes(k) || stateKeys.includes(k))).toBe(true);
     // The signed index is written after everything it names, InRelease last of all; then the
     // state (its shards, then its head) and the generation's snapshot.
-    expect(second.uploaded.indexOf(shards[0])).toBeGreaterThan(second.uploaded.indexOf('apt/dists/bookworm-incr/InRelease'));
+    expect(second.uploaded.indexOf(shards[0])).toBeGreaterThan(
+      second.uploaded.indexOf('apt/dists/bookworm-incr/InRelease'),
+    );
     expect(rest.slice(-5)).toEqual([
       'apt/dists/bookworm-incr/Release',
       'apt/dists/bookworm-incr/Release.gpg',
@@ -569,8 +571,7 @@ describe('repository publishing: increments, retention, generations, crashes', (
       await acts.publishPackages(deb('legacy', old, 10, 'acme/old'));
       // A manifest written before owners existed (and before shards: one schema 1 object).
       const stateKey = 'conveyor-state/apt/bookworm-legacy.json';
-      const { layout: _layout, history: _history, owners: _owners, ...whole } = await stateOf(stateKey);
-      const legacy = { ...whole, schema: 1 };
+      const legacy = { ...without(await stateOf(stateKey), 'layout', 'history', 'owners'), schema: 1 };
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: stateKey, Body: JSON.stringify(legacy) }));
 
       // Another repository's retention leaves the unowned name alone…
