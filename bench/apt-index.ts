@@ -140,15 +140,7 @@ export const aptIndex: Benchmark = {
       s3,
       counter,
       label: 'apt',
-      format: (channel) => aptFormat({ ...target, channel }),
-      input: (channel, artifacts, owned) => ({
-        ...target,
-        channel,
-        artifacts: artifacts.map((f) => f.ref),
-        keepBuilds: 10,
-        repository: 'bench/state',
-        packages: owned,
-      }),
+      target,
       synthetic: (i) => {
         const name = `grow-pkg${String(i).padStart(5, '0')}`;
         return {

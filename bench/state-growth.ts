@@ -11,7 +11,14 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createRepositoryActivities, createRepoStore, type PublishPackagesInput } from '../activities/repository';
+import {
+  aptFormat,
+  createRepositoryActivities,
+  createRepoStore,
+  yumFormat,
+  type PublishPackagesInput,
+  type RepositoryTarget,
+} from '../activities/repository';
 import type { RepositoryFormat } from '../activities/repository/publish-types';
 import { emptyState, type PublishedPackage } from '../activities/repository/repository-state';
 import { mapLimit } from '../activities/repository/s3-objects';
@@ -27,10 +34,8 @@ export interface GrowthSetup {
   ctx: BenchContext;
   s3: S3Client;
   counter: S3Counter;
-  /** The format for a channel (each size gets its own channel). */
-  format: (channel: string) => RepositoryFormat;
-  /** The publish input for a channel, artifacts and owned names. */
-  input: (channel: string, artifacts: Fixture[], names: string[]) => PublishPackagesInput;
+  /** Where to publish; each size gets its own channel. */
+  target: Omit<RepositoryTarget, 'channel'>;
   /** Package i of a synthetic channel: name, version, arch, file and index data (`meta`). */
   synthetic: (i: number) => Pick<PublishedPackage, 'name' | 'version' | 'arch' | 'meta' | 'signer'> & { file: string };
   /** Two real packages (uploaded to the artifacts bucket): the warm and the cold publish. */
@@ -61,13 +66,28 @@ function stateCalls(counter: S3Counter) {
 
 const kb = (bytes: number) => Math.round(bytes / 100) / 10;
 
+function formatOf(target: RepositoryTarget): RepositoryFormat {
+  return target.distroSpec.format === 'deb' ? aptFormat(target) : yumFormat(target);
+}
+
+function inputOf(target: RepositoryTarget, artifacts: Fixture[], names: string[]): PublishPackagesInput {
+  return {
+    ...target,
+    artifacts: artifacts.map((f) => f.ref),
+    keepBuilds: 10,
+    repository: 'bench/state',
+    packages: names,
+  };
+}
+
 export async function stateGrowth(g: GrowthSetup): Promise<{ rows: Row[]; figures: Record<string, number> }> {
   const { ctx, s3, counter } = g;
   const rows: Row[] = [];
   const figures: Record<string, number> = {};
   for (const n of g.sizes) {
     const channel = `grow${n}`;
-    const fmt = g.format(channel);
+    const target = { ...g.target, channel };
+    const fmt = formatOf(target);
     const store = createRepoStore(s3, 'staging');
     const workDir = path.join(ctx.dir, `work-${channel}`);
     // The channel at size n: tiny pool objects and the stored state.
@@ -87,7 +107,7 @@ export async function stateGrowth(g: GrowthSetup): Promise<{ rows: Row[]; figure
             arch: s.arch,
             format: fmt.format === 'apt' ? ('deb' as const) : ('rpm' as const),
             file: s.file,
-            distro: g.input(channel, [], []).distro,
+            distro: target.distro,
           };
           const key = fmt.poolKey(ref);
           await store.put(key, body, { contentType: fmt.poolContentType, immutable: true });
@@ -123,11 +143,11 @@ export async function stateGrowth(g: GrowthSetup): Promise<{ rows: Row[]; figure
         workDir: dir,
       });
     counter.reset();
-    const warm = await timed(() => acts(workDir).publishPackages(g.input(channel, [g.incoming[0]], names)));
+    const warm = await timed(() => acts(workDir).publishPackages(inputOf(target, [g.incoming[0]], names)));
     const w = stateCalls(counter);
     counter.reset();
     const cold = await timed(() =>
-      acts(path.join(ctx.dir, `cold-${channel}`)).publishPackages(g.input(channel, [g.incoming[1]], names)),
+      acts(path.join(ctx.dir, `cold-${channel}`)).publishPackages(inputOf(target, [g.incoming[1]], names)),
     );
     const c = stateCalls(counter);
     const count = n.toLocaleString('en-US');
