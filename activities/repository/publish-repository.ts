@@ -119,7 +119,8 @@ export async function publishPlan(
   const planned = planLayout(fmt.stateKey, packages, plan.owners, state.layout);
   const live: GenerationFiles = { packages, current: records, signed, stored: planned.keys };
   const before = { ...state, stored: storedKeys(fmt.stateKey, state.layout) };
-  const retired = resign ? retire(before, live, now) : (state.retired ?? retire(before, live, now));
+  // Also without a new generation: a shard replaced by an owner's claim retires like any file.
+  const retired = retire(before, live, now);
   const gc = collect(fmt, plan.listing, live, retired, now, deps.keepGenerationsMs);
   const publishedAt = resign || !state.publishedAt ? now.toISOString() : state.publishedAt;
   // A state from before `history` names its live generation's time: older snapshots are judged by it.
