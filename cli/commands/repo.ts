@@ -55,7 +55,7 @@ function repoOf(environment: Environment, channel: string, distro: string, distr
 async function discover(config: ConveyorConfig, environment: Environment): Promise<ChannelRepo[]> {
   const { store } = storeFor(config, environment);
   const keys = [...(await store.list('conveyor-state/')).keys()].filter(
-    (k) => k.endsWith('.json') && !k.includes('.generations/'),
+    (k) => k.endsWith('.json') && !k.includes('.generations/') && !k.includes('.shards/'),
   );
   const channels = new Set<string>();
   for (const k of keys) {
