@@ -69,6 +69,8 @@ export interface S3Counter {
   byCommand: Map<string, number>;
   bytesRead: number;
   bytesWritten: number;
+  /** Every request since the last reset: command, key, body bytes read (GET) or written (PUT). */
+  calls: { command: string; key: string; bytes: number }[];
   reset(): void;
   summary(): Record<string, number>;
 }
@@ -78,8 +80,10 @@ export function countRequests(s3: S3Client): S3Counter {
     byCommand: new Map(),
     bytesRead: 0,
     bytesWritten: 0,
+    calls: [],
     reset() {
       c.byCommand.clear();
+      c.calls = [];
       c.bytesRead = 0;
       c.bytesWritten = 0;
     },
@@ -92,10 +96,14 @@ export function countRequests(s3: S3Client): S3Counter {
       const name = (context.commandName ?? '?').replace(/Command$/, '');
       c.byCommand.set(name, (c.byCommand.get(name) ?? 0) + 1);
       const req = args.request as { headers?: Record<string, string> };
-      c.bytesWritten += Number(req.headers?.['content-length'] ?? 0);
+      const written = Number(req.headers?.['content-length'] ?? 0);
+      c.bytesWritten += written;
       const out = await next(args);
       const res = out.response as { headers?: Record<string, string> };
-      if (name === 'GetObject') c.bytesRead += Number(res.headers?.['content-length'] ?? 0);
+      const read = name === 'GetObject' ? Number(res.headers?.['content-length'] ?? 0) : 0;
+      c.bytesRead += read;
+      const key = (args.input as { Key?: string }).Key ?? '';
+      c.calls.push({ command: name, key, bytes: name === 'GetObject' ? read : written });
       return out;
     },
     { step: 'finalizeRequest', name: 'benchRequestCounter' },

@@ -16,10 +16,10 @@ import { publishDocsSite } from './publish-docs';
 import { publishRepository } from './publish-repository';
 import type { EngineDeps, RepositoryFormat } from './publish-types';
 import { createRepoStore, type RepoStore } from './repo-store';
-import { emptyState, parseState } from './repository-state';
 import { resignRelease } from './resign-release';
 import { signPackages, type SignPackagesInput, type SignPackagesResult } from './sign-packages';
 import { rewriteRepository } from './rewrite-repository';
+import { packagesNamed } from './state-shards';
 import { compareDebVersions, compareRpmVersions } from './version-compare';
 import type { DistroSpec } from '../../common/types';
 import type {
@@ -165,8 +165,11 @@ async function inScope<T>(fn: (scope: ActivityScope) => Promise<T>): Promise<T> 
 }
 
 export function createRepositoryActivities(deps: RepositoryDeps) {
+  const root = deps.workDir ?? path.join(os.tmpdir(), 'conveyor-repository');
+  // Immutable state shards by SHA-256, kept across calls (state-shards.ts): a publish then reads
+  // only what other workers changed since.
+  const stateCache = path.join(root, 'state-cache');
   const scratch = async () => {
-    const root = deps.workDir ?? path.join(os.tmpdir(), 'conveyor-repository');
     await fs.promises.mkdir(root, { recursive: true });
     return fs.promises.mkdtemp(path.join(root, 'publish-'));
   };
@@ -189,6 +192,7 @@ export function createRepositoryActivities(deps: RepositoryDeps) {
             artifactsStore: { s3: deps.s3, bucket: deps.artifactsBucket },
             signer,
             dir,
+            stateCache,
             scope,
             keepGenerationsMs: (deps.keepGenerationsHours ?? DEFAULT_KEEP_GENERATIONS_HOURS) * 3_600_000,
             validMs: Math.round(validDays * 86_400_000),
@@ -265,12 +269,10 @@ export function createRepositoryActivities(deps: RepositoryDeps) {
         checkTarget(input);
         const format = formatOf(input);
         const store = storeOf(deps, input.environment);
-        const bytes = await store.get(format.stateKey, scope.signal);
-        const state = bytes ? parseState(bytes, store.url(format.stateKey), format.format) : emptyState(format.format);
+        // The head, one directory and one shard: not the whole channel.
+        const named = await packagesNamed(store, format, input.name, { signal: scope.signal });
         const cmp = input.distroSpec.format === 'deb' ? compareDebVersions : compareRpmVersions;
-        const versions = [...new Set(state.packages.filter((p) => p.name === input.name).map((p) => p.version))].sort(
-          (a, b) => cmp(b, a),
-        );
+        const versions = [...new Set(named.map((p) => p.version))].sort((a, b) => cmp(b, a));
         return { versions };
       }),
 

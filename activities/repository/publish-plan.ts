@@ -17,7 +17,8 @@ import { notOwnedMessage, ownedPackages } from '../../common/package-names';
 import type { ArtifactRef, BuildIdentity } from '../../common/types';
 import { RepositoryFailure, nonRetryable } from './failures';
 import type { EngineDeps, RepositoryFormat } from './publish-types';
-import { emptyState, parseState, type PublishedPackage, type RepositoryState } from './repository-state';
+import { emptyState, type PublishedPackage, type RepositoryState } from './repository-state';
+import { loadState } from './state-shards';
 import { sameObject, type ListedObject } from './s3-objects';
 import type { PublishPackagesInput } from './types';
 
@@ -147,12 +148,12 @@ export function checkInput(input: PublishPackagesInput): string[] {
 /** The state, or an empty one for a repository that has never been published. A state file that
  * is gone while the signed index is live is refused (module comment). */
 export async function readLiveState(
-  deps: Pick<EngineDeps, 'store' | 'scope'>,
+  deps: Pick<EngineDeps, 'store' | 'scope' | 'stateCache'>,
   fmt: RepositoryFormat,
   listing: Map<string, ListedObject>,
 ): Promise<RepositoryState> {
-  const bytes = await deps.store.get(fmt.stateKey, deps.scope.signal);
-  if (bytes) return parseState(bytes, deps.store.url(fmt.stateKey), fmt.format);
+  const state = await loadState(deps.store, fmt, { signal: deps.scope.signal, cacheDir: deps.stateCache });
+  if (state) return state;
   const live = fmt.signedKeys.filter((k) => listing.has(k));
   if (live.length === 0) return emptyState(fmt.format);
   throw nonRetryable(
@@ -166,7 +167,7 @@ export async function readLiveState(
 }
 
 export async function planPublish(
-  deps: Pick<EngineDeps, 'store' | 'scope' | 'signer'>,
+  deps: Pick<EngineDeps, 'store' | 'scope' | 'signer' | 'stateCache'>,
   fmt: RepositoryFormat,
   input: PublishPackagesInput,
 ): Promise<PublishPlan> {

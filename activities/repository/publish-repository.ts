@@ -18,7 +18,7 @@
 // repository's, applies `keepBuilds` to the publisher's own names only, and refuses other bytes
 // under a published name and version naming both builds (repository, branch, commit).
 import { planPublish, type PublishPlan } from './publish-plan';
-import { collect, retire } from './publish-collect';
+import { collect, pruneSnapshots, retire, type GenerationFiles } from './publish-collect';
 import { signAndSwitch } from './publish-switch';
 import type { Signer } from './gpg';
 import type { EngineDeps, RepositoryFormat } from './publish-types';
@@ -29,8 +29,10 @@ import {
   type GenerationSnapshot,
   type IndexRecord,
   type RepositoryState,
+  type StateHead,
   type Yank,
 } from './repository-state';
+import { headOf, listGenerationNumbers, planLayout, storedKeys, writeLayout } from './state-shards';
 import type { Environment, PublishPackagesInput, PublishPackagesResult } from './types';
 
 export type { Candidate, EngineDeps, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-types';
@@ -62,8 +64,8 @@ function sameRecords(a: IndexRecord[], b: IndexRecord[]): boolean {
   return a.length === b.length && b.every((r) => sa.has(key(r)));
 }
 
-function stateWithoutTime(s: RepositoryState): string {
-  return JSON.stringify({ ...s, publishedAt: '' });
+function headText(h: StateHead): string {
+  return JSON.stringify({ ...h, publishedAt: '', history: h.history?.map((e) => e.generation) });
 }
 
 const byCode = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
@@ -114,11 +116,26 @@ export async function publishPlan(
     : state.signed;
 
   const now = deps.now();
-  const live = { packages, current: records, signed };
-  const retired = resign ? retire(state, live, now) : (state.retired ?? retire(state, live, now));
+  const planned = planLayout(fmt.stateKey, packages, plan.owners, state.layout);
+  const live: GenerationFiles = { packages, current: records, signed, stored: planned.keys };
+  const before = { ...state, stored: storedKeys(fmt.stateKey, state.layout) };
+  // Also without a new generation: a shard replaced by an owner's claim retires like any file.
+  const retired = retire(before, live, now);
   const gc = collect(fmt, plan.listing, live, retired, now, deps.keepGenerationsMs);
+  const publishedAt = resign || !state.publishedAt ? now.toISOString() : state.publishedAt;
+  // A state from before `history` names its live generation's time: older snapshots are judged by it.
+  const known =
+    state.history ?? (state.generation > 0 ? [{ generation: state.generation, at: state.publishedAt }] : []);
+  const listedSnapshots = await listGenerationNumbers(store, fmt.stateKey, signal);
+  const snapshots = pruneSnapshots(
+    [...known.filter((e) => e.generation !== generation), { generation, at: publishedAt }],
+    listedSnapshots,
+    generation,
+    now,
+    deps.keepGenerationsMs,
+  );
   const next: RepositoryState = {
-    schema: 1,
+    schema: 2,
     format: fmt.format,
     generation,
     signer: resign ? keySetOf(signer) : state.signer,
@@ -128,34 +145,40 @@ export async function publishPlan(
     signed,
     extra,
     owners: Object.fromEntries(Object.entries(plan.owners).sort(([a], [b]) => byCode(a, b))),
-    publishedAt: resign || !state.publishedAt ? now.toISOString() : state.publishedAt,
+    publishedAt,
     retired: gc.retired,
     ...((opts.yanked ?? state.yanked) ? { yanked: opts.yanked ?? state.yanked } : {}),
+    history: snapshots.history,
   };
-  if (stateWithoutTime(next) !== stateWithoutTime(state)) {
+  const head = headOf(next, planned.layout);
+  // A schema 1 state is always rewritten: that is its migration.
+  if (!state.layout || headText(head) !== headText(headOf(state, state.layout))) {
+    // Shards before the head that names them; the head after the switch, like the state before it.
+    await writeLayout(store, planned, { cacheDir: deps.stateCache, signal, uploaded });
     await store.put(
       fmt.stateKey,
-      Buffer.from(JSON.stringify(next, null, 1)),
+      Buffer.from(JSON.stringify(head, null, 1)),
       { contentType: 'application/json', immutable: false },
       signal,
     );
     uploaded.push(fmt.stateKey);
   }
   if (resign) {
-    // After the state: a snapshot never describes a generation that did not go live.
-    const snapshot: GenerationSnapshot = {
-      schema: 1,
+    // After the state: a snapshot never describes a generation that did not go live. It names
+    // the generation's shards, which are kept as long as the snapshot is (publish-collect.ts).
+    const stored: Omit<GenerationSnapshot, 'packages' | 'owners'> = {
+      schema: 2,
       format: fmt.format,
       generation,
       publishedAt: next.publishedAt,
       change: opts.change,
-      packages,
-      owners: next.owners ?? {},
+      dirs: planned.layout.dirs,
+      count: packages.length,
     };
     const key = generationKey(fmt.stateKey, generation);
     await store.put(
       key,
-      Buffer.from(JSON.stringify(snapshot)),
+      Buffer.from(JSON.stringify(stored)),
       { contentType: 'application/json', immutable: false },
       signal,
     );
@@ -163,6 +186,9 @@ export async function publishPlan(
   }
 
   // Deletions last: everything they would break is referenced by no index within the window.
+  // Snapshots before files: a snapshot is never offered once its files may be gone.
+  const removeSnapshots = snapshots.remove.map((g) => generationKey(fmt.stateKey, g));
+  if (removeSnapshots.length > 0) await store.delete(removeSnapshots, signal);
   if (gc.remove.length > 0) {
     scope.heartbeat({ phase: 'delete', total: gc.remove.length });
     await store.delete(gc.remove, signal);
@@ -176,7 +202,7 @@ export async function publishPlan(
     dropped: plan.dropped.length,
   });
   return {
-    changed: uploaded.length > 0 || gc.remove.length > 0,
+    changed: uploaded.length > 0 || gc.remove.length > 0 || removeSnapshots.length > 0,
     uploaded,
     removed: gc.remove,
     repoUrlPath: fmt.repoUrlPath,

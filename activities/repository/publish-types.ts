@@ -85,6 +85,8 @@ export interface EngineDeps {
   signer: Signer;
   /** A directory of this call only, removed by the caller. */
   dir: string;
+  /** The worker-local cache of state shards by SHA-256 (state-shards.ts); none: read them all. */
+  stateCache?: string;
   scope: ActivityScope;
   /** How long a generation's files stay after a newer one replaced it (default 24 h). */
   keepGenerationsMs: number;

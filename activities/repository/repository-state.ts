@@ -14,22 +14,35 @@
 // States written before `retired` existed have `previous` (the last generation's hashed indexes):
 // they are read as retired at the state's `publishedAt`.
 //
-// Large repositories (design, not yet built): this object is read and rewritten whole on every
-// publish, about 73 MB for 6,000 rpms with 200 files each, most of it the per-package index
-// fragments (`meta`). The plan to make a publish read and write in proportion to what changed:
-//   - `packages/<name>.json` shards, one object per package name (its versions with their meta),
-//     written write-once under a content name (`packages/<name>/<sha256>.json`);
-//   - a small head object (`head.json`: generation, signer, current/signed/retired records,
-//     owners, and the shard name → content key map), written last, like the Release: the switch;
-//   - a publish reads the head, then only the shards of the incoming names (plus, once, all
-//     shards when the index files must be rebuilt from scratch, e.g. a missing Packages file);
-//     the index files themselves are rebuilt from cached per-arch fragments in the shards;
-//   - old shards are collected with the same time-based retention as pool files.
-// Migration: a head that is absent while this single-object state exists is made from it on the
-// first publish (the old object stays readable, as `publishedVersions` and older workers read it).
-import type { S3Client } from '@aws-sdk/client-s3';
+// Large repositories: a publish reads and writes state in proportion to what changed, not to the
+// size of the channel (issue 13; before, this object was read and rewritten whole: 20.7 MB at
+// 20,000 debs, 73 MB for 6,000 rpms of 200 files). The object at `stateKey` is now a small head
+// (schema 2, `StateHead`): generation, signer, index records, retired files, yanks, and a map of
+// 256 directory buckets (the first two hex digits of SHA-256(name)) to the SHA-256 of a directory
+// object; a directory maps each package name of its bucket to the SHA-256 of that name's shard;
+// a shard holds the name's owner and published versions with their index data (`meta`).
+// Directories and shards are content-named (`<state>.shards/{d,n}/<sha256>.json`, canonical JSON)
+// and written once, before the head; the head is written after the switch, last, like Release:
+// until then the previous head and its shards stay live and readable, and a retry writes the same
+// content names again (state-shards.ts). A publish adding one package writes its name's shard,
+// one directory and the head: about 20 KB at any size.
+// Reads: the index files (Packages, primary.xml…) list every package, so building them needs every
+// package's index data: "read only the incoming names' shards" alone cannot rebuild them. The
+// publisher therefore keeps a worker-local cache of shards and directories keyed by their SHA-256
+// (immutable, so never stale; verified on read): a worker reads the head and only the objects it
+// has not seen, which after its first publish to a channel is what other workers changed. A new
+// worker reads the whole channel once. Readers that need one name (`publishedVersions`) read the
+// head, one directory and one shard.
+// Shards and directories a generation stops referencing are `retired` like pool files and deleted
+// once the retention window has passed; generation snapshots reference the shards of their
+// generation (not a copy of the packages), so a snapshot is offered only while its shards and files
+// are retained: snapshots are pruned by the same rule (`history`: when each retained generation
+// went live; generation g's files retire when g+1 goes live).
+// Migration: a schema 1 state (this whole object, written by older workers) is read as before; the
+// first publish writes its shards and replaces it with a head. Older workers then refuse the head
+// ("not a … state manifest of schema 1") instead of publishing from a stale copy, and their
+// activity is retried until an upgraded worker takes it.
 import type { ArtifactRef } from '../../common/types';
-import { getBytes } from './s3-objects';
 
 export interface PublishedPackage {
   name: string;
@@ -61,7 +74,8 @@ export interface IndexRecord {
 }
 
 export interface RepositoryState {
-  schema: 1;
+  /** As read: 1, the whole state in one object (before shards); 2, from a head and its shards. */
+  schema: 1 | 2;
   format: 'apt' | 'yum';
   generation: number;
   signer: string;
@@ -86,6 +100,45 @@ export interface RepositoryState {
   retired?: RetiredFile[];
   /** Versions removed with `conveyor repo remove`, newest last. */
   yanked?: Yank[];
+  /** Generations whose snapshots are kept, with when each went live, oldest first (schema 2). */
+  history?: HistoryEntry[];
+  /** In memory only: where this generation's packages are stored (schema 2; absent for a schema 1
+   * state, which is migrated at the next publish). */
+  layout?: StoredLayout;
+}
+
+export interface HistoryEntry {
+  generation: number;
+  at: string;
+}
+
+/** Content names (SHA-256) of a generation's directories and shards. */
+export interface StoredLayout {
+  /** Bucket (2 hex digits) → SHA-256 of its directory object. */
+  dirs: Record<string, string>;
+  /** Package name → SHA-256 of its shard. */
+  names: Record<string, string>;
+}
+
+/** What is stored at `stateKey` from schema 2 on: the state without its packages and owners. */
+export interface StateHead extends Omit<RepositoryState, 'schema' | 'packages' | 'owners' | 'layout'> {
+  schema: 2;
+  /** Bucket → SHA-256 of its directory object. */
+  dirs: Record<string, string>;
+  /** How many packages the generation holds (for listings that do not read the shards). */
+  count: number;
+}
+
+/** A directory object: the names of one bucket and their shards. */
+export interface StateDirectory {
+  names: Record<string, string>;
+}
+
+/** A shard: one package name's owner and published versions. */
+export interface NameShard {
+  name: string;
+  owner?: string;
+  packages: PublishedPackage[];
 }
 
 /** A version taken out of a channel on purpose (`conveyor repo remove`), with why. */
@@ -108,13 +161,17 @@ export type GenerationChange =
  * `conveyor repo list|show` read and what `repo rollback --to N` republishes. Written after the
  * state, overwritten by a retry that remade the same generation (the live one wins). */
 export interface GenerationSnapshot {
-  schema: 1;
+  /** 1: packages and owners inline (written before shards existed); 2: `dirs` names the
+   * generation's shards, and a reader fills `packages` and `owners` from them. */
+  schema: 1 | 2;
   format: 'apt' | 'yum';
   generation: number;
   publishedAt: string;
   change: GenerationChange;
   packages: PublishedPackage[];
   owners: Record<string, string>;
+  dirs?: Record<string, string>;
+  count?: number;
 }
 
 /** `conveyor-state/apt/bookworm-unstable.generations/` for `conveyor-state/apt/bookworm-unstable.json`. */
@@ -134,7 +191,7 @@ export interface RetiredFile {
 
 export function emptyState(format: 'apt' | 'yum'): RepositoryState {
   return {
-    schema: 1,
+    schema: 2,
     format,
     generation: 0,
     signer: '',
@@ -148,40 +205,11 @@ export function emptyState(format: 'apt' | 'yum'): RepositoryState {
   };
 }
 
-/** The state object, or undefined when there is none (a new repository, or a lost state file:
- * the caller tells them apart by looking for a live signed index). */
-export async function readStateObject(
-  s3: S3Client,
-  bucket: string,
-  key: string,
-  format: 'apt' | 'yum',
-  signal?: AbortSignal,
-): Promise<RepositoryState | undefined> {
-  const bytes = await getBytes(s3, bucket, key, signal);
-  if (!bytes) return undefined;
-  return parseState(bytes, `s3://${bucket}/${key}`, format);
-}
-
+/** A schema 1 state (one object); schema 2 heads are read with state-shards.ts. */
 export function parseState(bytes: Buffer, where: string, format: 'apt' | 'yum'): RepositoryState {
   const state = JSON.parse(bytes.toString('utf8')) as RepositoryState;
   if (state.schema !== 1 || state.format !== format) {
     throw new Error(`${where} is not a ${format} state manifest of schema 1`);
-  }
-  return state;
-}
-
-export async function readState(
-  s3: S3Client,
-  bucket: string,
-  key: string,
-  format: 'apt' | 'yum',
-  signal?: AbortSignal,
-): Promise<RepositoryState> {
-  const bytes = await getBytes(s3, bucket, key, signal);
-  if (!bytes) return emptyState(format);
-  const state = JSON.parse(bytes.toString('utf8')) as RepositoryState;
-  if (state.schema !== 1 || state.format !== format) {
-    throw new Error(`s3://${bucket}/${key} is not a ${format} state manifest of schema 1`);
   }
   return state;
 }

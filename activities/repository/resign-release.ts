@@ -14,7 +14,7 @@ import { releaseDate, signRelease } from './apt-format';
 import type { EngineDeps, RepositoryFormat } from './publish-types';
 import { keySetOf, publishPublicKeys } from './publish-repository';
 import { recordOf } from './publish-upload';
-import { parseState } from './repository-state';
+import { parseStored } from './state-shards';
 import { sha256Hex } from './s3-objects';
 import type { ResignResult } from './types';
 
@@ -38,7 +38,9 @@ export async function resignRelease(
   if (fmt.format !== 'apt' && !opts.keys) return { resigned: false, keys: [] };
   const bytes = await store.get(fmt.stateKey, signal);
   if (!bytes) return { resigned: false, keys: [] };
-  const state = parseState(bytes, store.url(fmt.stateKey), fmt.format);
+  // Only the head changes (schema 2; a schema 1 state is rewritten whole, as before): the shards
+  // name the packages, which a re-sign leaves alone.
+  const state = parseStored(bytes, store.url(fmt.stateKey), fmt.format);
   const releaseKey = fmt.signedKeys[0];
   const recorded = state.signed.find((r) => r.key === releaseKey);
   const live = await store.get(releaseKey, signal);

@@ -18,49 +18,51 @@ import type { EngineDeps, RepositoryFormat } from './publish-types';
 import type { RepoStore } from './repo-store';
 import {
   generationKey,
-  generationsPrefix,
   type GenerationChange,
   type GenerationSnapshot,
   type RepositoryState,
   type Yank,
 } from './repository-state';
 import { sameObject, type ListedObject } from './s3-objects';
+import { listGenerationNumbers, loadLayout } from './state-shards';
 import type { RewriteRepositoryInput, RewriteRepositoryResult } from './types';
 
 /** A package name and version as they may reach an index: the publisher's own patterns. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._+~^:-]{0,127}$/;
 
+/** Generation N's snapshot, its packages and owners read from its shards (`packages: false`: only
+ * its summary, `count`, as `conveyor repo list` shows it). */
 export async function readSnapshot(
   store: RepoStore,
   fmt: RepositoryFormat,
   generation: number,
   signal?: AbortSignal,
+  opts: { packages?: boolean; cacheDir?: string } = {},
 ): Promise<GenerationSnapshot | undefined> {
   const bytes = await store.get(generationKey(fmt.stateKey, generation), signal);
   if (!bytes) return undefined;
   const snap = JSON.parse(bytes.toString('utf8')) as GenerationSnapshot;
-  if (snap.schema !== 1 || snap.format !== fmt.format || snap.generation !== generation) {
+  if (
+    (snap.schema !== 1 && snap.schema !== 2) ||
+    snap.format !== fmt.format ||
+    snap.generation !== generation ||
+    (snap.schema === 2 && (typeof snap.dirs !== 'object' || snap.dirs === null))
+  ) {
     throw nonRetryable(
       RepositoryFailure.BadConfig,
       `${store.url(generationKey(fmt.stateKey, generation))} is not the snapshot of ${fmt.format} generation ${generation}`,
     );
   }
-  return snap;
+  if (snap.schema === 1) return { ...snap, count: snap.packages.length };
+  if (opts.packages === false) return { ...snap, packages: [], owners: {} };
+  const { packages, owners } = await loadLayout(store, fmt.stateKey, snap.dirs!, { signal, cacheDir: opts.cacheDir });
+  return { ...snap, packages, owners, count: packages.length };
 }
 
 /** The generations with a snapshot, oldest first. */
-export async function listGenerations(
-  store: RepoStore,
-  fmt: RepositoryFormat,
-  signal?: AbortSignal,
-): Promise<number[]> {
-  const listed = await store.list(generationsPrefix(fmt.stateKey), signal);
-  return [...listed.keys()]
-    .map((k) => /\/(\d{8,})\.json$/.exec(k)?.[1])
-    .filter((n): n is string => n !== undefined)
-    .map(Number)
-    .sort((a, b) => a - b);
+export function listGenerations(store: RepoStore, fmt: RepositoryFormat, signal?: AbortSignal): Promise<number[]> {
+  return listGenerationNumbers(store, fmt.stateKey, signal);
 }
 
 export async function rewriteRepository(
@@ -93,7 +95,7 @@ export async function rewriteRepository(
     if (action.to === state.generation) {
       throw nonRetryable(RepositoryFailure.BadConfig, `${where} is at generation ${action.to} already`);
     }
-    const snap = await readSnapshot(store, fmt, action.to, signal);
+    const snap = await readSnapshot(store, fmt, action.to, signal, { cacheDir: deps.stateCache });
     if (!snap) {
       const known = await listGenerations(store, fmt, signal);
       throw nonRetryable(

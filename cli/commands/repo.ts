@@ -9,7 +9,8 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { Command } from 'commander';
 import { aptFormat, createRepoStore, listGenerations, readSnapshot, yumFormat } from '../../activities/repository';
 import type { RewriteRepositoryInput } from '../../activities/repository';
-import { parseState, type GenerationChange, type RepositoryState } from '../../activities/repository/repository-state';
+import type { GenerationChange, RepositoryState } from '../../activities/repository/repository-state';
+import { isHead, loadState, parseStored } from '../../activities/repository/state-shards';
 import { createAwsClients } from '../../activities/storage/s3';
 import { recordAction } from './audit';
 import { repositoryRewriteId } from '../../common/ids';
@@ -54,7 +55,7 @@ function repoOf(environment: Environment, channel: string, distro: string, distr
 async function discover(config: ConveyorConfig, environment: Environment): Promise<ChannelRepo[]> {
   const { store } = storeFor(config, environment);
   const keys = [...(await store.list('conveyor-state/')).keys()].filter(
-    (k) => k.endsWith('.json') && !k.includes('.generations/'),
+    (k) => k.endsWith('.json') && !k.includes('.generations/') && !k.includes('.shards/'),
   );
   const channels = new Set<string>();
   for (const k of keys) {
@@ -104,9 +105,18 @@ async function channelRepos(
 
 async function readLive(config: ConveyorConfig, r: ChannelRepo): Promise<RepositoryState> {
   const { store } = storeFor(config, r.environment);
+  const state = await loadState(store, r.format);
+  if (!state) throw new Error(`${store.url(r.stateKey)} is missing`);
+  return state;
+}
+
+/** The live generation and its package count, from the head alone. */
+async function readLiveSummary(config: ConveyorConfig, r: ChannelRepo): Promise<{ generation: number; count: number }> {
+  const { store } = storeFor(config, r.environment);
   const bytes = await store.get(r.stateKey);
   if (!bytes) throw new Error(`${store.url(r.stateKey)} is missing`);
-  return parseState(bytes, store.url(r.stateKey), r.format.format);
+  const stored = parseStored(bytes, store.url(r.stateKey), r.format.format);
+  return { generation: stored.generation, count: isHead(stored) ? stored.count : stored.packages.length };
 }
 
 function changeText(c: GenerationChange): string {
@@ -135,15 +145,15 @@ function listCommand(): Command {
         const repos = await discover(config, environment);
         if (!opts.json) process.stdout.write(`${environment}:${repos.length === 0 ? ' nothing published' : ''}\n`);
         for (const r of repos) {
-          const live = await readLive(config, r);
+          const live = await readLiveSummary(config, r);
           const generations = [];
           for (const n of await listGenerations(store, r.format)) {
-            const s = await readSnapshot(store, r.format, n);
+            const s = await readSnapshot(store, r.format, n, undefined, { packages: false });
             if (s) {
               generations.push({
                 generation: n,
                 publishedAt: s.publishedAt,
-                packages: s.packages.length,
+                packages: s.count ?? s.packages.length,
                 change: s.change,
                 live: n === live.generation,
               });
@@ -160,7 +170,7 @@ function listCommand(): Command {
           if (opts.json) continue;
           process.stdout.write(
             `  ${r.channel} (${r.label}, distro ${r.distro}): live generation ${live.generation}, ` +
-              `${live.packages.length} package${live.packages.length === 1 ? '' : 's'}\n`,
+              `${live.count} package${live.count === 1 ? '' : 's'}\n`,
           );
           for (const g of generations) {
             process.stdout.write(

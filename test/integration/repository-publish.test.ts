@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
@@ -18,7 +18,10 @@ import {
   type RepositoryActivities,
 } from '../../activities/repository';
 import { runChecked } from '../../activities/exec/process';
+import { createRepoStore } from '../../activities/repository/repo-store';
+import type { RepositoryState } from '../../activities/repository/repository-state';
 import { mapLimit } from '../../activities/repository/s3-objects';
+import { loadState, without } from '../../activities/repository/state-shards';
 import type { ArtifactRef } from '../../common/types';
 import { parseS3Url } from '../../config/conveyor';
 import { buildTestDeb, buildTestRpm, craftDeb, testSigningKey, type ArtifactTarget } from '../helpers/packages';
@@ -160,15 +163,24 @@ describe('repository publishing: increments, retention, generations, crashes', (
     const second = await acts.publishPackages(deb('incr', [a, b]));
     const pool = second.uploaded.filter((k) => k.startsWith('apt/pool/'));
     expect(pool).toEqual(['apt/pool/incr/bookworm/beta/beta_2.0-1_amd64.deb']);
-    const rest = second.uploaded.filter((k) => !pool.includes(k));
+    // The state's shards: beta's, and the directory that names it (content-named, write-once).
+    const shards = second.uploaded.filter((k) => k.startsWith('conveyor-state/apt/bookworm-incr.shards/'));
+    expect(shards.map((k) => k.replace(/[0-9a-f]{64}/, 'H'))).toEqual(
+      expect.arrayContaining(['conveyor-state/apt/bookworm-incr.shards/n/H.json']),
+    );
+    expect(shards.length).toBeLessThanOrEqual(3);
+    const rest = second.uploaded.filter((k) => !pool.includes(k) && !shards.includes(k));
     const stateKeys = [
       'conveyor-state/apt/bookworm-incr.json',
       'conveyor-state/apt/bookworm-incr.generations/00000002.json',
     ];
     expect(rest.every((k) => second.indexKeys.includes(k) || stateKeys.includes(k))).toBe(true);
     // The signed index is written after everything it names, InRelease last of all; then the
-    // state and the generation's snapshot.
-    expect(second.uploaded.slice(-5)).toEqual([
+    // state (its shards, then its head) and the generation's snapshot.
+    expect(second.uploaded.indexOf(shards[0])).toBeGreaterThan(
+      second.uploaded.indexOf('apt/dists/bookworm-incr/InRelease'),
+    );
+    expect(rest.slice(-5)).toEqual([
       'apt/dists/bookworm-incr/Release',
       'apt/dists/bookworm-incr/Release.gpg',
       'apt/dists/bookworm-incr/InRelease',
@@ -191,7 +203,7 @@ describe('repository publishing: increments, retention, generations, crashes', (
     const second = await acts.publishPackages(rpm('incr', [a, b]));
     expect(second.uploaded.filter((k) => k.endsWith('.rpm'))).toEqual(['yum/el9/incr/Packages/beta-2.0-1.noarch.rpm']);
     expect(second.uploaded.filter((k) => /repodata\/[0-9a-f]{64}-/.test(k))).toHaveLength(3);
-    expect(second.uploaded.slice(-4)).toEqual([
+    expect(second.uploaded.filter((k) => !k.includes('.shards/')).slice(-4)).toEqual([
       'yum/el9/incr/repodata/repomd.xml',
       'yum/el9/incr/repodata/repomd.xml.asc',
       'conveyor-state/yum/el9/incr/state.json',
@@ -370,11 +382,12 @@ describe('repository publishing: increments, retention, generations, crashes', (
     expect(err).toBeInstanceOf(ApplicationFailure);
     return err as ApplicationFailure;
   };
-  const stateOf = async (key: string) =>
-    JSON.parse((await get(key)).body.toString('utf8')) as {
-      owners?: Record<string, string>;
-      packages: { name: string; version: string; artifact: ArtifactRef }[];
-    };
+  /** The whole state of an APT suite: its head and shards (state-shards.ts). */
+  const stateOf = async (key: string): Promise<RepositoryState> => {
+    const state = await loadState(createRepoStore(s3, bucket), { stateKey: key, format: 'apt' });
+    if (!state) throw new Error(`no state at ${key}`);
+    return state;
+  };
 
   describe('refusals', () => {
     it('refuses an artifact whose bytes do not match its SHA-256, and publishes nothing', async () => {
@@ -556,10 +569,9 @@ describe('repository publishing: increments, retention, generations, crashes', (
         ['1.0-1', '1.0-2'].map((v) => buildTestDeb({ name: 'old', version: v, arch: 'amd64' }, target)),
       );
       await acts.publishPackages(deb('legacy', old, 10, 'acme/old'));
-      // A manifest written before owners existed.
+      // A manifest written before owners existed (and before shards: one schema 1 object).
       const stateKey = 'conveyor-state/apt/bookworm-legacy.json';
-      const legacy = JSON.parse((await get(stateKey)).body.toString('utf8')) as Record<string, unknown>;
-      delete legacy.owners;
+      const legacy = { ...without(await stateOf(stateKey), 'layout', 'history', 'owners'), schema: 1 };
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: stateKey, Body: JSON.stringify(legacy) }));
 
       // Another repository's retention leaves the unowned name alone…
@@ -701,11 +713,7 @@ describe('repository publishing: increments, retention, generations, crashes', (
     // The artifact is gone from the artifacts bucket: an unchanged publish must not need it.
     await s3.send(new PutObjectCommand({ Bucket: artifactsBucket, Key: a.key, Body: 'gone' }));
     expect(await acts.publishPackages(deb('lazy', [a]))).toMatchObject({ changed: false });
-    const state = JSON.parse(
-      await (
-        await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'conveyor-state/apt/bookworm-lazy.json' }))
-      ).Body!.transformToString(),
-    ) as { packages: { name: string; artifact: { sha256: string } }[] };
+    const state = await stateOf('conveyor-state/apt/bookworm-lazy.json');
     expect(state.packages.map((p) => [p.name, p.artifact.sha256])).toEqual([['nu', a.sha256]]);
   });
 });
