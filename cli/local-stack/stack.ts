@@ -147,8 +147,10 @@ export async function startStack(
     // Each process gets only its own secrets from this (process-env.ts). The local dev server is
     // plaintext without auth: a shell's TEMPORAL_API_KEY, TLS or profile settings (for a real
     // cluster) would make the stack's processes talk TLS to it, so none of them pass.
+    // Nor do a shell's AWS keys: the local S3 server accepts only the fixed local credentials, and
+    // real keys have no business reaching a local endpoint.
     const env: NodeJS.ProcessEnv = {
-      ...withoutTemporalSettings(process.env),
+      ...withoutAwsCredentials(withoutTemporalSettings(process.env)),
       CONVEYOR_CONFIG: config.file,
       TEMPORAL_ADDRESS: temporalAddress,
       TEMPORAL_NAMESPACE: dev.temporal.namespace,
@@ -317,4 +319,10 @@ async function waitForPollers(config: ConveyorConfig, dev: DevConfig, services: 
 /** `env` less every TEMPORAL_* setting (address, API key, TLS, profile: config/temporal-settings.ts). */
 export function withoutTemporalSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('TEMPORAL_')));
+}
+
+/** `env` less the AWS credential settings the SDK's default chain would pick up. */
+export function withoutAwsCredentials(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const names = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'];
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !names.includes(k)));
 }
