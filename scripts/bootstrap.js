@@ -374,32 +374,8 @@ function unzipMember(zip, name) {
 
 function goInstallTemporal(gobin, version) {
   const t0 = Date.now();
-  return new Promise((resolve) => {
-    // -v prints each package as it is compiled: that is the progress we show.
-    const child = spawn('go', ['install', '-v', `github.com/temporalio/cli/cmd/temporal@${version}`], {
-      env: { ...process.env, GOBIN: gobin, GOFLAGS: process.env.GOFLAGS || '-mod=mod' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let packages = 0;
-    let last = '';
-    const onData = (buf) => {
-      for (const line of buf.toString().split('\n')) {
-        if (!line.trim()) continue;
-        if (!line.startsWith('go: downloading')) packages++;
-        last = line.trim();
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    const timer = setInterval(() => {
-      say(`  go install: ${secondsSince(t0)} s, ${packages} packages compiled (last: ${last.slice(0, 80)})`);
-    }, 10000);
-    child.on('close', (code) => {
-      clearInterval(timer);
-      if (code !== 0) say(`go install exited with ${code}; last line: ${last}`);
-      resolve(code === 0 ? { started: t0 } : null);
-    });
-  });
+  const spec = `github.com/temporalio/cli/cmd/temporal@${version}`;
+  return goInstallWithProgress('go', spec, gobin).then((code) => (code === 0 ? { started: t0 } : null));
 }
 
 function downloadTemporal(dir, dest, version) {

@@ -4,26 +4,18 @@
 // still lists the run that published them. `conveyor dev --reset` forgets both at once.
 // On a copy of the local stack's config with free ports and a temp data dir, never the ports or
 // the data of a running `npm run dev`.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { parse, stringify } from 'yaml';
 import type { PipelineResult } from '../../common/types';
-import { freePort, isAlive } from '../../cli/local-stack/services';
+import { isAlive } from '../../cli/local-stack/services';
 import type { StackInfo } from '../../cli/local-stack/stack';
+import { CLI, conveyor, devStackFiles, ROOT, TSX } from '../helpers/dev-stack';
 import { aptClient, dnfClient } from '../helpers/readers';
 import { tempDir } from '../helpers/stack';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
-const CLI = path.join(ROOT, 'cli', 'main.ts');
 const ENV = { ...process.env, GITHUB_WEBHOOK_SECRET: '' };
-
-function conveyor(args: string[], timeoutMs = 300000) {
-  const r = spawnSync(TSX, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: timeoutMs, env: ENV });
-  return { code: r.status, out: r.stdout + r.stderr };
-}
 
 describe('local stack: the repositories outlive a restart', () => {
   let dir: string;
@@ -61,30 +53,7 @@ describe('local stack: the repositories outlive a restart', () => {
   }
 
   beforeAll(async () => {
-    dir = tempDir('stack-restart');
-    const ports: number[] = [];
-    for (let i = 0; i < 7; i++) ports.push(await freePort());
-    const dev = parse(fs.readFileSync(path.join(ROOT, 'temporal-dev.yml'), 'utf8')) as Record<
-      string,
-      Record<string, unknown>
-    >;
-    dev.temporal = {
-      ...dev.temporal,
-      port: ports[0],
-      uiPort: ports[1],
-      httpPort: ports[2],
-      metricsPort: ports[3],
-      dbFile: 'data/temporal.db',
-    };
-    dev.aws = { ...dev.aws, port: ports[4], hosts: { perDistro: 1, tags: { Environment: 'staging' } } };
-    dev.api = { port: ports[5], statusPort: ports[6] };
-    (dev as Record<string, unknown>).dataDir = 'data';
-    // No worker metrics ports: the defaults (9464, 9465) may be taken by a running `npm run dev`.
-    (dev as Record<string, unknown>).metrics = {};
-    devFile = path.join(dir, 'temporal-dev.yml');
-    fs.writeFileSync(devFile, stringify(dev));
-    configFile = path.join(dir, 'conveyor.dev.yml');
-    fs.copyFileSync(path.join(ROOT, 'conveyor.dev.yml'), configFile);
+    ({ dir, devFile, configFile } = await devStackFiles('stack-restart', { noWorkerMetrics: true }));
   });
 
   afterAll(() => {
