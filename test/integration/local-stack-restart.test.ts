@@ -36,7 +36,7 @@ describe('local stack: the repositories outlive a restart', () => {
     fs.closeSync(fd);
     child.unref();
     const out = () => fs.readFileSync(log, 'utf8');
-    const deadline = Date.now() + 240000;
+    const deadline = Date.now() + 400000;
     while (Date.now() < deadline) {
       if (child.exitCode !== null) throw new Error(`conveyor dev exited with ${child.exitCode}:\n${out()}`);
       if (out().includes('Conveyor local stack is up')) {
@@ -44,7 +44,7 @@ describe('local stack: the repositories outlive a restart', () => {
       }
       await new Promise((r) => setTimeout(r, 500));
     }
-    throw new Error(`conveyor dev did not come up in 240 s:\n${out()}`);
+    throw new Error(`conveyor dev did not come up in 400 s:\n${out()}`);
   }
 
   async function temporalClient(info: StackInfo): Promise<Client> {
@@ -57,8 +57,8 @@ describe('local stack: the repositories outlive a restart', () => {
   });
 
   afterAll(() => {
-    conveyor(['dev', '--stop', '--dev-config', devFile], 60000);
-  });
+    conveyor(['dev', '--stop', '--dev-config', devFile], 180000);
+  }, 200_000);
 
   it('publishes, stops, starts again: apt-get and dnf read the same repositories, Temporal lists the run', async () => {
     const demo = conveyor(['--config', configFile, 'demo', '--dev-config', devFile]);
@@ -70,7 +70,10 @@ describe('local stack: the repositories outlive a restart', () => {
     expect(first.s3DataDir).toBe(path.join(dir, 'data', 's3'));
     expect(fs.existsSync(path.join(dir, 'data', 's3', 'conveyor-staging', 'keys', 'conveyor.asc'))).toBe(true);
 
-    const stop = conveyor(['dev', '--stop', '--dev-config', devFile], 60000);
+    // Generous: on a loaded 2-core machine tsx alone can take tens of seconds to start.
+    const s0 = Date.now();
+    const stop = conveyor(['dev', '--stop', '--dev-config', devFile], 180000);
+    process.stderr.write(`local stack stop: ${Date.now() - s0} ms\n`);
     expect(stop.out).toContain(`stopped the local stack (pid ${first.pid})`);
     expect(isAlive(first.pid)).toBe(false);
 
@@ -112,10 +115,10 @@ describe('local stack: the repositories outlive a restart', () => {
     expect(fs.existsSync(dnf.file(`widget-${version}.noarch.rpm`))).toBe(true);
 
     // `--reset` refuses while the stack runs, then forgets runs and objects together.
-    const refused = conveyor(['--config', configFile, 'dev', '--dev-config', devFile, '--reset'], 60000);
+    const refused = conveyor(['--config', configFile, 'dev', '--dev-config', devFile, '--reset'], 180000);
     expect(refused.code).toBe(1);
     expect(refused.out).toContain('stop the running local stack first');
-    conveyor(['dev', '--stop', '--dev-config', devFile], 60000);
+    conveyor(['dev', '--stop', '--dev-config', devFile], 180000);
     const reset = await startDev(['--reset']);
     expect(reset.out()).toContain(`removed ${path.join(dir, 'data', 's3')}`);
     expect((await fetch(keyUrl)).status).toBe(404);
@@ -127,5 +130,5 @@ describe('local stack: the repositories outlive a restart', () => {
     } finally {
       await after.connection.close();
     }
-  });
+  }, 1_200_000);
 });
