@@ -17,8 +17,8 @@ describe('local stack: conveyor demo, dev, dev --stop', () => {
   });
 
   afterAll(() => {
-    conveyor(['dev', '--stop', '--dev-config', devFile], 60000);
-  });
+    conveyor(['dev', '--stop', '--dev-config', devFile], 180000);
+  }, 200_000);
 
   it('runs the demo end to end, leaves the stack up, refuses a second dev, and stops cleanly', async () => {
     const demo = conveyor(['--config', configFile, 'demo', '--dev-config', devFile]);
@@ -52,7 +52,7 @@ describe('local stack: conveyor demo, dev, dev --stop', () => {
     expect(second.code).toBe(1);
     expect(second.out).toContain(`the local stack is already running (pid ${info.pid}`);
 
-    const stop = conveyor(['dev', '--stop', '--dev-config', devFile], 60000);
+    const stop = conveyor(['dev', '--stop', '--dev-config', devFile], 180000);
     expect(stop.out).toContain(`stopped the local stack (pid ${info.pid})`);
     expect(isAlive(info.pid)).toBe(false);
     for (const p of ports) expect(await isPortFree(p)).toBe(true);
@@ -70,5 +70,5 @@ describe('local stack: conveyor demo, dev, dev --stop', () => {
       workflowId: firstId,
       status: 'succeeded',
     });
-  });
+  }, 1_200_000);
 });
