@@ -123,6 +123,14 @@ export async function startS3Server(o: { port: number; dataDir: string; logFile:
  */
 export async function startLocalAws(o: { port: number; s3DataDir: string; logDir: string }): Promise<Service[]> {
   const [s3Port, motoPort] = [await freePort(), await freePort()];
+  // The router starts beside the servers, not after them (tsx takes seconds to start, more on a
+  // busy machine); it answers 502 until its backend is up.
+  const routerArgs = [path.join(__dirname, 'aws-router.ts'), '--port', String(o.port)];
+  routerArgs.push('--s3-port', String(s3Port), '--moto-port', String(motoPort));
+  const router = spawnService('aws-router', tsxBin(), routerArgs, {
+    logFile: path.join(o.logDir, 'aws-router.log'),
+    cwd: ROOT,
+  });
   const started: Service[] = [];
   try {
     const servers = await Promise.allSettled([
@@ -130,18 +138,13 @@ export async function startLocalAws(o: { port: number; s3DataDir: string; logDir
       startMoto({ port: motoPort, logFile: path.join(o.logDir, 'moto.log') }),
     ]);
     for (const r of servers) if (r.status === 'fulfilled') started.push(r.value);
-    for (const r of servers) if (r.status === 'rejected') throw r.reason;
-    const routerArgs = [path.join(__dirname, 'aws-router.ts'), '--port', String(o.port)];
-    routerArgs.push('--s3-port', String(s3Port), '--moto-port', String(motoPort));
-    const router = spawnService('aws-router', tsxBin(), routerArgs, {
-      logFile: path.join(o.logDir, 'aws-router.log'),
-      cwd: ROOT,
-    });
+    // Last in the list, so a stop (newest first) takes it down before the servers behind it.
     started.push(router);
+    for (const r of servers) if (r.status === 'rejected') throw r.reason;
     await waitFor(
       `the local AWS endpoint at 127.0.0.1:${o.port}`,
       async () => (await fetch(`http://127.0.0.1:${o.port}/moto-api/`)).ok,
-      { service: router, timeoutMs: 30000 },
+      { service: router, timeoutMs: 60000 },
     );
     return started;
   } catch (err) {

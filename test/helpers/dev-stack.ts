@@ -12,8 +12,9 @@ export const ROOT = path.resolve(__dirname, '..', '..');
 export const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 export const CLI = path.join(ROOT, 'cli', 'main.ts');
 
-/** The `conveyor` CLI as a user runs it; no webhook secret from the shell (the stack makes one). */
-export function conveyor(args: string[], timeoutMs = 300000, env: Record<string, string> = {}) {
+/** The `conveyor` CLI as a user runs it; no webhook secret from the shell (the stack makes one).
+ * The default timeout leaves room for a demo on a busy 2-core machine (its stack alone can take 2 min). */
+export function conveyor(args: string[], timeoutMs = 600000, env: Record<string, string> = {}) {
   const r = spawnSync(TSX, [CLI, ...args], {
     cwd: ROOT,
     encoding: 'utf8',
