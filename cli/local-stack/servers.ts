@@ -10,13 +10,16 @@
 // s3:GetObject (apt and dnf read over plain HTTP) while anonymous PUT and LIST stay refused.
 // - versitygw v1.8.0 (Apache-2.0; posix backend: one file per object under the data dir, metadata
 //   and policies in xattrs): `go install …@v1.8.0` works (no `replace` in its go.mod), 6 min cold
-//   (mostly downloads), 84 MB binary, serves requests ~0.5 s after start, passes every probe; its
-//   conditional PUT is even atomic (six racing `IfNoneMatch` PUTs: exactly one wins; moto lets
-//   several through). One difference from S3: keys `a` and `a/b` cannot both exist
-//   (ObjectParentIsFile), as with any file-per-object store; Conveyor's key layouts never do that.
-// - SeaweedFS (weed, pseudo-version 2026-11-09): needs a wrapper module for its `replace`; see the
-//   README's local stack section for its figures. Several processes' worth of servers (master,
-//   volume, filer, s3) in one binary for what a single directory does here.
+//   (mostly downloads), 84 MB binary, serves requests 0.7 s after start, passes every probe, and
+//   its conditional PUT is atomic (six racing `IfNoneMatch` PUTs: exactly one wins). Where moto
+//   differed from S3 it is stricter: a wrong ChecksumSHA256 is refused, anonymous PUT and LIST of a
+//   public bucket are refused (moto allowed both), anonymous HEAD is allowed (moto refused it).
+//   One difference from S3: keys `a` and `a/b` cannot both exist (ObjectParentIsFile), as with any
+//   file-per-object store; Conveyor's key layouts never do that.
+// - SeaweedFS (weed, pseudo-version 2026-11-09): needs a wrapper module for its `replace`; its
+//   module downloads took 6 min and the build did not finish within an hour beside other work
+//   (README's local stack section). Several servers (master, volume, filer, s3) in one binary for
+//   what a single directory does here.
 // - moto stays for EC2 and SSM, which it serves well and which hold nothing to keep: the stack
 //   registers its staging instances again at every start (provision.ts).
 import fs from 'node:fs';
