@@ -16,10 +16,10 @@
 //   public bucket are refused (moto allowed both), anonymous HEAD is allowed (moto refused it).
 //   One difference from S3: keys `a` and `a/b` cannot both exist (ObjectParentIsFile), as with any
 //   file-per-object store; Conveyor's key layouts never do that.
-// - SeaweedFS (weed, pseudo-version 2026-11-09): needs a wrapper module for its `replace`; its
-//   module downloads took 6 min and the build did not finish within an hour beside other work
-//   (README's local stack section). Several servers (master, volume, filer, s3) in one binary for
-//   what a single directory does here.
+// - SeaweedFS (weed, pseudo-version 2026-11-09): needs a wrapper module for its `replace`; 233 MB,
+//   S3 ready 3.3 s after `weed server -s3`, the S3 calls pass, but without an identities file it
+//   checks no credentials and lets anyone PUT and LIST; several servers (master, volume, filer, s3)
+//   for what a single directory does here.
 // - moto stays for EC2 and SSM, which it serves well and which hold nothing to keep: the stack
 //   registers its staging instances again at every start (provision.ts).
 import fs from 'node:fs';
