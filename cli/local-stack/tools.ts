@@ -35,4 +35,5 @@ export function temporalCliAtLeast(major: number, minor: number, bin = temporalB
   return !!m && (Number(m[1]) > major || (Number(m[1]) === major && Number(m[2]) >= minor));
 }
 export const motoBin = () => tool('.tools/venv/bin/moto_server', 'moto server');
+export const versitygwBin = () => tool('.tools/bin/versitygw', 'versitygw (the local S3 server)');
 export const tsxBin = () => tool('node_modules/.bin/tsx', 'tsx');

@@ -1,25 +1,10 @@
 // `conveyor demo` and `conveyor dev` as a user runs them, on a copy of the local stack's config
 // with free ports and a temp data dir (never the ports of a running `npm run dev`).
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse, stringify } from 'yaml';
-import { freePort, isAlive, isPortFree } from '../../cli/local-stack/services';
+import { isAlive, isPortFree } from '../../cli/local-stack/services';
 import type { StackInfo } from '../../cli/local-stack/stack';
-import { tempDir } from '../helpers/stack';
-
-const ROOT = path.resolve(__dirname, '..', '..');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
-
-function conveyor(args: string[], timeoutMs = 300000, env: Record<string, string> = {}) {
-  const r = spawnSync(TSX, [path.join(ROOT, 'cli', 'main.ts'), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: timeoutMs,
-    env: { ...process.env, GITHUB_WEBHOOK_SECRET: '', ...env },
-  });
-  return { code: r.status, out: r.stdout + r.stderr };
-}
+import { conveyor, devStackFiles } from '../helpers/dev-stack';
 
 describe('local stack: conveyor demo, dev, dev --stop', () => {
   let dir: string;
@@ -28,33 +13,12 @@ describe('local stack: conveyor demo, dev, dev --stop', () => {
   let ports: number[];
 
   beforeAll(async () => {
-    dir = tempDir('stack');
-    ports = [];
-    for (let i = 0; i < 7; i++) ports.push(await freePort());
-    const dev = parse(fs.readFileSync(path.join(ROOT, 'temporal-dev.yml'), 'utf8')) as Record<
-      string,
-      Record<string, unknown>
-    >;
-    dev.temporal = {
-      ...dev.temporal,
-      port: ports[0],
-      uiPort: ports[1],
-      httpPort: ports[2],
-      metricsPort: ports[3],
-      dbFile: 'data/temporal.db',
-    };
-    dev.aws = { ...dev.aws, port: ports[4], hosts: { perDistro: 1, tags: { Environment: 'staging' } } };
-    dev.api = { port: ports[5], statusPort: ports[6] };
-    (dev as Record<string, unknown>).dataDir = 'data';
-    devFile = path.join(dir, 'temporal-dev.yml');
-    fs.writeFileSync(devFile, stringify(dev));
-    configFile = path.join(dir, 'conveyor.dev.yml');
-    fs.copyFileSync(path.join(ROOT, 'conveyor.dev.yml'), configFile);
+    ({ dir, ports, devFile, configFile } = await devStackFiles('stack'));
   });
 
   afterAll(() => {
-    conveyor(['dev', '--stop', '--dev-config', devFile], 60000);
-  });
+    conveyor(['dev', '--stop', '--dev-config', devFile], 180000);
+  }, 200_000);
 
   it('runs the demo end to end, leaves the stack up, refuses a second dev, and stops cleanly', async () => {
     const demo = conveyor(['--config', configFile, 'demo', '--dev-config', devFile]);
@@ -88,7 +52,7 @@ describe('local stack: conveyor demo, dev, dev --stop', () => {
     expect(second.code).toBe(1);
     expect(second.out).toContain(`the local stack is already running (pid ${info.pid}`);
 
-    const stop = conveyor(['dev', '--stop', '--dev-config', devFile], 60000);
+    const stop = conveyor(['dev', '--stop', '--dev-config', devFile], 180000);
     expect(stop.out).toContain(`stopped the local stack (pid ${info.pid})`);
     expect(isAlive(info.pid)).toBe(false);
     for (const p of ports) expect(await isPortFree(p)).toBe(true);
@@ -106,5 +70,5 @@ describe('local stack: conveyor demo, dev, dev --stop', () => {
       workflowId: firstId,
       status: 'succeeded',
     });
-  });
+  }, 1_200_000);
 });

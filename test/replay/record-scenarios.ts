@@ -1,6 +1,6 @@
 // Records the histories of the paths the demo's runs never take, from real runs on an isolated
-// test stack (the jest global setup's: Temporal dev server, moto, local Debian hosts), into
-// test/replay/histories/<scenario>/:
+// test stack (the jest global setup's: Temporal dev server, the local AWS endpoint, local Debian
+// hosts), into test/replay/histories/<scenario>/:
 //   superseded             an ancestor delivered after its descendant deployed: deploy skipped.
 //                          Since the patch older-commit-superseded-at-build, the same scenario ends
 //                          at the build number; that recording is kept as superseded-at-build

@@ -1,13 +1,14 @@
-// One isolated local stack per `npm test`: a Temporal dev server and moto on free ports with their
-// state in a temp dir, plus one workflow bundle for every test worker. Tests never touch a running
-// `npm run dev` stack. Addresses reach the tests through env vars (CONVEYOR_TEST_*).
+// One isolated local stack per `npm test`: a Temporal dev server and the local AWS endpoint (the
+// same as `conveyor dev`'s: versitygw for S3, moto for EC2 and SSM, one port) on free ports with
+// their state in a temp dir, plus one workflow bundle for every test worker. Tests never touch a
+// running `npm run dev` stack. Addresses reach the tests through env vars (CONVEYOR_TEST_*).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { generateSigningKey } from '../../activities/repository';
 import { SEARCH_ATTRIBUTES } from '../../common/search-attributes';
-import { startMoto, startTemporalServer } from '../../cli/local-stack/servers';
+import { startLocalAws, startTemporalServer } from '../../cli/local-stack/servers';
 import { freePort, type Service } from '../../cli/local-stack/services';
 import { workflowsPath } from '../../workers/create';
 
@@ -27,7 +28,7 @@ export default async function globalSetup(): Promise<void> {
   try {
     const [port, httpPort, metricsPort, uiPort, awsPort] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
     const signingKey = path.join(dir, 'signing-key.asc');
-    const [temporal, moto, bundle] = await Promise.all([
+    const [temporal, aws, bundle] = await Promise.all([
       startTemporalServer({
         port,
         uiPort,
@@ -39,11 +40,11 @@ export default async function globalSetup(): Promise<void> {
         logFile: path.join(dir, 'temporal.log'),
         headless: true,
       }),
-      startMoto({ port: awsPort, logFile: path.join(dir, 'moto.log') }),
+      startLocalAws({ port: awsPort, s3DataDir: path.join(dir, 's3'), logDir: dir }),
       bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quietLogger }),
       generateSigningKey(signingKey, 'Conveyor tests <conveyor-tests@localhost>'),
     ]);
-    services.push(temporal, moto);
+    services.push(temporal, ...aws);
     const bundlePath = path.join(dir, 'workflow-bundle.js');
     fs.writeFileSync(bundlePath, bundle.code);
     process.env.CONVEYOR_TEST_DIR = dir;
