@@ -123,7 +123,9 @@ export async function runExamplesOnHost(deps: RunExamplesDeps, input: RunExample
       if (!r) return;
       if (r.output === null) note(`! ${r.note}`);
       else {
-        for (const l of r.output) note(l);
+        const shown = [...r.output];
+        while (shown.length > 0 && shown[shown.length - 1] === '') shown.pop();
+        for (const l of shown) note(l);
         if (r.exitCode !== 0) note(`[${r.exitCode}]`);
       }
     });
