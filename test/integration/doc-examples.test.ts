@@ -123,7 +123,8 @@ describe('documented examples: the verify stage runs them on a staging host', ()
     });
   };
 
-  const failureOf = async (p: Promise<unknown>): Promise<ApplicationFailure> => {
+  /** The stage's failure: VerifyFailed, with the examples' details. */
+  const failureOf = async (p: Promise<unknown>): Promise<{ message: string; details: ExamplesFailureDetails }> => {
     const err = await p.then(
       () => undefined,
       (e: unknown) => e,
@@ -131,7 +132,8 @@ describe('documented examples: the verify stage runs them on a staging host', ()
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const cause = (err as WorkflowFailedError).cause;
     expect(cause).toBeInstanceOf(ApplicationFailure);
-    return cause as ApplicationFailure;
+    expect((cause as ApplicationFailure).type).toBe(FailureType.VerifyFailed);
+    return { message: cause!.message, details: (cause as ApplicationFailure).details![0] as ExamplesFailureDetails };
   };
 
   const read = async (key: string) => {
@@ -153,10 +155,8 @@ describe('documented examples: the verify stage runs them on a staging host', ()
   }, 300_000);
 
   it('fails the stage for a mismatch, naming its file:line with an expected/actual diff', async () => {
-    const failure = await failureOf(verify(['README.md', 'docs/*.md'], '2'));
-    expect(failure.type).toBe(FailureType.VerifyFailed);
-    expect(failure.message).toBe('documented examples: 1 mismatch(es) at docs/guide.md:4 on ex-1');
-    const details = failure.details![0] as ExamplesFailureDetails;
+    const { message, details } = await failureOf(verify(['README.md', 'docs/*.md'], '2'));
+    expect(message).toBe('documented examples: 1 mismatch(es) at docs/guide.md:4 on ex-1');
     expect(details.mismatches).toEqual([
       { file: 'docs/guide.md', line: 4, host: 'ex-1', command: 'expr 2 + 3', diff: '- 4\n+ 5' },
     ]);
@@ -169,10 +169,8 @@ describe('documented examples: the verify stage runs them on a staging host', ()
   }, 300_000);
 
   it('refuses documents that are links, and patterns that match nothing, before anything runs', async () => {
-    const failure = await failureOf(verify(['docs/shadow.md', 'CHANGELOG.md'], '3'));
-    expect(failure.type).toBe(FailureType.VerifyFailed);
-    expect(failure.message).toBe('documented examples: 2 problem(s) at docs/shadow.md, CHANGELOG.md');
-    const details = failure.details![0] as ExamplesFailureDetails;
+    const { message, details } = await failureOf(verify(['docs/shadow.md', 'CHANGELOG.md'], '3'));
+    expect(message).toBe('documented examples: 2 problem(s) at docs/shadow.md, CHANGELOG.md');
     expect(details.problems.map((p) => p.message)).toEqual([
       expect.stringMatching(/^matches no regular file at [0-9a-f]{12} \(symlinks and submodules are not read\)$/),
       expect.stringMatching(/^matches no regular file/),

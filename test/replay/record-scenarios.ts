@@ -129,6 +129,18 @@ async function main(): Promise<void> {
     const expectStatus = (wf: string, r: PipelineResult, status: string) => {
       if (r.status !== status) throw new Error(`${wf} ended ${r.status}, expected ${status}`);
     };
+    /** Records a run that ends with `status`. */
+    const recordEnded = async (scenario: string, wf: string, status: string) => {
+      expectStatus(wf, await result(wf), status);
+      await record(client, scenario, wf);
+    };
+    /** Records a run that fails, once the operator window (7 s) after its failed stage passes. */
+    const recordFailed = async (scenario: string, wf: string) => {
+      await result(wf).catch(() => undefined);
+      const { status } = await client.workflow.getHandle(wf).describe();
+      if (status.name !== 'FAILED') throw new Error(`${wf} is ${status.name}, expected FAILED`);
+      await record(client, scenario, wf);
+    };
     try {
       const scenarios: Promise<void>[] = [];
       if (want('superseded') || want('rerun-deploy-forced')) {
@@ -153,20 +165,15 @@ async function main(): Promise<void> {
       if (want('verify-failed')) {
         scenarios.push(
           (async () => {
-            const wf = await deliver('verify', await commit('verify', 'e2e will fail'));
-            await result(wf).catch(() => undefined); // fails once the operator window (7 s) passes
-            const { status } = await client.workflow.getHandle(wf).describe();
-            if (status.name !== 'FAILED') throw new Error(`${wf} is ${status.name}, expected FAILED`);
-            await record(client, 'verify-failed', wf);
+            await recordFailed('verify-failed', await deliver('verify', await commit('verify', 'e2e will fail')));
           })(),
         );
       }
       if (want('e2e-examples')) {
         scenarios.push(
           (async () => {
-            const wf = await deliver('examples', await commit('examples', 'documented examples pass'));
-            expectStatus(wf, await result(wf), 'succeeded');
-            await record(client, 'e2e-examples', wf);
+            const c = await commit('examples', 'documented examples pass');
+            await recordEnded('e2e-examples', await deliver('examples', c), 'succeeded');
           })(),
         );
       }
@@ -180,11 +187,7 @@ async function main(): Promise<void> {
                 fs.writeFileSync(readme, fs.readFileSync(readme, 'utf8').replace(/^5$/m, '6'));
               },
             });
-            const wf = await deliver('mismatch', c);
-            await result(wf).catch(() => undefined); // fails once the operator window (7 s) passes
-            const { status } = await client.workflow.getHandle(wf).describe();
-            if (status.name !== 'FAILED') throw new Error(`${wf} is ${status.name}, expected FAILED`);
-            await record(client, 'e2e-examples-mismatch', wf);
+            await recordFailed('e2e-examples-mismatch', await deliver('mismatch', c));
           })(),
         );
       }
@@ -213,9 +216,11 @@ async function main(): Promise<void> {
       if (want('approval-expired')) {
         scenarios.push(
           (async () => {
-            const wf = await deliver('expiring', await commit('expiring', 'nobody decides'));
-            expectStatus(wf, await result(wf), 'expired');
-            await record(client, 'approval-expired', wf);
+            await recordEnded(
+              'approval-expired',
+              await deliver('expiring', await commit('expiring', 'nobody decides')),
+              'expired',
+            );
           })(),
         );
       }
