@@ -35,8 +35,11 @@ export const ExampleLimits = {
   commandsPerExample: 100,
   /** Commands and expected output of all examples together. */
   textBytes: 256 * 1024,
-  /** Lines of actual output a mismatch report shows. */
+  /** Lines of actual output a mismatch report shows, and characters of one diff. */
   diffLines: 200,
+  diffChars: 4000,
+  /** Mismatches of one host that keep their diff (the rest keep file, line and command). */
+  mismatchDiffs: 50,
 } as const;
 
 export interface ExampleCommand {
@@ -282,7 +285,8 @@ export function diffLines(expected: readonly string[], actual: readonly string[]
     }
   }
   if (actual.length > a.length) out.push(`  (${actual.length - a.length} more lines of output not shown)`);
-  return out.join('\n');
+  const text = out.join('\n');
+  return text.length > ExampleLimits.diffChars ? `${text.slice(0, ExampleLimits.diffChars)}\n  (diff cut)` : text;
 }
 
 /** The mismatches of one block's run on `host`: every command whose output or exit code differs

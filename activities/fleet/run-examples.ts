@@ -15,7 +15,13 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkExample, type CommandRun, type DocExample, type ExampleMismatch } from '../../common/doc-examples';
+import {
+  ExampleLimits,
+  checkExample,
+  type CommandRun,
+  type DocExample,
+  type ExampleMismatch,
+} from '../../common/doc-examples';
 import type { ExecOutcome, ExecRequest } from './executor';
 import type { Host } from './types';
 
@@ -134,5 +140,7 @@ export async function runExamplesOnHost(deps: RunExamplesDeps, input: RunExample
     if (found.length === 0) passed++;
     mismatches.push(...found);
   }
+  // Results travel in the history: beyond a few dozen, a mismatch keeps its place, not its diff.
+  for (const m of mismatches.slice(ExampleLimits.mismatchDiffs)) m.diff = '(diff not kept: see the log)';
   return { host: input.host.name, examples: input.examples.length, passed, mismatches, logKey: input.logKey };
 }
