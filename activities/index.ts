@@ -22,6 +22,7 @@ import type { LeaseRef } from './repository/types';
 import { createRunStep } from './exec/run-step';
 import { createSandboxHost, type SandboxHost } from './exec/sandbox';
 import { createFleetActivities, defaultBaseDir } from './fleet';
+import { createCollectExamples } from './examples/collect-examples';
 import { createRunE2e } from './fleet/e2e';
 import { createGithubActivities } from './github/commit-status';
 import { createGitActivities } from './git/ancestry';
@@ -78,6 +79,7 @@ export function createBuildActivities({
   return {
     runStep: createRunStep(deps),
     ...createPackagingActivities(deps),
+    collectExamples: createCollectExamples(deps),
     runE2e: createRunE2e({
       ...deps,
       forwardHostExec: (stageWorkflowId, req) =>

@@ -10,7 +10,14 @@ export interface RepositorySteps {
   package?: string;
   docs?: string;
   smoke?: string;
-  e2e?: string;
+  /** A command on a build worker, or the built-in kind: the marked examples of these documents
+   * (path patterns in the checkout) run on the staging hosts (common/doc-examples.ts). */
+  e2e?: string | ExamplesE2e;
+}
+
+/** conveyor.yml `e2e: { examples: [...] }`. */
+export interface ExamplesE2e {
+  examples: string[];
 }
 
 /** What the pipeline needs of a repository's config, snapshotted into the run's input at start so

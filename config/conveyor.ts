@@ -8,6 +8,7 @@ import { branchMatcher } from '../common/branch-rules';
 import { CHAT_ACTIONS, CHAT_EVENTS, type ChatRoute } from '../common/chat';
 import { embeddedCredentials } from '../common/clone-url';
 import { debianArch } from '../common/distro-arch';
+import { ExampleLimits, examplePatternProblem } from '../common/doc-examples';
 import { PACKAGE_NAME, defaultPackageName } from '../common/package-names';
 import { DEFAULT_SANDBOX, SANDBOXED_STEPS } from '../common/sandbox';
 import type { RepositorySpec, SandboxedStep } from '../common/types';
@@ -115,11 +116,31 @@ const steps = z
         'Run on every upgraded staging host through its executor (`CONVEYOR_HOST` set), as the health check of each deploy batch and in verify.',
       ),
     e2e: z
-      .string()
-      .min(1)
+      .union([
+        z.string().min(1),
+        z
+          .object({
+            examples: z
+              .array(
+                z.string().superRefine((p, ctx) => {
+                  const why = examplePatternProblem(p);
+                  if (why) ctx.addIssue({ code: 'custom', message: why });
+                }),
+              )
+              .min(1)
+              .max(ExampleLimits.patterns)
+              .describe(
+                'Documents whose marked blocks are the test (`README.md`, `docs/*.md`, `docs/**/*.md`): paths in the checkout, `*` `?` `**` wildcards.',
+              ),
+          })
+          .strict()
+          .describe(
+            'The built-in kind: the documents\' `conveyor-example` blocks run on one staging host per distro, their output compared with the document (README, "Documented examples").',
+          ),
+      ])
       .optional()
       .describe(
-        'End-to-end tests on a build worker against the staging hosts (`CONVEYOR_HOSTS`, `CONVEYOR_HOST_EXEC`).',
+        'End-to-end tests: a command on a build worker against the staging hosts (`CONVEYOR_HOSTS`, `CONVEYOR_HOST_EXEC`), or `{ examples: [...] }`, the documented examples.',
       ),
   })
   .strict()

@@ -540,7 +540,11 @@ async function verify(
       ],
       staticSummary: `verify ${repository.name} ${state.version} on staging: smoke, then e2e`,
     });
-    s.logKeys = [...r.smoke.map((c) => c.logKey), ...(r.e2e ? [r.e2e.logKey] : [])];
+    s.logKeys = [
+      ...r.smoke.map((c) => c.logKey),
+      ...(r.e2e ? [r.e2e.logKey] : []),
+      ...(r.examples?.hosts.map((h) => h.logKey) ?? []),
+    ];
   });
 }
 
@@ -947,8 +951,9 @@ function fail(stage: StageStatus, err: unknown): void {
       Boolean,
     );
     stage.tail = details.failed.map((f) => `--- ${f.step} (exit ${f.exitCode ?? f.signal})\n${f.tail}`).join('\n');
-  } else if (details?.logKey) {
-    stage.logKeys = [details.logKey];
+  } else if (details?.logKey || details?.tail) {
+    // A tail without a log: e.g. the documented examples' problems, found before anything ran.
+    stage.logKeys = details.logKey ? [details.logKey] : [];
     stage.tail = details.tail;
   } else if (hostsOf(err)) {
     stage.tail = (hostsOf(err) ?? [])

@@ -42,6 +42,7 @@ import {
   versionScript,
 } from './scripts';
 import { sshExecutor } from './ssh-executor';
+import { runExamplesOnHost, type RunExamplesInput, type RunExamplesResult } from './run-examples';
 import { ssmExecutor } from './ssm-executor';
 import type {
   DiscoverHostsInput,
@@ -60,6 +61,7 @@ import type {
 import { checkArgv, checkEnv, checkPackageName, checkStdin, checkSuite, checkUrl, checkVersion } from './validate';
 
 export type * from './types';
+export type { RunExamplesInput, RunExamplesResult } from './run-examples';
 export { FleetFailure } from './failures';
 export { HostTag } from './discover-hosts';
 export { ensureLocalHost, resetLocalHost, basePath, debianMirror, defaultBaseDir } from './local-host';
@@ -365,6 +367,24 @@ export function createFleetActivities(deps: FleetDeps) {
           timedOut: outcome.timedOut || undefined,
           durationMs: outcome.durationMs,
         };
+      } finally {
+        scope.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+
+    /** The documented examples of a run on one host (run-examples.ts); mismatches are reported,
+     * not thrown. The transcript goes to `logKey`, whatever happens. */
+    runExamples: async (input: RunExamplesInput): Promise<RunExamplesResult> => {
+      const scope = activityScope();
+      const dir = scratch();
+      try {
+        checkEnv(input.env);
+        try {
+          return await runExamplesOnHost({ exec: (req) => exec(scope, req, 'examples'), dir }, input);
+        } finally {
+          await uploadLog(scope, path.join(dir, 'examples.log'), input.logKey);
+        }
       } finally {
         scope.close();
         fs.rmSync(dir, { recursive: true, force: true });

@@ -45,7 +45,7 @@ export function tempDir(name: string): string {
 export interface TestRepository {
   name: string;
   cloneUrl: string;
-  steps: Record<string, string>;
+  steps: Record<string, string | { examples: string[] }>;
   branches?: { match: string; channel: string; release?: boolean; approval?: boolean; supersede?: boolean }[];
   /** Any other repository keys of conveyor.yml (staging, packaging, retention, …). */
   more?: Record<string, unknown>;

@@ -12,6 +12,10 @@
 //   entity-continue-as-new branch-state continuing as new (both runs: the closed one and the current)
 //   sign-at-package        a main run with a deb, an rpm and docs through to production; its rpm
 //                          stage signs at package time (patch sign-at-package)
+//   e2e-examples           e2e is `{ examples: [README.md] }`: the sample README's marked examples run
+//                          on the staging host and match (patch e2e-examples)
+//   e2e-examples-mismatch  the same with one example changed so it differs: verify fails with its
+//                          file:line, the operator window passes, the run fails
 // Usage: tsx test/replay/record-scenarios.ts [scenario…]   (default: all). Re-record only when the
 // workflow code that produced a scenario's history is what you mean to pin; replay.test.ts then
 // replays every file against the current code.
@@ -72,7 +76,7 @@ async function main(): Promise<void> {
     const dir = tempDir('record');
     const bare = (name: string) => path.join(dir, `${name}.git`);
     const role = (name: string) => `${name}-${id}`;
-    const staged = (name: string, e2e?: string) => ({
+    const staged = (name: string, e2e?: string | { examples: string[] }) => ({
       name: `acme/${name}`,
       cloneUrl: bare(name),
       branches: [{ match: 'main', channel: name }],
@@ -96,12 +100,14 @@ async function main(): Promise<void> {
         staged('verify', 'echo "e2e: the widget answers 42, expected 41"; exit 1'),
         gated('gate'),
         gated('expiring', 0.002),
+        staged('examples', { examples: ['README.md'] }),
+        staged('mismatch', { examples: ['README.md'] }),
       ],
       { fleet: { hostsDir: path.join(dir, 'hosts') } },
     );
     const [distro] = Object.keys(config.distros);
     const aws = await awsFor(config);
-    for (const name of ['superseded', 'verify']) {
+    for (const name of ['superseded', 'verify', 'examples', 'mismatch']) {
       const root = await makeLocalHost(path.join(dir, 'hosts'), `${name}-1`, 'deb');
       await registerHosts(aws.ec2, [
         { name: `${name}-1`, distro, executor: 'local', tags: { Environment: 'staging', Role: role(name) }, root },
@@ -122,6 +128,18 @@ async function main(): Promise<void> {
     const result = async (wf: string) => (await client.workflow.getHandle(wf).result()) as PipelineResult;
     const expectStatus = (wf: string, r: PipelineResult, status: string) => {
       if (r.status !== status) throw new Error(`${wf} ended ${r.status}, expected ${status}`);
+    };
+    /** Records a run that ends with `status`. */
+    const recordEnded = async (scenario: string, wf: string, status: string) => {
+      expectStatus(wf, await result(wf), status);
+      await record(client, scenario, wf);
+    };
+    /** Records a run that fails, once the operator window (7 s) after its failed stage passes. */
+    const recordFailed = async (scenario: string, wf: string) => {
+      await result(wf).catch(() => undefined);
+      const { status } = await client.workflow.getHandle(wf).describe();
+      if (status.name !== 'FAILED') throw new Error(`${wf} is ${status.name}, expected FAILED`);
+      await record(client, scenario, wf);
     };
     try {
       const scenarios: Promise<void>[] = [];
@@ -147,11 +165,29 @@ async function main(): Promise<void> {
       if (want('verify-failed')) {
         scenarios.push(
           (async () => {
-            const wf = await deliver('verify', await commit('verify', 'e2e will fail'));
-            await result(wf).catch(() => undefined); // fails once the operator window (7 s) passes
-            const { status } = await client.workflow.getHandle(wf).describe();
-            if (status.name !== 'FAILED') throw new Error(`${wf} is ${status.name}, expected FAILED`);
-            await record(client, 'verify-failed', wf);
+            await recordFailed('verify-failed', await deliver('verify', await commit('verify', 'e2e will fail')));
+          })(),
+        );
+      }
+      if (want('e2e-examples')) {
+        scenarios.push(
+          (async () => {
+            const c = await commit('examples', 'documented examples pass');
+            await recordEnded('e2e-examples', await deliver('examples', c), 'succeeded');
+          })(),
+        );
+      }
+      if (want('e2e-examples-mismatch')) {
+        scenarios.push(
+          (async () => {
+            const c = await commitSample(bare('mismatch'), path.join(dir, 'mismatch-work'), {
+              message: 'a documented example differs',
+              mutate: (w) => {
+                const readme = path.join(w, 'README.md');
+                fs.writeFileSync(readme, fs.readFileSync(readme, 'utf8').replace(/^5$/m, '6'));
+              },
+            });
+            await recordFailed('e2e-examples-mismatch', await deliver('mismatch', c));
           })(),
         );
       }
@@ -180,9 +216,11 @@ async function main(): Promise<void> {
       if (want('approval-expired')) {
         scenarios.push(
           (async () => {
-            const wf = await deliver('expiring', await commit('expiring', 'nobody decides'));
-            expectStatus(wf, await result(wf), 'expired');
-            await record(client, 'approval-expired', wf);
+            await recordEnded(
+              'approval-expired',
+              await deliver('expiring', await commit('expiring', 'nobody decides')),
+              'expired',
+            );
           })(),
         );
       }

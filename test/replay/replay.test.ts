@@ -1,7 +1,8 @@
 // Every recorded history under test/replay/histories (real runs: success, failure + retry + abort,
 // approval and promotion, a rolled-back deploy, a deploy aborted and one terminated mid-batch; and, from test/replay/record-scenarios.ts, a
 // run whose rpm is signed at package time, a superseded deploy, a run superseded at its build number, a forced rerun, a failed verify, approval rejected and expired, a promote
-// skipped for a newer build, branch-state across continue-as-new) replays against the current
+// skipped for a newer build, branch-state across continue-as-new, documented examples passing and
+// failing (patch e2e-examples)) replays against the current
 // workflow code. A change that would break a running history must use patched(): an unpatched
 // incompatible change is caught, and so is a removed patched() guard (the promote stage's, the
 // package stage's sign-at-package). Record
@@ -122,6 +123,41 @@ describe('replay of recorded histories', () => {
     });
     expect(root('entity-continue-as-new', /_run1\.json$/).closed).toBe('CONTINUED_AS_NEW');
     expect(root('entity-continue-as-new', /_current\.json$/).closed).not.toBe('CONTINUED_AS_NEW');
+  });
+
+  it('records documented examples (e2e-examples): read on a builder, run on the host, a mismatch fails verify', () => {
+    const dirOf = (scenario: string) => path.join(DIR, scenario);
+    const find = (scenario: string, pattern: RegExp) =>
+      path.join(
+        dirOf(scenario),
+        fs.readdirSync(dirOf(scenario)).find((f) => pattern.test(f))!,
+      );
+    const scheduled = (f: string) =>
+      historyOf(f).flatMap((e) => {
+        const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+        return name ? [name] : [];
+      });
+    const passing = find('e2e-examples', /_verify\.json$/);
+    expect(patchesIn(historyOf(passing))).toContain('e2e-examples');
+    expect(scheduled(passing)).toEqual(['hostVersion', 'runOnHost', 'collectExamples', 'runExamples']);
+    expect(outcomeOf(passing).result).toMatchObject({
+      examples: { files: ['README.md'], examples: 2, hosts: [{ passed: 2 }] },
+    });
+    expect(outcomeOf(find('e2e-examples', /_[0-9a-f]{40}\.json$/)).result).toMatchObject({ status: 'succeeded' });
+    const failing = find('e2e-examples-mismatch', /_verify\.json$/);
+    expect(scheduled(failing)).toEqual(['hostVersion', 'runOnHost', 'collectExamples', 'runExamples']);
+    expect(outcomeOf(failing)).toMatchObject({
+      closed: 'FAILED',
+      failure: expect.stringMatching(/^documented examples: 1 mismatch\(es\) at README\.md:\d+ on /),
+    });
+    // The run failed once its operator window passed; its failure carries the diff as the stage's tail.
+    const root = historyOf(find('e2e-examples-mismatch', /_[0-9a-f]{40}\.json$/)).at(-1)!;
+    const failure = root.workflowExecutionFailedEventAttributes!.failure!;
+    expect(failure.message).toMatch(/^stage verify failed: documented examples: 1 mismatch/);
+    const details = defaultPayloadConverter.fromPayload<{ tail: string }>(
+      failure.applicationFailureInfo!.details!.payloads![0],
+    );
+    expect(details.tail).toMatch(/^README\.md:\d+ on mismatch-1: \$ widget add 2 3\n- 6\n\+ 5$/);
   });
 
   it('records the rpm signed at package time (sign-at-package) and its promotion', () => {

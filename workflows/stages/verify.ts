@@ -26,7 +26,8 @@ import {
 } from '@temporalio/workflow';
 import type { BuildActivities, OrchestratorActivities } from '../../activities';
 import type { Host } from '../../activities/fleet';
-import { FailureType } from '../../common/failures';
+import { formatMismatch, type ExampleMismatch, type ExampleProblem } from '../../common/doc-examples';
+import { FailureType, type CommandFailureDetails } from '../../common/failures';
 import {
   HOST_EXEC_REFUSED,
   HostExecLimits,
@@ -67,6 +68,21 @@ export interface HostCheck {
 export interface VerifyStageResult {
   smoke: HostCheck[];
   e2e?: { logKey: string; tail: string };
+  /** `e2e: { examples }`: the documented examples, all matched (a mismatch fails the stage). */
+  examples?: ExamplesReport;
+}
+
+export interface ExamplesReport {
+  files: string[];
+  examples: number;
+  hosts: { host: string; distro: string; passed: number; logKey: string }[];
+}
+
+/** The failure details of a verify stage failed by its examples: the pipeline's usual fields
+ * (step, exit code, log key, tail with every mismatch's diff) and each mismatch with its place. */
+export interface ExamplesFailureDetails extends CommandFailureDetails {
+  mismatches: ExampleMismatch[];
+  problems: ExampleProblem[];
 }
 
 function versionEnv(input: VerifyStageInput): Record<string, string> {
@@ -104,7 +120,10 @@ async function stillThisBuild(
 
 export async function verifyStage(input: VerifyStageInput): Promise<VerifyStageResult> {
   const me = workflowInfo().workflowId;
-  const { smoke, e2e } = input.repository.steps;
+  const { smoke, e2e: e2eStep } = input.repository.steps;
+  // A command runs on a build worker against the hosts; `{ examples }` is the built-in kind.
+  const e2e = typeof e2eStep === 'string' ? e2eStep : undefined;
+  const examples = typeof e2eStep === 'object' ? e2eStep.examples : undefined;
   const retry = { maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.CommandFailed, FailureType.BadConfig] };
   const timeouts = {
     startToCloseTimeout: `${input.repository.stepTimeoutSeconds + 300} seconds`,
@@ -154,6 +173,12 @@ export async function verifyStage(input: VerifyStageInput): Promise<VerifyStageR
       });
     }
   }
+  // Only runs configured with `{ examples }` take this path, and no history before the patch
+  // has one; the marker keeps the rule that every new command sequence is patched.
+  if (examples && patched('e2e-examples')) {
+    const report = await runDocExamples(input, examples, hostsOf, builder);
+    return { smoke: checks, examples: report };
+  }
   let e2eResult: VerifyStageResult['e2e'];
   if (e2e && hostExec) {
     const distro = input.hosts[0]?.distro ?? input.repository.distros[0];
@@ -182,6 +207,92 @@ export async function verifyStage(input: VerifyStageInput): Promise<VerifyStageR
     }
   }
   return { smoke: checks, e2e: e2eResult };
+}
+
+/** Tail of a failure: at most this many characters of mismatch diffs (all are in the details). */
+const EXAMPLES_TAIL_CHARS = 8000;
+
+function examplesFailure(message: string, details: ExamplesFailureDetails): ApplicationFailure {
+  let tail = '';
+  const parts = [
+    ...details.problems.map((p) => `${p.line > 0 ? `${p.file}:${p.line}` : p.file}: ${p.message}`),
+    ...details.mismatches.map(formatMismatch),
+  ];
+  let shown = 0;
+  for (const part of parts) {
+    if (tail.length + part.length > EXAMPLES_TAIL_CHARS && shown > 0) break;
+    tail += `${shown > 0 ? '\n\n' : ''}${part.slice(0, EXAMPLES_TAIL_CHARS)}`;
+    shown++;
+  }
+  if (shown < parts.length) tail += `\n\n(${parts.length - shown} more: see the stage's failure details and logs)`;
+  return ApplicationFailure.create({
+    type: FailureType.VerifyFailed,
+    nonRetryable: true,
+    message,
+    details: [{ ...details, tail }],
+  });
+}
+
+/** `e2e: { examples }`: the documents' marked blocks at the run's commit (read on a build worker:
+ * the documents are untrusted) run on the first host of each distro, through its executor on the
+ * orchestrator's queue. Any problem in the documents or any mismatch fails the stage with every
+ * file:line. */
+async function runDocExamples(
+  input: VerifyStageInput,
+  patterns: string[],
+  hostsOf: (distro: string) => Pick<OrchestratorActivities, 'runExamples'>,
+  builder: (distro: string) => Pick<BuildActivities, 'collectExamples'>,
+): Promise<ExamplesReport> {
+  const me = workflowInfo().workflowId;
+  const distro = input.hosts[0]?.distro ?? input.repository.distros[0];
+  const watched = workerWaitNotice(buildQueue(distro), input.repository.workerWaitNoticeSeconds);
+  const docs = await watched(
+    builder(distro).collectExamples({ cloneUrl: input.repository.cloneUrl, sha: input.sha, patterns }),
+  );
+  const none = { step: 'e2e', exitCode: null, signal: null, logKey: '', tail: '', mismatches: [] };
+  if (docs.problems.length > 0) {
+    const at = docs.problems.map((p) => (p.line > 0 ? `${p.file}:${p.line}` : p.file));
+    throw examplesFailure(`documented examples: ${docs.problems.length} problem(s) at ${at.join(', ')}`, {
+      ...none,
+      problems: docs.problems,
+    });
+  }
+  if (docs.examples.length === 0) {
+    throw examplesFailure(
+      `documented examples: no \`conveyor-example\` block in ${docs.files.join(', ')} (patterns ${patterns.join(' ')})`,
+      { ...none, problems: [] },
+    );
+  }
+  const targets = input.hosts.filter((g) => g.hosts.length > 0).map((g) => ({ distro: g.distro, host: g.hosts[0] }));
+  if (targets.length === 0) {
+    throw examplesFailure('documented examples: no staging host to run them on', { ...none, problems: [] });
+  }
+  const runs = await Promise.all(
+    targets.map(async ({ distro: d, host }) => ({
+      distro: d,
+      r: await hostsOf(d).runExamples({
+        host,
+        examples: docs.examples,
+        env: { ...stepEnvFor(input, d), ...versionEnv(input), CONVEYOR_HOST: host.name },
+        logKey: `logs/${me}/examples-${host.name}.log`,
+        timeoutSeconds: input.repository.stepTimeoutSeconds,
+      }),
+    })),
+  );
+  const mismatches = runs.flatMap(({ r }) => r.mismatches);
+  if (mismatches.length > 0) {
+    const failedOn = runs.find(({ r }) => r.mismatches.length > 0)!.r;
+    const at = [...new Set(mismatches.map((m) => `${m.file}:${m.line}`))];
+    throw examplesFailure(
+      `documented examples: ${mismatches.length} mismatch(es) at ${at.join(', ')} on ${[...new Set(mismatches.map((m) => m.host))].join(', ')}`,
+      { step: 'e2e', exitCode: 1, signal: null, logKey: failedOn.logKey, tail: '', mismatches, problems: [] },
+    );
+  }
+  return {
+    files: docs.files,
+    examples: docs.examples.length,
+    hosts: runs.map(({ distro: d, r }) => ({ host: r.host, distro: d, passed: r.passed, logKey: r.logKey })),
+  };
 }
 
 /** Refuses a host-exec request with a reason the e2e step prints. */

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Writes the sample's documentation site: docs.sh VERSION OUT. index.html names the version,
-# examples.html shows the README's examples (HTML-escaped).
+# examples.html shows the README's examples, the blocks marked `conveyor-example` (HTML-escaped).
 set -eu
 version=$1
 out=$2
@@ -20,7 +20,7 @@ HTML
 {
   printf '<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8"><title>widget %s: examples</title></head>\n<body>\n' "$version"
   printf '<h1>Examples</h1>\n<pre>\n'
-  sed -n 's/^    //p' README.md | esc
+  awk '/^```/ { if (inside) { inside = 0; print ""; next } if ($0 ~ /conveyor-example/) { inside = 1; next } } inside' README.md | esc
   printf '</pre>\n<p><a href="index.html">widget %s</a></p>\n</body>\n</html>\n' "$version"
 } > "$out/examples.html"
 echo "docs: widget $version written to $out"
