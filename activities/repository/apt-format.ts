@@ -26,7 +26,8 @@ import zlib from 'node:zlib';
 import type { ArtifactRef } from '../../common/types';
 import { debianArch } from '../../common/distro-arch';
 import { runProcess } from '../exec/process';
-import { checkedStanza, readDebControl } from './deb-control';
+import { readDebs } from './deb-archive';
+import { checkedStanza, controlStanza, readDebControl } from './deb-control';
 import { RepositoryFailure, nonRetryable } from './failures';
 import type { Candidate, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-types';
 import type { PublishedPackage } from './repository-state';
@@ -129,9 +130,15 @@ export function aptFormat(input: RepositoryTarget): RepositoryFormat {
     stale: () => false,
 
     async ingest(candidates: Candidate[], ctx: IngestContext): Promise<Ingested[]> {
-      return mapLimit(candidates, 4, async ({ ref, file, key }) => {
-        const control = await readDebControl(file, ref, ctx.signal);
-        const contents = await debFiles(file, ref, ctx.signal);
+      // In-process where deb-archive.ts can, with dpkg-deb for the rest; the same checks either way.
+      const read = await readDebs(
+        candidates.map((c) => c.file),
+        ctx.signal,
+      );
+      return mapLimit(candidates, 4, async ({ ref, file, key }, i) => {
+        const fast = read[i];
+        const control = fast ? controlStanza(fast.control, ref) : await readDebControl(file, ref, ctx.signal);
+        const contents = fast ? fast.files : await debFiles(file, ref, ctx.signal);
         const h = await hashFile(file);
         const pkg: PublishedPackage = {
           name: ref.name,
