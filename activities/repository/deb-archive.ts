@@ -329,7 +329,7 @@ function xzBatch(jobs: XzJob[], signal?: AbortSignal): Promise<boolean> {
     child.stdin.on('error', () => undefined);
     child.on('error', (err) => (signal?.aborted ? reject(err) : resolve(false)));
     child.on('close', (code) => {
-      if (signal?.aborted) return reject(signal.reason);
+      if (signal?.aborted) return reject(new Error('cancelled while reading .deb archives'));
       advance();
       resolve(code === 0 && !broken && job >= jobs.length);
     });
