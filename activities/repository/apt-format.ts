@@ -135,11 +135,11 @@ export function aptFormat(input: RepositoryTarget): RepositoryFormat {
         candidates.map((c) => c.file),
         ctx.signal,
       );
-      return mapLimit(candidates, 4, async ({ ref, file, key }, i) => {
+      return mapLimit(candidates, 4, async ({ ref, file, key, hashes, source }, i) => {
         const fast = read[i];
         const control = fast ? controlStanza(fast.control, ref) : await readDebControl(file, ref, ctx.signal);
         const contents = fast ? fast.files : await debFiles(file, ref, ctx.signal);
-        const h = await hashFile(file);
+        const h = hashes ?? (await hashFile(file));
         const pkg: PublishedPackage = {
           name: ref.name,
           version: ref.version,
@@ -155,7 +155,8 @@ export function aptFormat(input: RepositoryTarget): RepositoryFormat {
         const there =
           sameObject(ctx.listing.get(key), h.size, h.md5) &&
           (await ctx.store.head(key, ctx.signal))?.sha256 === h.sha256;
-        return { pkg, upload: there ? undefined : file };
+        // The pool file is the artifact byte for byte: a server-side copy can stand in for the upload.
+        return { pkg, upload: there ? undefined : file, copyFrom: source };
       });
     },
 

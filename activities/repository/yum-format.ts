@@ -231,7 +231,8 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
           signer: ctx.signer.fingerprint,
           meta,
         };
-        return { pkg, upload: p.reused ? undefined : p.file };
+        // A presigned rpm is published byte for byte: a server-side copy of the artifact will do.
+        return { pkg, upload: p.reused ? undefined : p.file, copyFrom: p.presigned ? p.source : undefined };
       });
     },
 
