@@ -139,7 +139,7 @@ export function aptFormat(input: RepositoryTarget): RepositoryFormat {
         const fast = read[i];
         const control = fast ? controlStanza(fast.control, ref) : await readDebControl(file, ref, ctx.signal);
         const contents = fast ? fast.files : await debFiles(file, ref, ctx.signal);
-        const h = hashes ?? (await hashFile(file));
+        const h = hashes ?? fast?.hashes ?? (await hashFile(file));
         const pkg: PublishedPackage = {
           name: ref.name,
           version: ref.version,

@@ -18,13 +18,15 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import zlib from 'node:zlib';
-import { mapLimit } from './s3-objects';
+import { hashBytes, mapLimit, type FileHashes } from './s3-objects';
 
 export interface DebParts {
   /** The control file as written (UTF-8 decoded, as reading the extracted file gave). */
   control: string;
   /** The regular files, symlinks, hard links and devices of the data member (Contents' form). */
   files: string[];
+  /** The file's hashes, when it was read whole anyway. */
+  hashes?: FileHashes;
 }
 
 /** Raised inside the fast path for whatever it leaves to dpkg-deb. */
@@ -64,12 +66,14 @@ interface Source {
 const READ_WHOLE = 1 << 20;
 const BATCH_BYTES = 256 << 20;
 
-async function openSource(file: string, fd: fs.promises.FileHandle, budget: { left: number }): Promise<Source> {
-  const { size } = await fd.stat();
+/** Small files are read with one synchronous read: for a few KB, a round trip through libuv's
+ * thread pool per call (open, stat, read, close) costs more than the read itself. */
+async function openSource(file: string, budget: { left: number }): Promise<{ src: Source; close(): Promise<void> }> {
+  const { size } = fs.statSync(file);
   if (size <= READ_WHOLE && size <= budget.left) {
     budget.left -= size;
-    const bytes = await fd.readFile();
-    return {
+    const bytes = fs.readFileSync(file);
+    const src: Source = {
       file,
       size: bytes.length,
       bytes,
@@ -78,8 +82,10 @@ async function openSource(file: string, fd: fs.promises.FileHandle, budget: { le
         return Promise.resolve(bytes.subarray(at, at + n));
       },
     };
+    return { src, close: () => Promise.resolve() };
   }
-  return {
+  const fd = await fs.promises.open(file, 'r');
+  const src: Source = {
     file,
     size,
     async read(at, n) {
@@ -89,6 +95,7 @@ async function openSource(file: string, fd: fs.promises.FileHandle, budget: { le
       return b;
     },
   };
+  return { src, close: () => fd.close() };
 }
 
 /** The three members, in dpkg's order, covering the whole file; anything else is Unsupported. */
@@ -358,12 +365,13 @@ interface Pending {
   control: TarLister;
   data: TarLister;
   jobs: XzJob[];
+  hashes?: FileHashes;
 }
 
 async function open(file: string, budget: { left: number }, signal?: AbortSignal): Promise<Pending> {
-  const fd = await fs.promises.open(file, 'r');
+  const opened = await openSource(file, budget);
+  const src = opened.src;
   try {
-    const src = await openSource(file, fd, budget);
     const [, control, data] = await members(src);
     const p: Pending = { control: new TarLister(true), data: new TarLister(), jobs: [] };
     const ctl = compressionOf(control.name, 'control.tar');
@@ -386,9 +394,10 @@ async function open(file: string, budget: { left: number }, signal?: AbortSignal
     } else {
       await streamRange(file, data, (c) => p.data.push(c), dat === 'gz' ? zlib.createGunzip() : undefined, signal);
     }
+    if (src.bytes) p.hashes = hashBytes(src.bytes);
     return p;
   } finally {
-    await fd.close();
+    await opened.close();
   }
 }
 
@@ -416,7 +425,8 @@ export async function readDebs(files: string[], signal?: AbortSignal): Promise<(
     try {
       p.control.end();
       const list = p.data.end();
-      return p.control.control ? { control: p.control.control.toString('utf8'), files: list } : undefined;
+      if (!p.control.control) return undefined;
+      return { control: p.control.control.toString('utf8'), files: list, hashes: p.hashes };
     } catch (err) {
       if (err instanceof Unsupported) return undefined;
       throw err;
@@ -426,6 +436,8 @@ export async function readDebs(files: string[], signal?: AbortSignal): Promise<(
 
 async function gunzip(bytes: Buffer, max: number): Promise<Buffer> {
   try {
+    // Small members inline: the thread pool's round trip costs more than inflating a few KB.
+    if (bytes.length < 64 * 1024) return zlib.gunzipSync(bytes, { maxOutputLength: max });
     return await new Promise<Buffer>((resolve, reject) =>
       zlib.gunzip(bytes, { maxOutputLength: max }, (err, b) => (err ? reject(err) : resolve(b))),
     );

@@ -220,6 +220,13 @@ function hasher(): { update(chunk: Buffer): void; digest(): FileHashes } {
   };
 }
 
+/** FileHashes of bytes in memory. */
+export function hashBytes(bytes: Buffer): FileHashes {
+  const h = hasher();
+  h.update(bytes);
+  return h.digest();
+}
+
 /** FileHashes of a file, one read. */
 export async function hashFile(file: string): Promise<FileHashes> {
   const h = hasher();
