@@ -109,7 +109,8 @@ async function members(src: Source): Promise<Member[]> {
     if (out.length === 3) throw new Unsupported('extra members');
     const h = (await read(at, 60)).toString('latin1');
     if (h.slice(58, 60) !== '`\n') throw new Unsupported('ar header');
-    const name = h.slice(0, 16).trimEnd();
+    // As dpkg reads names (dpkg_ar_normalize_name): GNU ar ends them with a slash.
+    const name = h.slice(0, 16).trimEnd().replace(/\/$/, '');
     const sizeText = h.slice(48, 58).trimEnd();
     if (!/^[0-9]+$/.test(sizeText)) throw new Unsupported('ar size');
     const size = Number(sizeText);
