@@ -62,6 +62,23 @@ export function xzCompress(data: Buffer, signal?: AbortSignal): Promise<Buffer> 
   });
 }
 
+/** The files of a `dpkg-deb --contents` listing, as `usr/bin/x` (Contents' form): everything but
+ * directories; symlinks and hard links by their own name. deb-archive.ts gives the same list. */
+export function filesOfListing(text: string): string[] {
+  const files: string[] = [];
+  // `-rw-r--r-- root/root       6 2026-01-01 00:00 ./usr/share/x/VERSION` (symlinks: `… a -> b`).
+  for (const line of text.split('\n')) {
+    const m = /^([-dlhcbp])\S*\s+\S+\s+\d+\s+\S+\s+\S+\s+(.*)$/.exec(line);
+    if (!m || m[1] === 'd') continue;
+    let name = m[2];
+    if (m[1] === 'l') name = name.replace(/ -> .*$/, '');
+    if (m[1] === 'h') name = name.replace(/ link to .*$/, '');
+    name = name.replace(/^\.?\//, '');
+    if (name && !/[\n\r]/.test(name)) files.push(name);
+  }
+  return files;
+}
+
 /** The regular files and symlinks a .deb installs, as `usr/bin/x` (Contents' form). */
 async function debFiles(file: string, ref: ArtifactRef, signal?: AbortSignal): Promise<string[]> {
   const log = `${file}.contents`;
@@ -75,18 +92,7 @@ async function debFiles(file: string, ref: ArtifactRef, signal?: AbortSignal): P
         `${ref.file} (${ref.key}): cannot list its files: ${text.slice(-300)}`,
       );
     }
-    const files: string[] = [];
-    // `-rw-r--r-- root/root       6 2026-01-01 00:00 ./usr/share/x/VERSION` (symlinks: `… a -> b`).
-    for (const line of text.split('\n')) {
-      const m = /^([-dlhcbp])\S*\s+\S+\s+\d+\s+\S+\s+\S+\s+(.*)$/.exec(line);
-      if (!m || m[1] === 'd') continue;
-      let name = m[2];
-      if (m[1] === 'l') name = name.replace(/ -> .*$/, '');
-      if (m[1] === 'h') name = name.replace(/ link to .*$/, '');
-      name = name.replace(/^\.?\//, '');
-      if (name && !/[\n\r]/.test(name)) files.push(name);
-    }
-    return files;
+    return filesOfListing(text);
   } finally {
     await fs.promises.rm(log, { force: true });
   }

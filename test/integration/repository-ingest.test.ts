@@ -10,6 +10,7 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import { type ApplicationFailure } from '@temporalio/common';
 import { runChecked } from '../../activities/exec/process';
 import { activityScope } from '../../activities/repository/activity-scope';
+import { filesOfListing } from '../../activities/repository/apt-format';
 import { readDebs } from '../../activities/repository/deb-archive';
 import { controlStanza, readDebControl } from '../../activities/repository/deb-control';
 import { uploadPool } from '../../activities/repository/publish-upload';
@@ -49,20 +50,9 @@ async function dpkgDeb(dir: string, name: string, compression: string, control?:
   return out;
 }
 
-/** What apt-format.ts's dpkg-deb path lists (its debFiles parsing, restated). */
+/** What apt-format.ts's dpkg-deb path lists. */
 async function dpkgFiles(file: string): Promise<string[]> {
-  const out = await runChecked('dpkg-deb', ['--contents', file]);
-  const files: string[] = [];
-  for (const line of out.split('\n')) {
-    const m = /^([-dlhcbp])\S*\s+\S+\s+\d+\s+\S+\s+\S+\s+(.*)$/.exec(line);
-    if (!m || m[1] === 'd') continue;
-    let name = m[2];
-    if (m[1] === 'l') name = name.replace(/ -> .*$/, '');
-    if (m[1] === 'h') name = name.replace(/ link to .*$/, '');
-    name = name.replace(/^\.?\//, '');
-    if (name) files.push(name);
-  }
-  return files;
+  return filesOfListing(await runChecked('dpkg-deb', ['--contents', file]));
 }
 
 /** A .deb assembled by hand with xz members (dpkg-deb --build refuses some hostile control files). */
