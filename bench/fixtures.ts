@@ -2,6 +2,7 @@
 // written directly (ar of debian-binary, control.tar.gz and data.tar[.gz], the layout dpkg-deb
 // makes): thousands in seconds, each a distinct valid package. Rpms come from one rpmbuild spec
 // with one subpackage per name (rpm headers are signed digests: no template can be varied).
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -82,7 +83,7 @@ export const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).diges
  * A .deb named `name` at `version` (Architecture: all) holding a VERSION file and, with
  * `payloadBytes`, a file of random bytes stored uncompressed (data.tar) so its size is what was asked.
  */
-export function makeDeb(name: string, version: string, payloadBytes = 0): Buffer {
+export function makeDeb(name: string, version: string, payloadBytes = 0, compression: 'gz' | 'xz' = 'gz'): Buffer {
   const control = [
     `Package: ${name}`,
     `Version: ${version}`,
@@ -97,9 +98,19 @@ export function makeDeb(name: string, version: string, payloadBytes = 0): Buffer
   const files: [string, Buffer][] = [[`./usr/share/${name}/VERSION`, Buffer.from(`${version}\n`)]];
   if (payloadBytes > 0) files.push([`./usr/share/${name}/payload`, crypto.randomBytes(payloadBytes)]);
   const data = tar(files);
+  const controlTar = tar([['./control', Buffer.from(control)]]);
+  if (compression === 'xz') {
+    // What dpkg-deb --build writes by default (xz -6 members), as our packaging step's packages are.
+    const xz = (b: Buffer) => execFileSync('xz', ['-6', '-T1', '-c', '-q'], { input: b });
+    return ar([
+      ['debian-binary', Buffer.from('2.0\n')],
+      ['control.tar.xz', xz(controlTar)],
+      ['data.tar.xz', xz(data)],
+    ]);
+  }
   return ar([
     ['debian-binary', Buffer.from('2.0\n')],
-    ['control.tar.gz', zlib.gzipSync(tar([['./control', Buffer.from(control)]]), { level: 1 })],
+    ['control.tar.gz', zlib.gzipSync(controlTar, { level: 1 })],
     payloadBytes > 0 ? ['data.tar', data] : ['data.tar.gz', zlib.gzipSync(data, { level: 1 })],
   ]);
 }
@@ -112,14 +123,21 @@ export function debName(i: number, prefix = 'bench'): string {
 export function makeDebs(
   dir: string,
   count: number,
-  o: { distro: string; prefix?: string; payloadBytes?: number; version?: string; from?: number },
+  o: {
+    distro: string;
+    prefix?: string;
+    payloadBytes?: number;
+    version?: string;
+    from?: number;
+    compression?: 'gz' | 'xz';
+  },
 ): Fixture[] {
   fs.mkdirSync(dir, { recursive: true });
   const out: Fixture[] = [];
   for (let i = o.from ?? 0; i < (o.from ?? 0) + count; i++) {
     const name = debName(i, o.prefix);
     const version = o.version ?? '1.0-1';
-    const bytes = makeDeb(name, version, o.payloadBytes);
+    const bytes = makeDeb(name, version, o.payloadBytes, o.compression);
     const file = `${name}_${version}_all.deb`;
     const p = path.join(dir, file);
     fs.writeFileSync(p, bytes);

@@ -177,7 +177,7 @@ export const yumIndex: Benchmark = {
         ...growth.figures,
       },
       notes: [
-        'ours = rpm -qp check per file + createrepo_c over the new rpms + per-package fragments concatenated (gzip -9) + repomd.xml, rpm signing stubbed out; ' +
+        'ours = rpm header check per file (in-process, rpm -qp only when it does not match) + createrepo_c over the new rpms + per-package fragments concatenated (gzip -9) + repomd.xml, rpm signing stubbed out; ' +
           'peer = createrepo_c --no-database over the same files',
       ],
     };

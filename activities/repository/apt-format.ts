@@ -26,7 +26,8 @@ import zlib from 'node:zlib';
 import type { ArtifactRef } from '../../common/types';
 import { debianArch } from '../../common/distro-arch';
 import { runProcess } from '../exec/process';
-import { checkedStanza, readDebControl } from './deb-control';
+import { readDebs } from './deb-archive';
+import { checkedStanza, controlStanza, readDebControl } from './deb-control';
 import { RepositoryFailure, nonRetryable } from './failures';
 import type { Candidate, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-types';
 import type { PublishedPackage } from './repository-state';
@@ -61,6 +62,23 @@ export function xzCompress(data: Buffer, signal?: AbortSignal): Promise<Buffer> 
   });
 }
 
+/** The files of a `dpkg-deb --contents` listing, as `usr/bin/x` (Contents' form): everything but
+ * directories; symlinks and hard links by their own name. deb-archive.ts gives the same list. */
+export function filesOfListing(text: string): string[] {
+  const files: string[] = [];
+  // `-rw-r--r-- root/root       6 2026-01-01 00:00 ./usr/share/x/VERSION` (symlinks: `… a -> b`).
+  for (const line of text.split('\n')) {
+    const m = /^([-dlhcbp])\S*\s+\S+\s+\d+\s+\S+\s+\S+\s+(.*)$/.exec(line);
+    if (!m || m[1] === 'd') continue;
+    let name = m[2];
+    if (m[1] === 'l') name = name.replace(/ -> .*$/, '');
+    if (m[1] === 'h') name = name.replace(/ link to .*$/, '');
+    name = name.replace(/^\.?\//, '');
+    if (name && !/[\n\r]/.test(name)) files.push(name);
+  }
+  return files;
+}
+
 /** The regular files and symlinks a .deb installs, as `usr/bin/x` (Contents' form). */
 async function debFiles(file: string, ref: ArtifactRef, signal?: AbortSignal): Promise<string[]> {
   const log = `${file}.contents`;
@@ -74,18 +92,7 @@ async function debFiles(file: string, ref: ArtifactRef, signal?: AbortSignal): P
         `${ref.file} (${ref.key}): cannot list its files: ${text.slice(-300)}`,
       );
     }
-    const files: string[] = [];
-    // `-rw-r--r-- root/root       6 2026-01-01 00:00 ./usr/share/x/VERSION` (symlinks: `… a -> b`).
-    for (const line of text.split('\n')) {
-      const m = /^([-dlhcbp])\S*\s+\S+\s+\d+\s+\S+\s+\S+\s+(.*)$/.exec(line);
-      if (!m || m[1] === 'd') continue;
-      let name = m[2];
-      if (m[1] === 'l') name = name.replace(/ -> .*$/, '');
-      if (m[1] === 'h') name = name.replace(/ link to .*$/, '');
-      name = name.replace(/^\.?\//, '');
-      if (name && !/[\n\r]/.test(name)) files.push(name);
-    }
-    return files;
+    return filesOfListing(text);
   } finally {
     await fs.promises.rm(log, { force: true });
   }
@@ -129,10 +136,16 @@ export function aptFormat(input: RepositoryTarget): RepositoryFormat {
     stale: () => false,
 
     async ingest(candidates: Candidate[], ctx: IngestContext): Promise<Ingested[]> {
-      return mapLimit(candidates, 4, async ({ ref, file, key }) => {
-        const control = await readDebControl(file, ref, ctx.signal);
-        const contents = await debFiles(file, ref, ctx.signal);
-        const h = await hashFile(file);
+      // In-process where deb-archive.ts can, with dpkg-deb for the rest; the same checks either way.
+      const read = await readDebs(
+        candidates.map((c) => c.file),
+        ctx.signal,
+      );
+      return mapLimit(candidates, 4, async ({ ref, file, key, hashes, source }, i) => {
+        const fast = read[i];
+        const control = fast ? controlStanza(fast.control, ref) : await readDebControl(file, ref, ctx.signal);
+        const contents = fast ? fast.files : await debFiles(file, ref, ctx.signal);
+        const h = hashes ?? fast?.hashes ?? (await hashFile(file));
         const pkg: PublishedPackage = {
           name: ref.name,
           version: ref.version,
@@ -148,7 +161,8 @@ export function aptFormat(input: RepositoryTarget): RepositoryFormat {
         const there =
           sameObject(ctx.listing.get(key), h.size, h.md5) &&
           (await ctx.store.head(key, ctx.signal))?.sha256 === h.sha256;
-        return { pkg, upload: there ? undefined : file };
+        // The pool file is the artifact byte for byte: a server-side copy can stand in for the upload.
+        return { pkg, upload: there ? undefined : file, copyFrom: source };
       });
     },
 

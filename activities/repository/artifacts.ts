@@ -1,10 +1,11 @@
 // Reading artifacts back from the artifacts bucket. The SHA-256 in the reference is the identity
 // of a build: what passed staging is what production gets, so bytes that hash differently are
-// refused outright (a retry would read the same bytes).
+// refused outright (a retry would read the same bytes). The download computes every hash the
+// indexes need on the way (FileHashes), so the file is not read again for them.
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ArtifactRef } from '../../common/types';
 import { RepositoryFailure, nonRetryable } from './failures';
-import { downloadToFile } from './s3-objects';
+import { downloadToFile, type FileHashes } from './s3-objects';
 
 export async function fetchArtifact(
   s3: S3Client,
@@ -12,7 +13,7 @@ export async function fetchArtifact(
   ref: Pick<ArtifactRef, 'key' | 'sha256' | 'size'>,
   file: string,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<FileHashes> {
   const got = await downloadToFile(s3, bucket, ref.key, file, signal);
   if (!got) {
     throw nonRetryable(
@@ -30,4 +31,5 @@ export async function fetchArtifact(
       { key: ref.key, expected: ref.sha256, actual: got.sha256, expectedSize: ref.size, actualSize: got.size },
     );
   }
+  return got;
 }

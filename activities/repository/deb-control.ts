@@ -145,7 +145,34 @@ export function checkedStanza(stanza: string, what: string): string {
   }
 }
 
-/** The control stanza of a .deb without the archive's own fields, checked against its reference. */
+/** The stanza of a control file's text, checked (parseControl) and held against the reference:
+ * Package, Version and Architecture must be what the reference says. BadPackage otherwise. */
+export function controlStanza(text: string, ref: ArtifactRef): string {
+  let fields: ControlField[];
+  try {
+    fields = parseControl(text);
+  } catch (err) {
+    if (!(err instanceof ControlError)) throw err;
+    throw nonRetryable(RepositoryFailure.BadPackage, `${ref.file} (${ref.key}): ${err.message}`, {
+      key: ref.key,
+      field: err.field,
+    });
+  }
+  const get = (n: string) => fields.find((f) => f.name.toLowerCase() === n.toLowerCase())?.value;
+  const declared = { name: get('Package'), version: get('Version'), arch: get('Architecture') };
+  if (declared.name !== ref.name || declared.version !== ref.version || declared.arch !== ref.arch) {
+    throw nonRetryable(
+      RepositoryFailure.BadPackage,
+      `${ref.file} declares ${declared.name} ${declared.version} ${declared.arch}, ` +
+        `but its artifact reference says ${ref.name} ${ref.version} ${ref.arch}`,
+      { key: ref.key, declared },
+    );
+  }
+  return formatStanza(fields);
+}
+
+/** The control stanza of a .deb without the archive's own fields, checked against its reference,
+ * read with dpkg-deb (the path for what deb-archive.ts leaves to it). */
 export async function readDebControl(file: string, ref: ArtifactRef, signal?: AbortSignal): Promise<string> {
   const dir = `${file}.control`;
   // `dpkg-deb -e` extracts into files: its stdout/stderr never mix into the fields.
@@ -158,28 +185,17 @@ export async function readDebControl(file: string, ref: ArtifactRef, signal?: Ab
         `${ref.file} (${ref.key}) is not a valid .deb: ${out.output.trim().slice(-500)}`,
       );
     }
-    let fields: ControlField[];
+    let text: string;
     try {
-      fields = parseControl(await fs.promises.readFile(path.join(dir, 'control'), 'utf8'));
+      text = await fs.promises.readFile(path.join(dir, 'control'), 'utf8');
     } catch (err) {
-      const field = err instanceof ControlError ? err.field : undefined;
       throw nonRetryable(
         RepositoryFailure.BadPackage,
-        `${ref.file} (${ref.key}): ${err instanceof ControlError ? err.message : `unreadable control file (${(err as Error).message})`}`,
-        { key: ref.key, field },
+        `${ref.file} (${ref.key}): unreadable control file (${(err as Error).message})`,
+        { key: ref.key },
       );
     }
-    const get = (n: string) => fields.find((f) => f.name.toLowerCase() === n.toLowerCase())?.value;
-    const declared = { name: get('Package'), version: get('Version'), arch: get('Architecture') };
-    if (declared.name !== ref.name || declared.version !== ref.version || declared.arch !== ref.arch) {
-      throw nonRetryable(
-        RepositoryFailure.BadPackage,
-        `${ref.file} declares ${declared.name} ${declared.version} ${declared.arch}, ` +
-          `but its artifact reference says ${ref.name} ${ref.version} ${ref.arch}`,
-        { key: ref.key, declared },
-      );
-    }
-    return formatStanza(fields);
+    return controlStanza(text, ref);
   } finally {
     await fs.promises.rm(dir, { recursive: true, force: true });
   }

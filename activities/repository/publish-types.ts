@@ -5,7 +5,7 @@ import type { ActivityScope } from './activity-scope';
 import type { Signer } from './gpg';
 import type { RepoStore } from './repo-store';
 import type { PublishedPackage } from './repository-state';
-import type { ListedObject } from './s3-objects';
+import type { FileHashes, ListedObject } from './s3-objects';
 import type { Environment } from './types';
 
 export interface IndexFile {
@@ -21,12 +21,19 @@ export interface Candidate {
   ref: ArtifactRef;
   file: string;
   key: string;
+  /** The file's hashes, computed while it was downloaded (absent: the format hashes it). */
+  hashes?: FileHashes;
+  /** Where the artifact's bytes are, for a server-side copy when the pool file is those bytes. */
+  source?: { bucket: string; key: string };
 }
 
 export interface Ingested {
   pkg: PublishedPackage;
   /** The file to upload to `pkg.key`; absent when the bucket already holds exactly it. */
   upload?: string;
+  /** The upload is exactly the artifact's bytes at `source` (checked by SHA-256 on download): the
+   * pool file may be a server-side copy of it instead, verified by S3's own SHA-256. */
+  copyFrom?: { bucket: string; key: string };
 }
 
 export interface IngestContext {

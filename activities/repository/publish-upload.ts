@@ -8,7 +8,8 @@ import type { PublishPlan } from './publish-plan';
 import { identity } from './publish-plan';
 import type { EngineDeps, IndexFile, Ingested, RepositoryFormat } from './publish-types';
 import type { IndexRecord, PublishedPackage } from './repository-state';
-import { mapLimit, md5Hex, sameObject, sha256Hex, type ListedObject } from './s3-objects';
+import { RepositoryFailure, nonRetryable } from './failures';
+import { MAX_COPY_BYTES, copyChecked, mapLimit, md5Hex, sameObject, sha256Hex, type ListedObject } from './s3-objects';
 
 const PARALLEL = 8;
 
@@ -23,9 +24,10 @@ export async function makePackages(
   let fetched = 0;
   const candidates = await mapLimit(plan.needed, 4, async (p, i) => {
     const file = path.join(deps.dir, `${i}-${p.artifact.file}`);
-    await fetchArtifact(deps.artifactsStore.s3, deps.artifactsStore.bucket, p.artifact, file, scope.signal);
+    const { s3, bucket } = deps.artifactsStore;
+    const hashes = await fetchArtifact(s3, bucket, p.artifact, file, scope.signal);
     scope.heartbeat({ phase: 'download', done: ++fetched, total: plan.needed.length });
-    return { ref: p.artifact, file, key: p.key };
+    return { ref: p.artifact, file, key: p.key, hashes, source: { bucket, key: p.artifact.key } };
   });
   const ingested = await fmt.ingest(candidates, {
     store: deps.store,
@@ -52,6 +54,9 @@ async function writeOnce(
   else await deps.store.putOnce(key, body, o, deps.scope.signal);
 }
 
+/** The pool: each file written once, by a server-side copy from the artifacts bucket when the
+ * pool file is the artifact's own bytes (nothing goes up from here; S3 hashes the copy and a copy
+ * of other bytes is refused), else uploaded. */
 export async function uploadPool(
   deps: EngineDeps,
   fmt: RepositoryFormat,
@@ -61,28 +66,44 @@ export async function uploadPool(
 ): Promise<void> {
   const uploads = ingested.filter((x): x is Ingested & { upload: string } => x.upload !== undefined);
   let done = 0;
-  await mapLimit(uploads, PARALLEL, async ({ pkg, upload }) => {
+  await mapLimit(uploads, PARALLEL, async ({ pkg, upload, copyFrom }) => {
     const metadata: Record<string, string> = {
       sha256: pkg.sha256,
       'artifact-sha256': pkg.artifact.sha256,
       'artifact-key': pkg.artifact.key,
     };
     if (pkg.signer) metadata.signer = pkg.signer;
-    await writeOnce(
-      deps,
-      plan.listing,
-      pkg.key,
-      { file: upload },
-      {
-        contentType: fmt.poolContentType,
-        md5: pkg.md5,
-        metadata,
-      },
-    );
+    const opts = { contentType: fmt.poolContentType, md5: pkg.md5, metadata };
+    const copied =
+      copyFrom !== undefined && pkg.size <= MAX_COPY_BYTES && (await copyToPool(deps, copyFrom, pkg, opts));
+    if (!copied) await writeOnce(deps, plan.listing, pkg.key, { file: upload }, opts);
     uploaded.push(pkg.key);
     deps.scope.heartbeat({ phase: 'pool', done: ++done, total: uploads.length });
   });
   deps.scope.checkCancelled();
+}
+
+/** True when the pool file is now a verified copy; false when it must be uploaded (module
+ * comment of copyChecked). Other bytes at the source are refused as ArtifactMismatch. */
+async function copyToPool(
+  deps: EngineDeps,
+  from: { bucket: string; key: string },
+  pkg: PublishedPackage,
+  opts: { contentType: string; metadata: Record<string, string> },
+): Promise<boolean> {
+  const to = { bucket: deps.store.bucket, key: `${deps.store.prefix}${pkg.key}` };
+  const { s3 } = deps.artifactsStore;
+  const got = await copyChecked(s3, from, to, { ...opts, immutable: true, sha256: pkg.sha256 }, deps.scope.signal);
+  if (got.outcome === 'mismatch') {
+    throw nonRetryable(
+      RepositoryFailure.ArtifactMismatch,
+      `artifact s3://${from.bucket}/${from.key} changed after it was checked: its copy to ${deps.store.url(pkg.key)} ` +
+        `has SHA-256 ${got.sha256}, but the reference promises ${pkg.sha256}; the copy was deleted and nothing ` +
+        'was published. Re-run the package stage',
+      { key: from.key, expected: pkg.sha256, actual: got.sha256 },
+    );
+  }
+  return got.outcome === 'copied';
 }
 
 export function recordOf(f: IndexFile): IndexRecord {

@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
 import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -87,15 +89,15 @@ export async function headMetadata(
   }
 }
 
-/** Streams an object to `file` and returns the SHA-256 and size of what was written;
- * undefined when there is no such key. */
+/** Streams an object to `file` and returns the hashes (hashFile's, computed on the way) and size
+ * of what was written; undefined when there is no such key. */
 export async function downloadToFile(
   s3: S3Client,
   bucket: string,
   key: string,
   file: string,
   signal?: AbortSignal,
-): Promise<{ sha256: string; size: number } | undefined> {
+): Promise<FileHashes | undefined> {
   let body: Readable;
   try {
     const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
@@ -104,17 +106,15 @@ export async function downloadToFile(
     if (isMissing(err)) return undefined;
     throw err;
   }
-  const hash = crypto.createHash('sha256');
-  let size = 0;
+  const hash = hasher();
   const tap = new Transform({
     transform(chunk: Buffer, _enc, done) {
       hash.update(chunk);
-      size += chunk.length;
       done(null, chunk);
     },
   });
   await pipeline(body, tap, fs.createWriteStream(file), { signal });
-  return { sha256: hash.digest('hex'), size };
+  return hash.digest();
 }
 
 export interface PutOptions {
@@ -196,29 +196,76 @@ export function md5Hex(data: Buffer | string): string {
   return crypto.createHash('md5').update(data).digest('hex');
 }
 
-/** MD5 (for ETags), SHA-1 (Debian's Packages still lists it), SHA-256, SHA-512 and size of a file, one read. */
-export async function hashFile(
-  file: string,
-): Promise<{ md5: string; sha1: string; sha256: string; sha512: string; size: number }> {
-  const h = {
-    md5: crypto.createHash('md5'),
-    sha1: crypto.createHash('sha1'),
-    sha256: crypto.createHash('sha256'),
-    sha512: crypto.createHash('sha512'),
-  };
+/** MD5 (for ETags), SHA-1 (Debian's Packages still lists it), SHA-256, SHA-512 and size. */
+export interface FileHashes {
+  md5: string;
+  sha1: string;
+  sha256: string;
+  sha512: string;
+  size: number;
+}
+
+function hasher(): { update(chunk: Buffer): void; digest(): FileHashes } {
+  const h = ['md5', 'sha1', 'sha256', 'sha512'].map((alg) => crypto.createHash(alg));
   let size = 0;
-  for await (const chunk of fs.createReadStream(file) as AsyncIterable<Buffer>) {
-    h.md5.update(chunk);
-    h.sha1.update(chunk);
-    h.sha256.update(chunk);
-    h.sha512.update(chunk);
-    size += chunk.length;
-  }
   return {
-    md5: h.md5.digest('hex'),
-    sha1: h.sha1.digest('hex'),
-    sha256: h.sha256.digest('hex'),
-    sha512: h.sha512.digest('hex'),
-    size,
+    update(chunk) {
+      for (const x of h) x.update(chunk);
+      size += chunk.length;
+    },
+    digest: () => {
+      const [md5, sha1, sha256, sha512] = h.map((x) => x.digest('hex'));
+      return { md5, sha1, sha256, sha512, size };
+    },
   };
+}
+
+/** FileHashes of bytes in memory. */
+export function hashBytes(bytes: Buffer): FileHashes {
+  const h = hasher();
+  h.update(bytes);
+  return h.digest();
+}
+
+/** FileHashes of a file, one read. */
+export async function hashFile(file: string): Promise<FileHashes> {
+  const h = hasher();
+  for await (const chunk of fs.createReadStream(file) as AsyncIterable<Buffer>) h.update(chunk);
+  return h.digest();
+}
+
+/** CopyObject's limit: larger objects need UploadPartCopy. */
+export const MAX_COPY_BYTES = 5 * 1024 ** 3;
+
+/**
+ * A server-side copy of `from` to `to` whose bytes S3 hashes as it copies (ChecksumAlgorithm
+ * SHA256): 'copied' when the copy is exactly `sha256`; 'unverified' when S3 gave no full-object
+ * SHA-256 for it (the copy is deleted, the caller uploads the bytes it checked itself); a copy of
+ * other bytes (the source changed since it was read) is deleted and 'mismatch' returned.
+ */
+export async function copyChecked(
+  s3: S3Client,
+  from: { bucket: string; key: string },
+  to: { bucket: string; key: string },
+  opts: PutOptions & { sha256: string },
+  signal?: AbortSignal,
+): Promise<{ outcome: 'copied' | 'unverified' | 'mismatch'; sha256?: string }> {
+  const out = await s3.send(
+    new CopyObjectCommand({
+      Bucket: to.bucket,
+      Key: to.key,
+      CopySource: `${from.bucket}/${from.key.split('/').map(encodeURIComponent).join('/')}`,
+      MetadataDirective: 'REPLACE',
+      ContentType: opts.contentType,
+      CacheControl: opts.immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+      Metadata: opts.metadata,
+      ChecksumAlgorithm: 'SHA256',
+    }),
+    { abortSignal: signal },
+  );
+  const got = out.CopyObjectResult?.ChecksumSHA256;
+  const hex = got && /^[A-Za-z0-9+/]{43}=$/.test(got) ? Buffer.from(got, 'base64').toString('hex') : undefined;
+  if (hex === opts.sha256.toLowerCase()) return { outcome: 'copied', sha256: hex };
+  await s3.send(new DeleteObjectCommand({ Bucket: to.bucket, Key: to.key }), { abortSignal: signal });
+  return { outcome: hex ? 'mismatch' : 'unverified', sha256: hex };
 }

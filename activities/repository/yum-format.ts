@@ -21,6 +21,7 @@ import zlib from 'node:zlib';
 import type { ArtifactRef } from '../../common/types';
 import { runChecked, runProcess } from '../exec/process';
 import { RepositoryFailure, nonRetryable } from './failures';
+import { evrOf, readRpmNevra } from './rpm-header';
 import { rpmSignatureProblem } from './rpm-signature';
 import type { Candidate, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-types';
 import type { PublishedPackage } from './repository-state';
@@ -39,8 +40,12 @@ const ROOTS: Record<Kind, string> = {
 };
 const CLOSE: Record<Kind, string> = { primary: '</metadata>', filelists: '</filelists>', other: '</otherdata>' };
 
-/** Checks that an rpm declares what its reference says (name, [epoch:]version-release, arch). */
+/** Checks that an rpm declares what its reference says (name, [epoch:]version-release, arch).
+ * The header is read in-process (rpm-header.ts); an rpm that reader does not accept as matching
+ * goes to `rpm -qp`, whose answer and message are the reference. */
 export async function checkRpm(file: string, ref: ArtifactRef, signal?: AbortSignal): Promise<void> {
+  const read = await readRpmNevra(file).catch(() => undefined);
+  if (read && read.name === ref.name && evrOf(read) === ref.version && read.arch === ref.arch) return;
   // A marker line: rpm's warnings share the output stream.
   const out = await runProcess(
     'rpm',
@@ -72,6 +77,16 @@ export async function checkRpm(file: string, ref: ArtifactRef, signal?: AbortSig
   }
 }
 
+/** Name, [epoch:]version-release and arch of a primary.xml <package> element, as written (XML
+ * escapes left in: references hold none of `<>&"'`, so an escaped value never compares equal). */
+export function primaryNevra(fragment: string): { name?: string; version?: string; arch?: string } {
+  const name = /<name>([^<]*)<\/name>/.exec(fragment)?.[1];
+  const arch = /<arch>([^<]*)<\/arch>/.exec(fragment)?.[1];
+  const v = /<version epoch="([^"]*)" ver="([^"]*)" rel="([^"]*)"\/>/.exec(fragment);
+  const version = v ? (v[1] === '0' ? `${v[2]}-${v[3]}` : `${v[1]}:${v[2]}-${v[3]}`) : undefined;
+  return { name, version, arch };
+}
+
 /** createrepo_c over the given rpms; each package's XML fragments keyed by its sha256 (pkgid). */
 async function fragments(
   files: { file: string; name: string }[],
@@ -82,7 +97,9 @@ async function fragments(
   await fs.promises.mkdir(path.join(repo, 'Packages'), { recursive: true });
   for (const f of files) {
     await fs.promises.mkdir(path.dirname(path.join(repo, 'Packages', f.name)), { recursive: true });
-    await fs.promises.copyFile(f.file, path.join(repo, 'Packages', f.name));
+    // A hard link where it can be (the same directory tree): createrepo_c only reads.
+    const to = path.join(repo, 'Packages', f.name);
+    await fs.promises.link(f.file, to).catch(() => fs.promises.copyFile(f.file, to));
   }
   const output = await runChecked(
     'createrepo_c',
@@ -191,6 +208,17 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
             { key: p.ref.key },
           );
         }
+        // What the index will say, read by createrepo_c's own parser: it must agree with the
+        // reference too (the header was read by ours before signing; two readers, one answer).
+        const listed = primaryNevra(meta.primary);
+        if (listed.name !== p.ref.name || listed.version !== p.ref.version || listed.arch !== p.ref.arch) {
+          throw nonRetryable(
+            RepositoryFailure.BadPackage,
+            `${p.ref.file} is listed by createrepo_c as ${listed.name} ${listed.version} ${listed.arch}, ` +
+              `but its artifact reference says ${p.ref.name} ${p.ref.version} ${p.ref.arch}`,
+            { key: p.ref.key, declared: listed },
+          );
+        }
         const pkg: PublishedPackage = {
           name: p.ref.name,
           version: p.ref.version,
@@ -203,7 +231,8 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
           signer: ctx.signer.fingerprint,
           meta,
         };
-        return { pkg, upload: p.reused ? undefined : p.file };
+        // A presigned rpm is published byte for byte: a server-side copy of the artifact will do.
+        return { pkg, upload: p.reused ? undefined : p.file, copyFrom: p.presigned ? p.source : undefined };
       });
     },
 
