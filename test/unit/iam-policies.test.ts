@@ -42,6 +42,8 @@ const PRODUCTION_DIRS = ['activities', 'workers', 'api', 'cli', 'common', 'confi
  */
 const ACTIONS: Record<string, string[]> = {
   's3:PutObject': ['s3:PutObject'],
+  // A server-side copy: GetObject on the source (the artifacts bucket), PutObject on the destination.
+  's3:CopyObject': ['s3:GetObject', 's3:PutObject'],
   's3:GetObject': ['s3:GetObject'],
   's3:HeadObject': ['s3:GetObject', 's3:ListBucket'],
   's3:DeleteObject': ['s3:DeleteObject'],
