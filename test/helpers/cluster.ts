@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { ROOT } from '../../cli/local-stack/tools';
-import { freePort, spawnService, type Service } from '../../cli/local-stack/services';
+import { freePort, isPortFree, spawnService, type Service } from '../../cli/local-stack/services';
 import { conveyor, type CliResult } from './cli';
 import { testConfig, uid } from './stack';
 
@@ -70,6 +70,20 @@ export function postgresBin(): string {
   return path.join(base, majors[0], 'bin');
 }
 
+/**
+ * A free port below 32768: the server records its services' ports in PostgreSQL `smallint` columns
+ * (cluster_membership), which refuse the kernel's ephemeral range that freePort() draws from.
+ */
+async function lowPort(taken: Set<number>): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (!taken.has(port) && (await isPortFree(port))) {
+      taken.add(port);
+      return port;
+    }
+  }
+}
+
 /** Who runs PostgreSQL: ourselves, or (as root, which it refuses) the `postgres` user, else `nobody`. */
 async function postgresUser(): Promise<{ name: string; uid: number; gid: number } | undefined> {
   if (process.getuid?.() !== 0) return undefined;
@@ -88,7 +102,15 @@ async function until<T>(what: string, logFile: string, fn: () => Promise<T>, tim
       return await fn();
     } catch (err) {
       if (Date.now() > deadline) {
-        const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n') : '';
+        // The server's own lines are JSON with long stack traces: the last few, cut short.
+        const tail = fs.existsSync(logFile)
+          ? fs
+              .readFileSync(logFile, 'utf8')
+              .split('\n')
+              .slice(-8)
+              .map((l) => l.slice(0, 400))
+              .join('\n')
+          : '';
         throw new Error(`${what} within ${timeoutMs / 1000} s: ${(err as Error).message}\n${logFile}:\n${tail}`);
       }
       await new Promise((r) => setTimeout(r, 300));
@@ -140,7 +162,8 @@ async function startPostgres(dir: string): Promise<{ service: Service; port: num
   return { service, port };
 }
 
-async function setupSchema(tools: ReturnType<typeof clusterTools>, pgPort: number, logFile: string): Promise<void> {
+async function setupSchema(tools: ReturnType<typeof clusterTools>, pgPort: number, dir: string): Promise<void> {
+  const logFile = path.join(dir, 'temporal-sql-tool.log');
   const sql = (database: string, ...args: string[]) =>
     run(tools.sqlTool, [
       '--plugin',
@@ -238,12 +261,14 @@ export async function startCluster(dir: string): Promise<Cluster> {
   try {
     const pg = await startPostgres(dir);
     services.push(pg.service);
+    await setupSchema(tools, pg.port, dir);
     const logFile = path.join(dir, 'temporal-server.log');
-    await setupSchema(tools, pg.port, logFile);
 
     const names = ['frontend', 'history', 'matching', 'worker'].flatMap((s) => [`${s}Grpc`, `${s}Membership`]);
     names.push('frontendHttp', 'metrics');
-    const ports = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await freePort()] as const)));
+    const taken = new Set<number>();
+    const ports: Record<string, number> = {};
+    for (const n of names) ports[n] = await lowPort(taken);
     const configFile = path.join(dir, 'temporal-server.yaml');
     fs.writeFileSync(configFile, stringify(serverConfig(pg.port, ports)));
     const server = spawnService(
