@@ -27,6 +27,10 @@ import './cli-replay.test';
 import './cli-trigger-list.test';
 import './many-builders.test';
 
+// The imported suites keep their own explicit timeouts; the others get more room than the dev
+// server's default, for a cluster sharing two cores with the rest of the suite.
+jest.setTimeout(300000);
+
 let cluster: Cluster;
 const started = Date.now();
 
