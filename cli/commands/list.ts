@@ -42,10 +42,25 @@ export function queryLiteral(value: string, what: string): string {
   return `'${value.replace(/'/g, "\\'")}'`;
 }
 
+/**
+ * The branch's clause. Temporal's SQL visibility escapes a `"` in a literal as `\"`, which
+ * PostgreSQL's standard strings keep as two characters: there `= 'say-"hi"'` matches nothing (the
+ * dev server's SQLite store matched it). So a branch holding `"` is selected by what precedes its
+ * first `"` (no clause when that is empty), and listRuns keeps the runs of exactly that branch.
+ */
+function branchClause(branch: string): string | undefined {
+  const literal = queryLiteral(branch, '--branch');
+  const quote = branch.indexOf('"');
+  if (quote < 0) return `${BranchKey.name} = ${literal}`;
+  if (quote === 0) return undefined;
+  return `${BranchKey.name} STARTS_WITH ${queryLiteral(branch.slice(0, quote), '--branch')}`;
+}
+
 export function listQuery(f: ListFilter): string {
   const parts = [`WorkflowType = 'pipeline'`];
   if (f.repository) parts.push(`${RepositoryKey.name} = ${queryLiteral(f.repository, '--repo')}`);
-  if (f.branch) parts.push(`${BranchKey.name} = ${queryLiteral(f.branch, '--branch')}`);
+  const branch = f.branch ? branchClause(f.branch) : undefined;
+  if (branch) parts.push(branch);
   if (f.status) parts.push(`${StatusKey.name} = ${queryLiteral(f.status, '--status')}`);
   // A run terminated from outside never wrote its last status: an open status needs an open run.
   if (f.status && OPEN_STATUSES.includes(f.status)) parts.push(`ExecutionStatus = 'Running'`);
@@ -85,7 +100,7 @@ export function listCommand(): Command {
         }
         const query = listQuery({ repository: o.repo, branch: o.branch, status: o.status });
         const config = commandConfig(cmd);
-        const rows = await withClient(config, (client) => listRuns(client, query, limit));
+        const rows = await withClient(config, (client) => listRuns(client, query, limit, o.branch));
         if (o.showQuery) console.log(`query: ${query}`);
         if (o.json) console.log(JSON.stringify(rows, null, 2));
         else if (rows.length === 0) console.log(`no pipeline runs match ${query}`);
@@ -94,10 +109,12 @@ export function listCommand(): Command {
     );
 }
 
-export async function listRuns(client: Client, query: string, limit: number): Promise<RunRow[]> {
+/** The runs the query selects, at most `limit`; with `branch`, only that branch's (see branchClause). */
+export async function listRuns(client: Client, query: string, limit: number, branch?: string): Promise<RunRow[]> {
   const rows: RunRow[] = [];
   try {
     for await (const w of client.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
+      if (branch !== undefined && w.typedSearchAttributes.get(BranchKey) !== branch) continue;
       rows.push(rowOf(w));
       if (rows.length >= limit) break;
     }
