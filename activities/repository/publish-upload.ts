@@ -74,8 +74,12 @@ export async function uploadPool(
     };
     if (pkg.signer) metadata.signer = pkg.signer;
     const opts = { contentType: fmt.poolContentType, md5: pkg.md5, metadata };
+    // Only a new file is copied (write-once, IfNoneMatch); a damaged one is replaced by writeOnce.
     const copied =
-      copyFrom !== undefined && pkg.size <= MAX_COPY_BYTES && (await copyToPool(deps, copyFrom, pkg, opts));
+      copyFrom !== undefined &&
+      !plan.listing.has(pkg.key) &&
+      pkg.size <= MAX_COPY_BYTES &&
+      (await copyToPool(deps, copyFrom, pkg, opts));
     if (!copied) await writeOnce(deps, plan.listing, pkg.key, { file: upload }, opts);
     uploaded.push(pkg.key);
     deps.scope.heartbeat({ phase: 'pool', done: ++done, total: uploads.length });

@@ -239,9 +239,11 @@ export const MAX_COPY_BYTES = 5 * 1024 ** 3;
 
 /**
  * A server-side copy of `from` to `to` whose bytes S3 hashes as it copies (ChecksumAlgorithm
- * SHA256): 'copied' when the copy is exactly `sha256`; 'unverified' when S3 gave no full-object
- * SHA-256 for it (the copy is deleted, the caller uploads the bytes it checked itself); a copy of
- * other bytes (the source changed since it was read) is deleted and 'mismatch' returned.
+ * SHA256), written once like `putOnce` (`IfNoneMatch: '*'`): 'copied' when the copy is exactly
+ * `sha256`; 'exists' when something is already at `to` (412: nothing was written, the caller's
+ * write-once path decides whether those bytes are the same); 'unverified' when S3 gave no
+ * full-object SHA-256 for it (the copy is deleted, the caller uploads the bytes it checked itself);
+ * a copy of other bytes (the source changed since it was read) is deleted and 'mismatch' returned.
  */
 export async function copyChecked(
   s3: S3Client,
@@ -249,20 +251,29 @@ export async function copyChecked(
   to: { bucket: string; key: string },
   opts: PutOptions & { sha256: string },
   signal?: AbortSignal,
-): Promise<{ outcome: 'copied' | 'unverified' | 'mismatch'; sha256?: string }> {
-  const out = await s3.send(
-    new CopyObjectCommand({
-      Bucket: to.bucket,
-      Key: to.key,
-      CopySource: `${from.bucket}/${from.key.split('/').map(encodeURIComponent).join('/')}`,
-      MetadataDirective: 'REPLACE',
-      ContentType: opts.contentType,
-      CacheControl: opts.immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
-      Metadata: opts.metadata,
-      ChecksumAlgorithm: 'SHA256',
-    }),
-    { abortSignal: signal },
-  );
+): Promise<{ outcome: 'copied' | 'exists' | 'unverified' | 'mismatch'; sha256?: string }> {
+  let out;
+  try {
+    out = await s3.send(
+      new CopyObjectCommand({
+        Bucket: to.bucket,
+        Key: to.key,
+        CopySource: `${from.bucket}/${from.key.split('/').map(encodeURIComponent).join('/')}`,
+        MetadataDirective: 'REPLACE',
+        ContentType: opts.contentType,
+        CacheControl: opts.immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+        Metadata: opts.metadata,
+        ChecksumAlgorithm: 'SHA256',
+        IfNoneMatch: '*',
+      }),
+      { abortSignal: signal },
+    );
+  } catch (err) {
+    if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412) {
+      return { outcome: 'exists' };
+    }
+    throw err;
+  }
   const got = out.CopyObjectResult?.ChecksumSHA256;
   const hex = got && /^[A-Za-z0-9+/]{43}=$/.test(got) ? Buffer.from(got, 'base64').toString('hex') : undefined;
   if (hex === opts.sha256.toLowerCase()) return { outcome: 'copied', sha256: hex };
