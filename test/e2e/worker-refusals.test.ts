@@ -2,7 +2,8 @@
 // fix them, before it connects to anything.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { ROOT, tsxBin } from '../../cli/local-stack/tools';
+import { ROOT } from '../../cli/local-stack/tools';
+import { entry } from '../helpers/entry';
 import { testConfig } from '../helpers/stack';
 
 describe('workers/orchestrator.ts refusals', () => {
@@ -11,7 +12,8 @@ describe('workers/orchestrator.ts refusals', () => {
       aws: { region: 'us-east-1', endpoint: 'https://s3.example.com' },
       fleet: { hostsDir: 'hosts' },
     });
-    const r = spawnSync(tsxBin(), [path.join(ROOT, 'workers', 'orchestrator.ts'), '--config', config.file], {
+    const orchestrator = entry('orchestrator', ['--config', config.file]);
+    const r = spawnSync(orchestrator.command, orchestrator.args, {
       cwd: ROOT,
       encoding: 'utf8',
       timeout: 60000,

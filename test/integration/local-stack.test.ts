@@ -1,18 +1,22 @@
 // `conveyor demo` and `conveyor dev` as a user runs them, on a copy of the local stack's config
-// with free ports and a temp data dir (never the ports of a running `npm run dev`).
-import { spawnSync } from 'node:child_process';
+// with free ports and a temp data dir (never the ports of a running `npm run dev`). Two demos (a
+// good one and a failing one on the stack it left up); the restart is `conveyor dev`'s own, and
+// the first run is read back from it: a third whole chain would prove nothing more.
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { freePort, isAlive, isPortFree } from '../../cli/local-stack/services';
-import type { StackInfo } from '../../cli/local-stack/stack';
+import { freePort, isAlive, isPortFree, waitFor } from '../../cli/local-stack/services';
+import { runningStack, type StackInfo } from '../../cli/local-stack/stack';
+import { loadDevConfig } from '../../config/temporal-dev';
+import { entry } from '../helpers/entry';
 import { tempDir } from '../helpers/stack';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 
 function conveyor(args: string[], timeoutMs = 300000, env: Record<string, string> = {}) {
-  const r = spawnSync(TSX, [path.join(ROOT, 'cli', 'main.ts'), ...args], {
+  const cli = entry('cli', args);
+  const r = spawnSync(cli.command, cli.args, {
     cwd: ROOT,
     encoding: 'utf8',
     timeout: timeoutMs,
@@ -96,8 +100,26 @@ describe('local stack: conveyor demo, dev, dev --stop', () => {
 
     // Runs survive a restart of the stack (SQLite file): the first run is still there to query.
     const firstId = /run succeeded: (\S+)/.exec(demo.out)![1];
-    const again = conveyor(['--config', configFile, 'demo', '--dev-config', devFile]);
-    expect(again.code).toBe(0);
+    const dev = entry('cli', ['--config', configFile, 'dev', '--dev-config', devFile]);
+    const log = fs.openSync(path.join(dir, 'dev-restart.log'), 'a');
+    const restarted = spawn(dev.command, dev.args, {
+      cwd: ROOT,
+      stdio: ['ignore', log, log],
+      env: { ...process.env, GITHUB_WEBHOOK_SECRET: '' },
+    });
+    fs.closeSync(log);
+    const exited = new Promise<number | null>((r) => restarted.once('exit', r));
+    const devConfig = loadDevConfig(devFile);
+    const up = await waitFor(
+      'the restarted local stack',
+      () => {
+        if (restarted.exitCode !== null)
+          throw new Error(`conveyor dev exited with code ${restarted.exitCode}: ${path.join(dir, 'dev-restart.log')}`);
+        return Promise.resolve(runningStack(devConfig));
+      },
+      { timeoutMs: 240000, intervalMs: 500 },
+    );
+    expect(up.pid).toBe(restarted.pid);
     const status = conveyor(['--config', configFile, 'status', firstId, '--json'], 60000, {
       TEMPORAL_ADDRESS: `127.0.0.1:${ports[0]}`,
     });
@@ -106,5 +128,9 @@ describe('local stack: conveyor demo, dev, dev --stop', () => {
       workflowId: firstId,
       status: 'succeeded',
     });
+    expect(conveyor(['dev', '--stop', '--dev-config', devFile], 60000).out).toContain(
+      `stopped the local stack (pid ${restarted.pid})`,
+    );
+    expect(await exited).toBe(0);
   });
 });

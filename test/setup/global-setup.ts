@@ -1,6 +1,7 @@
 // One isolated local stack per `npm test`: a Temporal dev server and moto on free ports with their
-// state in a temp dir, plus one workflow bundle for every test worker. Tests never touch a running
-// `npm run dev` stack. Addresses reach the tests through env vars (CONVEYOR_TEST_*).
+// state in a temp dir, plus one workflow bundle for every test worker and the prebuilt entry points
+// every test starts processes from (scripts/prebuild.js, test/helpers/entry.ts). Tests never touch
+// a running `npm run dev` stack. Addresses reach the tests through env vars (CONVEYOR_TEST_*).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,8 @@ import { SEARCH_ATTRIBUTES } from '../../common/search-attributes';
 import { startMoto, startTemporalServer } from '../../cli/local-stack/servers';
 import { freePort, type Service } from '../../cli/local-stack/services';
 import { workflowsPath } from '../../workers/create';
+import { prebuild } from '../../scripts/prebuild';
+import { ROOT } from '../../cli/local-stack/tools';
 
 declare global {
   var __conveyorTestServices: Service[] | undefined;
@@ -27,6 +30,8 @@ export default async function globalSetup(): Promise<void> {
   try {
     const [port, httpPort, metricsPort, uiPort, awsPort] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
     const signingKey = path.join(dir, 'signing-key.asc');
+    // Inside the checkout (node_modules resolves from there), one directory per run; git-ignored.
+    const prebuilt = path.join(ROOT, '.tools', 'prebuilt', path.basename(dir));
     const [temporal, moto, bundle] = await Promise.all([
       startTemporalServer({
         port,
@@ -42,6 +47,7 @@ export default async function globalSetup(): Promise<void> {
       startMoto({ port: awsPort, logFile: path.join(dir, 'moto.log') }),
       bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quietLogger }),
       generateSigningKey(signingKey, 'Conveyor tests <conveyor-tests@localhost>'),
+      prebuild(prebuilt),
     ]);
     services.push(temporal, moto);
     const bundlePath = path.join(dir, 'workflow-bundle.js');
@@ -51,6 +57,7 @@ export default async function globalSetup(): Promise<void> {
     process.env.CONVEYOR_TEST_AWS = `http://127.0.0.1:${awsPort}`;
     process.env.CONVEYOR_TEST_BUNDLE = bundlePath;
     process.env.CONVEYOR_TEST_SIGNING_KEY = signingKey;
+    process.env.CONVEYOR_TEST_PREBUILT = prebuilt;
   } catch (err) {
     await Promise.all(services.map((s) => s.stop()));
     throw err;
