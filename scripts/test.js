@@ -44,7 +44,9 @@ function run({ name, command, args }, o) {
       children.delete(child);
       const s = ((Date.now() - t0) / 1000).toFixed(0);
       if (o.quiet) {
-        process.stdout.write(`\n> ${name} (${s} s): ${code === 0 ? 'passed' : `FAILED (${signal ?? `exit ${code}`})`}\n`);
+        process.stdout.write(
+          `\n> ${name} (${s} s): ${code === 0 ? 'passed' : `FAILED (${signal ?? `exit ${code}`})`}\n`,
+        );
         if (code !== 0 || out.trim()) process.stdout.write(out.endsWith('\n') || !out ? out : `${out}\n`);
       }
       resolve({ name, ok: code === 0, seconds: s });

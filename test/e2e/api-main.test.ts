@@ -4,7 +4,6 @@
 // even while Temporal is unreachable (spooling), and stops cleanly on SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
-import path from 'node:path';
 import { pushPayload, sendWebhook } from '../../cli/webhook-client';
 import { freePort, waitFor } from '../../cli/local-stack/services';
 import { ROOT } from '../../cli/local-stack/tools';

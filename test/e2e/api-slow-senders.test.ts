@@ -12,7 +12,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import { waitFor } from '../../cli/local-stack/services';
 import { ROOT } from '../../cli/local-stack/tools';
 import { pushPayload, sendWebhook } from '../../cli/webhook-client';

@@ -1,7 +1,6 @@
 // The orchestrator process refuses settings that are only safe on the local stack, saying how to
 // fix them, before it connects to anything.
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import { ROOT } from '../../cli/local-stack/tools';
 import { entry } from '../helpers/entry';
 import { testConfig } from '../helpers/stack';

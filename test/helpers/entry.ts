@@ -14,7 +14,8 @@ export interface EntryCommand {
 
 /** The command line that starts `name` with `args`. */
 export function entry(name: EntryName, args: string[] = []): EntryCommand {
-  if (process.env.CONVEYOR_TEST_TSX === '1') return { command: tsxBin(), args: [path.join(ROOT, ENTRIES[name]), ...args] };
+  if (process.env.CONVEYOR_TEST_TSX === '1')
+    return { command: tsxBin(), args: [path.join(ROOT, ENTRIES[name]), ...args] };
   const dir = process.env.CONVEYOR_TEST_PREBUILT;
   if (!dir) throw new Error('the test stack is not running (jest global setup)');
   return { command: process.execPath, args: [path.join(dir, `${name}.js`), ...args] };

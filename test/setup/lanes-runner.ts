@@ -57,7 +57,7 @@ export default class LanesRunner extends EmittingTestRunner {
     const runner = new TestRunner({ ...this._globalConfig, maxWorkers }, this._context);
     for (const name of EVENTS) {
       runner.on(name, async (data) => {
-        await Promise.all([...(this.#listeners.get(name) ?? [])].map((l) => l(data)));
+        for (const l of this.#listeners.get(name) ?? []) await l(data);
       });
     }
     return runner;
