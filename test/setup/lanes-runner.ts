@@ -3,7 +3,8 @@
 //          as `jest --runInBand` ran everything. They share the one Temporal dev server and moto of
 //          the global setup with each other, and some read what is visible server-wide (list and
 //          count queries, the hosts' base roots, timing figures), so they never overlap each other;
-//   pool — unit, workflow and replay files: `CONVEYOR_TEST_POOL` workers (default 2). They use no
+//   pool — unit, workflow and replay files: `CONVEYOR_TEST_POOL` workers (default 1: the band is the
+//          long pole, and one pool worker beside it already ends long before it). They use no
 //          name a band file uses: their own time-skipping servers, or task queues, buckets and
 //          repositories with a random suffix (test/helpers/stack.ts), or nothing of the stack.
 // A file joins the band unless it is under one of POOL_DIRS, so a new stack-heavy directory stays
@@ -25,10 +26,10 @@ const EVENTS: (keyof TestEvents)[] = [
 
 type Listener = (data: unknown) => void | Promise<void>;
 
-/** Workers of the pool lane: CONVEYOR_TEST_POOL, else 2. */
+/** Workers of the pool lane: CONVEYOR_TEST_POOL, else 1. */
 export function poolWorkers(env = process.env): number {
   const raw = env.CONVEYOR_TEST_POOL;
-  if (raw === undefined || raw === '') return 2;
+  if (raw === undefined || raw === '') return 1;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`CONVEYOR_TEST_POOL: not a positive integer: ${raw}`);
   return n;

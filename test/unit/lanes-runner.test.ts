@@ -31,8 +31,8 @@ describe('lanes runner', () => {
   });
 
   it('takes the pool size from CONVEYOR_TEST_POOL and refuses a bad one', () => {
-    expect(poolWorkers({})).toBe(2);
-    expect(poolWorkers({ CONVEYOR_TEST_POOL: '1' })).toBe(1);
+    expect(poolWorkers({})).toBe(1);
+    expect(poolWorkers({ CONVEYOR_TEST_POOL: '2' })).toBe(2);
     expect(() => poolWorkers({ CONVEYOR_TEST_POOL: 'two' })).toThrow('CONVEYOR_TEST_POOL: not a positive integer: two');
     expect(() => poolWorkers({ CONVEYOR_TEST_POOL: '0' })).toThrow('not a positive integer');
   });
