@@ -1,5 +1,8 @@
 // Every layer of tests runs in one jest invocation (`npm test`); the global setup starts one
-// isolated local stack (Temporal dev server + moto on free ports) for the whole run.
+// isolated local stack (Temporal dev server + moto on free ports) for the whole run. The lanes
+// runner (test/setup/lanes-runner.ts) runs the stack-heavy files one at a time beside a pool of
+// workers for the unit, workflow and replay files; maxWorkers above 1 keeps jest from running
+// everything in band on a 2-core machine by itself.
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',
@@ -22,5 +25,7 @@ module.exports = {
   },
   globalSetup: '<rootDir>/test/setup/global-setup.ts',
   globalTeardown: '<rootDir>/test/setup/global-teardown.ts',
+  runner: '<rootDir>/test/setup/lanes-runner.ts',
+  maxWorkers: 3,
   testTimeout: 120000,
 };

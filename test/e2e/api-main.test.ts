@@ -4,10 +4,10 @@
 // even while Temporal is unreachable (spooling), and stops cleanly on SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
-import path from 'node:path';
 import { pushPayload, sendWebhook } from '../../cli/webhook-client';
 import { freePort, waitFor } from '../../cli/local-stack/services';
-import { ROOT, tsxBin } from '../../cli/local-stack/tools';
+import { ROOT } from '../../cli/local-stack/tools';
+import { entry } from '../helpers/entry';
 import { pipelineId } from '../../common/ids';
 import { clientFor, tempDir, testConfig, uid } from '../helpers/stack';
 
@@ -27,8 +27,8 @@ function runApi(configFile: string, args: string[], secret?: string): Running {
   for (const k of [SECRET_ENV, 'TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'CONVEYOR_CONFIG']) delete env[k];
   if (secret) env[SECRET_ENV] = secret;
   // --status-port 0: tests run side by side; the default status port (3001) is for one API per host.
-  const argv = [path.join(ROOT, 'api/main.ts'), '--config', configFile, '--status-port', '0', ...args];
-  const child = spawn(tsxBin(), argv, {
+  const api = entry('api', ['--config', configFile, '--status-port', '0', ...args]);
+  const child = spawn(api.command, api.args, {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

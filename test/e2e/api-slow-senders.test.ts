@@ -1,5 +1,5 @@
 // The webhook listener under slow and oversized unauthenticated senders, measured on the real
-// process (`node --import tsx api/main.ts`, a child of this test, so its memory is its own):
+// process (api/main.ts prebuilt, test/helpers/entry.ts; a child of this test, so its memory is its own):
 // hundreds of slowloris connections that never finish their headers, senders that trickle a
 // large declared body, senders that stream bodies past the limit — more connections than the
 // cap, more bytes than the unverified-body budget — while real signed pushes arrive twice a
@@ -12,10 +12,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import { waitFor } from '../../cli/local-stack/services';
 import { ROOT } from '../../cli/local-stack/tools';
 import { pushPayload, sendWebhook } from '../../cli/webhook-client';
+import { entry } from '../helpers/entry';
 import { tempDir, testConfig } from '../helpers/stack';
 
 const num = (name: string, dflt: number) => Number(process.env[name] ?? dflt);
@@ -59,11 +59,8 @@ async function startServer(api: Record<string, number>): Promise<Server> {
   });
   const env: NodeJS.ProcessEnv = { ...process.env, [SECRET_ENV]: SECRET, CONVEYOR_LOG_LEVEL: 'info' };
   for (const k of ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'CONVEYOR_CONFIG']) delete env[k];
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(ROOT, 'api/main.ts'), '--config', config.file, '--port', '0', '--status-port', '0'],
-    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const main = entry('api', ['--config', config.file, '--port', '0', '--status-port', '0']);
+  const child = spawn(main.command, main.args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   let found: { url: string; statusUrl: string } | undefined;

@@ -18,7 +18,9 @@ import type { Client } from '@temporalio/client';
 import pino from 'pino';
 import { createApi, listen, type Api } from '../../api/server';
 import { freePort } from '../../cli/local-stack/services';
-import { ROOT, tsxBin } from '../../cli/local-stack/tools';
+import { ROOT } from '../../cli/local-stack/tools';
+import type { EntryName } from '../../scripts/prebuild';
+import { entry } from '../helpers/entry';
 import type { AuditEntry } from '../../common/audit';
 import type { ConveyorConfig } from '../../config/conveyor';
 import { abortSignal } from '../../workflows/messages';
@@ -36,11 +38,12 @@ interface Proc {
   exited: Promise<number | null>;
 }
 
-function startProcess(file: string, args: string[], env: NodeJS.ProcessEnv): Proc {
+function startProcess(name: EntryName, args: string[], env: NodeJS.ProcessEnv): Proc {
   const clean = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith('TEMPORAL_') && k !== 'CONVEYOR_CONFIG'),
   );
-  const child = spawn(tsxBin(), [path.join(ROOT, file), ...args], {
+  const e = entry(name, args);
+  const child = spawn(e.command, e.args, {
     cwd: ROOT,
     env: { ...clean, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -143,12 +146,8 @@ describe('observability: metrics per worker process, JSON logs with run context,
       CONVEYOR_LOG_LEVEL: 'info',
       [SECRET_NAME]: SECRET,
     };
-    orchestrator = startProcess(
-      'workers/orchestrator.ts',
-      ['--config', config.file, '--metrics-port', String(oPort)],
-      env,
-    );
-    builder = startProcess('workers/builder.ts', ['--config', config.file, '--metrics-port', String(bPort)], env);
+    orchestrator = startProcess('orchestrator', ['--config', config.file, '--metrics-port', String(oPort)], env);
+    builder = startProcess('builder', ['--config', config.file, '--metrics-port', String(bPort)], env);
     for (const p of [orchestrator, builder]) {
       await until('a worker to start', () =>
         Promise.resolve(p.lines.some((l) => l.includes('worker started')) ? true : undefined),

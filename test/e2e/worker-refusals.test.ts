@@ -1,8 +1,8 @@
 // The orchestrator process refuses settings that are only safe on the local stack, saying how to
 // fix them, before it connects to anything.
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
-import { ROOT, tsxBin } from '../../cli/local-stack/tools';
+import { ROOT } from '../../cli/local-stack/tools';
+import { entry } from '../helpers/entry';
 import { testConfig } from '../helpers/stack';
 
 describe('workers/orchestrator.ts refusals', () => {
@@ -11,7 +11,8 @@ describe('workers/orchestrator.ts refusals', () => {
       aws: { region: 'us-east-1', endpoint: 'https://s3.example.com' },
       fleet: { hostsDir: 'hosts' },
     });
-    const r = spawnSync(tsxBin(), [path.join(ROOT, 'workers', 'orchestrator.ts'), '--config', config.file], {
+    const orchestrator = entry('orchestrator', ['--config', config.file]);
+    const r = spawnSync(orchestrator.command, orchestrator.args, {
       cwd: ROOT,
       encoding: 'utf8',
       timeout: 60000,

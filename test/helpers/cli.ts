@@ -1,9 +1,9 @@
-// The real binaries as an operator runs them: `conveyor` (tsx cli/main.ts) and the Temporal CLI,
-// as subprocesses. Asynchronous on purpose: the tests' workers run in the jest process and must keep
+// The real binaries as an operator runs them: `conveyor` (cli/main.ts, prebuilt: entry.ts) and the
+// Temporal CLI, as subprocesses. Asynchronous on purpose: the tests' workers run in the jest process and must keep
 // answering queries and polling while a command waits for them (execFileSync would freeze them).
 import { execFile, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { ROOT, temporalBin, tsxBin } from '../../cli/local-stack/tools';
+import { ROOT, temporalBin } from '../../cli/local-stack/tools';
+import { entry } from './entry';
 
 export interface CliResult {
   /** The exit code; null when the command was killed (timeout). */
@@ -50,12 +50,8 @@ export function conveyor(
   args: string[],
   opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
 ): Running {
-  return run(
-    tsxBin(),
-    [path.join(ROOT, 'cli', 'main.ts'), '--config', configFile, ...args],
-    opts.timeoutMs ?? 60000,
-    cleanEnv(opts.env),
-  );
+  const cli = entry('cli', ['--config', configFile, ...args]);
+  return run(cli.command, cli.args, opts.timeoutMs ?? 60000, cleanEnv(opts.env));
 }
 
 /** The Temporal CLI built by bootstrap (.tools/bin/temporal). */

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { freePort } from '../../cli/local-stack/services';
+import { entry } from './entry';
 import { tempDir } from './stack';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -15,7 +16,8 @@ export const CLI = path.join(ROOT, 'cli', 'main.ts');
 /** The `conveyor` CLI as a user runs it; no webhook secret from the shell (the stack makes one).
  * The default timeout leaves room for a demo on a busy 2-core machine (its stack alone can take 2 min). */
 export function conveyor(args: string[], timeoutMs = 600000, env: Record<string, string> = {}) {
-  const r = spawnSync(TSX, [CLI, ...args], {
+  const cli = entry('cli', args);
+  const r = spawnSync(cli.command, cli.args, {
     cwd: ROOT,
     encoding: 'utf8',
     timeout: timeoutMs,

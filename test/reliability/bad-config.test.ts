@@ -10,8 +10,9 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { ROOT, tsxBin } from '../../cli/local-stack/tools';
+import { ROOT } from '../../cli/local-stack/tools';
 import { ConfigError, loadConfig } from '../../config/conveyor';
+import { entry } from '../helpers/entry';
 import { tempDir } from '../helpers/stack';
 
 type Entry = 'orchestrator' | 'builder' | 'api' | 'cli';
@@ -192,18 +193,18 @@ const CASES: Case[] = [
 ];
 
 /** What an entry point says and its exit code, started as an operator would, with nothing to reach. */
-function start(entry: Entry, file: string): Promise<{ code: number | null; said: string; ms: number }> {
-  const script = {
-    orchestrator: ['workers/orchestrator.ts', '--config', file],
-    builder: ['workers/builder.ts', '--config', file],
-    api: ['api/main.ts', '--config', file, '--port', '0', '--status-port', '0'],
-    cli: ['cli/main.ts', '--config', file, 'list'],
-  }[entry];
+function start(name: Entry, file: string): Promise<{ code: number | null; said: string; ms: number }> {
+  const started = {
+    orchestrator: () => entry('orchestrator', ['--config', file]),
+    builder: () => entry('builder', ['--config', file]),
+    api: () => entry('api', ['--config', file, '--port', '0', '--status-port', '0']),
+    cli: () => entry('cli', ['--config', file, 'list']),
+  }[name]();
   const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1', AWS_ENDPOINT_URL: '' };
   for (const k of ['CONVEYOR_CONFIG', 'GITHUB_WEBHOOK_SECRET', 'GITHUB_TOKEN', 'TEMPORAL_NAMESPACE']) delete env[k];
   const t0 = Date.now();
   return new Promise((resolve) => {
-    execFile(tsxBin(), script, { cwd: ROOT, env, timeout: 60000 }, (err, stdout, stderr) => {
+    execFile(started.command, started.args, { cwd: ROOT, env, timeout: 60000 }, (err, stdout, stderr) => {
       // The workers log JSON lines (pino): what they say is the `msg` of each.
       const said = `${stdout}${stderr}`
         .split('\n')

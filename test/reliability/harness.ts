@@ -14,9 +14,10 @@ import { temporal } from '@temporalio/proto';
 import { processEnv } from '../../cli/local-stack/process-env';
 import { signalGroup, spawnService, waitFor } from '../../cli/local-stack/services';
 import { supervise, type Supervised } from '../../cli/local-stack/supervise';
-import { ROOT, tsxBin } from '../../cli/local-stack/tools';
+import { ROOT } from '../../cli/local-stack/tools';
 import { buildQueue } from '../../common/queues';
 import type { ConveyorConfig } from '../../config/conveyor';
+import { entry } from '../helpers/entry';
 import { testEnv } from '../helpers/stack';
 
 const EventType = temporal.api.enums.v1.EventType;
@@ -47,7 +48,7 @@ export interface WorkerProcesses {
   builders: Supervised[];
   /** What the supervisor said (exits, restarts). */
   lines: string[];
-  /** SIGKILL to the role's whole process group (tsx, node and the steps it started). */
+  /** SIGKILL to the role's whole process group (node and the steps it started). */
   kill(role: 'orchestrator' | 'builder'): void;
   logFiles: string[];
   stop(): Promise<void>;
@@ -71,12 +72,8 @@ export async function startWorkerProcesses(
     const label = n > 1 ? `${name}-${n}` : name;
     const logFile = path.join(dir, `${label}.log`);
     logFiles.push(logFile);
-    const start = () =>
-      spawnService(label, tsxBin(), [path.join(ROOT, 'workers', `${name}.ts`)], {
-        env: processEnv(name, config, base),
-        logFile,
-        cwd: ROOT,
-      });
+    const { command, args } = entry(name);
+    const start = () => spawnService(label, command, args, { env: processEnv(name, config, base), logFile, cwd: ROOT });
     return supervise(start, start(), (l) => lines.push(`${new Date().toISOString()} ${l}`), {
       minBackoffMs: 500,
       maxBackoffMs: 4000,

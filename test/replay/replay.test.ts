@@ -7,13 +7,17 @@
 // incompatible change is caught, and so is a removed patched() guard (the promote stage's, the
 // package stage's sign-at-package). Record
 // new histories with test/replay/record.ts or record-scenarios.ts.
-// The replays run in a child process (test/replay/run-replay.ts), as `conveyor replay` would.
+// The replays run in a child process (test/replay/run-replay.ts, prebuilt), as `conveyor replay`
+// would; the current workflow code is the test stack's bundle, only the tampered fixtures are
+// bundled here.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
+import { entry } from '../helpers/entry';
+import { testEnv } from '../helpers/stack';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const DIR = path.join(__dirname, 'histories');
@@ -58,14 +62,11 @@ const files = () =>
   fs.readdirSync(DIR).flatMap((run) => fs.readdirSync(path.join(DIR, run)).map((f) => path.join(DIR, run, f)));
 
 async function replay(args: string[]): Promise<Replayed[]> {
-  const { stdout } = await promisify(execFile)(
-    path.join(ROOT, 'node_modules', '.bin', 'tsx'),
-    [path.join(__dirname, 'run-replay.ts'), ...args],
-    {
-      cwd: ROOT,
-      maxBuffer: 16 * 1024 * 1024,
-    },
-  );
+  const runner = entry('run-replay', args);
+  const { stdout } = await promisify(execFile)(runner.command, runner.args, {
+    cwd: ROOT,
+    maxBuffer: 16 * 1024 * 1024,
+  });
   return stdout
     .trim()
     .split('\n')
@@ -77,7 +78,7 @@ describe('replay of recorded histories', () => {
   it('replays every recorded history against the current workflow code', async () => {
     const all = files();
     expect(all.length).toBeGreaterThanOrEqual(20);
-    const results = await replay(all);
+    const results = await replay(['--bundle', testEnv().bundle, ...all]);
     expect(results).toHaveLength(all.length);
     expect(results.filter((r) => r.error)).toEqual([]);
   });

@@ -1,7 +1,8 @@
 // One isolated local stack per `npm test`: a Temporal dev server and the local AWS endpoint (the
 // same as `conveyor dev`'s: versitygw for S3, moto for EC2 and SSM, one port) on free ports with
-// their state in a temp dir, plus one workflow bundle for every test worker. Tests never touch a
-// running `npm run dev` stack. Addresses reach the tests through env vars (CONVEYOR_TEST_*).
+// their state in a temp dir, plus one workflow bundle for every test worker and the prebuilt entry
+// points every test starts processes from (scripts/prebuild.js, test/helpers/entry.ts). Tests never
+// touch a running `npm run dev` stack. Addresses reach the tests through env vars (CONVEYOR_TEST_*).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,8 @@ import { SEARCH_ATTRIBUTES } from '../../common/search-attributes';
 import { startLocalAws, startTemporalServer } from '../../cli/local-stack/servers';
 import { freePort, type Service } from '../../cli/local-stack/services';
 import { workflowsPath } from '../../workers/create';
+import { prebuild } from '../../scripts/prebuild';
+import { ROOT } from '../../cli/local-stack/tools';
 
 declare global {
   var __conveyorTestServices: Service[] | undefined;
@@ -28,6 +31,8 @@ export default async function globalSetup(): Promise<void> {
   try {
     const [port, httpPort, metricsPort, uiPort, awsPort] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
     const signingKey = path.join(dir, 'signing-key.asc');
+    // Inside the checkout (node_modules resolves from there), one directory per run; git-ignored.
+    const prebuilt = path.join(ROOT, '.tools', 'prebuilt', path.basename(dir));
     const [temporal, aws, bundle] = await Promise.all([
       startTemporalServer({
         port,
@@ -43,6 +48,7 @@ export default async function globalSetup(): Promise<void> {
       startLocalAws({ port: awsPort, s3DataDir: path.join(dir, 's3'), logDir: dir }),
       bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quietLogger }),
       generateSigningKey(signingKey, 'Conveyor tests <conveyor-tests@localhost>'),
+      prebuild(prebuilt),
     ]);
     services.push(temporal, ...aws);
     const bundlePath = path.join(dir, 'workflow-bundle.js');
@@ -52,6 +58,7 @@ export default async function globalSetup(): Promise<void> {
     process.env.CONVEYOR_TEST_AWS = `http://127.0.0.1:${awsPort}`;
     process.env.CONVEYOR_TEST_BUNDLE = bundlePath;
     process.env.CONVEYOR_TEST_SIGNING_KEY = signingKey;
+    process.env.CONVEYOR_TEST_PREBUILT = prebuilt;
   } catch (err) {
     await Promise.all(services.map((s) => s.stop()));
     throw err;

@@ -6,4 +6,6 @@ export default async function globalTeardown(): Promise<void> {
   await Promise.all(services.map((s) => s.stop(5000)));
   const dir = process.env.CONVEYOR_TEST_DIR;
   if (dir && !process.env.CONVEYOR_KEEP_TEST_DIR) fs.rmSync(dir, { recursive: true, force: true });
+  const prebuilt = process.env.CONVEYOR_TEST_PREBUILT;
+  if (prebuilt) fs.rmSync(prebuilt, { recursive: true, force: true });
 }
