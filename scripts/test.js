@@ -54,6 +54,15 @@ function run({ name, command, args }, o) {
   });
 }
 
+// The pool lane (test/setup/lanes-runner.ts: unit, workflow and replay files beside the stack-heavy
+// band) is opt-in for now: set CONVEYOR_TEST_POOL=N. Its only full run was on an overloaded machine
+// (time-skipping servers missing their 5 s start, one "Failed to connect"), and the band files have
+// not been audited for names they share with pool files. Without it every file runs in band.
+function jestArgs(args) {
+  if (process.env.CONVEYOR_TEST_POOL || args.includes('--runInBand') || args.includes('-i')) return args;
+  return ['--runInBand', ...args];
+}
+
 const children = new Set();
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
@@ -64,7 +73,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 
 const t0 = Date.now();
 Promise.all([
-  run({ name: 'jest', command: bin('jest'), args: process.argv.slice(2) }, { quiet: false }),
+  run({ name: 'jest', command: bin('jest'), args: jestArgs(process.argv.slice(2)) }, { quiet: false }),
   ...CHECKS.map((c) => run(c, { quiet: true, nice: true })),
 ]).then((results) => {
   const failed = results.filter((r) => !r.ok);

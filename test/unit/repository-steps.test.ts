@@ -20,7 +20,10 @@ const state = (generation: number, packages: PublishedPackage[], current: string
   publishedAt: at,
   retired: [],
 });
-const fmt = { owns: (k: string) => k.startsWith('apt/pool/') || k.includes('/by-hash/') } as RepositoryFormat;
+const fmt = {
+  owns: (k: string) => k.startsWith('apt/pool/') || k.includes('/by-hash/'),
+  stateKey: 'conveyor-state/apt/s.json',
+} as RepositoryFormat;
 const listing = (keys: string[]) => new Map(keys.map((k) => [k, { key: k, size: 1, etag: '' }]));
 const H = 3_600_000;
 
