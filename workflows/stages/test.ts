@@ -31,7 +31,7 @@ export async function testStage(input: TestStageInput): Promise<TestStageResult>
     Promise.allSettled(
       steps.map((step) =>
         runStep.executeWithOptions(
-          { summary: `${step}: ${input.repository.steps[step]} at ${input.sha.slice(0, 12)}` },
+          { summary: `${step}: ${input.repository.steps[step] as string} at ${input.sha.slice(0, 12)}` },
           [
             {
               pipelineId: input.pipelineId,
