@@ -11,12 +11,18 @@ import os from 'node:os';
 import path from 'node:path';
 
 const WORKFLOWS = path.resolve(__dirname, '..', 'workflows', 'index.ts');
+// Marks the child. `require.main === module` alone is not enough: a bundler that inlines this
+// module into the orchestrator's own bundle (the tests' prebuilt entry points) makes it true there.
+const CHILD_ENV = 'CONVEYOR_WORKFLOW_BUNDLE_CHILD';
 
 /** Bundles workflows/ in a child process; returns the bundle's file (the caller removes its dir). */
 export async function workflowBundleInChild(): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-bundle-'));
   const out = path.join(dir, 'workflow-bundle.js');
-  const child = fork(__filename, [out], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const child = fork(__filename, [out], {
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    env: { ...process.env, [CHILD_ENV]: '1' },
+  });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const code = await new Promise<number | null>((resolve, reject) => {
@@ -40,7 +46,7 @@ async function bundleTo(out: string): Promise<void> {
   fs.writeFileSync(out, bundle.code);
 }
 
-if (require.main === module) {
+if (require.main === module && process.env[CHILD_ENV] === '1') {
   const out = process.argv[2];
   if (!out) {
     process.stderr.write('usage: workflow-bundle <output file>\n');
