@@ -15,7 +15,8 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
+import { BuildKey, RepositoryKey } from '../../common/search-attributes';
 import { stringify } from 'yaml';
 import { ROOT } from '../../cli/local-stack/tools';
 import { freePort, isPortFree, spawnService, type Service } from '../../cli/local-stack/services';
@@ -303,9 +304,45 @@ export async function startCluster(dir: string): Promise<Cluster> {
     ).file;
     const setup = await conveyor(file, ['setup', '--retention-days', '1'], { timeoutMs: 120000 });
     if (setup.code !== 0) throw new Error(`conveyor setup failed (${setup.code}): ${setup.stdout}${setup.stderr}`);
+    await untilStartsAccepted(address, namespace);
     return { address, namespace, setup, logFile, stop };
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/**
+ * A cluster's frontend serves a namespace and search attributes from caches refreshed every few
+ * seconds: right after `conveyor setup` registered them, a start can still be refused (namespace
+ * not found, unknown search attribute) where the dev server, which registers them at boot, accepts
+ * it. The first test would then see its push spooled instead of started. Waits until a start with
+ * our search attributes is accepted (then terminates that probe), as an operator waits after setup.
+ */
+async function untilStartsAccepted(address: string, namespace: string): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    const client = new Client({ connection, namespace });
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      try {
+        const handle = await client.workflow.start('clusterProbe', {
+          taskQueue: `cluster-probe-${uid()}`,
+          workflowId: `cluster-probe-${uid()}`,
+          typedSearchAttributes: [
+            { key: RepositoryKey, value: 'probe' },
+            { key: BuildKey, value: 0 },
+          ],
+        });
+        await handle.terminate('probe');
+        return;
+      } catch (err) {
+        if (Date.now() > deadline)
+          throw new Error(`the cluster refuses starts 90 s after setup: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  } finally {
+    await connection.close();
   }
 }
