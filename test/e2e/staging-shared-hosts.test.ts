@@ -1,5 +1,5 @@
-// Two repositories through the whole chain onto the same staging hosts (issue 13): acme/widget and
-// acme/tally (the sample project renamed) publish into one channel, so one apt suite and one yum
+// Two repositories through the whole chain onto the same staging hosts (issue 13): acme/widget-… and
+// acme/tally-… (the sample project renamed) publish into one channel, so one apt suite and one yum
 // repository, and deploy to the same deb and rpm host. Their first runs go at the same time, so
 // the order on the hosts is whichever takes the deploy lock first; then each in turn ships a build
 // whose binary fails the smoke check and is rolled back, leaving the other package alone. Every
@@ -69,14 +69,18 @@ describe('staging: two repositories through the whole chain onto the same hosts'
   const role = `two-${uid()}`;
   // One channel of their own, shared by both: one apt suite and one yum repository for the two.
   const channel = `two${uid()}`;
-  const names = { 'acme/widget': 'widget', 'acme/tally': 'tally' } as const;
+  // Repository names of their own: each branch's build numbers live in an entity workflow on the
+  // test server, polled only while this file's workers run (another file's acme/widget would hang).
+  const WIDGET = `acme/widget-${uid()}`;
+  const TALLY = `acme/tally-${uid()}`;
+  const names: Record<string, string> = { [WIDGET]: 'widget', [TALLY]: 'tally' };
 
   beforeAll(async () => {
     const dir = tempDir('staging-two');
     const hostsDir = path.join(dir, 'hosts');
     for (const repo of Object.keys(names)) {
-      bares[repo] = path.join(dir, `${names[repo as keyof typeof names]}.git`);
-      works[repo] = path.join(dir, `${names[repo as keyof typeof names]}-work`);
+      bares[repo] = path.join(dir, `${names[repo]}.git`);
+      works[repo] = path.join(dir, `${names[repo]}-work`);
     }
     config = testConfig(
       Object.entries(names).map(([repo, pkg]) => ({
@@ -84,7 +88,7 @@ describe('staging: two repositories through the whole chain onto the same hosts'
         cloneUrl: bares[repo],
         branches: [{ match: 'main', channel }],
         steps: { unit: 'make test', package: 'make package', smoke: `${pkg} --version` },
-        more: { staging: { tags: { Environment: 'staging', Role: role }, batchSize: 1 } },
+        more: { packages: [pkg], staging: { tags: { Environment: 'staging', Role: role }, batchSize: 1 } },
       })),
       { fleet: { hostsDir } },
       DEB_AND_RPM,
@@ -123,14 +127,14 @@ describe('staging: two repositories through the whole chain onto the same hosts'
     await client?.connection.close();
   });
 
-  const start = (repository: keyof typeof names, message: string, broken = false) =>
+  const start = (repository: string, message: string, broken = false) =>
     startSampleRun(config, client, {
       repository,
       bare: bares[repository],
       work: works[repository],
       message,
       mutate:
-        repository === 'acme/widget'
+        repository === WIDGET
           ? broken
             ? (d) => breakVersion(path.join(d, 'bin/widget'))
             : undefined
@@ -159,7 +163,7 @@ describe('staging: two repositories through the whole chain onto the same hosts'
       .sort();
 
   it('deploys both, whatever the order; then rolls back each without touching the other', async () => {
-    const first = await Promise.all([start('acme/widget', 'widget one'), start('acme/tally', 'tally one')]);
+    const first = await Promise.all([start(WIDGET, 'widget one'), start(TALLY, 'tally one')]);
     const results = (await Promise.all(
       first.map((r) => client.workflow.getHandle(r.workflowId).result()),
     )) as PipelineResult[];
@@ -181,7 +185,7 @@ describe('staging: two repositories through the whole chain onto the same hosts'
     expect(conveyorFiles(roots[rpm], 'etc/yum.repos.d')).toHaveLength(1);
 
     // Each breaks in turn: its own deploy rolls its own package back; the other stays.
-    for (const [repo, pkg] of Object.entries(names) as [keyof typeof names, string][]) {
+    for (const [repo, pkg] of Object.entries(names)) {
       const { workflowId } = await start(repo, `${pkg} broken`, true);
       const status = await waitForStatus(client, workflowId, 'awaiting-operator', 240_000);
       const failed = status.stages.filter((s) => s.state === 'failed');
