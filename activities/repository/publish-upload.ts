@@ -75,10 +75,12 @@ export async function uploadPool(
     if (pkg.signer) metadata.signer = pkg.signer;
     const opts = { contentType: fmt.poolContentType, md5: pkg.md5, metadata };
     // Only a new file is copied (write-once, IfNoneMatch); a damaged one is replaced by writeOnce.
+    // Above the multipart threshold the checked file goes up in parts (a copy that large would
+    // need UploadPartCopy, and one CopyObject stops at 5 GB).
     const copied =
       copyFrom !== undefined &&
       !plan.listing.has(pkg.key) &&
-      pkg.size <= MAX_COPY_BYTES &&
+      pkg.size <= Math.min(MAX_COPY_BYTES, deps.store.multipartThresholdBytes) &&
       (await copyToPool(deps, copyFrom, pkg, opts));
     if (!copied) await writeOnce(deps, plan.listing, pkg.key, { file: upload }, opts);
     uploaded.push(pkg.key);

@@ -43,6 +43,8 @@ export interface RepoStore {
   bucket: string;
   /** '' or ending with '/'. */
   prefix: string;
+  /** Files larger than this go up in parts (storage.multipartThresholdMB). */
+  multipartThresholdBytes: number;
   /** `s3://bucket/prefix<key>`, for messages. */
   url(key: string): string;
   list(prefix: string, signal?: AbortSignal): Promise<Map<string, ListedObject>>;
@@ -168,6 +170,7 @@ export function createRepoStore(s3: S3Client, bucket: string, prefix = '', o: Re
   const store: RepoStore = {
     bucket,
     prefix,
+    multipartThresholdBytes: threshold,
     url: (key) => `s3://${bucket}/${full(key)}`,
     async list(p, signal) {
       const found = await listAll(s3, bucket, full(p), signal);

@@ -322,7 +322,9 @@ describe('repositories never break a client, and carry what users of Debian arch
       const puts: ServiceInputTypes[] = [];
       recording.middlewareStack.add(
         (next, context) => async (args) => {
-          if (context.commandName === 'PutObjectCommand') puts.push(args.input);
+          // The pool file is a server-side copy of the artifact: written once the same way.
+          if (context.commandName === 'PutObjectCommand' || context.commandName === 'CopyObjectCommand')
+            puts.push(args.input);
           return next(args);
         },
         { step: 'initialize', name: 'recordPuts' },
