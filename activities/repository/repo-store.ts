@@ -29,6 +29,7 @@ import {
   downloadToFile,
   getBytes,
   headMetadata,
+  httpStatus,
   listAll,
   md5Hex,
   type ListedObject,
@@ -73,10 +74,6 @@ export interface RepoStoreOptions {
   multipartThresholdBytes?: number;
   /** Part size of multipart uploads (at least 5 MiB). */
   partBytes?: number;
-}
-
-function status(err: unknown): number | undefined {
-  return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
 }
 
 export function createRepoStore(s3: S3Client, bucket: string, prefix = '', o: RepoStoreOptions = {}): RepoStore {
@@ -186,7 +183,7 @@ export function createRepoStore(s3: S3Client, bucket: string, prefix = '', o: Re
         await write(key, body, opts, true, signal);
         return 'written';
       } catch (err) {
-        if (status(err) !== 412) throw err;
+        if (httpStatus(err) !== 412) throw err;
       }
       // Refused: something is there. The same bytes are adopted; anything else is not ours to replace.
       const size = await sizeOf(body);

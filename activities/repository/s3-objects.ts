@@ -234,6 +234,11 @@ export async function hashFile(file: string): Promise<FileHashes> {
   return h.digest();
 }
 
+/** The HTTP status of an S3 client error (412 for a refused conditional write), if it has one. */
+export function httpStatus(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
 /** CopyObject's limit: larger objects need UploadPartCopy. */
 export const MAX_COPY_BYTES = 5 * 1024 ** 3;
 
@@ -269,7 +274,7 @@ export async function copyChecked(
       { abortSignal: signal },
     );
   } catch (err) {
-    if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412) {
+    if (httpStatus(err) === 412) {
       return { outcome: 'exists' };
     }
     throw err;
