@@ -1,5 +1,7 @@
 // The `conveyor` command. Every subcommand takes --config FILE (or CONVEYOR_CONFIG); errors name
 // what was wrong and exit non-zero. One file per command under cli/commands/.
+import fs from 'node:fs';
+import path from 'node:path';
 import { Command } from 'commander';
 import { abortCommand } from './commands/abort';
 import { approveCommand } from './commands/approve';
@@ -20,8 +22,13 @@ import { triggerCommand } from './commands/trigger';
 import { watchCommand } from './commands/watch';
 import { workersCommand } from './commands/workers';
 
+/** The version this tree is: package.json's, which VERSION (the packages' version) repeats. */
+const VERSION = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string })
+  .version;
+
 const program = new Command('conveyor')
   .description('Conveyor: continuous delivery of packaged software on Temporal')
+  .version(VERSION, '-V, --version', 'print the version and exit')
   .option('--config <file>', 'conveyor.yml (default: CONVEYOR_CONFIG, ./conveyor.yml, ./conveyor.dev.yml)')
   .showHelpAfterError()
   .addHelpText(

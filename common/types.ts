@@ -92,6 +92,8 @@ export interface BuiltinPackageSpec {
   description: string;
   arch?: string;
   depends: { deb: string[]; rpm: string[] };
+  /** Payload compression; unset: the tools' defaults (xz for dpkg-deb, rpmbuild's own). */
+  compression?: 'xz' | 'gzip' | 'zstd';
 }
 
 /** Facts about the pushed commit shown to people (memo, Web UI); never used in a command line. */

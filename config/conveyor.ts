@@ -333,6 +333,12 @@ const repository = z
               .strict()
               .default({ deb: [], rpm: [] })
               .describe('Dependencies per package format.'),
+            compression: z
+              .enum(['xz', 'gzip', 'zstd'])
+              .optional()
+              .describe(
+                "Payload compression of both packages (dpkg-deb -Z, rpm's _binary_payload); default: the tools' own (xz for .deb). `gzip` builds a large package in seconds where xz takes minutes.",
+              ),
           })
           .strict()
           .describe(

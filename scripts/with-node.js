@@ -114,4 +114,7 @@ function main(argv) {
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + os.constants.signals[signal] : 1)));
 }
 
-main(process.argv.slice(2));
+// package-self.js puts the same pinned build into Conveyor's own package.
+module.exports = { PINNED, ensureNode };
+
+if (require.main === module) main(process.argv.slice(2));

@@ -13,6 +13,12 @@
 //   their owner. Files and symlinks are listed one by one; directories only when not standard.
 // - SOURCE_DATE_EPOCH (the commit time) clamps timestamps, so rebuilding a commit gives the same
 //   bytes: a re-run's package then matches the stored one, not just its name.
+// - Every regular file staged under /etc is a configuration file, as Debian policy and debhelper
+//   have it: listed in DEBIAN/conffiles, `%config(noreplace)` in the spec. An upgrade then keeps
+//   an operator's edited /etc/<name>/… instead of overwriting it (dpkg asks or keeps; rpm writes
+//   the new one beside it as .rpmnew).
+// - `compression` picks the payload compressor of both formats at a fixed level (xz 6, gzip 6,
+//   zstd 3); unset, each tool's default, so existing packages keep their bytes.
 import fs from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -136,15 +142,36 @@ async function buildDeb(input: BuiltinPackageInput, arch: string, entries: Entry
   fs.writeFileSync(path.join(root, 'DEBIAN', 'control'), fields.map(([k, v]) => `${k}: ${v}\n`).join(''), {
     mode: 0o644,
   });
+  const conffiles = configFiles(entries);
+  if (conffiles.length > 0) {
+    fs.writeFileSync(path.join(root, 'DEBIAN', 'conffiles'), conffiles.map((f) => `${f}\n`).join(''), { mode: 0o644 });
+  }
   const file = `${spec.name}_${version}_${arch}.deb`;
+  const level = spec.compression ? COMPRESSION[spec.compression] : undefined;
   await tool(
     input,
     bad,
     'dpkg-deb',
-    ['--build', '--root-owner-group', root, path.join(input.out, file)],
+    [
+      ...(spec.compression ? [`-Z${spec.compression}`, `-z${level}`] : []),
+      '--build',
+      '--root-owner-group',
+      root,
+      path.join(input.out, file),
+    ],
     toolEnv({ SOURCE_DATE_EPOCH: input.sourceDateEpoch, HOME: input.scratch }),
   );
   return file;
+}
+
+/** Level of each payload compressor (both formats). */
+const COMPRESSION = { xz: 6, gzip: 6, zstd: 3 } as const;
+/** rpm's name of each compressor, for `_binary_payload w<level>.<io>`. */
+const RPM_PAYLOAD = { xz: 'xzdio', gzip: 'gzdio', zstd: 'zstdio' } as const;
+
+/** Staged regular files under /etc: the package's configuration files. */
+function configFiles(entries: Entry[]): string[] {
+  return entries.filter((e) => e.type === 'file' && e.path.startsWith('/etc/')).map((e) => e.path);
 }
 
 const SYSTEM_DIRS = new Set([
@@ -179,9 +206,12 @@ async function buildRpm(input: BuiltinPackageInput, arch: string, entries: Entry
   for (const d of ['rpmbuild/BUILD', 'rpmbuild/BUILDROOT', 'rpmbuild/SPECS', 'tmp']) {
     fs.mkdirSync(path.join(input.scratch, d), { recursive: true });
   }
+  const config = new Set(configFiles(entries));
   const files = entries
     .filter((e) => e.type !== 'dir' || !SYSTEM_DIRS.has(e.path))
-    .map((e) => (e.type === 'dir' ? `%dir "${e.path}"` : `"${e.path}"`));
+    .map((e) =>
+      e.type === 'dir' ? `%dir "${e.path}"` : config.has(e.path) ? `%config(noreplace) "${e.path}"` : `"${e.path}"`,
+    );
   const specText = [
     `Name: ${esc(spec.name)}`,
     `Version: ${input.version}`,
@@ -209,7 +239,12 @@ async function buildRpm(input: BuiltinPackageInput, arch: string, entries: Entry
   ].join('\n');
   const specFile = path.join(top, 'SPECS', `${spec.name}.spec`);
   fs.writeFileSync(specFile, specText);
-  input.note(`generated ${spec.name}.spec:\n${specText}`);
+  // A large tree (an application with its node_modules) lists tens of thousands of files: the log
+  // shows the spec up to its first lines of %files.
+  const shown = files.length > 50 ? specText.slice(0, specText.indexOf('%files') + 400) : specText;
+  input.note(
+    `generated ${spec.name}.spec${shown === specText ? '' : ` (%files: ${files.length} entries, the first shown)`}:\n${shown}`,
+  );
   const file = `${spec.name}-${input.version}-${input.build}.${arch}.rpm`;
   await tool(
     input,
@@ -231,6 +266,9 @@ async function buildRpm(input: BuiltinPackageInput, arch: string, entries: Entry
       'clamp_mtime_to_source_date_epoch 1',
       '--define',
       '_buildhost conveyor',
+      ...(spec.compression
+        ? ['--define', `_binary_payload w${COMPRESSION[spec.compression]}.${RPM_PAYLOAD[spec.compression]}`]
+        : []),
       '--define',
       `_tmppath ${path.join(input.scratch, 'tmp')}`,
       specFile,

@@ -297,6 +297,45 @@ describe('package stage activities: buildPackages, buildDocs', () => {
     expect(bad.message).toContain('packaging.builtin.description');
   });
 
+  it('built-in packager: files under /etc are configuration files; `compression` picks the payload compressor', async () => {
+    const builtinPackage: BuiltinPackageSpec = {
+      name: 'widget-builtin',
+      maintainer: 'Acme Ops <ops@acme.invalid>',
+      description: 'The widget with a config file',
+      depends: { deb: [], rpm: [] },
+      compression: 'gzip',
+    };
+    const steps = {
+      package:
+        'make install DESTDIR="$CONVEYOR_ROOT" && mkdir -p "$CONVEYOR_ROOT/etc/widget" && ' +
+        'echo "level: 1" > "$CONVEYOR_ROOT/etc/widget/widget.yml" && ln -s widget.yml "$CONVEYOR_ROOT/etc/widget/link.yml"',
+    };
+    const owned = { packages: ['widget', 'widget-builtin'] };
+    const deb = await saved((await packages(steps, 'bookworm', 16, { builtinPackage, ...owned })).artifacts[0].key);
+    // The members dpkg-deb wrote: control and data compressed with gzip, not xz.
+    const members = (await runChecked('ar', ['t', deb])).trim().split('\n');
+    expect(members).toEqual(['debian-binary', 'control.tar.gz', 'data.tar.gz']);
+    const control = path.join(tempDir('builtin-control'), 'c');
+    await runChecked('dpkg-deb', ['--control', deb, control]);
+    // A regular file only: a symlink in /etc is not a conffile.
+    expect(fs.readFileSync(path.join(control, 'conffiles'), 'utf8')).toBe('/etc/widget/widget.yml\n');
+
+    const rpm = await saved((await packages(steps, 'el9', 16, { builtinPackage, ...owned })).artifacts[0].key);
+    expect((await runChecked('rpm', ['-qp', '--queryformat', '%{PAYLOADCOMPRESSOR}', rpm])).trim()).toBe('gzip');
+    expect((await runChecked('rpm', ['-qpc', rpm])).trim()).toBe('/etc/widget/widget.yml');
+
+    // Without it, each tool's default: dpkg-deb's xz.
+    const plain = await packages(steps, 'bookworm', 17, {
+      builtinPackage: { ...builtinPackage, compression: undefined },
+      ...owned,
+    });
+    expect((await runChecked('ar', ['t', await saved(plain.artifacts[0].key)])).trim().split('\n')).toEqual([
+      'debian-binary',
+      'control.tar.xz',
+      'data.tar.xz',
+    ]);
+  });
+
   it('builds the docs once per build: files and manifest with their SHA-256, a re-run returns them unchanged', async () => {
     expect(await docs({ package: 'make package' }, 15)).toEqual({ docs: null });
 

@@ -1,0 +1,169 @@
+// Conveyor ships itself (issue 15 §5). The commit under test (this checkout's HEAD) is pushed to a
+// bare repository and goes through the chain of conveyor.self.yml on real workers and the local
+// stack: the package step (scripts/package-self.js, in the build sandbox with network for the npm
+// registry) stages Conveyor with its production node_modules and the pinned Node, the built-in
+// packager makes the .deb and the .rpm, publish signs them into the staging repositories, deploy
+// installs them on a Debian host and an rpm host with the hosts' own apt-get and dnf, smoke runs
+// `conveyor --version` there and e2e runs the README's examples (`conveyor --version`, `--help`).
+// The branch rule holds the run at its approval gate, so nothing goes to production; the test then
+// runs the installed launcher itself and checks the package's files, units and configuration files.
+//
+// Replaced from conveyor.self.yml: `unit` (npm ci, the fast tests and the static checks: minutes
+// of work `npm test` does anyway) by a check that VERSION and package.json agree. Every other step,
+// the packaging, sandbox and limits are the file's.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { parse } from 'yaml';
+import { runChecked, runProcess } from '../../activities/exec/process';
+import { hostCommand } from '../../activities/fleet/local-host';
+import { decidePush } from '../../api/github-push';
+import { startPipeline } from '../../api/start-pipeline';
+import { pushPayload } from '../../cli/webhook-client';
+import type { PipelineStatus } from '../../common/types';
+import type { ConveyorConfig } from '../../config/conveyor';
+import { rejectSignal, statusQuery } from '../../workflows/messages';
+import { makeLocalHost, registerHosts } from '../helpers/hosts';
+import { awsFor, clientFor, DEB_AND_RPM, startWorkers, tempDir, testConfig, uid } from '../helpers/stack';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+/** Polls until the run waits for someone (approval or an operator) or ends. */
+async function settled(client: Client, id: string, timeoutMs: number): Promise<PipelineStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await client.workflow
+      .getHandle(id)
+      .query(statusQuery)
+      .catch(() => undefined);
+    if (s && ['awaiting-approval', 'awaiting-operator', 'failed', 'succeeded', 'aborted'].includes(s.status)) return s;
+    if (Date.now() > deadline) throw new Error(`${id} still ${s?.status} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+describe('Conveyor ships itself: its own chain, up to a staging host', () => {
+  let config: ConveyorConfig;
+  let client: Client;
+  let workers: { stop(): Promise<void> };
+  const roots: Record<string, string> = {};
+  const REPO = `conveyor-${uid()}/conveyor`;
+  const role = `self-${uid()}`;
+  let sha: string;
+  let bare: string;
+  let version: string;
+
+  beforeAll(async () => {
+    const dir = tempDir('self-ship');
+    const hostsDir = path.join(dir, 'hosts');
+    bare = path.join(dir, 'conveyor.git');
+    sha = (await runChecked('git', ['-C', ROOT, 'rev-parse', 'HEAD'])).trim();
+    version = (await runChecked('git', ['-C', ROOT, 'show', `${sha}:VERSION`])).trim();
+    await runChecked('git', ['init', '--quiet', '--bare', bare]);
+    await runChecked('git', ['-C', ROOT, 'push', '--quiet', bare, `${sha}:refs/heads/main`]);
+
+    const self = parse(fs.readFileSync(path.join(ROOT, 'conveyor.self.yml'), 'utf8')) as {
+      repositories: Record<string, unknown>[];
+    };
+    const { steps, packages, packaging, sandbox, stepTimeoutSeconds } = self.repositories[0] as {
+      steps: Record<string, string | { examples: string[] }>;
+      [k: string]: unknown;
+    };
+    config = testConfig(
+      [
+        {
+          name: REPO,
+          cloneUrl: bare,
+          // Held at the approval gate: staging only.
+          branches: [{ match: 'main', channel: `self${uid()}`, approval: true }],
+          steps: { ...steps, unit: 'test "$(cat VERSION)" = "$(node -p "require(\'./package.json\').version")"' },
+          more: {
+            packages,
+            packaging,
+            sandbox,
+            stepTimeoutSeconds,
+            staging: { tags: { Environment: 'staging', Role: role }, batchSize: 1 },
+          },
+        },
+      ],
+      { fleet: { hostsDir } },
+      DEB_AND_RPM,
+    );
+    const aws = await awsFor(config);
+    const specs = [];
+    for (const [distro, spec] of Object.entries(config.distros)) {
+      roots[spec.format] = await makeLocalHost(hostsDir, `${distro}-self`, spec.format);
+      specs.push({
+        name: `${distro}-self`,
+        distro,
+        executor: 'local' as const,
+        tags: { Environment: 'staging', Role: role },
+        root: roots[spec.format],
+      });
+    }
+    await registerHosts(aws.ec2, specs);
+    client = await clientFor(config);
+    workers = await startWorkers(config);
+  }, 600_000);
+
+  afterAll(async () => {
+    await workers?.stop();
+    await client?.connection.close();
+  });
+
+  /** Runs `script` as root of the local host (as the fleet's local executor does). */
+  const onHost = async (format: 'deb' | 'rpm', script: string) => {
+    const cmd = hostCommand(roots[format], script);
+    const r = await runProcess(cmd.file, cmd.args, { env: cmd.env });
+    if (r.exitCode !== 0) throw new Error(`${format} host: ${script} exited ${r.exitCode}: ${r.tail}`);
+    return r.output;
+  };
+
+  it('tests, packages, publishes and deploys Conveyor; the installed conveyor runs on both hosts', async () => {
+    const d = decidePush(config, pushPayload({ repository: REPO, branch: 'main', sha }));
+    if (d.action !== 'start') throw new Error(d.reason);
+    const { workflowId } = await startPipeline(client, d.input, config.temporal.taskQueue);
+    const status = await settled(client, workflowId, 1_200_000);
+    expect([status.status, status.stages.filter((s) => s.state === 'failed').map((s) => [s.name, s.error])]).toEqual([
+      'awaiting-approval',
+      [],
+    ]);
+    const stages = status.stages.map((s) => `${s.name} ${s.state}`);
+    for (const stage of ['test', 'publish', 'verify']) expect(stages).toContain(`${stage} succeeded`);
+    expect(stages.filter((s) => /^(package|deploy)\/.* succeeded$/.test(s))).toHaveLength(4);
+
+    for (const format of ['deb', 'rpm'] as const) {
+      // The deploy installed the build from the staging repository, with the host's own tools.
+      const installed =
+        format === 'deb'
+          ? await onHost('deb', "dpkg-query -W -f '${Version}' conveyor")
+          : await onHost('rpm', "rpm -q --qf '%{VERSION}-%{RELEASE}' conveyor");
+      expect(installed.trim()).toBe(status.version);
+      expect(status.version).toBe(`${version}-${status.build}`);
+      // The launcher, on the package's own Node (the host has none of its own).
+      expect(await onHost(format, 'command -v node || echo "no node"')).toContain('no node');
+      expect((await onHost(format, 'conveyor --version')).trim()).toBe(version);
+      const help = await onHost(format, 'conveyor --help');
+      expect(help).toContain('Usage: conveyor [options] [command]');
+      expect(help).toContain('approve [options] <workflowId>');
+      expect(await onHost(format, '/opt/conveyor/node/bin/node --version')).toMatch(/^v24\./);
+      expect(await onHost(format, 'ls /usr/lib/systemd/system/ | grep conveyor')).toBe(
+        'conveyor-api.service\nconveyor-builder@.service\nconveyor-orchestrator.service\n',
+      );
+      expect(await onHost(format, 'stat -c "%a %n" /etc/conveyor/*.env')).toBe(
+        '600 /etc/conveyor/api.env\n600 /etc/conveyor/builder.env\n600 /etc/conveyor/orchestrator.env\n',
+      );
+    }
+    // /etc/conveyor is configuration: an upgrade keeps an operator's edits.
+    expect(await onHost('deb', "dpkg-query -W -f '${Conffiles}' conveyor")).toContain(' /etc/conveyor/conveyor.yml ');
+    expect((await onHost('rpm', 'rpm -qc conveyor')).trim().split('\n')).toEqual([
+      '/etc/conveyor/api.env',
+      '/etc/conveyor/builder.env',
+      '/etc/conveyor/conveyor.yml',
+      '/etc/conveyor/orchestrator.env',
+    ]);
+
+    await client.workflow.getHandle(workflowId).signal(rejectSignal, { by: 'self-ship test', reason: 'staging only' });
+    expect(await client.workflow.getHandle(workflowId).result()).toMatchObject({ status: 'rejected' });
+  }, 1_500_000);
+});
