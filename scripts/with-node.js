@@ -66,7 +66,9 @@ function ensureNode(line) {
   if (fs.existsSync(bin)) return dir;
 
   const pkg = `node-${platform}@${pin.version}`;
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'with-node-'));
+  // Unpacked beside its final place: the rename below must not cross file systems (a tmpfs /tmp).
+  fs.mkdirSync(cacheRoot(), { recursive: true });
+  const tmp = fs.mkdtempSync(path.join(cacheRoot(), '.with-node-'));
   try {
     const t0 = Date.now();
     process.stderr.write(`with-node: fetching ${pkg} from the npm registry\n`);
@@ -88,7 +90,6 @@ function ensureNode(line) {
     if (tar.status !== 0) fail(`unpacking ${tgz} failed`);
     const check = spawnSync(path.join(out, 'bin', 'node'), ['--version'], { encoding: 'utf8' });
     if (check.stdout.trim() !== `v${pin.version}`) fail(`${pkg}: bin/node says ${check.stdout.trim() || check.stderr}`);
-    fs.mkdirSync(path.dirname(dir), { recursive: true });
     fs.rmSync(dir, { recursive: true, force: true });
     // The rename is the switch: a concurrent or interrupted run never sees half a tree.
     fs.renameSync(out, dir);
