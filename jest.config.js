@@ -24,6 +24,7 @@ module.exports = {
     '^@octokit/webhooks-methods$': '<rootDir>/node_modules/@octokit/webhooks-methods/dist-node/index.js',
   },
   globalSetup: '<rootDir>/test/setup/global-setup.ts',
+  setupFilesAfterEnv: ['<rootDir>/test/setup/after-file.ts'],
   globalTeardown: '<rootDir>/test/setup/global-teardown.ts',
   runner: '<rootDir>/test/setup/lanes-runner.ts',
   maxWorkers: 3,

@@ -131,7 +131,7 @@ describe('Conveyor ships itself: its own chain, up to a staging host', () => {
     const stages = status.stages.map((s) => `${s.name} ${s.state}`);
     for (const stage of ['test', 'package', 'publish', 'deploy', 'verify'])
       expect(stages).toContain(`${stage} succeeded`);
-    expect(stages.filter((s) => !s.endsWith(' succeeded'))).toEqual([]);
+    expect(stages.filter((s) => !s.endsWith(' succeeded'))).toEqual(['promote pending']);
 
     for (const format of ['deb', 'rpm'] as const) {
       // The deploy installed the build from the staging repository, with the host's own tools.

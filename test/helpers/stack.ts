@@ -18,6 +18,7 @@ import { decidePush } from '../../api/github-push';
 import { startPipeline } from '../../api/start-pipeline';
 import { commitSample } from '../../cli/demo/sample-repo';
 import { pushPayload } from '../../cli/webhook-client';
+import { fileTaskQueues } from './file-queues';
 import { statusQuery } from '../../workflows/messages';
 import { createBuilderWorkers, createOrchestratorWorker } from '../../workers/create';
 
@@ -107,6 +108,8 @@ export function testConfig(
   };
   const file = path.join(env.dir, `conveyor-${id}.yml`);
   fs.writeFileSync(file, stringify(doc));
+  const queue = (doc.temporal as { taskQueue?: string } | undefined)?.taskQueue;
+  if (queue) fileTaskQueues.add(queue);
   return loadConfig(file, {});
 }
 
