@@ -20,10 +20,10 @@ const CHECKS = [
   { name: 'format:check', command: bin('prettier'), args: ['--check', '.'] },
 ];
 
-function run({ name, command, args }, o) {
+function run({ name, command, args, env }, o) {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: ROOT, stdio: o.quiet ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+    const child = spawn(command, args, { cwd: ROOT, env, stdio: o.quiet ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
     children.add(child);
     if (o.nice) {
       try {
@@ -54,14 +54,11 @@ function run({ name, command, args }, o) {
   });
 }
 
-// The pool lane (test/setup/lanes-runner.ts: unit, workflow and replay files beside the stack-heavy
-// band) is opt-in for now: set CONVEYOR_TEST_POOL=N. Its only full run was on an overloaded machine
-// (time-skipping servers missing their 5 s start, one "Failed to connect"), and the band files have
-// not been audited for names they share with pool files. Without it every file runs in band.
-function jestArgs(args) {
-  if (process.env.CONVEYOR_TEST_POOL || args.includes('--runInBand') || args.includes('-i')) return args;
-  return ['--runInBand', ...args];
-}
+// Jest runs in lanes (test/setup/lanes-runner.ts): the stack-heavy files on CONVEYOR_TEST_BAND
+// workers (default 2), each with a Temporal server and an AWS endpoint of its own, beside one pool
+// worker for the unit, workflow and replay files. `CONVEYOR_TEST_BAND=1 npm test -- --runInBand`
+// runs every file one after another in one process, as before.
+const JEST_ENV = { ...process.env, CONVEYOR_TEST_BAND: process.env.CONVEYOR_TEST_BAND || '2' };
 
 const children = new Set();
 for (const sig of ['SIGINT', 'SIGTERM']) {
@@ -73,7 +70,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 
 const t0 = Date.now();
 Promise.all([
-  run({ name: 'jest', command: bin('jest'), args: jestArgs(process.argv.slice(2)) }, { quiet: false }),
+  run({ name: 'jest', command: bin('jest'), args: process.argv.slice(2), env: JEST_ENV }, { quiet: false }),
   ...CHECKS.map((c) => run(c, { quiet: true, nice: true })),
 ]).then((results) => {
   const failed = results.filter((r) => !r.ok);

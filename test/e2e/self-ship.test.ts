@@ -133,6 +133,13 @@ describe('Conveyor ships itself: its own chain, up to a staging host', () => {
       expect(stages).toContain(`${stage} succeeded`);
     expect(stages.filter((s) => !s.endsWith(' succeeded'))).toEqual(['promote pending']);
 
+    const seconds = (a?: string, b?: string) => (a && b ? ((Date.parse(b) - Date.parse(a)) / 1000).toFixed(1) : '?');
+    const sizes = await onHost('deb', 'du -sm /opt/conveyor | cut -f1');
+    process.stderr.write(
+      `self-ship: ${status.stages.map((s) => `${s.name}${s.distro ? `/${s.distro}` : ''} ${seconds(s.startedAt, s.endedAt)} s`).join(', ')}; ` +
+        `/opt/conveyor ${sizes.trim()} MB installed\n`,
+    );
+
     for (const format of ['deb', 'rpm'] as const) {
       // The deploy installed the build from the staging repository, with the host's own tools.
       const installed =

@@ -1,8 +1,15 @@
-// One isolated local stack per `npm test`: a Temporal dev server and the local AWS endpoint (the
+// Isolated local stacks for one `npm test`: a Temporal dev server and the local AWS endpoint (the
 // same as `conveyor dev`'s: versitygw for S3, moto for EC2 and SSM, one port) on free ports with
 // their state in a temp dir, plus one workflow bundle for every test worker and the prebuilt entry
 // points every test starts processes from (scripts/prebuild.js, test/helpers/entry.ts). Tests never
 // touch a running `npm run dev` stack. Addresses reach the tests through env vars (CONVEYOR_TEST_*).
+//
+// One stack per band lane (CONVEYOR_TEST_BAND, test/setup/lanes-runner.ts): the stack-heavy files
+// of two lanes run at the same time, and each lane's worker process talks to a server and an
+// endpoint of its own (test/setup/lane-env.ts picks them by JEST_WORKER_ID). What one file sees
+// server-wide (list and count queries, entity workflows of a shared repository name, EC2 instances
+// by tag) is then only ever its own lane's, where files still run one after another. Stack 1's
+// addresses are CONVEYOR_TEST_TEMPORAL and CONVEYOR_TEST_AWS; stack N's end in `_N`.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,33 +36,26 @@ export default async function globalSetup(): Promise<void> {
   // Killed without teardown (Ctrl-C on jest): still take the servers down.
   process.once('exit', () => services.forEach((s) => s.child.pid && tryKill(-s.child.pid)));
   try {
-    const [port, httpPort, metricsPort, uiPort, awsPort] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
     const signingKey = path.join(dir, 'signing-key.asc');
     // Inside the checkout (node_modules resolves from there), one directory per run; git-ignored.
     const prebuilt = path.join(ROOT, '.tools', 'prebuilt', path.basename(dir));
-    const [temporal, aws, bundle] = await Promise.all([
-      startTemporalServer({
-        port,
-        uiPort,
-        httpPort,
-        metricsPort,
-        namespace: 'default',
-        dbFile: path.join(dir, 'temporal.db'),
-        searchAttributes: SEARCH_ATTRIBUTES,
-        logFile: path.join(dir, 'temporal.log'),
-        headless: true,
-      }),
-      startLocalAws({ port: awsPort, s3DataDir: path.join(dir, 's3'), logDir: dir }),
+    const lanes = bandLanes();
+    const [stacks, bundle] = await Promise.all([
+      Promise.all(
+        Array.from({ length: lanes }, (_, i) => startStack(i === 0 ? dir : path.join(dir, `stack-${i + 1}`), services)),
+      ),
       bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quietLogger }),
       generateSigningKey(signingKey, 'Conveyor tests <conveyor-tests@localhost>'),
       prebuild(prebuilt),
     ]);
-    services.push(temporal, ...aws);
     const bundlePath = path.join(dir, 'workflow-bundle.js');
     fs.writeFileSync(bundlePath, bundle.code);
     process.env.CONVEYOR_TEST_DIR = dir;
-    process.env.CONVEYOR_TEST_TEMPORAL = `127.0.0.1:${port}`;
-    process.env.CONVEYOR_TEST_AWS = `http://127.0.0.1:${awsPort}`;
+    stacks.forEach((stack, i) => {
+      const suffix = i === 0 ? '' : `_${i + 1}`;
+      process.env[`CONVEYOR_TEST_TEMPORAL${suffix}`] = stack.temporal;
+      process.env[`CONVEYOR_TEST_AWS${suffix}`] = stack.aws;
+    });
     process.env.CONVEYOR_TEST_BUNDLE = bundlePath;
     process.env.CONVEYOR_TEST_SIGNING_KEY = signingKey;
     process.env.CONVEYOR_TEST_PREBUILT = prebuilt;
@@ -63,6 +63,41 @@ export default async function globalSetup(): Promise<void> {
     await Promise.all(services.map((s) => s.stop()));
     throw err;
   }
+}
+
+/** Stacks to start: one per band lane (CONVEYOR_TEST_BAND, which scripts/test.js sets). */
+function bandLanes(): number {
+  const raw = process.env.CONVEYOR_TEST_BAND;
+  if (raw === undefined || raw === '') return 1;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 8) throw new Error(`CONVEYOR_TEST_BAND: not a number from 1 to 8: ${raw}`);
+  return n;
+}
+
+/** One Temporal dev server and one local AWS endpoint, their state under `dir`. */
+async function startStack(dir: string, services: Service[]): Promise<{ temporal: string; aws: string }> {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
+  const [port, httpPort, metricsPort, uiPort, awsPort] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
+  // Each joins `services` as soon as it is up, so a failure of the other still stops it.
+  await Promise.all([
+    startTemporalServer({
+      port,
+      uiPort,
+      httpPort,
+      metricsPort,
+      namespace: 'default',
+      dbFile: path.join(dir, 'temporal.db'),
+      searchAttributes: SEARCH_ATTRIBUTES,
+      logFile: path.join(dir, 'temporal.log'),
+      headless: true,
+    }).then((t) => {
+      services.push(t);
+    }),
+    startLocalAws({ port: awsPort, s3DataDir: path.join(dir, 's3'), logDir: dir }).then((a) => {
+      services.push(...a);
+    }),
+  ]);
+  return { temporal: `127.0.0.1:${port}`, aws: `http://127.0.0.1:${awsPort}` };
 }
 
 function tryKill(pid: number) {

@@ -1,8 +1,12 @@
 // Jest runner with two lanes that run at the same time, each in worker processes of its own:
-//   band — the stack-heavy files (integration, e2e, reliability): one at a time, in one process,
-//          as `jest --runInBand` ran everything. They share the one Temporal dev server and moto of
-//          the global setup with each other, and some read what is visible server-wide (list and
-//          count queries, the hosts' base roots, timing figures), so they never overlap each other;
+//   band — the stack-heavy files (integration, e2e, reliability): `CONVEYOR_TEST_BAND` workers
+//          (scripts/test.js: 2), each with a Temporal dev server and an AWS endpoint of its own
+//          (global-setup.ts starts one stack per band worker, lane-env.ts points each worker at
+//          its own). Files on one stack run one after another, as `jest --runInBand` ran
+//          everything: some read what is visible server-wide (list and count queries, entity
+//          workflows of a shared repository name), so they never overlap on one server. What the
+//          two stacks share is this machine: its CPU, the hosts' base roots (built once, renamed
+//          into place) and process listings, which the tests read by markers of their own;
 //   pool — unit, workflow and replay files: `CONVEYOR_TEST_POOL` workers (default 1: the band is the
 //          long pole, and one pool worker beside it already ends long before it). They use no
 //          name a band file uses: their own time-skipping servers, or task queues, buckets and
@@ -26,13 +30,24 @@ const EVENTS: (keyof TestEvents)[] = [
 
 type Listener = (data: unknown) => void | Promise<void>;
 
-/** Workers of the pool lane: CONVEYOR_TEST_POOL, else 1. */
-export function poolWorkers(env = process.env): number {
-  const raw = env.CONVEYOR_TEST_POOL;
+/** A positive worker count from `name`, else 1. */
+function workersFrom(env: NodeJS.ProcessEnv, name: string): number {
+  const raw = env[name];
   if (raw === undefined || raw === '') return 1;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`CONVEYOR_TEST_POOL: not a positive integer: ${raw}`);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: not a positive integer: ${raw}`);
   return n;
+}
+
+/** Workers of the pool lane: CONVEYOR_TEST_POOL, else 1. */
+export function poolWorkers(env = process.env): number {
+  return workersFrom(env, 'CONVEYOR_TEST_POOL');
+}
+
+/** Workers of the band lane, each with a stack of its own (global-setup.ts): CONVEYOR_TEST_BAND,
+ * else 1. */
+export function bandWorkers(env = process.env): number {
+  return workersFrom(env, 'CONVEYOR_TEST_BAND');
 }
 
 /** The lane of a test file (its absolute path). */
@@ -69,7 +84,7 @@ export default class LanesRunner extends EmittingTestRunner {
     const band = tests.filter((t) => laneOf(t.path) === 'band');
     const pool = tests.filter((t) => laneOf(t.path) === 'pool');
     await Promise.all([
-      band.length > 0 ? this.#lane(1).runTests(band, watcher, { serial: false }) : undefined,
+      band.length > 0 ? this.#lane(bandWorkers()).runTests(band, watcher, { serial: false }) : undefined,
       pool.length > 0 ? this.#lane(poolWorkers()).runTests(pool, watcher, { serial: false }) : undefined,
     ]);
   }
