@@ -20,27 +20,21 @@ import { hostCommand } from '../../activities/fleet/local-host';
 import { decidePush } from '../../api/github-push';
 import { startPipeline } from '../../api/start-pipeline';
 import { pushPayload } from '../../cli/webhook-client';
-import type { PipelineStatus } from '../../common/types';
 import type { ConveyorConfig } from '../../config/conveyor';
-import { rejectSignal, statusQuery } from '../../workflows/messages';
+import { rejectSignal } from '../../workflows/messages';
 import { makeLocalHost, registerHosts } from '../helpers/hosts';
-import { awsFor, clientFor, DEB_AND_RPM, startWorkers, tempDir, testConfig, uid } from '../helpers/stack';
+import {
+  awsFor,
+  clientFor,
+  DEB_AND_RPM,
+  startWorkers,
+  tempDir,
+  testConfig,
+  uid,
+  waitForStatus,
+} from '../helpers/stack';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-
-/** Polls until the run waits for someone (approval or an operator) or ends. */
-async function settled(client: Client, id: string, timeoutMs: number): Promise<PipelineStatus> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await client.workflow
-      .getHandle(id)
-      .query(statusQuery)
-      .catch(() => undefined);
-    if (s && ['awaiting-approval', 'awaiting-operator', 'failed', 'succeeded', 'aborted'].includes(s.status)) return s;
-    if (Date.now() > deadline) throw new Error(`${id} still ${s?.status} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
 
 describe('Conveyor ships itself: its own chain, up to a staging host', () => {
   let config: ConveyorConfig;
@@ -123,7 +117,13 @@ describe('Conveyor ships itself: its own chain, up to a staging host', () => {
     const d = decidePush(config, pushPayload({ repository: REPO, branch: 'main', sha }));
     if (d.action !== 'start') throw new Error(d.reason);
     const { workflowId } = await startPipeline(client, d.input, config.temporal.taskQueue);
-    const status = await settled(client, workflowId, 1_200_000);
+    // Until it waits for someone, or ends: a failed stage shows at once, with its error.
+    const status = await waitForStatus(
+      client,
+      workflowId,
+      ['awaiting-approval', 'awaiting-operator', 'failed', 'succeeded', 'aborted'],
+      1_200_000,
+    );
     expect([status.status, status.stages.filter((s) => s.state === 'failed').map((s) => [s.name, s.error])]).toEqual([
       'awaiting-approval',
       [],

@@ -177,21 +177,23 @@ export async function startWorkers(
   };
 }
 
-/** Polls the pipeline's `status` query until it reports `want`. */
+/** Polls the pipeline's `status` query until it reports `want` (or one of them). */
 export async function waitForStatus(
   client: Client,
   id: string,
-  want: RunStatus,
+  want: RunStatus | RunStatus[],
   timeoutMs = 60000,
 ): Promise<PipelineStatus> {
   const deadline = Date.now() + timeoutMs;
+  const wanted: RunStatus[] = Array.isArray(want) ? want : [want];
   for (;;) {
     const s = await client.workflow
       .getHandle(id)
       .query(statusQuery)
       .catch(() => undefined);
-    if (s?.status === want) return s;
-    if (Date.now() > deadline) throw new Error(`${id} did not reach ${want}; last status ${JSON.stringify(s)}`);
+    if (s && wanted.includes(s.status)) return s;
+    if (Date.now() > deadline)
+      throw new Error(`${id} did not reach ${wanted.join(' or ')}; last status ${JSON.stringify(s)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
