@@ -49,8 +49,9 @@ export interface HostExecFiles {
 /**
  * Writes the client into `dir` and says how the step reaches it. `sandboxed`: the step sees `dir`
  * at HOST_EXEC_MOUNT, read-only (a unix socket can be connected to on a read-only mount), and a
- * node binary outside /usr is bound over the placeholder `node` in it; otherwise (`sandbox: none`)
- * nothing is bound and the step sees this machine's paths.
+ * node binary outside /usr is bound over the placeholder `node` in it (copied there instead when
+ * the sandbox uid could not reach it); otherwise (`sandbox: none`) nothing is bound and the step
+ * sees this machine's paths.
  */
 export function writeHostExecFiles(dir: string, nodePath: string, sandboxed: boolean): HostExecFiles {
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -61,9 +62,17 @@ export function writeHostExecFiles(dir: string, nodePath: string, sandboxed: boo
   const binds: HostExecFiles['binds'] = sandboxed ? [{ src: dir, dest: HOST_EXEC_MOUNT, readOnly: true }] : [];
   let node = nodePath;
   if (sandboxed && !nodePath.startsWith('/usr/')) {
-    fs.writeFileSync(path.join(dir, 'node'), '', { mode: 0o755 });
-    binds.push({ src: nodePath, dest: `${HOST_EXEC_MOUNT}/node`, readOnly: true });
     node = `${HOST_EXEC_MOUNT}/node`;
+    if (othersCanRun(nodePath)) {
+      fs.writeFileSync(path.join(dir, 'node'), '', { mode: 0o755 });
+      binds.push({ src: nodePath, dest: node, readOnly: true });
+    } else {
+      // A Node the sandbox uid cannot reach (a per-user install such as ~/.cache/… or ~/.nvm/…
+      // under a 0700 home): bwrap resolves bind sources as that uid and would refuse it. A copy
+      // beside the client is readable through the directory's own bind.
+      fs.copyFileSync(nodePath, path.join(dir, 'node'));
+      fs.chmodSync(path.join(dir, 'node'), 0o755);
+    }
   }
   fs.writeFileSync(
     path.join(dir, 'host-exec'),
@@ -82,6 +91,21 @@ export function writeHostExecFiles(dir: string, nodePath: string, sandboxed: boo
     env: { CONVEYOR_HOST_EXEC: `${view}/host-exec`, CONVEYOR_HOST_EXEC_SOCKET: `${view}/host-exec.sock` },
     binds,
   };
+}
+
+/** Whether any user may run `file`: every directory above it searchable by others, the file
+ * readable and executable by them (what an unprivileged sandbox uid needs to bind and exec it). */
+export function othersCanRun(file: string): boolean {
+  try {
+    const real = fs.realpathSync(file);
+    if ((fs.statSync(real).mode & 0o005) !== 0o005) return false;
+    for (let dir = path.dirname(real); ; dir = path.dirname(dir)) {
+      if ((fs.statSync(dir).mode & 0o001) === 0) return false;
+      if (dir === path.dirname(dir)) return true;
+    }
+  } catch {
+    return false;
+  }
 }
 
 export function createRunE2e(deps: RunE2eDeps) {

@@ -157,20 +157,9 @@ describe('fleet: e2e steps reach hosts through the host-exec relay only', () => 
     expect(log).toContain('hello from hx-1');
   });
 
-  it('sandboxed, the files name /run/conveyor, and a node binary outside /usr is bound in beside them', async () => {
-    const dir = path.join(tempDir('hx-files'), 'host-exec');
-    // A node "outside /usr": a link, which bwrap resolves when it binds it.
-    const node = path.join(path.dirname(dir), 'node');
-    fs.symlinkSync(process.execPath, node);
-    const files = writeHostExecFiles(dir, node, true);
-    expect(files.env).toEqual({
-      CONVEYOR_HOST_EXEC: `${HOST_EXEC_MOUNT}/host-exec`,
-      CONVEYOR_HOST_EXEC_SOCKET: `${HOST_EXEC_MOUNT}/host-exec.sock`,
-    });
-    expect(files.binds).toEqual([
-      { src: dir, dest: HOST_EXEC_MOUNT, readOnly: true },
-      { src: node, dest: `${HOST_EXEC_MOUNT}/node`, readOnly: true },
-    ]);
+  /** Runs the client from `files` in a bwrap as uid 65534 (as a step would be), against a relay
+   * that answers every request itself. */
+  async function clientInSandbox(files: ReturnType<typeof writeHostExecFiles>) {
     const relay = await startHostExecRelay({
       socketPath: files.socket,
       forward: (req) =>
@@ -220,5 +209,40 @@ describe('fleet: e2e steps reach hosts through the host-exec relay only', () => 
     } finally {
       await relay.close();
     }
+  }
+
+  it('sandboxed, the files name /run/conveyor, and a node binary outside /usr is bound in beside them', async () => {
+    const dir = path.join(tempDir('hx-files'), 'host-exec');
+    // A node "outside /usr" that anyone may run: a link to a copy, which bwrap resolves when it binds it.
+    const node = path.join(path.dirname(dir), 'node');
+    fs.copyFileSync(process.execPath, `${node}-copy`);
+    fs.chmodSync(`${node}-copy`, 0o755);
+    fs.symlinkSync(`${node}-copy`, node);
+    const files = writeHostExecFiles(dir, node, true);
+    expect(files.env).toEqual({
+      CONVEYOR_HOST_EXEC: `${HOST_EXEC_MOUNT}/host-exec`,
+      CONVEYOR_HOST_EXEC_SOCKET: `${HOST_EXEC_MOUNT}/host-exec.sock`,
+    });
+    expect(files.binds).toEqual([
+      { src: dir, dest: HOST_EXEC_MOUNT, readOnly: true },
+      { src: node, dest: `${HOST_EXEC_MOUNT}/node`, readOnly: true },
+    ]);
+    await clientInSandbox(files);
+  });
+
+  it("a node binary the sandbox uid cannot reach (a private home's) is copied beside the client", async () => {
+    const base = tempDir('hx-private');
+    const home = path.join(base, 'home');
+    fs.mkdirSync(path.join(home, 'bin'), { recursive: true });
+    fs.chmodSync(home, 0o700);
+    const node = path.join(home, 'bin', 'node');
+    fs.copyFileSync(process.execPath, node);
+    fs.chmodSync(node, 0o755);
+    const dir = path.join(base, 'host-exec');
+    const files = writeHostExecFiles(dir, node, true);
+    // Bound, it would be refused by bwrap as uid 65534: "Can't find source path …: Permission denied".
+    expect(files.binds).toEqual([{ src: dir, dest: HOST_EXEC_MOUNT, readOnly: true }]);
+    expect(fs.statSync(path.join(dir, 'node')).size).toBe(fs.statSync(node).size);
+    await clientInSandbox(files);
   });
 });
