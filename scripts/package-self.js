@@ -163,12 +163,18 @@ function main() {
     write(path.join(etc, env), fs.readFileSync(path.join(systemd, 'env', env)), 0o600);
   }
 
-  // The staged launcher must run before anything is packaged.
-  const check = spawnSync(path.join(app, 'node', 'bin', 'node'), [path.join(app, 'bin', 'conveyor.js'), '--version'], {
-    encoding: 'utf8',
-  });
+  // The staged launcher and the units' entry points must load from the pruned tree before anything
+  // is packaged: `--help` of each imports its whole module graph (the core bridge included).
+  const node = path.join(app, 'node', 'bin', 'node');
+  const check = spawnSync(node, [path.join(app, 'bin', 'conveyor.js'), '--version'], { encoding: 'utf8' });
   if (check.status !== 0 || check.stdout.trim() !== version) {
     fail(`the staged conveyor --version said ${JSON.stringify((check.stdout + check.stderr).trim())}, not ${version}`);
+  }
+  for (const entry of ['workers/orchestrator.ts', 'workers/builder.ts', 'api/main.ts']) {
+    const r = spawnSync(node, ['--require', 'tsx/cjs', entry, '--help'], { cwd: app, encoding: 'utf8' });
+    if (r.status !== 0 || !r.stdout.includes('--config')) {
+      fail(`the staged ${entry} --help failed (${r.status ?? r.signal}): ${(r.stdout + r.stderr).trim().slice(-600)}`);
+    }
   }
   process.stdout.write(`staged Conveyor ${version} with Node ${NODE_LINE} in ${Date.now() - t0} ms\n`);
 }

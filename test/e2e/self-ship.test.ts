@@ -23,7 +23,7 @@ import { startPipeline } from '../../api/start-pipeline';
 import { pushPayload } from '../../cli/webhook-client';
 import type { ConveyorConfig } from '../../config/conveyor';
 import { rejectSignal } from '../../workflows/messages';
-import { makeLocalHost, registerHosts } from '../helpers/hosts';
+import { makeStagingHosts } from '../helpers/hosts';
 import {
   awsFor,
   clientFor,
@@ -88,18 +88,8 @@ describe('Conveyor ships itself: its own chain, up to a staging host', () => {
       DEB_AND_RPM,
     );
     const aws = await awsFor(config);
-    const specs = [];
-    for (const [distro, spec] of Object.entries(config.distros)) {
-      roots[spec.format] = await makeLocalHost(hostsDir, `${distro}-self`, spec.format);
-      specs.push({
-        name: `${distro}-self`,
-        distro,
-        executor: 'local' as const,
-        tags: { Environment: 'staging', Role: role },
-        root: roots[spec.format],
-      });
-    }
-    await registerHosts(aws.ec2, specs);
+    const byDistro = await makeStagingHosts(aws.ec2, config, hostsDir, { Environment: 'staging', Role: role }, 'self');
+    for (const [distro, root] of Object.entries(byDistro)) roots[config.distros[distro].format] = root;
     client = await clientFor(config);
     workers = await startWorkers(config);
   }, 600_000);
@@ -159,6 +149,13 @@ describe('Conveyor ships itself: its own chain, up to a staging host', () => {
       expect(help).toContain('Usage: conveyor [options] [command]');
       expect(help).toContain('approve [options] <workflowId>');
       expect(await onHost(format, '/opt/conveyor/node/bin/node --version')).toMatch(/^v24\./);
+      // What the units start (their ExecStart, --help instead of serving): each loads its whole
+      // module graph from the installed tree, the Temporal core bridge included.
+      for (const entry of ['workers/orchestrator.ts', 'workers/builder.ts', 'api/main.ts']) {
+        expect(
+          await onHost(format, `cd /opt/conveyor && /opt/conveyor/node/bin/node --require tsx/cjs ${entry} --help`),
+        ).toContain('--config');
+      }
       expect(await onHost(format, 'ls /usr/lib/systemd/system/ | grep conveyor')).toBe(
         'conveyor-api.service\nconveyor-builder@.service\nconveyor-orchestrator.service\n',
       );

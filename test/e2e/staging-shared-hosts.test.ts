@@ -14,7 +14,7 @@ import type { PipelineResult } from '../../common/types';
 import { abortSignal } from '../../workflows/messages';
 import { createFleetActivities, type FleetActivities } from '../../activities/fleet';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
-import { makeLocalHost, registerHosts } from '../helpers/hosts';
+import { makeStagingHosts } from '../helpers/hosts';
 import {
   awsFor,
   clientFor,
@@ -95,21 +95,10 @@ describe('staging: two repositories through the whole chain onto the same hosts'
     );
     [deb, rpm] = Object.keys(config.distros);
     const aws = await awsFor(config);
-    const specs = [];
-    for (const [distro, format] of [
-      [deb, 'deb'],
-      [rpm, 'rpm'],
-    ] as const) {
-      roots[distro] = await makeLocalHost(hostsDir, `${distro}-shared`, format);
-      specs.push({
-        name: `${distro}-shared`,
-        distro,
-        executor: 'local' as const,
-        tags: { Environment: 'staging', Role: role },
-        root: roots[distro],
-      });
-    }
-    await registerHosts(aws.ec2, specs);
+    Object.assign(
+      roots,
+      await makeStagingHosts(aws.ec2, config, hostsDir, { Environment: 'staging', Role: role }, 'shared'),
+    );
     fleet = createFleetActivities({
       ec2: aws.ec2,
       ssm: aws.ssm,

@@ -74,6 +74,26 @@ export async function registerHosts(ec2: EC2Client, specs: HostSpec[]): Promise<
   return ids;
 }
 
+/** A staging fleet of one fresh local host per distro of `config`, named `<distro>-<suffix>` and
+ * registered with `tags` (those of the repository's `staging.tags`). Returns each distro's root. */
+export async function makeStagingHosts(
+  ec2: EC2Client,
+  config: ConveyorConfig,
+  hostsDir: string,
+  tags: Record<string, string>,
+  suffix: string,
+): Promise<Record<string, string>> {
+  const roots: Record<string, string> = {};
+  const specs: HostSpec[] = [];
+  for (const [distro, spec] of Object.entries(config.distros)) {
+    const name = `${distro}-${suffix}`;
+    roots[distro] = await makeLocalHost(hostsDir, name, spec.format);
+    specs.push({ name, distro, executor: 'local', tags, root: roots[distro] });
+  }
+  await registerHosts(ec2, specs);
+  return roots;
+}
+
 export interface StagingRepo {
   /** http://127.0.0.1:<port>/<staging bucket> */
   bucketUrl: string;
