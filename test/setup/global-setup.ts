@@ -21,6 +21,7 @@ import { freePort, type Service } from '../../cli/local-stack/services';
 import { workflowsPath } from '../../workers/create';
 import { prebuild } from '../../scripts/prebuild';
 import { ROOT } from '../../cli/local-stack/tools';
+import { bandWorkers } from './lanes-runner';
 
 declare global {
   var __conveyorTestServices: Service[] | undefined;
@@ -39,7 +40,8 @@ export default async function globalSetup(): Promise<void> {
     const signingKey = path.join(dir, 'signing-key.asc');
     // Inside the checkout (node_modules resolves from there), one directory per run; git-ignored.
     const prebuilt = path.join(ROOT, '.tools', 'prebuilt', path.basename(dir));
-    const lanes = bandLanes();
+    // One per band worker (CONVEYOR_TEST_BAND, which scripts/test.js sets).
+    const lanes = bandWorkers();
     const [stacks, bundle] = await Promise.all([
       Promise.all(
         Array.from({ length: lanes }, (_, i) => startStack(i === 0 ? dir : path.join(dir, `stack-${i + 1}`), services)),
@@ -63,15 +65,6 @@ export default async function globalSetup(): Promise<void> {
     await Promise.all(services.map((s) => s.stop()));
     throw err;
   }
-}
-
-/** Stacks to start: one per band lane (CONVEYOR_TEST_BAND, which scripts/test.js sets). */
-function bandLanes(): number {
-  const raw = process.env.CONVEYOR_TEST_BAND;
-  if (raw === undefined || raw === '') return 1;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 8) throw new Error(`CONVEYOR_TEST_BAND: not a number from 1 to 8: ${raw}`);
-  return n;
 }
 
 /** One Temporal dev server and one local AWS endpoint, their state under `dir`. */
