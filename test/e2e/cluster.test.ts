@@ -1,13 +1,15 @@
 // The chain on a real Temporal cluster: the multi-service server on PostgreSQL with SQL visibility
 // (test/helpers/cluster.ts), prepared by `conveyor setup` as an operator would. The suites below
-// are the dev-server suites themselves, imported so that they register here, after the cluster's
-// address replaced the dev server's (CONVEYOR_TEST_TEMPORAL: every test config, client, worker
-// process and `conveyor` command takes it from testConfig), so the same assertions hold on both:
-//   - chain.test.ts: a signed webhook → test → package → publish → promote, read back by apt-get and dnf;
-//   - cli-operator.test.ts: `conveyor watch/status/retry/abort/approve/reject` as subprocesses;
-//   - cli-replay.test.ts: `conveyor replay` of runs downloaded from this cluster;
-//   - cli-trigger-list.test.ts: `conveyor trigger` and `conveyor list` (search attributes, quoted values);
-//   - many-builders.test.ts: two builder processes for one distro both take steps, `conveyor workers`
+// are imported so that they register here, after the cluster's address replaced the dev server's
+// (CONVEYOR_TEST_TEMPORAL: every test config, client, worker process and `conveyor` command takes
+// it from testConfig). They run here only: named *.suite.ts, not *.test.ts, so jest runs each once,
+// on the cluster, instead of once per server (the dev server, which `npm run demo` uses, serves
+// every other e2e file, the staging, release, API and CLI files among them):
+//   - chain.suite.ts: a signed webhook → test → package → publish → promote, read back by apt-get and dnf;
+//   - cli-operator.suite.ts: `conveyor watch/status/retry/abort/approve/reject` as subprocesses;
+//   - cli-replay.suite.ts: `conveyor replay` of runs downloaded from this cluster;
+//   - cli-trigger-list.suite.ts: `conveyor trigger` and `conveyor list` (search attributes, quoted values);
+//   - many-builders.suite.ts: two builder processes for one distro both take steps, `conveyor workers`
 //     lists both, a builder stopped with SIGTERM mid-step loses no run.
 // Plus what only a cluster shows: `conveyor setup` found nothing registered, and Keyword values with
 // `"` (which SQLite visibility handled) list exactly on PostgreSQL visibility.
@@ -21,11 +23,11 @@ import type { ConveyorConfig } from '../../config/conveyor';
 import { conveyor } from '../helpers/cli';
 import { startCluster, type Cluster } from '../helpers/cluster';
 import { awsFor, clientFor, startSampleRun, startWorkers, tempDir, testConfig, uid } from '../helpers/stack';
-import './chain.test';
-import './cli-operator.test';
-import './cli-replay.test';
-import './cli-trigger-list.test';
-import './many-builders.test';
+import './chain.suite';
+import './cli-operator.suite';
+import './cli-replay.suite';
+import './cli-trigger-list.suite';
+import './many-builders.suite';
 
 // The imported suites keep their own explicit timeouts; the others get more room than the dev
 // server's default, for a cluster sharing two cores with the rest of the suite.

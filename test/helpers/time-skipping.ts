@@ -9,11 +9,14 @@
 // ("BadSearchAttributes: search attribute ConveyorStatus is not defined") and the run hangs, so
 // startTimeSkipping registers ours through the operator service, as the dev server gets them at start.
 import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import type { BuildActivities, OrchestratorActivities } from '../../activities';
+import { freePort, spawnService, waitFor } from '../../cli/local-stack/services';
 import { buildQueue } from '../../common/queues';
 import { SEARCH_ATTRIBUTES } from '../../common/search-attributes';
 import type { ConveyorConfig } from '../../config/conveyor';
@@ -50,20 +53,53 @@ export async function startTimeSkipping(): Promise<TestWorkflowEnvironment> {
 }
 
 /**
- * The SDK gives the server's JVM 5 s to answer (a constant of its core): on 2 busy cores, with the
- * band's files running beside it (test/setup/lanes-runner.ts), a start can miss that by a little. Such a start is tried again, up to three times in all; any other
- * failure is not.
+ * The SDK's own start (`createTimeSkipping`) gives the server's JVM 5 s to listen, a constant of
+ * its core: about 1.5 s on an idle machine, but CI has missed it on 2 cores busy with the band's
+ * files and the lint beside them. So the server is started here, with a minute to listen, and the
+ * SDK is handed its address as an existing time-skipping server. `teardown()` stops it.
  */
-async function startServer(attempt = 1): Promise<TestWorkflowEnvironment> {
+async function startServer(): Promise<TestWorkflowEnvironment> {
+  const port = await freePort();
+  const logFile = path.join(os.tmpdir(), `conveyor-time-skipping-${port}.log`);
+  const server = spawnService('time-skipping test server', TEST_SERVER_PATH, [String(port)], { logFile });
   try {
-    return await TestWorkflowEnvironment.createTimeSkipping({
-      server: { executable: { type: 'existing-path', path: TEST_SERVER_PATH } },
+    await waitFor(`the time-skipping test server to listen on port ${port}`, () => listening(port), {
+      timeoutMs: 60000,
+      intervalMs: 100,
+      service: server,
     });
+    // `create` is the SDK's one constructor of environments; its public wrappers either start
+    // the server themselves or leave time skipping off.
+    const env = await (
+      TestWorkflowEnvironment as unknown as { create(o: object): Promise<TestWorkflowEnvironment> }
+    ).create({
+      server: { type: 'existing' },
+      address: `127.0.0.1:${port}`,
+      namespace: 'default',
+      supportsTimeSkipping: true,
+    });
+    const teardown = env.teardown.bind(env);
+    env.teardown = async () => {
+      await teardown();
+      await server.stop(5000);
+      fs.rmSync(logFile, { force: true });
+    };
+    return env;
   } catch (err) {
-    if (attempt >= 3 || !/did not start within/.test((err as Error).message)) throw err;
-    process.stderr.write(`time-skipping server: start ${attempt} too slow, starting again\n`);
-    return startServer(attempt + 1);
+    await server.stop(5000);
+    throw err;
   }
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 /** Test doubles: typed against the real factories, so they cannot drift from the real signatures. */

@@ -35,7 +35,10 @@ describe('two builder processes for one distro', () => {
           branches: [{ match: '*', channel: 'unstable' }],
         },
       ],
-      { workers: { shutdownGraceSeconds: 3, maxConcurrentActivities: 1 } },
+      // The grace is far longer than a step (2 s of sleep, and the sandbox's start): a step
+      // caught by SIGTERM must finish on its builder even on a slow, loaded CI machine, where
+      // a 3 s grace has run out and the step's second attempt ran on the other builder.
+      { workers: { shutdownGraceSeconds: 30, maxConcurrentActivities: 1 } },
     );
     await awsFor(config);
     client = await clientFor(config);
