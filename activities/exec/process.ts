@@ -1,7 +1,10 @@
 // Child processes for activities: argv only (never a shell line built from values), a process
 // group per command so cancellation kills the whole tree, output to a log file plus a short tail.
+// A bwrap sandbox's PID 1 is outside that group (a session of its own): the caller names it
+// (`namespaceInit`, read from bwrap's --info-fd) and it is killed with the group (namespace-init.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { killNamespaceInit, type NamespaceInit } from './namespace-init';
 
 export interface RunOptions {
   cwd?: string;
@@ -23,6 +26,9 @@ export interface RunOptions {
   onSpawn?: (child: ChildProcess) => void;
   /** Aborting it kills the process tree like a timeout (the outcome says `stopped`, not `cancelled`). */
   stop?: AbortSignal;
+  /** Called right after the spawn: bwrap's PID 1 (from its --info-fd on one of `extraFds`), which every
+   * kill of the tree (cancellation, timeout, stop) kills too, even after bwrap itself has exited. */
+  namespaceInit?: (child: ChildProcess) => Promise<NamespaceInit | undefined>;
 }
 
 export interface RunOutcome {
@@ -59,6 +65,8 @@ export function runProcess(file: string, args: string[], opts: RunOptions = {}):
       stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(opts.extraFds ?? [])],
       detached: true, // own process group: kill(-pid) reaches every descendant
     });
+    // A failed read (bwrap never started) leaves nothing to kill but the group.
+    const init = opts.namespaceInit?.(child).catch(() => undefined);
     const onData = (buf: Buffer) => {
       bytes += buf.length;
       log?.write(buf);
@@ -85,6 +93,8 @@ export function runProcess(file: string, args: string[], opts: RunOptions = {}):
 
     let killTimer: NodeJS.Timeout | undefined;
     const killTree = () => {
+      // First, and whether or not bwrap still runs: its PID 1 may outlive it.
+      void init?.then((i) => i && killNamespaceInit(i));
       if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
       if (killTimer) return; // already on its way out (a timeout and a cancellation can coincide)
       try {

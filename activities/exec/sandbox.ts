@@ -47,8 +47,9 @@
 //   (sandbox.limits.memoryMb)", also when the step's own exit code was 0.
 // - nothing left behind: bwrap's PID 1 dies with the step (and with bwrap: --die-with-parent), which
 //   kills every process of the PID namespace, `setsid` daemons included; then every process still in
-//   the step's cgroup is killed and the cgroup removed. Timeouts and cancellation kill the process
-//   group (process.ts), which takes bwrap and with it the namespace.
+//   the step's cgroup is killed and the cgroup removed. Timeouts, cancellation and limits kill the
+//   process group (process.ts), which takes bwrap, and PID 1 itself (its PID from --info-fd): the
+//   parent-death signal alone misses a kill that comes right after the start (namespace-init.ts).
 //
 // Where namespaces cannot be made (an unprivileged container, user namespaces switched off), the
 // probe fails and steps are refused with the reason (FailureType.SandboxUnavailable), unless the
@@ -62,6 +63,7 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../common/failures';
 import type { SandboxLimits } from '../../common/types';
+import { readNamespaceInit, type NamespaceInit } from './namespace-init';
 import { runProcess, type RunOptions, type RunOutcome } from './process';
 import {
   createStepCgroup,
@@ -388,7 +390,7 @@ async function tryRun(
 function bwrapArgs(
   p: SandboxReady,
   req: SandboxRunRequest,
-  fds: { info?: number; block?: number; resolv?: number },
+  fds: { info: number; block?: number; resolv?: number },
 ): string[] {
   const a = ['--unshare-user'];
   if (p.disableUserns) a.push('--disable-userns');
@@ -422,9 +424,8 @@ function bwrapArgs(
   a.push('--remount-ro', '/');
   a.push('--chdir', req.cwd, '--clearenv');
   for (const [k, v] of Object.entries(req.env)) a.push('--setenv', k, v);
-  if (fds.info !== undefined && fds.block !== undefined) {
-    a.push('--info-fd', String(fds.info), '--block-fd', String(fds.block));
-  }
+  a.push('--info-fd', String(fds.info));
+  if (fds.block !== undefined) a.push('--block-fd', String(fds.block));
   return a;
 }
 
@@ -485,13 +486,13 @@ async function runSandboxed(p: SandboxReady, req: SandboxRunRequest): Promise<Sa
       resolvFd = fs.openSync(resolv, 'r');
       fdsToClose.push(resolvFd);
     }
-    // Child fds: 3 args, then with network 4 info (bwrap writes its PID 1), 5 block (we release it
+    // Child fds: 3 args, 4 info (bwrap writes its PID 1), then with network 5 block (we release it
     // once the network is up), 6 resolv.conf.
-    const bw = bwrapArgs(p, req, withNet ? { info: 4, block: 5, resolv: 6 } : {});
+    const bw = bwrapArgs(p, req, withNet ? { info: 4, block: 5, resolv: 6 } : { info: 4 });
     fs.writeFileSync(argsFile, bw.map((x) => `${x}\0`).join(''), { mode: 0o600 });
     const argsFd = fs.openSync(argsFile, 'r');
     fdsToClose.push(argsFd);
-    const extraFds: (number | 'pipe')[] = withNet ? [argsFd, 'pipe', 'pipe', resolvFd as number] : [argsFd];
+    const extraFds: (number | 'pipe')[] = withNet ? [argsFd, 'pipe', 'pipe', resolvFd as number] : [argsFd, 'pipe'];
 
     const argv = [
       '-c',
@@ -530,15 +531,19 @@ async function runSandboxed(p: SandboxReady, req: SandboxRunRequest): Promise<Sa
       }
     }, WATCH_MS);
 
-    const onSpawn = withNet
-      ? (child: ChildProcess) => {
-          network = connect(child, p.network as NetworkTools).catch((err: Error) => {
-            setupError = err;
-            stop.abort();
-            return undefined;
-          });
-        }
-      : undefined;
+    // PID 1 of the sandbox: killed with bwrap's process group on cancellation, timeout or a limit
+    // (namespace-init.ts), and where the network is attached.
+    const namespaceInit = (child: ChildProcess) => {
+      const init = readNamespaceInit((child.stdio as unknown as NodeJS.ReadableStream[])[4]);
+      if (withNet) {
+        network = connect(child, init, p.network as NetworkTools).catch((err: Error) => {
+          setupError = err;
+          stop.abort();
+          return undefined;
+        });
+      }
+      return init;
+    };
 
     const outcome = await runProcess(p.tools.sh, argv, {
       ...req.run,
@@ -546,7 +551,7 @@ async function runSandboxed(p: SandboxReady, req: SandboxRunRequest): Promise<Sa
       cwd: '/',
       env: {},
       extraFds,
-      onSpawn,
+      namespaceInit,
       stop: stop.signal,
     });
     clearInterval(watcher);
@@ -574,29 +579,16 @@ async function runSandboxed(p: SandboxReady, req: SandboxRunRequest): Promise<Sa
   }
 }
 
-/** Reads bwrap's --info-fd (the sandbox's PID 1 on the host), starts the network, releases --block-fd. */
-async function connect(child: ChildProcess, tools: NetworkTools): Promise<SandboxNetwork> {
-  const stdio = child.stdio as unknown as (NodeJS.ReadableStream & NodeJS.WritableStream)[];
-  const info = stdio[4] as NodeJS.ReadableStream | undefined;
-  const block = stdio[5] as NodeJS.WritableStream | undefined;
-  if (!info || !block) throw new Error('bwrap info/block pipes missing');
-  const pid = await new Promise<number>((resolve, reject) => {
-    let text = '';
-    const onData = (b: Buffer) => {
-      text += b.toString('utf8');
-      try {
-        const parsed = JSON.parse(text) as { 'child-pid'?: number };
-        if (typeof parsed['child-pid'] === 'number') {
-          info.removeListener('data', onData);
-          resolve(parsed['child-pid']);
-        }
-      } catch {
-        /* not complete yet */
-      }
-    };
-    info.on('data', onData);
-    info.once('end', () => reject(new Error(`bwrap gave no PID (${text.trim() || 'nothing'})`)));
-  });
+/** Starts the network in the sandbox's namespaces (its PID 1 from bwrap's --info-fd), then releases --block-fd. */
+async function connect(
+  child: ChildProcess,
+  init: Promise<NamespaceInit | undefined>,
+  tools: NetworkTools,
+): Promise<SandboxNetwork> {
+  const block = (child.stdio as unknown as NodeJS.WritableStream[])[5];
+  if (!block) throw new Error('bwrap block pipe missing');
+  const pid = (await init)?.pid;
+  if (pid === undefined) throw new Error('the sandbox ended before its network was started');
   const net = await startNetwork(tools, pid);
   block.write('1');
   block.end();

@@ -1,13 +1,16 @@
 // The `local` executor: a host is a Debian root on this machine (local-host.ts) and a script runs
 // inside it through bubblewrap (hostCommand: the root is the root of its own mount namespace,
 // argv only, values as --setenv). runProcess puts bwrap in its own process group; on cancellation
-// or timeout the group gets SIGTERM, bwrap dies, and with it PID 1 of the host's PID namespace,
-// which takes every process the script started down.
+// or timeout the group gets SIGTERM, and PID 1 of the host's PID namespace (reported by bwrap on
+// fd 3, --info-fd) gets SIGKILL, which takes every process the script started down: bwrap's
+// --die-with-parent alone misses a cancellation that comes right after the start
+// (activities/exec/namespace-init.ts).
 //
 // Only roots inside the configured hostsDir are accepted: a host's root comes from an EC2 tag,
 // and without this a tag saying ConveyorHostRoot=/ would run apt-get on the worker itself.
 import fs from 'node:fs';
 import path from 'node:path';
+import { readNamespaceInit } from '../exec/namespace-init';
 import { runProcess } from '../exec/process';
 import { Capture, TICK_MS, type ExecOutcome, type ExecRequest, type Executor } from './executor';
 import { FleetFailure, fleetFailure } from './failures';
@@ -53,6 +56,7 @@ export function localExecutor(hostsDir: string | undefined): Executor {
       fs.mkdirSync(path.dirname(req.logFile), { recursive: true });
       const cmd = hostCommand(root, req.script, checkEnv(req.env), {
         hostname: HOSTNAME.test(req.host.name) ? req.host.name : undefined,
+        infoFd: 3,
       });
       const capture = req.captureBytes ? new Capture(req.captureBytes) : undefined;
       const outcome = await runProcess(cmd.file, cmd.args, {
@@ -64,6 +68,8 @@ export function localExecutor(hostsDir: string | undefined): Executor {
         heartbeatMs: TICK_MS,
         onTick: (ms) => req.onTick?.(ms),
         timeoutMs: req.timeoutMs,
+        extraFds: ['pipe'],
+        namespaceInit: (child) => readNamespaceInit(child.stdio[3] as NodeJS.ReadableStream),
       });
       return {
         exitCode: outcome.exitCode,

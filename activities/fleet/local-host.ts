@@ -100,7 +100,7 @@ export function hostCommand(
   root: string,
   script: string,
   env: Record<string, string> = {},
-  opts: { hostname?: string } = {},
+  opts: { hostname?: string; infoFd?: number } = {},
 ): HostCommand {
   const vars = { PATH: HOST_PATH, HOME: '/root', LANG: 'C.UTF-8', TERM: 'dumb', ...env };
   return {
@@ -120,6 +120,7 @@ export function hostCommand(
       ...(opts.hostname ? ['--hostname', opts.hostname] : []),
       '--die-with-parent',
       '--new-session',
+      ...(opts.infoFd !== undefined ? ['--info-fd', String(opts.infoFd)] : []),
       '--cap-drop',
       'ALL',
       ...HOST_CAPABILITIES.flatMap((c) => ['--cap-add', c]),
