@@ -16,7 +16,9 @@
 // Architectures are Debian's names: a distro spec recorded with rpm names (x86_64) is mapped
 // (common/distro-arch.ts), or arch-all packages would be listed where no amd64 client looks.
 // Packages.xz comes from xz-utils' `xz` (Node has no xz): single-threaded, so the same Packages
-// always gives the same bytes and the same by-hash name. Contents lists the files of packages
+// always gives the same bytes and the same by-hash name. Preset 1, not 9: on a Packages of 2,000
+// debs (1.2 MB) -9 took 276 ms of a 620 ms publish and -1 96 ms, for a file 19% larger (clients
+// fetch it once per update, by-hash); presets 6 to 9 cost the same as 9 on inputs this small. Contents lists the files of packages
 // ingested since Contents existed; a package published before has no recorded file list and is
 // left out of Contents (it is still in Packages) until a new build replaces it.
 import { spawn } from 'node:child_process';
@@ -42,10 +44,10 @@ export function releaseDate(d: Date): string {
   return d.toUTCString().replace(/GMT$/, 'UTC');
 }
 
-/** `xz -9 -T1` of `data`: deterministic for the same input. */
+/** `xz -1 -T1` of `data`: deterministic for the same input. */
 export function xzCompress(data: Buffer, signal?: AbortSignal): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = spawn('xz', ['-9', '-T1', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'], signal });
+    const child = spawn('xz', ['-1', '-T1', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'], signal });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
