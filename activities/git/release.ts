@@ -6,16 +6,22 @@
 // Credentials: a token (env var named in config) for HTTPS remotes goes to git through
 // GIT_CONFIG_* environment variables as an Authorization header scoped to the remote's origin
 // (activities/git/auth.ts) — never in argv, a URL or a log.
+// Liveness: it heartbeats (each git command, and every few seconds while one runs), so a worker
+// that dies in the middle is found by the stage's heartbeat timeout, not its 10-minute
+// start-to-close; each git command has GIT_TIMEOUT_MS, well inside that, and cancellation kills it.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../common/failures';
 import { runProcess } from '../exec/process';
+import { activityScope } from '../repository/activity-scope';
 import { gitBaseEnv, tokenHeaderEnv, type GitAuth } from './auth';
 
 const SHA = /^[0-9a-f]{40}$/;
 const VERSION = /^(\d+)\.(\d+)\.(\d+)$/;
+/** One git command (a fetch or a push of a large repository included); the activity has 10 minutes. */
+export const GIT_TIMEOUT_MS = 4 * 60_000;
 
 export interface ReleaseInput {
   cloneUrl: string;
@@ -44,6 +50,7 @@ export function createReleaseActivities(deps: {
         throw ApplicationFailure.nonRetryable(`not a full commit sha: ${input.sha}`, FailureType.CheckoutFailed);
       const root = deps.workspaceRoot ?? path.join(os.tmpdir(), 'conveyor-work');
       fs.mkdirSync(root, { recursive: true });
+      const scope = activityScope();
       const dir = fs.mkdtempSync(path.join(root, 'release-'));
       // Pushing needs the GitHub token (HTTPS remotes); other remotes use the repository's checkout
       // credential (an SSH deploy key with write access).
@@ -55,7 +62,19 @@ export function createReleaseActivities(deps: {
           : await deps.gitAuth?.(input.cloneUrl)),
       };
       const git = async (args: string[], okCodes = [0]) => {
-        const r = await runProcess('git', ['-C', dir, ...args], { env });
+        scope.heartbeat({ phase: `git ${args[0]}` });
+        const r = await runProcess('git', ['-C', dir, ...args], {
+          env,
+          signal: scope.signal,
+          timeoutMs: GIT_TIMEOUT_MS,
+        });
+        if (r.cancelled) scope.checkCancelled();
+        if (r.timedOut) {
+          throw ApplicationFailure.retryable(
+            `git ${args[0]} did not finish in ${GIT_TIMEOUT_MS / 1000} s`,
+            FailureType.ReleaseFailed,
+          );
+        }
         if (!okCodes.includes(r.exitCode ?? -1)) {
           // The token travels only in env; the output cannot contain it, but never echo env.
           throw ApplicationFailure.retryable(
@@ -140,6 +159,7 @@ export function createReleaseActivities(deps: {
         }
         return { version, tag, tagCreated, nextBranch, nextBranchCreated, removedBranch };
       } finally {
+        scope.close();
         fs.rmSync(dir, { recursive: true, force: true });
       }
     },

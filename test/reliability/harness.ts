@@ -198,6 +198,26 @@ export async function runTree(client: Client, rootId: string): Promise<string[]>
   return ids;
 }
 
+/**
+ * What the runs under `rootId` are waiting for, one line per open workflow: its pending activities
+ * (type, attempt, the last worker and failure) or "no pending activity". For a test that gives up
+ * waiting, so that its failure says where a run stood.
+ */
+export async function pendingWork(client: Client, rootId: string): Promise<string[]> {
+  const lines: string[] = [];
+  for (const id of await runTree(client, rootId)) {
+    const d = await client.workflow.getHandle(id).describe();
+    if (d.status.name !== 'RUNNING') continue;
+    const acts = (d.raw.pendingActivities ?? []).map(
+      (a) =>
+        `${a.activityType?.name} attempt ${a.attempt} state ${a.state} on ${a.lastWorkerIdentity || '-'}` +
+        (a.lastFailure?.message ? ` (last failure: ${a.lastFailure.message.slice(0, 200)})` : ''),
+    );
+    lines.push(`${id}: ${acts.join('; ') || 'no pending activity'}`);
+  }
+  return lines;
+}
+
 /** How many times each child workflow ID was started from `workflowId`'s history. */
 export async function childStarts(client: Client, workflowId: string): Promise<Map<string, number>> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();

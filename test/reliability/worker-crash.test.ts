@@ -24,6 +24,7 @@ import { awsFor, clientFor, DEB_AND_RPM, tempDir, testConfig, testEnv, uid } fro
 import {
   activitySchedules,
   childStarts,
+  pendingWork,
   debCounts,
   privateKeyNeedles,
   retriedActivities,
@@ -119,7 +120,25 @@ describe('reliability: worker crashes lose nothing and do nothing twice; no secr
       restartsWanted = { ...restartsWanted, [role]: restartsWanted[role] + 1 };
       killed.push(`${role}@${((Date.now() - t0) / 1000).toFixed(1)}s`);
     }
-    const finished = await results;
+    // Given up well before the test's own timeout, saying where each unfinished run stands.
+    const finished = await Promise.race([
+      results,
+      new Promise<never>((_, reject) =>
+        setTimeout(
+          () =>
+            void Promise.all(runs.map((r) => pendingWork(client, r.id))).then(
+              (open) =>
+                reject(
+                  new Error(
+                    `runs not done in 480 s; kills ${killed.join(' ')}\n${open.flat().join('\n')}\n${workers.lines.join('\n')}`,
+                  ),
+                ),
+              reject,
+            ),
+          480_000 - (Date.now() - t0),
+        ).unref(),
+      ),
+    ]);
     const wall = Date.now() - t0;
     console.log(
       `worker crash: ${PIPELINES} runs, seed ${SEED}, kills ${killed.join(' ') || 'none (runs ended first)'}; ` +
@@ -187,6 +206,77 @@ describe('reliability: worker crashes lose nothing and do nothing twice; no secr
       expect((await activitySchedules(client, release!)).get('releaseCommit')).toBe(1);
     }
   }, 600000);
+
+  it('an orchestrator killed in the middle of the release push: the release is retried within a minute, not 10', async () => {
+    // The remote holds the push of this run's tag for 20 s (a slow server), long enough to kill the
+    // worker running releaseCommit in the middle of it. Its next attempt must come from the stage's
+    // heartbeat timeout (30 s), not from the activity's 10-minute start-to-close.
+    const tag = 'refs/tags/v9.0.0';
+    const hook = path.join(bare, 'hooks', 'pre-receive');
+    fs.writeFileSync(hook, `#!/bin/sh\nwhile read old new ref; do [ "$ref" = ${tag} ] && sleep 20; done\nexit 0\n`, {
+      mode: 0o755,
+    });
+    try {
+      const commit = await commitSample(bare, path.join(dir, 'work'), {
+        branch: 'v9.0',
+        message: 'release 9',
+        mutate: (d) => fs.writeFileSync(path.join(d, 'VERSION'), '9.0.0\n'),
+      });
+      const res = await sendWebhook(
+        apiUrl,
+        WEBHOOK_SECRET,
+        'push',
+        pushPayload({ repository, branch: 'v9.0', sha: commit.sha, before: commit.before }),
+      );
+      expect(res.status).toBe(202);
+      const id = res.body.workflowId as string;
+      // Until releaseCommit has started on a worker (the tag push follows its fetch within seconds).
+      const deadline = Date.now() + 240_000;
+      let running: string | undefined;
+      while (!running) {
+        if (Date.now() > deadline)
+          throw new Error(`releaseCommit never started:\n${(await pendingWork(client, id)).join('\n')}`);
+        const d = await client.workflow
+          .getHandle(`${id}/release`)
+          .describe()
+          .catch(() => undefined);
+        running =
+          d?.raw.pendingActivities?.find((a) => a.activityType?.name === 'releaseCommit' && a.lastStartedTime)
+            ?.lastWorkerIdentity ?? undefined;
+        if (!running) await new Promise((r) => setTimeout(r, 200));
+      }
+      await new Promise((r) => setTimeout(r, 3000)); // into the held push
+      const restarts = workers.orchestrator.restarts;
+      const killedAt = Date.now();
+      workers.kill('orchestrator');
+      const result = (await client.workflow.getHandle(id).result()) as PipelineResult;
+      const after = (Date.now() - killedAt) / 1000;
+      console.log(
+        `release crash: orchestrator ${running} killed during the tag push; run ${result.status} ${after.toFixed(1)} s later`,
+      );
+      expect(result.status).toBe('succeeded');
+      expect(after).toBeLessThan(180);
+      // The release's last attempt was the second: the first died with the worker.
+      const events = (await client.workflow.getHandle(`${id}/release`).fetchHistory()).events ?? [];
+      const typeOf = new Map(
+        events
+          .filter((e) => e.activityTaskScheduledEventAttributes)
+          .map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes?.activityType?.name]),
+      );
+      const started = events
+        .filter(
+          (e) => typeOf.get(String(e.activityTaskStartedEventAttributes?.scheduledEventId ?? '')) === 'releaseCommit',
+        )
+        .map((e) => e.activityTaskStartedEventAttributes?.attempt);
+      expect(started).toEqual([2]);
+      const refs = await runChecked('git', ['ls-remote', bare, `${tag}^{}`, 'refs/heads/v9.0.1']);
+      expect(refs).toContain(`${commit.sha}\t${tag}^{}`);
+      expect(refs).toContain('refs/heads/v9.0.1');
+      await workers.orchestrator.restarted(restarts + 1);
+    } finally {
+      fs.rmSync(hook, { force: true });
+    }
+  }, 420_000);
 
   it('leaves no webhook secret, GitHub token or signing key in any history, stored object or worker log', async () => {
     // The token was used: every commit status carried it.

@@ -25,9 +25,12 @@ const control = proxyActivities<OrchestratorActivities>({
 });
 
 export async function releaseStage(input: ReleaseStageInput): Promise<ReleaseStageResult> {
+  // The heartbeat timeout finds a worker that died mid-release in 30 s instead of 10 minutes
+  // (the activity heartbeats; its options are not commands, so recorded runs replay unchanged).
   const { releaseCommit } = proxyActivities<OrchestratorActivities>({
     taskQueue: trustedQueue(input.repository.distros[0]),
     startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.ReleaseConflict, FailureType.CommitNotFound] },
   });
   const r = await releaseCommit({ cloneUrl: input.repository.cloneUrl, sha: input.sha, branch: input.branch });
