@@ -220,7 +220,7 @@ export const aptIndex: Benchmark = {
       },
       notes: [
         'debs with xz members, as dpkg-deb builds them; ours = ingest (deb-archive.ts: ar/tar in-process, one xz ' +
-          'process for the batch; control checks; hashes) + Packages, .gz (gzip -9), .xz (xz -9), Contents(.gz) + Release, ' +
+          'process for the batch; control checks; hashes) + Packages, .gz (gzip -9), .xz (xz -1), Contents(.gz) + Release, ' +
           'no gpg; peer = apt-ftparchive packages + gzip -9 + apt-ftparchive release (no cache db), same pool',
       ],
     };

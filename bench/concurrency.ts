@@ -7,11 +7,12 @@
 // synchronous=normal`, cli/local-stack/servers.ts), the journal mode read back from the database
 // file each time; and WAL with one publish channel per branch, which takes the per-channel
 // publish lock (one publish at a time per channel, by design) out of the way of the runs.
+import type { Client } from '@temporalio/client';
 import type { PipelineResult } from '../common/types';
 import { startChainStack, type ChainStack } from './chain-stack';
 import { startFloor } from './floor';
 import { mb, memoryOf, ms, processTree, r2, run, type BenchContext, type Benchmark, type Row } from './harness';
-import { childSpans, countTasks, historyOf } from './history';
+import { activitySpans, childSpans, countTasks, historyOf } from './history';
 
 type Variant = 'sqlite-defaults' | 'wal' | 'wal-channel-per-branch';
 const VARIANTS: Variant[] = ['sqlite-defaults', 'wal', 'wal-channel-per-branch'];
@@ -70,6 +71,10 @@ async function variant(ctx: BenchContext, n: number, tag: Variant) {
   const oursMs = performance.now() - t0;
   const failed = results.filter((r) => r.status !== 'succeeded').length;
   const memory = peaks(stack);
+  const busy = await activityTotals(
+    stack.client,
+    pushes.map((p) => p.workflowId),
+  );
   ctx.log(`${tag}: ${n} runs in ${ms(oursMs)} ms (${failed} not succeeded)`);
   // Capacity before (a fixed guess at the shape) and after ours (the measured shape): a shared
   // machine moves between the two, so both count.
@@ -86,7 +91,25 @@ async function variant(ctx: BenchContext, n: number, tag: Variant) {
     ctx.log(`${tag}: ${JSON.stringify([...statuses])}; e.g. ${stage?.name}: ${stage?.error?.slice(0, 300)}`);
   }
   const mode = await journalMode(ctx, stack.temporal.dbFile);
-  return { tag, oursMs, capMs, capTasks: cap.tasks, failed, memory, tasks, mode };
+  return { tag, oursMs, capMs, capTasks: cap.tasks, failed, memory, tasks, mode, busy };
+}
+
+/**
+ * Activity time (started → completed, as the histories record it) of the runs and their stage
+ * children, summed by activity type: what the burst asked of the workers, against its wall time.
+ */
+async function activityTotals(client: Client, runIds: string[]): Promise<Map<string, number>> {
+  const byType = new Map<string, number>();
+  const add = (events: Awaited<ReturnType<typeof historyOf>>) => {
+    for (const a of activitySpans(events))
+      if (Number.isFinite(a.startMs)) byType.set(a.type, (byType.get(a.type) ?? 0) + (a.endMs - a.startMs));
+  };
+  for (const id of runIds) {
+    const root = await historyOf(client, id);
+    add(root);
+    for (const child of childSpans(root)) add(await historyOf(client, child.workflowId));
+  }
+  return byType;
 }
 
 export const concurrency: Benchmark = {
@@ -110,7 +133,9 @@ export const concurrency: Benchmark = {
         'capacity: same tasks ms (mean of before/after)': ms(v.capMs),
         'ours ÷ capacity (throughput)': r2(v.capMs / v.oursMs),
         'peak RSS MB orchestrator/builder/api': `${mb(v.memory.orchestrator)}/${mb(v.memory.builder)}/${mb(v.memory.api)}`,
+        'activity s summed (top 4 types)': `${r2(sum(v.busy) / 1000)} (${top(v.busy, 4)})`,
       });
+      figures[`${key}_activity_s`] = r2(sum(v.busy) / 1000);
       figures[`${key}_s`] = r2(v.oursMs / 1000);
       figures[`${key}_fraction`] = r2(v.capMs / v.oursMs);
       figures[`${key}_journal`] = v.mode;
@@ -125,7 +150,16 @@ export const concurrency: Benchmark = {
         'superseded: the promote stage skips a version older than the one production already has (the runs race); such a run did test, package, publish',
         'synchronous=normal is a per-connection setting: it cannot be read back from the file; journal_mode=wal can',
         'peak RSS = VmHWM of the node process of each worker (largest in its tsx process tree), after the burst',
+        'activity s summed: started → completed of every activity of the runs and their stages, from the histories; against the wall time × 2 cores, what the burst asked of the machine besides orchestration',
       ],
     };
   },
 };
+
+const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+const top = (m: Map<string, number>, n: number) =>
+  [...m.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([t, v]) => `${t} ${r2(v / 1000)}`)
+    .join(', ');
