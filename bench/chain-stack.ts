@@ -29,6 +29,8 @@ export interface ChainStack {
   config: ConveyorConfig;
   client: Client;
   temporal: BenchTemporal;
+  /** The local AWS endpoint (moto): its URL and process. */
+  aws: { endpoint: string; pid: number };
   apiUrl: string;
   secret: string;
   /** The stack's processes (orchestrator and builder absent with `workers: false`). */
@@ -199,6 +201,7 @@ export async function startChainStack(
     config,
     client,
     temporal,
+    aws,
     apiUrl,
     secret,
     workers,

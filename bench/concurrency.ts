@@ -11,7 +11,19 @@ import type { Client } from '@temporalio/client';
 import type { PipelineResult } from '../common/types';
 import { startChainStack, type ChainStack } from './chain-stack';
 import { startFloor } from './floor';
-import { mb, memoryOf, ms, processTree, r2, run, type BenchContext, type Benchmark, type Row } from './harness';
+import {
+  cpuSecondsOf,
+  machineCpuSeconds,
+  mb,
+  memoryOf,
+  ms,
+  processTree,
+  r2,
+  run,
+  type BenchContext,
+  type Benchmark,
+  type Row,
+} from './harness';
 import { activitySpans, childSpans, countTasks, historyOf } from './history';
 
 type Variant = 'sqlite-defaults' | 'wal' | 'wal-channel-per-branch';
@@ -21,6 +33,18 @@ const DESCRIBED: Record<Variant, string> = {
   wal: 'as the stack starts it: journal_mode=wal, synchronous=normal',
   'wal-channel-per-branch': 'WAL, one publish channel per branch',
 };
+
+/** CPU seconds so far of each stack process (with the tools it ran) and of the whole machine. */
+function cpuReading(stack: ChainStack): Record<string, number> {
+  const out: Record<string, number> = {
+    temporal: cpuSecondsOf(stack.temporal.pid),
+    s3: cpuSecondsOf(stack.aws.pid),
+    machine: machineCpuSeconds().busy,
+    wall: machineCpuSeconds().total,
+  };
+  for (const [name, svc] of Object.entries(stack.workers)) if (svc) out[name] = cpuSecondsOf(svc.child.pid!);
+  return out;
+}
 
 /** Peak RSS per stack process: the largest VmHWM in its process tree (tsx runs node under node). */
 function peaks(stack: ChainStack): Record<string, number> {
@@ -63,12 +87,15 @@ async function variant(ctx: BenchContext, n: number, tag: Variant) {
   // Commit first (git, untimed, one at a time: one bare repository), then deliver all webhooks at once.
   const commits = [];
   for (let i = 0; i < n; i++) commits.push(await stack.commit(`b${i}`, `push ${i}`, `2.0.${i}`));
+  const cpu0 = cpuReading(stack);
   const t0 = performance.now();
   const pushes = await Promise.all(commits.map((c) => stack.deliver(c)));
   const results = (await Promise.all(
     pushes.map((p) => stack.client.workflow.getHandle(p.workflowId).result()),
   )) as PipelineResult[];
   const oursMs = performance.now() - t0;
+  const cpu1 = cpuReading(stack);
+  const cpu = Object.fromEntries(Object.keys(cpu1).map((k) => [k, cpu1[k] - (cpu0[k] ?? 0)]));
   const failed = results.filter((r) => r.status !== 'succeeded').length;
   const memory = peaks(stack);
   const busy = await activityTotals(
@@ -91,7 +118,7 @@ async function variant(ctx: BenchContext, n: number, tag: Variant) {
     ctx.log(`${tag}: ${JSON.stringify([...statuses])}; e.g. ${stage?.name}: ${stage?.error?.slice(0, 300)}`);
   }
   const mode = await journalMode(ctx, stack.temporal.dbFile);
-  return { tag, oursMs, capMs, capTasks: cap.tasks, failed, memory, tasks, mode, busy };
+  return { tag, oursMs, capMs, capTasks: cap.tasks, failed, memory, tasks, mode, busy, cpu };
 }
 
 /**
@@ -134,7 +161,12 @@ export const concurrency: Benchmark = {
         'ours ÷ capacity (throughput)': r2(v.capMs / v.oursMs),
         'peak RSS MB orchestrator/builder/api': `${mb(v.memory.orchestrator)}/${mb(v.memory.builder)}/${mb(v.memory.api)}`,
         'activity s summed (top 4 types)': `${r2(sum(v.busy) / 1000)} (${top(v.busy, 4)})`,
+        'CPU s in the burst: machine busy of all cores; orchestrator/builder/api/temporal/s3 (with their tools)':
+          `${r2(v.cpu.machine)} of ${r2(v.cpu.wall)}; ` +
+          ['orchestrator', 'builder', 'api', 'temporal', 's3'].map((k) => r2(v.cpu[k] ?? 0)).join('/'),
       });
+      for (const k of ['machine', 'orchestrator', 'builder', 'api', 'temporal', 's3'])
+        figures[`${key}_cpu_${k}_s`] = r2(v.cpu[k] ?? 0);
       figures[`${key}_activity_s`] = r2(sum(v.busy) / 1000);
       figures[`${key}_s`] = r2(v.oursMs / 1000);
       figures[`${key}_fraction`] = r2(v.capMs / v.oursMs);
@@ -150,6 +182,7 @@ export const concurrency: Benchmark = {
         'superseded: the promote stage skips a version older than the one production already has (the runs race); such a run did test, package, publish',
         'synchronous=normal is a per-connection setting: it cannot be read back from the file; journal_mode=wal can',
         'peak RSS = VmHWM of the node process of each worker (largest in its tsx process tree), after the burst',
+        'CPU s: utime+stime of each process tree plus its reaped children (cutime+cstime: gpg, createrepo_c, rpmsign, dpkg-deb), between the first delivery and the last result; machine = /proc/stat busy time over all cores, of the total (wall × cores)',
         'activity s summed: started → completed of every activity of the runs and their stages, from the histories; against the wall time × 2 cores, what the burst asked of the machine besides orchestration',
       ],
     };

@@ -249,6 +249,37 @@ export function memoryOf(pid: number): { hwm: number; rss: number } | undefined 
   }
 }
 
+/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux for every architecture we run on). */
+const USER_HZ = 100;
+
+/**
+ * CPU seconds a process tree has used: user + system of each live process, plus what its reaped
+ * children used (cutime/cstime: the tools an activity ran and waited for, gpg, createrepo_c, …).
+ * Differences of two readings give a window's share, as long as the processes lived through it.
+ */
+export function cpuSecondsOf(pid: number): number {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // Fields 14–17 of proc(5), here 0-based after the command name: utime stime cutime cstime.
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    } catch {
+      /* gone */
+    }
+  }
+  return ticks / USER_HZ;
+}
+
+/** The machine's CPU seconds so far, busy (everything but idle and iowait) and in all, all cores. */
+export function machineCpuSeconds(): { busy: number; total: number } {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: (total - v[3] - v[4]) / USER_HZ, total: total / USER_HZ };
+}
+
 /** The pids of a process and all its descendants (tsx runs node under node). */
 export function processTree(pid: number): number[] {
   const children = new Map<number, number[]>();

@@ -94,13 +94,16 @@ async function fragments(
   signal?: AbortSignal,
 ): Promise<{ byId: Map<string, Record<Kind, string>>; output: string }> {
   const repo = path.join(dir, 'createrepo');
-  await fs.promises.mkdir(path.join(repo, 'Packages'), { recursive: true });
-  for (const f of files) {
-    await fs.promises.mkdir(path.dirname(path.join(repo, 'Packages', f.name)), { recursive: true });
+  const dirs = new Set([
+    path.join(repo, 'Packages'),
+    ...files.map((f) => path.dirname(path.join(repo, 'Packages', f.name))),
+  ]);
+  for (const d of dirs) await fs.promises.mkdir(d, { recursive: true });
+  await mapLimit(files, 16, async (f) => {
     // A hard link where it can be (the same directory tree): createrepo_c only reads.
     const to = path.join(repo, 'Packages', f.name);
     await fs.promises.link(f.file, to).catch(() => fs.promises.copyFile(f.file, to));
-  }
+  });
   const output = await runChecked(
     'createrepo_c',
     ['--no-database', '--simple-md-filenames', '--checksum', 'sha256', '--quiet', repo],
@@ -184,13 +187,16 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
       // Artifacts of runs recorded before sign-at-package, and signed artifacts whose signer is no
       // longer the signing key (rotated since): signed here, at each publish, as before.
       await ctx.signer.signRpms(prepared.filter((p) => !p.reused && !p.presigned).map((p) => p.file));
-      const withSha = await mapLimit(prepared, 4, async (p) => ({ ...p, ...(await hashFile(p.file)) }));
-      const { byId: xml, output } = await fragments(
-        // The name under Packages/ is the location the index gives (a re-signed rpm's is in a subfolder).
-        withSha.map((p) => ({ file: p.file, name: p.key.slice(`${root}Packages/`.length) })),
-        ctx.dir,
-        ctx.signal,
-      );
+      // Our hashes and createrepo_c's reading of the same (signed) files, side by side.
+      const [withSha, { byId: xml, output }] = await Promise.all([
+        mapLimit(prepared, 8, async (p) => ({ ...p, ...(await hashFile(p.file)) })),
+        fragments(
+          // The name under Packages/ is the location the index gives (a re-signed rpm's is in a subfolder).
+          prepared.map((p) => ({ file: p.file, name: p.key.slice(`${root}Packages/`.length) })),
+          ctx.dir,
+          ctx.signal,
+        ),
+      ]);
       return withSha.map((p): Ingested => {
         const meta = xml.get(p.sha256);
         if (!meta?.filelists || !meta.other) {

@@ -220,6 +220,20 @@ describe('rpm headers read without rpm', () => {
     await expect(checkRpm(a.path, { ...a, version: '2.1-4' })).rejects.toThrow(
       /declares golf 2\.1-3 noarch, but its artifact reference says golf 2\.1-4 noarch/,
     );
+    // A header larger than the reader's first window (64 KiB): its description alone is 100 kB,
+    // and the tags after it (ARCH) are read from the file beyond the window.
+    const big = await buildTestRpm(
+      {
+        name: 'hotel',
+        version: '1.0',
+        release: '1',
+        description: Array.from({ length: 2000 }, (_, i) => `line ${i} ${'x'.repeat(44)}`).join('\n'),
+      },
+      target,
+    );
+    expect(fs.statSync(big.path).size).toBeGreaterThan(100000);
+    const bigRead = await readRpmNevra(big.path);
+    expect(bigRead).toEqual({ name: 'hotel', epoch: 0, version: '1.0', release: '1', arch: 'noarch' });
     const notRpm = path.join(target.dir, 'not.rpm');
     fs.writeFileSync(notRpm, 'not an rpm at all');
     expect(await readRpmNevra(notRpm)).toBeUndefined();
