@@ -36,13 +36,15 @@ const DESCRIBED: Record<Variant, string> = {
 
 /** CPU seconds so far of each stack process (with the tools it ran) and of the whole machine. */
 function cpuReading(stack: ChainStack): Record<string, number> {
-  const out: Record<string, number> = {
-    temporal: cpuSecondsOf(stack.temporal.pid),
-    s3: cpuSecondsOf(stack.aws.pid),
-    machine: machineCpuSeconds().busy,
-    wall: machineCpuSeconds().total,
+  const out: Record<string, number> = { machine: machineCpuSeconds().busy, wall: machineCpuSeconds().total };
+  const add = (name: string, pid: number) => {
+    const c = cpuSecondsOf(pid);
+    out[name] = c.self + c.children;
+    out[`${name}_tools`] = c.children;
   };
-  for (const [name, svc] of Object.entries(stack.workers)) if (svc) out[name] = cpuSecondsOf(svc.child.pid!);
+  add('temporal', stack.temporal.pid);
+  add('s3', stack.aws.pid);
+  for (const [name, svc] of Object.entries(stack.workers)) if (svc) add(name, svc.child.pid!);
   return out;
 }
 
@@ -163,9 +165,19 @@ export const concurrency: Benchmark = {
         'activity s summed (top 4 types)': `${r2(sum(v.busy) / 1000)} (${top(v.busy, 4)})`,
         'CPU s in the burst: machine busy of all cores; orchestrator/builder/api/temporal/s3 (with their tools)':
           `${r2(v.cpu.machine)} of ${r2(v.cpu.wall)}; ` +
-          ['orchestrator', 'builder', 'api', 'temporal', 's3'].map((k) => r2(v.cpu[k] ?? 0)).join('/'),
+          ['orchestrator', 'builder', 'api', 'temporal', 's3'].map((k) => r2(v.cpu[k] ?? 0)).join('/') +
+          ` (tools they ran: orchestrator ${r2(v.cpu.orchestrator_tools ?? 0)}, builder ${r2(v.cpu.builder_tools ?? 0)})`,
       });
-      for (const k of ['machine', 'orchestrator', 'builder', 'api', 'temporal', 's3'])
+      for (const k of [
+        'machine',
+        'orchestrator',
+        'orchestrator_tools',
+        'builder',
+        'builder_tools',
+        'api',
+        'temporal',
+        's3',
+      ])
         figures[`${key}_cpu_${k}_s`] = r2(v.cpu[k] ?? 0);
       figures[`${key}_activity_s`] = r2(sum(v.busy) / 1000);
       figures[`${key}_s`] = r2(v.oursMs / 1000);

@@ -257,19 +257,21 @@ const USER_HZ = 100;
  * children used (cutime/cstime: the tools an activity ran and waited for, gpg, createrepo_c, …).
  * Differences of two readings give a window's share, as long as the processes lived through it.
  */
-export function cpuSecondsOf(pid: number): number {
-  let ticks = 0;
+export function cpuSecondsOf(pid: number): { self: number; children: number } {
+  let self = 0;
+  let children = 0;
   for (const p of processTree(pid)) {
     try {
       const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       // Fields 14–17 of proc(5), here 0-based after the command name: utime stime cutime cstime.
-      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+      self += Number(f[11]) + Number(f[12]);
+      children += Number(f[13]) + Number(f[14]);
     } catch {
       /* gone */
     }
   }
-  return ticks / USER_HZ;
+  return { self: self / USER_HZ, children: children / USER_HZ };
 }
 
 /** The machine's CPU seconds so far, busy (everything but idle and iowait) and in all, all cores. */
