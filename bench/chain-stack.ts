@@ -84,6 +84,8 @@ export async function startChainStack(
     },
     workspace: path.join(dir, 'work'),
     fleet: { hostsDir },
+    // BENCH_WORKERS='{"maxCachedWorkflows":100}': worker settings to try (conveyor.yml's `workers`).
+    ...(process.env.BENCH_WORKERS ? { workers: JSON.parse(process.env.BENCH_WORKERS) as Record<string, unknown> } : {}),
     repositories: [
       {
         name: REPOSITORY,

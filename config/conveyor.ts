@@ -763,9 +763,9 @@ export const conveyorSchema = z
           .number()
           .int()
           .min(2)
-          .default(500)
+          .default(100)
           .describe(
-            "Workflows the orchestrator keeps in its sticky cache (the SDK's default, sized from the heap limit, is ~2,300 and let its RSS reach ~500 MB under 100 concurrent runs); an evicted workflow is replayed at its next task.",
+            "Workflows the orchestrator keeps in its sticky cache; an evicted workflow is replayed at its next task. The SDK's default, sized from the heap limit, is ~2,300; under 100 concurrent runs (about 700 open workflows) a cache of 500 let the orchestrator's RSS reach 538–606 MB, one of 100 kept it at 471 MB for the same CPU time (docs/benchmarks.md).",
           ),
         metricsHost: z
           .string()
@@ -793,7 +793,7 @@ export const conveyorSchema = z
       .default({
         maxConcurrentActivities: 4,
         orchestratorMaxConcurrentActivities: 100,
-        maxCachedWorkflows: 500,
+        maxCachedWorkflows: 100,
         metricsHost: '127.0.0.1',
       })
       .describe('Worker processes.'),

@@ -64,9 +64,10 @@ function createOrchestrator(opts: WorkerOptions & { client: Client }, bundlePath
     workflowBundle: { codePath: bundlePath },
     // The SDK's default sizes the sticky cache from the heap limit (~2,300 workflows with Node's
     // 4 GB default here): under 100 concurrent runs it held every pipeline, stage child, lock and
-    // branch-state entity, and the orchestrator peaked at ~500 MB. A bounded cache costs a replay
-    // when an evicted workflow gets its next task, which the workflows here (tens of events) make
-    // cheap; workers.maxCachedWorkflows sets it.
+    // branch-state entity, and the orchestrator peaked at ~500 MB (538–606 MB with a cache of 500,
+    // 471 MB with 100 and with 50: the rest is its modules and activities). A bounded cache costs a
+    // replay when an evicted workflow gets its next task, which the workflows here (tens of events)
+    // make cheap (no more CPU at 100 in bench/concurrency.ts); workers.maxCachedWorkflows sets it.
     maxCachedWorkflows: opts.config.workers.maxCachedWorkflows,
     // Stage, distro and host on every activity log line and activity metric (activity-context.ts).
     interceptors: { activity: [activityContextInterceptor] },

@@ -154,7 +154,7 @@ repositories:
     expect(cfg.workers).toEqual({
       maxConcurrentActivities: 4,
       orchestratorMaxConcurrentActivities: 100,
-      maxCachedWorkflows: 500,
+      maxCachedWorkflows: 100,
       metricsHost: '127.0.0.1',
     });
     expect(() => loadConfig(write(`${VALID}\nworkers: { maxCachedWorkflows: 1 }\n`), {})).toThrow(
