@@ -9,6 +9,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { generateSigningKey } from '../activities/repository';
+import { aptIndexKey, readDebIndexFacts } from '../activities/repository/deb-index-facts';
 import type { Signer } from '../activities/repository/gpg';
 import type { Candidate, RepositoryFormat } from '../activities/repository/publish-types';
 import type { PublishedPackage } from '../activities/repository/repository-state';
@@ -254,6 +255,17 @@ export async function uploadFixtures(s3: S3Client, bucket: string, fixtures: Fix
       }),
     ),
   );
+}
+
+/** What the package stage stores beside each .deb for the publish (deb-index-facts.ts), made by
+ * the builder's own function and named in each fixture's reference, as a package stage would. */
+export async function storeIndexFacts(s3: S3Client, bucket: string, fixtures: Fixture[]): Promise<void> {
+  await mapLimit(fixtures, 4, async (f) => {
+    const body = await readDebIndexFacts(f.path, f.ref);
+    const key = aptIndexKey(f.ref.key);
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }));
+    f.ref.aptIndex = { key, sha256: crypto.createHash('sha256').update(body).digest('hex') };
+  });
 }
 
 /** A signing key made once per benchmark, in its temp dir. */

@@ -294,6 +294,11 @@ export interface ArtifactRef extends BuildIdentity {
   signer?: string;
   /** The file the builder stored, before it was signed (signed rpms only). */
   unsigned?: { key: string; sha256: string; size: number };
+  /** debs: what the APT index needs from the file (control stanza, file list, hashes), read by the
+   * builder and stored beside it, with that object's SHA-256 (activities/repository/deb-index-facts.ts).
+   * A publish then copies the pool file server-side without downloading it. Absent: runs recorded
+   * before, and artifacts adopted from an attempt that stored none; those are downloaded. */
+  aptIndex?: { key: string; sha256: string };
 }
 
 /** A built documentation site in the artifacts bucket: a manifest of files with their SHA-256. */

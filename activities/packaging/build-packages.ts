@@ -21,7 +21,9 @@ import { builtinPackage } from './builtin-package';
 import { inspectPackage, packageFormatOf, type PackageFacts } from './inspect-package';
 import { buildPath, identityMetadata, identityOf, packageKey, packagingEnv } from './packaging-env';
 import { commitEpoch, projectVersion } from './project-version';
-import { storeObject } from './store-object';
+import { aptIndexKey, parseDebIndexFacts, readDebIndexFacts } from '../repository/deb-index-facts';
+import { getBytes } from '../repository/s3-objects';
+import { sha256Hex, storeObject } from './store-object';
 
 export interface BuildPackagesInput {
   pipelineId: string;
@@ -179,7 +181,7 @@ export function createBuildPackages(deps: RunStepDeps) {
             ? `stored ${facts.file} at ${key} (sha256 ${stored.sha256})`
             : `kept ${key} from an earlier run of this build and commit (sha256 ${stored.sha256}); this run's bytes discarded`,
         );
-        artifacts.push({
+        const ref: ArtifactRef = {
           key,
           sha256: stored.sha256,
           size: stored.size,
@@ -190,11 +192,59 @@ export function createBuildPackages(deps: RunStepDeps) {
           distro,
           file: facts.file,
           ...identityOf(input),
-        });
+        };
+        if (facts.format === 'deb') {
+          ws.hooks.heartbeat({ phase: 'index facts', done: i });
+          const aptIndex = await storeAptIndex(deps, ref, path.join(ws.out, facts.file), stored.written, {
+            owner: identityMetadata(input),
+            signal,
+            note: ws.note,
+          });
+          if (aptIndex) ref.aptIndex = aptIndex;
+        }
+        artifacts.push(ref);
       }
       return { version, build: input.build, artifacts, logKey: ws.logKey, tail: lastLines(outcome.tail, 20) };
     });
   };
+}
+
+/** Stores what the APT index needs from a .deb beside it (deb-index-facts.ts: publishes then copy
+ * the pool file without downloading it) and returns the reference's pointer. Only the attempt
+ * that stored the .deb stores its facts, from the very file it stored; an attempt that kept an
+ * earlier one's .deb points at that attempt's facts if they describe it, else at none (the
+ * publishes then download the .deb, as for runs recorded before). */
+async function storeAptIndex(
+  deps: RunStepDeps,
+  ref: ArtifactRef,
+  local: string,
+  written: boolean,
+  o: { owner: Record<string, string>; signal?: AbortSignal; note: (line: string) => void },
+): Promise<ArtifactRef['aptIndex']> {
+  const key = aptIndexKey(ref.key);
+  if (written) {
+    const bytes = await readDebIndexFacts(local, ref, o.signal);
+    await storeObject(
+      deps.s3,
+      deps.artifactsBucket,
+      key,
+      { bytes },
+      {
+        contentType: 'application/json',
+        owner: o.owner,
+        signal: o.signal,
+      },
+    );
+  }
+  const stored = await getBytes(deps.s3, deps.artifactsBucket, key, o.signal);
+  const facts = stored ? parseDebIndexFacts(stored, ref) : 'none was stored';
+  if (!stored || typeof facts === 'string') {
+    o.note(
+      `${ref.file}: no index facts (${typeof facts === 'string' ? facts : 'unreadable'}); publishes will download it`,
+    );
+    return undefined;
+  }
+  return { key, sha256: sha256Hex(stored) };
 }
 
 /** Top-level regular files of CONVEYOR_OUT named .deb/.rpm; everything else is reported, not used. */

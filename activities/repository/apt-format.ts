@@ -23,17 +23,15 @@
 // left out of Contents (it is still in Packages) until a new build replaces it.
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import zlib from 'node:zlib';
 import type { ArtifactRef } from '../../common/types';
 import { debianArch } from '../../common/distro-arch';
-import { runProcess } from '../exec/process';
 import { readDebs } from './deb-archive';
-import { checkedStanza, controlStanza, readDebControl } from './deb-control';
-import { RepositoryFailure, nonRetryable } from './failures';
+import { checkedStanza } from './deb-control';
+import { debFactsOf } from './deb-index-facts';
 import type { Candidate, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-types';
 import type { PublishedPackage } from './repository-state';
-import { hashFile, mapLimit, sameObject } from './s3-objects';
+import { mapLimit, sameObject } from './s3-objects';
 import type { RepositoryTarget } from './types';
 import { compareDebVersions } from './version-compare';
 
@@ -62,42 +60,6 @@ export function xzCompress(data: Buffer, signal?: AbortSignal): Promise<Buffer> 
     );
     child.stdin.end(data);
   });
-}
-
-/** The files of a `dpkg-deb --contents` listing, as `usr/bin/x` (Contents' form): everything but
- * directories; symlinks and hard links by their own name. deb-archive.ts gives the same list. */
-export function filesOfListing(text: string): string[] {
-  const files: string[] = [];
-  // `-rw-r--r-- root/root       6 2026-01-01 00:00 ./usr/share/x/VERSION` (symlinks: `… a -> b`).
-  for (const line of text.split('\n')) {
-    const m = /^([-dlhcbp])\S*\s+\S+\s+\d+\s+\S+\s+\S+\s+(.*)$/.exec(line);
-    if (!m || m[1] === 'd') continue;
-    let name = m[2];
-    if (m[1] === 'l') name = name.replace(/ -> .*$/, '');
-    if (m[1] === 'h') name = name.replace(/ link to .*$/, '');
-    name = name.replace(/^\.?\//, '');
-    if (name && !/[\n\r]/.test(name)) files.push(name);
-  }
-  return files;
-}
-
-/** The regular files and symlinks a .deb installs, as `usr/bin/x` (Contents' form). */
-async function debFiles(file: string, ref: ArtifactRef, signal?: AbortSignal): Promise<string[]> {
-  const log = `${file}.contents`;
-  const out = await runProcess('dpkg-deb', ['--contents', file], { signal, logFile: log });
-  signal?.throwIfAborted();
-  try {
-    const text = await fs.promises.readFile(log, 'utf8');
-    if (out.exitCode !== 0) {
-      throw nonRetryable(
-        RepositoryFailure.BadPackage,
-        `${ref.file} (${ref.key}): cannot list its files: ${text.slice(-300)}`,
-      );
-    }
-    return filesOfListing(text);
-  } finally {
-    await fs.promises.rm(log, { force: true });
-  }
 }
 
 /** A Contents file: one line per path, `path<spaces>section/name[,section/name…]`. */
@@ -138,16 +100,18 @@ export function aptFormat(input: RepositoryTarget): RepositoryFormat {
     stale: () => false,
 
     async ingest(candidates: Candidate[], ctx: IngestContext): Promise<Ingested[]> {
-      // In-process where deb-archive.ts can, with dpkg-deb for the rest; the same checks either way.
+      // A candidate with the builder's facts (deb-index-facts.ts) is not here as a file; the rest
+      // are read in-process where deb-archive.ts can, with dpkg-deb otherwise: the same checks.
+      const local = candidates.filter((c) => !c.facts);
       const read = await readDebs(
-        candidates.map((c) => c.file),
+        local.map((c) => c.file!),
         ctx.signal,
       );
-      return mapLimit(candidates, 4, async ({ ref, file, key, hashes, source }, i) => {
-        const fast = read[i];
-        const control = fast ? controlStanza(fast.control, ref) : await readDebControl(file, ref, ctx.signal);
-        const contents = fast ? fast.files : await debFiles(file, ref, ctx.signal);
-        const h = hashes ?? fast?.hashes ?? (await hashFile(file));
+      const readOf = new Map(local.map((c, i) => [c, read[i]]));
+      return mapLimit(candidates, 4, async (c) => {
+        const { ref, key, source } = c;
+        const facts = c.facts ?? (await debFactsOf(c.file!, ref, readOf.get(c), c.hashes, ctx.signal));
+        const h = facts.hashes;
         const pkg: PublishedPackage = {
           name: ref.name,
           version: ref.version,
@@ -157,14 +121,14 @@ export function aptFormat(input: RepositoryTarget): RepositoryFormat {
           sha256: h.sha256,
           md5: h.md5,
           size: h.size,
-          meta: { control, sha1: h.sha1, sha512: h.sha512, contents: contents.join('\n') },
+          meta: { control: facts.control, sha1: h.sha1, sha512: h.sha512, contents: facts.files.join('\n') },
         };
         // A retry after a crash finds the file already uploaded: same key, same bytes.
         const there =
           sameObject(ctx.listing.get(key), h.size, h.md5) &&
           (await ctx.store.head(key, ctx.signal))?.sha256 === h.sha256;
         // The pool file is the artifact byte for byte: a server-side copy can stand in for the upload.
-        return { pkg, upload: there ? undefined : file, copyFrom: source };
+        return { pkg, upload: there ? undefined : (c.file ?? c.fetch), copyFrom: source };
       });
     },
 

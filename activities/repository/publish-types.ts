@@ -2,6 +2,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ArtifactRef } from '../../common/types';
 import type { ActivityScope } from './activity-scope';
+import type { DebIndexFacts } from './deb-index-facts';
 import type { Signer } from './gpg';
 import type { RepoStore } from './repo-store';
 import type { PublishedPackage } from './repository-state';
@@ -16,23 +17,31 @@ export interface IndexFile {
   hashed: boolean;
 }
 
-/** A verified local copy of an artifact that is to become a published package. */
+/** An artifact that is to become a published package: a verified local copy (`file`), or, for a
+ * .deb whose builder stored its facts (deb-index-facts.ts), those facts and a way to fetch it. */
 export interface Candidate {
   ref: ArtifactRef;
-  file: string;
+  /** The verified local copy; absent when `facts` stand in for it. */
+  file?: string;
   key: string;
   /** The file's hashes, computed while it was downloaded (absent: the format hashes it). */
   hashes?: FileHashes;
   /** Where the artifact's bytes are, for a server-side copy when the pool file is those bytes. */
   source?: { bucket: string; key: string };
+  /** The builder's facts of a .deb, checked against the reference (deb-index-facts.ts). */
+  facts?: DebIndexFacts;
+  /** Downloads and verifies the artifact, for when it must be uploaded after all. */
+  fetch?: () => Promise<string>;
 }
 
 export interface Ingested {
   pkg: PublishedPackage;
-  /** The file to upload to `pkg.key`; absent when the bucket already holds exactly it. */
-  upload?: string;
-  /** The upload is exactly the artifact's bytes at `source` (checked by SHA-256 on download): the
-   * pool file may be a server-side copy of it instead, verified by S3's own SHA-256. */
+  /** The file to upload to `pkg.key` (or how to fetch it); absent when the bucket already holds
+   * exactly it. */
+  upload?: string | (() => Promise<string>);
+  /** The upload is exactly the artifact's bytes at `source` (checked by SHA-256 on download, or
+   * named by the builder's facts): the pool file may be a server-side copy of it instead, verified
+   * by S3's own SHA-256. */
   copyFrom?: { bucket: string; key: string };
 }
 

@@ -4,9 +4,10 @@
 // indexes have new names, and plain indexes are only trusted through a Release that names them.
 import path from 'node:path';
 import { fetchArtifact } from './artifacts';
+import { fetchDebIndexFacts } from './deb-index-facts';
 import type { PublishPlan } from './publish-plan';
 import { identity } from './publish-plan';
-import type { EngineDeps, IndexFile, Ingested, RepositoryFormat } from './publish-types';
+import type { Candidate, EngineDeps, IndexFile, Ingested, RepositoryFormat } from './publish-types';
 import type { IndexRecord, PublishedPackage } from './repository-state';
 import { RepositoryFailure, nonRetryable } from './failures';
 import { MAX_COPY_BYTES, copyChecked, mapLimit, md5Hex, sameObject, sha256Hex, type ListedObject } from './s3-objects';
@@ -22,12 +23,26 @@ export async function makePackages(
   const { scope } = deps;
   scope.checkCancelled();
   let fetched = 0;
-  const candidates = await mapLimit(plan.needed, 4, async (p, i) => {
+  const { s3, bucket } = deps.artifactsStore;
+  const candidates = await mapLimit(plan.needed, 4, async (p, i): Promise<Candidate> => {
     const file = path.join(deps.dir, `${i}-${p.artifact.file}`);
-    const { s3, bucket } = deps.artifactsStore;
-    const hashes = await fetchArtifact(s3, bucket, p.artifact, file, scope.signal);
+    const source = { bucket, key: p.artifact.key };
+    const download = () => fetchArtifact(s3, bucket, p.artifact, file, scope.signal);
+    if (fmt.format === 'apt' && p.artifact.aptIndex) {
+      // The builder's facts stand in for the download (deb-index-facts.ts); the file is fetched
+      // only if the pool file cannot be a verified server-side copy.
+      const facts = await fetchDebIndexFacts(s3, bucket, p.artifact, scope.signal);
+      if (typeof facts !== 'string') {
+        scope.heartbeat({ phase: 'facts', done: ++fetched, total: plan.needed.length });
+        return { ref: p.artifact, key: p.key, source, facts, fetch: () => download().then(() => file) };
+      }
+      scope.info(`publish: reading ${p.artifact.key} itself: its index facts cannot be used (${facts})`, {
+        key: p.artifact.key,
+      });
+    }
+    const hashes = await download();
     scope.heartbeat({ phase: 'download', done: ++fetched, total: plan.needed.length });
-    return { ref: p.artifact, file, key: p.key, hashes, source: { bucket, key: p.artifact.key } };
+    return { ref: p.artifact, file, key: p.key, hashes, source };
   });
   const ingested = await fmt.ingest(candidates, {
     store: deps.store,
@@ -64,7 +79,7 @@ export async function uploadPool(
   ingested: Ingested[],
   uploaded: string[],
 ): Promise<void> {
-  const uploads = ingested.filter((x): x is Ingested & { upload: string } => x.upload !== undefined);
+  const uploads = ingested.filter((x): x is Ingested & Required<Pick<Ingested, 'upload'>> => x.upload !== undefined);
   let done = 0;
   await mapLimit(uploads, PARALLEL, async ({ pkg, upload, copyFrom }) => {
     const metadata: Record<string, string> = {
@@ -82,7 +97,10 @@ export async function uploadPool(
       !plan.listing.has(pkg.key) &&
       pkg.size <= Math.min(MAX_COPY_BYTES, deps.store.multipartThresholdBytes) &&
       (await copyToPool(deps, copyFrom, pkg, opts));
-    if (!copied) await writeOnce(deps, plan.listing, pkg.key, { file: upload }, opts);
+    if (!copied) {
+      const file = typeof upload === 'string' ? upload : await upload();
+      await writeOnce(deps, plan.listing, pkg.key, { file }, opts);
+    }
     uploaded.push(pkg.key);
     deps.scope.heartbeat({ phase: 'pool', done: ++done, total: uploads.length });
   });

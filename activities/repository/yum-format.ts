@@ -151,7 +151,12 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
     stale: (pkg, fingerprint) => pkg.signer !== fingerprint,
 
     async ingest(candidates: Candidate[], ctx: IngestContext): Promise<Ingested[]> {
-      const prepared = await mapLimit(candidates, 4, async (c) => {
+      // Only debs come without a file (deb-index-facts.ts): createrepo_c reads every rpm itself.
+      const files = candidates.map((c) => {
+        if (c.file === undefined) throw new Error(`internal: rpm ${c.ref.key} reached the YUM ingest without its file`);
+        return { ...c, file: c.file };
+      });
+      const prepared = await mapLimit(files, 4, async (c) => {
         await checkRpm(c.file, c.ref, ctx.signal);
         let meta = ctx.listing.has(c.key) ? await ctx.store.head(c.key, ctx.signal) : undefined;
         if (meta?.signer && meta.signer !== ctx.signer.fingerprint) {

@@ -7,9 +7,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { runChecked } from '../../activities/exec/process';
-import { generateSigningKey } from '../../activities/repository';
+import {
+  createRepositoryActivities,
+  generateSigningKey,
+  type RepositoryDeps,
+  type RepositoryActivities,
+} from '../../activities/repository';
 import type { ArtifactRef, BuildIdentity } from '../../common/types';
-import { testEnv, uid } from './stack';
+import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
+import { tempDir, testEnv, uid } from './stack';
 
 export interface ArtifactTarget {
   s3: S3Client;
@@ -173,6 +179,33 @@ export async function testSigningKey(): Promise<string> {
     });
   }
   return fs.readFileSync(file, 'utf8');
+}
+
+/** The publishing activities on a test config's buckets, signing with the test key, and a deb
+ * target in its artifacts bucket: what the publishing tests share. `o` adds to the activities' deps. */
+export async function testPublisher(
+  config: ConveyorConfig,
+  s3: S3Client,
+  name: string,
+  o: Partial<RepositoryDeps> = {},
+): Promise<{ acts: RepositoryActivities; artifactsBucket: string; bucket: string; target: ArtifactTarget }> {
+  const artifactsBucket = parseS3Url(config.storage.artifacts).bucket;
+  const bucket = parseS3Url(config.storage.staging).bucket;
+  const key = await testSigningKey();
+  const acts = createRepositoryActivities({
+    s3,
+    artifactsBucket,
+    buckets: { staging: bucket, production: parseS3Url(config.storage.production).bucket },
+    signingKey: () => key,
+    workDir: tempDir(`${name}-work`),
+    ...o,
+  });
+  return {
+    acts,
+    artifactsBucket,
+    bucket,
+    target: { s3, bucket: artifactsBucket, distro: 'bookworm', dir: tempDir(`${name}-deb`) },
+  };
 }
 
 /** A new signing key of its own (a second key for "signed by the wrong key" tests). */

@@ -5,6 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -158,6 +159,25 @@ describe('package stage activities: buildPackages, buildDocs', () => {
     }
     const debFile = await saved(deb.artifacts[0].key);
     expect(await runChecked('dpkg-deb', ['--field', debFile, 'Version'])).toBe('1.0.0-7\n');
+    // Beside the .deb, what the APT index needs from it (deb-index-facts.ts), named with its
+    // SHA-256 in the reference: publishes copy the .deb without downloading it. rpms have none.
+    const pointer = deb.artifacts[0].aptIndex!;
+    expect(pointer.key).toBe(`${deb.artifacts[0].key}.apt-index.json`);
+    const factsBytes = await get(pointer.key);
+    expect(sha256(factsBytes)).toBe(pointer.sha256);
+    const debBytes = fs.readFileSync(debFile);
+    const hash = (alg: string) => crypto.createHash(alg).update(debBytes).digest('hex');
+    expect(JSON.parse(factsBytes.toString())).toEqual({
+      format: 'conveyor-apt-index/1',
+      size: debBytes.length,
+      md5: hash('md5'),
+      sha1: hash('sha1'),
+      sha256: deb.artifacts[0].sha256,
+      sha512: hash('sha512'),
+      control: expect.stringMatching(/^Package: widget\nVersion: 1\.0\.0-7\nArchitecture: all\n/) as string,
+      files: expect.arrayContaining(['usr/bin/widget']) as string[],
+    });
+    expect(rpm.artifacts[0].aptIndex).toBeUndefined();
     expect(await runChecked('dpkg-deb', ['--contents', debFile])).toMatch(
       /-rwxr-xr-x root\/root .* \.\/usr\/bin\/widget\n/,
     );
@@ -185,9 +205,39 @@ describe('package stage activities: buildPackages, buildDocs', () => {
     const again = await packages({ package: 'echo "# rebuilt" >> bin/widget && make package' }, 'bookworm', 8);
     expect(again.artifacts).toEqual(first.artifacts);
     expect(await keysUnder('packages/acme/widget/main/8/')).toEqual(before);
-    expect(before).toHaveLength(1);
+    // The .deb and its index facts, which the re-run names as they are (they describe the kept bytes).
+    expect(before).toEqual([first.artifacts[0].key, first.artifacts[0].aptIndex!.key]);
     expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: first.artifacts[0].key }))).ETag).toBe(etag);
     expect((await get(again.logKey)).toString()).toContain('kept');
+  });
+
+  it('names no index facts for a kept .deb whose facts were never stored or do not describe it', async () => {
+    const first = await packages({ package: 'make package' }, 'bookworm', 11);
+    const [ref] = first.artifacts;
+    const facts = JSON.parse((await get(ref.aptIndex!.key)).toString()) as Record<string, unknown>;
+    // As if the attempt that stored the .deb died before its facts: the re-run keeps that .deb,
+    // and its own bytes (a rebuild differs) must not be described in their place.
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: ref.aptIndex!.key }));
+    const again = await packages({ package: 'echo "# rebuilt" >> bin/widget && make package' }, 'bookworm', 11);
+    expect(again.artifacts).toEqual([{ ...ref, aptIndex: undefined }]);
+    expect(await keysUnder('packages/acme/widget/main/11/')).toEqual([ref.key]);
+    expect((await get(again.logKey)).toString()).toContain(
+      'widget_1.0.0-11_all.deb: no index facts (none was stored); publishes will download it',
+    );
+    // Facts of other bytes at the key (damage, a hand-made object) are not named either.
+    const otherSha = sha256(Buffer.from('other bytes'));
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: ref.aptIndex!.key,
+        Body: JSON.stringify({ ...facts, sha256: otherSha }),
+      }),
+    );
+    const third = await packages({ package: 'make package' }, 'bookworm', 11);
+    expect(third.artifacts[0].aptIndex).toBeUndefined();
+    expect((await get(third.logKey)).toString()).toContain(
+      `widget_1.0.0-11_all.deb: no index facts (it describes ${otherSha} (${ref.size} bytes), not the reference's ${ref.sha256} (${ref.size} bytes))`,
+    );
   });
 
   it('refuses a package whose version is not <version>-<build>, naming the file and both versions', async () => {

@@ -5,11 +5,10 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { leaseFence } from '../../activities';
-import { createRepositoryActivities, type PublishPackagesInput } from '../../activities/repository';
-import { parseS3Url } from '../../config/conveyor';
+import { type createRepositoryActivities, type PublishPackagesInput } from '../../activities/repository';
 import { lockStateQuery } from '../../workflows/messages';
-import { buildTestDeb, testSigningKey } from '../helpers/packages';
-import { awsFor, clientFor, startWorkers, tempDir, testConfig, uid } from '../helpers/stack';
+import { buildTestDeb, testPublisher, type ArtifactTarget } from '../helpers/packages';
+import { awsFor, clientFor, startWorkers, testConfig, uid } from '../helpers/stack';
 
 describe('publish fencing', () => {
   let client: Client;
@@ -25,18 +24,8 @@ describe('publish fencing', () => {
     s3 = (await awsFor(config)).s3;
     client = await clientFor(config);
     workers = await startWorkers(config);
-    const artifactsBucket = parseS3Url(config.storage.artifacts).bucket;
-    bucket = parseS3Url(config.storage.staging).bucket;
-    const key = await testSigningKey();
-    acts = createRepositoryActivities({
-      s3,
-      artifactsBucket,
-      buckets: { staging: bucket, production: parseS3Url(config.storage.production).bucket },
-      signingKey: () => key,
-      workDir: tempDir('fence-work'),
-      fence: leaseFence(client),
-    });
-    const target = { s3, bucket: artifactsBucket, distro: 'bookworm', dir: tempDir('fence-build') };
+    let target: ArtifactTarget;
+    ({ acts, bucket, target } = await testPublisher(config, s3, 'fence', { fence: leaseFence(client) }));
     const one = await buildTestDeb({ name: 'tally', version: '1.0.0-1', arch: 'all' }, target);
     input = {
       environment: 'staging',

@@ -5,9 +5,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { createRepositoryActivities, type PublishPackagesInput } from '../../activities/repository';
-import { parseS3Url } from '../../config/conveyor';
-import { buildTestDeb, testSigningKey, type TestArtifact } from '../helpers/packages';
+import { type createRepositoryActivities, type PublishPackagesInput } from '../../activities/repository';
+import { buildTestDeb, testPublisher, type TestArtifact } from '../helpers/packages';
 import { aptClient } from '../helpers/readers';
 import { awsFor, tempDir, testConfig, testEnv } from '../helpers/stack';
 
@@ -30,19 +29,11 @@ describe('APT repository read by apt-get', () => {
   beforeAll(async () => {
     const config = testConfig([]);
     s3 = (await awsFor(config)).s3;
-    const artifactsBucket = parseS3Url(config.storage.artifacts).bucket;
-    bucket = parseS3Url(config.storage.staging).bucket;
+    const made = await testPublisher(config, s3, 'apt');
+    bucket = made.bucket;
     http = `${testEnv().aws}/${bucket}`;
-    const key = await testSigningKey();
-    const acts = createRepositoryActivities({
-      s3,
-      artifactsBucket,
-      buckets: { staging: bucket, production: parseS3Url(config.storage.production).bucket },
-      signingKey: () => key,
-      workDir: tempDir('apt-work'),
-    });
-    publish = acts.publishPackages;
-    const target = { s3, bucket: artifactsBucket, distro: 'bookworm', dir: tempDir('apt-build') };
+    publish = made.acts.publishPackages;
+    const { target } = made;
     [tally, tool] = await Promise.all([
       buildTestDeb({ name: 'tally', version: '2.3.0-5', arch: 'all' }, target),
       buildTestDeb({ name: 'tally-tool', version: '1.0.0-1', arch: 'amd64' }, target),

@@ -10,7 +10,7 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import { type ApplicationFailure } from '@temporalio/common';
 import { runChecked } from '../../activities/exec/process';
 import { activityScope } from '../../activities/repository/activity-scope';
-import { filesOfListing } from '../../activities/repository/apt-format';
+import { filesOfListing } from '../../activities/repository/deb-index-facts';
 import { readDebs } from '../../activities/repository/deb-archive';
 import { controlStanza, readDebControl } from '../../activities/repository/deb-control';
 import { uploadPool } from '../../activities/repository/publish-upload';

@@ -23,8 +23,14 @@ import type { RepositoryState } from '../../activities/repository/repository-sta
 import { mapLimit } from '../../activities/repository/s3-objects';
 import { loadState, without } from '../../activities/repository/state-shards';
 import type { ArtifactRef } from '../../common/types';
-import { parseS3Url } from '../../config/conveyor';
-import { buildTestDeb, buildTestRpm, craftDeb, testSigningKey, type ArtifactTarget } from '../helpers/packages';
+import {
+  buildTestDeb,
+  buildTestRpm,
+  craftDeb,
+  testPublisher,
+  testSigningKey,
+  type ArtifactTarget,
+} from '../helpers/packages';
 import { aptClient, dnfClient } from '../helpers/readers';
 import { awsFor, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
 
@@ -137,19 +143,10 @@ describe('repository publishing: increments, retention, generations, crashes', (
   beforeAll(async () => {
     const config = testConfig([]);
     s3 = (await awsFor(config)).s3;
-    artifactsBucket = parseS3Url(config.storage.artifacts).bucket;
-    bucket = parseS3Url(config.storage.staging).bucket;
-    http = `${testEnv().aws}/${bucket}`;
-    const key = await testSigningKey();
-    acts = createRepositoryActivities({
-      s3,
-      artifactsBucket,
-      buckets: { staging: bucket, production: parseS3Url(config.storage.production).bucket },
-      signingKey: () => key,
-      workDir: tempDir('publish-work'),
+    ({ acts, artifactsBucket, bucket, target } = await testPublisher(config, s3, 'publish', {
       now: () => new Date(clock),
-    });
-    target = { s3, bucket: artifactsBucket, distro: 'bookworm', dir: tempDir('publish-deb') };
+    }));
+    http = `${testEnv().aws}/${bucket}`;
     rpmTarget = { s3, bucket: artifactsBucket, distro: 'el9', dir: tempDir('publish-rpm') };
   });
 
