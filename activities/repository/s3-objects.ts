@@ -229,23 +229,18 @@ export function hashBytes(bytes: Buffer): FileHashes {
 
 /** FileHashes of a file, one read. */
 export async function hashFile(file: string): Promise<FileHashes> {
+  // A small file (most packages of a repository) is read synchronously: open, stat, read and
+  // close through libuv's thread pool cost more than reading it (2,000 rpms: ~200 ms against
+  // ~30 ms). Up to 8 MB in one read, larger ones streamed.
+  const size = fs.statSync(file).size;
+  if (size <= SYNC_READ_BYTES) return hashBytes(fs.readFileSync(file));
+  if (size <= SMALL_FILE_BYTES) return hashBytes(await fs.promises.readFile(file));
   const h = hasher();
-  // A file up to 8 MB in one read (a stream's open/read/close round trips cost more than the
-  // hashing for the many small packages of a repository); larger ones streamed.
-  const fd = await fs.promises.open(file, 'r');
-  try {
-    const { size } = await fd.stat();
-    if (size <= SMALL_FILE_BYTES) {
-      h.update(await fd.readFile());
-      return h.digest();
-    }
-  } finally {
-    await fd.close();
-  }
   for await (const chunk of fs.createReadStream(file) as AsyncIterable<Buffer>) h.update(chunk);
   return h.digest();
 }
 
+const SYNC_READ_BYTES = 1024 * 1024;
 const SMALL_FILE_BYTES = 8 * 1024 * 1024;
 
 /** The HTTP status of an S3 client error (412 for a refused conditional write), if it has one. */
