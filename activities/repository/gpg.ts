@@ -1,8 +1,21 @@
-// OpenPGP signing with a throwaway keyring. The armored private key is written only into a fresh
-// GNUPGHOME (mode 0700, removed with its gpg-agent afterwards), never into the user's keyring,
-// never into an argv or a log line. `--batch --pinentry-mode loopback` keeps gpg from ever asking a
-// terminal. The home lives under os.tmpdir(), not the work dir: gpg-agent's socket path must fit
-// in 108 bytes. RSA 4096 because it is the one key type every apt, rpm and dnf verifies.
+// OpenPGP signing with keyrings of our own. The armored private key is written only into a
+// GNUPGHOME made for it (mode 0700), never into the user's keyring, never into an argv or a log
+// line. `--batch --pinentry-mode loopback` keeps gpg from ever asking a terminal. Homes live under
+// os.tmpdir(), not the work dir: gpg-agent's socket path must fit in 108 bytes. RSA 4096 because it
+// is the one key type every apt, rpm and dnf verifies.
+//
+// A signing keyring is kept per set of keys for as long as it is used (a pool), not made and
+// removed around every publish: the import, listings, export, agent start and `gpgconf --kill` of
+// a throwaway keyring were ~8 processes per publish, forked from a large worker (issue 14 §2: 39%
+// of the orchestrator's main thread under load was spawning). openSigner hands out a lease: its
+// calls run under the lease's own cancellation signal, close() returns it, and a keyring nobody
+// holds is closed after IDLE_MS (its agent stopped, its home removed). A keyring whose signing
+// fails is dropped from the pool, so a retry starts from a new one. Every home carries its owner
+// (pid and start time): homes still open when the process exits normally are removed then, and
+// the first openSigner of a process removes the homes of owners that are gone (a killed worker
+// left its private key on disk before). gpg's calls each have a time limit of their own.
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,9 +63,41 @@ interface Keyring {
   close(): Promise<void>;
 }
 
+/** A gpg or gpgconf call: never longer than this (an agent that hangs must not hold a publish). */
+const GPG_TIMEOUT_MS = 60_000;
+const HOME_PREFIX = 'cgpg-';
+const OWNER_FILE = '.conveyor-owner';
+/** Homes still open in this process, removed when it exits. */
+const open = new Set<string>();
+let exitHook = false;
+
+/** `<pid> <start time>` of a running process from /proc (start time in clock ticks since boot);
+ * undefined when there is no such process, or it has ended and is a zombie not yet reaped. */
+function processIdentity(pid: number | 'self'): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+    return `${pid === 'self' ? process.pid : pid} ${fields[19]}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function stopAgentSync(home: string): void {
+  spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore', timeout: 10_000 });
+  fs.rmSync(home, { recursive: true, force: true });
+}
+
 async function openKeyring(): Promise<Keyring> {
-  const home = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'cgpg-'));
+  const home = await fs.promises.mkdtemp(path.join(os.tmpdir(), HOME_PREFIX));
   await fs.promises.chmod(home, 0o700);
+  await fs.promises.writeFile(path.join(home, OWNER_FILE), processIdentity('self') ?? `${process.pid} ?`);
+  open.add(home);
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => open.forEach(stopAgentSync));
+  }
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, LANG: 'C', LC_ALL: 'C', HOME: home, GNUPGHOME: home };
   let n = 0;
   return {
@@ -62,16 +107,50 @@ async function openKeyring(): Promise<Keyring> {
     scratch: (name) => path.join(home, `${++n}-${name}`),
     async close() {
       // The agent holds the unlocked key in memory: stop it before its directory goes.
-      await runProcess('gpgconf', ['--homedir', home, '--kill', 'all'], { env }).catch(() => undefined);
+      await runProcess('gpgconf', ['--homedir', home, '--kill', 'all'], { env, timeoutMs: GPG_TIMEOUT_MS }).catch(
+        () => undefined,
+      );
       await fs.promises.rm(home, { recursive: true, force: true });
+      open.delete(home);
     },
   };
+}
+
+/** Removes the keyring homes under `dir` whose owner process is gone (killed before it could
+ * remove them), stopping their agents first; a home without an owner file (made by an older
+ * version, or being made right now) only once it is older than ten minutes. The homes removed. */
+export async function sweepStaleKeyrings(dir = os.tmpdir(), now = Date.now()): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith(HOME_PREFIX)) continue;
+    const home = path.join(dir, name);
+    if (open.has(home)) continue;
+    try {
+      const owner = await fs.promises.readFile(path.join(home, OWNER_FILE), 'utf8').catch(() => undefined);
+      if (owner !== undefined) {
+        const [pid, start] = owner.trim().split(' ');
+        const alive = processIdentity(Number(pid));
+        // Where /proc cannot say, a live pid is taken as the owner.
+        if (alive !== undefined && (start === '?' || alive === `${pid} ${start}`)) continue;
+        if (alive === undefined && !fs.existsSync('/proc/self/stat')) continue;
+      } else if (now - (await fs.promises.stat(home)).mtimeMs < 10 * 60_000) {
+        continue;
+      }
+      await runProcess('gpgconf', ['--homedir', home, '--kill', 'all'], { timeoutMs: 10_000 }).catch(() => undefined);
+      await fs.promises.rm(home, { recursive: true, force: true });
+      removed.push(home);
+    } catch {
+      // another process's home, or gone meanwhile: not ours to judge
+    }
+  }
+  return removed;
 }
 
 /** Fingerprints of the secret primary keys in the keyring. */
 async function secretFingerprints(k: Keyring): Promise<string[]> {
   const out = await runChecked(k.gpg, ['--homedir', k.home, '--batch', '--with-colons', '--list-secret-keys'], {
     env: k.env,
+    timeoutMs: GPG_TIMEOUT_MS,
   });
   const fprs: string[] = [];
   let primary = false;
@@ -88,16 +167,15 @@ async function secretFingerprints(k: Keyring): Promise<string[]> {
 }
 
 /** Imports one private key; its fingerprint, or undefined when the keyring already held it. */
-async function importPrivate(k: Keyring, armoredPrivate: string, signal?: AbortSignal): Promise<string | undefined> {
-  const before = await secretFingerprints(k);
+async function importPrivate(k: Keyring, armoredPrivate: string, fresh: boolean): Promise<string | undefined> {
+  const before = fresh ? [] : await secretFingerprints(k);
   const keyFile = k.scratch('key.asc');
   await fs.promises.writeFile(keyFile, armoredPrivate, { mode: 0o600 });
   const imported = await runProcess(k.gpg, ['--homedir', k.home, ...NO_PROMPT, '--import', keyFile], {
     env: k.env,
-    signal,
+    timeoutMs: GPG_TIMEOUT_MS,
   });
   await fs.promises.rm(keyFile, { force: true });
-  signal?.throwIfAborted();
   const fprs = imported.exitCode === 0 ? await secretFingerprints(k) : [];
   if (fprs.length === 0) {
     // gpg's own output is left out on purpose: it may quote what it was given.
@@ -116,21 +194,38 @@ async function exportKey(k: Keyring, args: string[], signal?: AbortSignal): Prom
   await runChecked(k.gpg, ['--homedir', k.home, ...NO_PROMPT, '--armor', '--output', output, ...args], {
     env: k.env,
     signal,
+    timeoutMs: GPG_TIMEOUT_MS,
   });
   const text = await fs.promises.readFile(output, 'utf8');
   await fs.promises.rm(output, { force: true });
   return text;
 }
 
-/** A signer for one key, or for several (a rotation's overlap: the first is the primary, every one
- * signs the indexes, so a client trusting either key accepts them). */
-export async function openSigner(armoredPrivate: string | string[], signal?: AbortSignal): Promise<Signer> {
+/** A pooled keyring holding a set of keys (module comment). */
+interface Held {
+  id: string;
+  k: Keyring;
+  fingerprints: string[];
+  publicKey: string;
+  publicKeys: string;
+  users: number;
+  /** Dropped from the pool (a signing failed): closed when its last lease is returned. */
+  dropped: boolean;
+  idle?: NodeJS.Timeout;
+}
+
+/** How long a keyring nobody holds stays open for the next publish. */
+const IDLE_MS = 5 * 60_000;
+const pool = new Map<string, Promise<Held>>();
+let swept: Promise<unknown> | undefined;
+
+/** Imports the keys into a new keyring (no caller's signal: other leases may wait for it). */
+async function holdKeys(id: string, keys: string[]): Promise<Held> {
   const k = await openKeyring();
   try {
-    const keys = [...new Set(typeof armoredPrivate === 'string' ? [armoredPrivate] : armoredPrivate)];
     const fingerprints: string[] = [];
-    for (const key of keys) {
-      const fpr = await importPrivate(k, key, signal);
+    for (const [i, key] of keys.entries()) {
+      const fpr = await importPrivate(k, key, i === 0);
       if (fpr) fingerprints.push(fpr);
     }
     if (fingerprints.length !== keys.length) {
@@ -140,44 +235,130 @@ export async function openSigner(armoredPrivate: string | string[], signal?: Abo
           'give it the new key (`gpg --armor --export-secret-keys <id>`)',
       );
     }
-    const fingerprint = fingerprints[0];
-    const publicKey = await exportKey(k, ['--export', fingerprint], signal);
-    const publicKeys =
-      fingerprints.length === 1 ? publicKey : await exportKey(k, ['--export', ...fingerprints], signal);
-    const gpgSign = async (data: string | Buffer, mode: '--clearsign' | '--detach-sign') => {
+    const publicKey = await exportKey(k, ['--export', fingerprints[0]]);
+    const publicKeys = fingerprints.length === 1 ? publicKey : await exportKey(k, ['--export', ...fingerprints]);
+    const held: Held = { id, k, fingerprints, publicKey, publicKeys, users: 0, dropped: false };
+    idleLater(held);
+    return held;
+  } catch (err) {
+    await k.close();
+    throw err;
+  }
+}
+
+function idleLater(held: Held): void {
+  clearTimeout(held.idle);
+  held.idle = setTimeout(() => {
+    if (held.users > 0) return;
+    drop(held);
+    void held.k.close();
+  }, IDLE_MS);
+  held.idle.unref();
+}
+
+function drop(held: Held): void {
+  held.dropped = true;
+  void pool.get(held.id)?.then((h) => {
+    if (h === held) pool.delete(held.id);
+  });
+}
+
+async function release(held: Held): Promise<void> {
+  held.users--;
+  if (held.users > 0) return;
+  if (held.dropped) {
+    clearTimeout(held.idle);
+    await held.k.close();
+  } else idleLater(held);
+}
+
+/** `p`, or the signal's reason as soon as it is aborted. */
+function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** A signer for one key, or for several (a rotation's overlap: the first is the primary, every one
+ * signs the indexes, so a client trusting either key accepts them): a lease on the pooled keyring
+ * of those keys, its calls cancelled by `signal`. close() returns the lease. */
+export async function openSigner(armoredPrivate: string | string[], signal?: AbortSignal): Promise<Signer> {
+  swept ??= sweepStaleKeyrings().catch(() => undefined);
+  await abortable(swept, signal);
+  const keys = [...new Set(typeof armoredPrivate === 'string' ? [armoredPrivate] : armoredPrivate)];
+  const id = crypto.createHash('sha256').update(keys.join('\0')).digest('hex');
+  let held: Held;
+  for (;;) {
+    let made = pool.get(id);
+    if (!made) {
+      const making = holdKeys(id, keys);
+      pool.set(id, making);
+      making.catch(() => {
+        if (pool.get(id) === making) pool.delete(id);
+      });
+      made = making;
+    }
+    held = await abortable(made, signal);
+    // Dropped (idle, or a failed signing) after the pool handed it out: take a new one.
+    if (!held.dropped) break;
+    if (pool.get(id) === made) pool.delete(id);
+  }
+  held.users++;
+  clearTimeout(held.idle);
+  const { k, fingerprints } = held;
+  const fingerprint = fingerprints[0];
+  /** A failed gpg or rpmsign: the keyring may be what is broken, so the next lease gets a new one. */
+  const guarded = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!signal?.aborted) drop(held);
+      throw err;
+    }
+  };
+  const gpgSign = (data: string | Buffer, mode: '--clearsign' | '--detach-sign') =>
+    guarded(async () => {
       const input = k.scratch('in');
       const output = k.scratch('out');
-      await fs.promises.writeFile(input, data);
-      await runChecked(
-        k.gpg,
-        [
-          '--homedir',
-          k.home,
-          ...NO_PROMPT,
-          // Several --local-user: one signature each, in one InRelease or one detached file.
-          ...fingerprints.flatMap((f) => ['--local-user', f]),
-          '--digest-algo',
-          'SHA256',
-          '--armor',
-          '--output',
-          output,
-          mode,
-          input,
-        ],
-        { env: k.env, signal },
-      );
-      const signed = await fs.promises.readFile(output, 'utf8');
-      await Promise.all([input, output].map((f) => fs.promises.rm(f, { force: true })));
-      return signed;
-    };
-    return {
-      fingerprint,
-      fingerprints,
-      publicKey,
-      publicKeys,
-      clearsign: (text) => gpgSign(text, '--clearsign'),
-      detachSign: (data) => gpgSign(data, '--detach-sign'),
-      async signRpms(files) {
+      try {
+        await fs.promises.writeFile(input, data);
+        await runChecked(
+          k.gpg,
+          [
+            '--homedir',
+            k.home,
+            ...NO_PROMPT,
+            // Several --local-user: one signature each, in one InRelease or one detached file.
+            ...fingerprints.flatMap((f) => ['--local-user', f]),
+            '--digest-algo',
+            'SHA256',
+            '--armor',
+            '--output',
+            output,
+            mode,
+            input,
+          ],
+          { env: k.env, signal, timeoutMs: GPG_TIMEOUT_MS },
+        );
+        return await fs.promises.readFile(output, 'utf8');
+      } finally {
+        await Promise.all([input, output].map((f) => fs.promises.rm(f, { force: true })));
+      }
+    });
+  let returned = false;
+  return {
+    fingerprint,
+    fingerprints,
+    publicKey: held.publicKey,
+    publicKeys: held.publicKeys,
+    clearsign: (text) => gpgSign(text, '--clearsign'),
+    detachSign: (data) => gpgSign(data, '--detach-sign'),
+    signRpms: (files) =>
+      guarded(async () => {
         if (files.length === 0) return;
         // Debian's rpm looks for /usr/bin/gpg2 and would prompt without these (shared/FACTS.md).
         await runChecked(
@@ -198,13 +379,32 @@ export async function openSigner(armoredPrivate: string | string[], signal?: Abo
           ],
           { env: k.env, signal },
         );
-      },
-      close: () => k.close(),
-    };
-  } catch (err) {
-    await k.close();
-    throw err;
-  }
+      }),
+    async close() {
+      if (returned) return;
+      returned = true;
+      await release(held);
+    },
+  };
+}
+
+/** Closes every pooled keyring nobody holds now (tests; a worker that is shutting down). */
+export async function closeIdleSigners(): Promise<void> {
+  const all = await Promise.allSettled([...pool.values()]);
+  await Promise.all(
+    all.map(async (r) => {
+      if (r.status !== 'fulfilled' || r.value.users > 0) return;
+      clearTimeout(r.value.idle);
+      drop(r.value);
+      await r.value.k.close();
+    }),
+  );
+}
+
+/** The homes of the pooled keyrings (tests). */
+export async function pooledKeyrings(): Promise<string[]> {
+  const all = await Promise.allSettled([...pool.values()]);
+  return all.flatMap((r) => (r.status === 'fulfilled' ? [r.value.k.home] : []));
 }
 
 /** Creates an RSA 4096 signing key without passphrase and writes its armored private key to
@@ -259,6 +459,7 @@ export async function publicKeyFingerprints(armoredPublic: string, signal?: Abor
     const shown = await runProcess(k.gpg, ['--homedir', k.home, '--batch', '--with-colons', '--show-keys', file], {
       env: k.env,
       signal,
+      timeoutMs: GPG_TIMEOUT_MS,
     });
     if (shown.exitCode !== 0) return [];
     const fprs: string[] = [];
