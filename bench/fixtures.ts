@@ -9,7 +9,12 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { generateSigningKey } from '../activities/repository';
-import { aptIndexKey, readDebIndexFacts } from '../activities/repository/deb-index-facts';
+import {
+  aptIndexKey,
+  parseDebIndexFacts,
+  readDebIndexFacts,
+  type DebIndexFacts,
+} from '../activities/repository/deb-index-facts';
 import type { Signer } from '../activities/repository/gpg';
 import type { Candidate, RepositoryFormat } from '../activities/repository/publish-types';
 import type { PublishedPackage } from '../activities/repository/repository-state';
@@ -268,6 +273,16 @@ export async function storeIndexFacts(s3: S3Client, bucket: string, fixtures: Fi
   });
 }
 
+/** The index facts the package stage would store for each .deb, parsed as a publish reads them. */
+export async function indexFactsOf(fixtures: Fixture[]): Promise<Map<Fixture, DebIndexFacts>> {
+  const all = await mapLimit(fixtures, 4, async (f) => {
+    const facts = parseDebIndexFacts(await readDebIndexFacts(f.path, f.ref), f.ref);
+    if (typeof facts === 'string') throw new Error(`${f.ref.file}: ${facts}`);
+    return [f, facts] as const;
+  });
+  return new Map(all);
+}
+
 /** A signing key made once per benchmark, in its temp dir. */
 export async function benchSigningKey(ctx: BenchContext): Promise<string> {
   const file = path.join(ctx.dir, 'signing-key.asc');
@@ -297,10 +312,16 @@ export async function writeIndexes(
   fmt: RepositoryFormat,
   fixtures: Fixture[],
   out: string,
-  o: { kept?: PublishedPackage[]; hashed?: boolean } = {},
+  o: { kept?: PublishedPackage[]; hashed?: boolean; facts?: Map<Fixture, DebIndexFacts> } = {},
 ): Promise<PublishedPackage[]> {
   const kept = o.kept ?? [];
-  const candidates: Candidate[] = fixtures.map((f) => ({ ref: f.ref, file: f.path, key: fmt.poolKey(f.ref) }));
+  // With the package stage's index facts, a .deb is not read here (as in a publish, §6).
+  const candidates: Candidate[] = fixtures.map((f) => {
+    const facts = o.facts?.get(f);
+    return facts
+      ? { ref: f.ref, key: fmt.poolKey(f.ref), facts }
+      : { ref: f.ref, file: f.path, key: fmt.poolKey(f.ref) };
+  });
   const ingested = await fmt.ingest(candidates, {
     store: undefined as never,
     listing: new Map(),

@@ -6,7 +6,12 @@
 //   the main header's SHA-256, the header+payload MD5 and the payload digest stay those of the
 //   unsigned file (and `rpm -K` checks each against the bytes).
 // Both run on the orchestrator: the bytes came from a build worker, which is not trusted.
+// The rpm database holding the key is made once per public key and process (under os.tmpdir(),
+// removed when the process exits) and shared by every check after: `rpm --import` per rpm was
+// one of the two processes each check forked (issue 14 §2). It holds only a public key.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { runProcess } from '../exec/process';
 
@@ -27,35 +32,74 @@ export async function rpmContentDigests(file: string, signal?: AbortSignal): Pro
   return out.exitCode === 0 && line ? line.slice('CONVEYOR '.length).trim() : undefined;
 }
 
+const RPM_TIMEOUT_MS = 60_000;
+const databases = new Map<string, Promise<{ db: string; env: NodeJS.ProcessEnv }>>();
+let exitHook = false;
+const dirs = new Set<string>();
+
+/** An rpm database holding only `publicKey` (module comment); rejects with rpm's words when rpm
+ * cannot import it (and the next call tries again). */
+function keyDatabase(publicKey: string, signal?: AbortSignal): Promise<{ db: string; env: NodeJS.ProcessEnv }> {
+  const id = createHash('sha256').update(publicKey).digest('hex');
+  let made = databases.get(id);
+  if (!made) {
+    made = (async () => {
+      const work = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'rpmkey-'));
+      dirs.add(work);
+      if (!exitHook) {
+        exitHook = true;
+        process.once('exit', () => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+      }
+      const keyFile = path.join(work, 'key.asc');
+      await fs.promises.writeFile(keyFile, publicKey);
+      const env = { PATH: process.env.PATH, LANG: 'C', LC_ALL: 'C', HOME: work };
+      const db = path.join(work, 'db');
+      const imported = await runProcess('rpm', ['--dbpath', db, '--import', keyFile], {
+        env,
+        signal,
+        timeoutMs: RPM_TIMEOUT_MS,
+      });
+      if (imported.exitCode !== 0) {
+        await fs.promises.rm(work, { recursive: true, force: true });
+        dirs.delete(work);
+        throw new Error(`rpm cannot import the signing key: ${imported.tail.slice(-300)}`);
+      }
+      return { db, env };
+    })();
+    databases.set(id, made);
+    made.catch(() => databases.delete(id));
+  }
+  return made;
+}
+
 /** Why `file` is not an rpm carrying a valid header signature by `key`; undefined when it is. */
 export async function rpmSignatureProblem(
   file: string,
   key: VerifyingKey,
-  dir: string,
   signal?: AbortSignal,
 ): Promise<string | undefined> {
-  const work = await fs.promises.mkdtemp(path.join(dir, 'rpmdb-'));
+  let database: { db: string; env: NodeJS.ProcessEnv };
   try {
-    const keyFile = path.join(work, 'key.asc');
-    await fs.promises.writeFile(keyFile, key.publicKey);
-    const env = { PATH: process.env.PATH, LANG: 'C', LC_ALL: 'C', HOME: work };
-    const db = path.join(work, 'db');
-    const imported = await runProcess('rpm', ['--dbpath', db, '--import', keyFile], { env, signal });
-    if (imported.exitCode !== 0) return `rpm cannot import the signing key: ${imported.tail.slice(-300)}`;
-    const checked = await runProcess('rpm', ['--dbpath', db, '-Kv', file], { env, signal });
-    const keyId = key.fingerprint.slice(-8).toLowerCase();
-    const lines = checked.output.split('\n').map((l) => l.trim());
-    const good = lines.some((l) => new RegExp(`^Header V4 RSA/SHA\\d+ Signature, key ID ${keyId}: OK$`).test(l));
-    const bad = lines.filter((l) => /: (BAD|NOKEY|NOTTRUSTED|NOTFOUND)/.test(l) || /not OK/i.test(l));
-    if (checked.exitCode === 0 && good && bad.length === 0) return undefined;
-    const said = lines
-      .filter((l) => l !== '' && !l.startsWith(file) && !l.startsWith('warning: Could not set GPG_TTY'))
-      .join('; ')
-      .slice(0, 400);
-    return good || bad.length > 0
-      ? `rpm -K does not accept it: ${said}`
-      : `it carries no header signature by key ${key.fingerprint} (rpm -K: ${said || 'no signature'})`;
-  } finally {
-    await fs.promises.rm(work, { recursive: true, force: true });
+    database = await keyDatabase(key.publicKey, signal);
+  } catch (err) {
+    signal?.throwIfAborted();
+    return (err as Error).message;
   }
+  const checked = await runProcess('rpm', ['--dbpath', database.db, '-Kv', file], {
+    env: database.env,
+    signal,
+    timeoutMs: RPM_TIMEOUT_MS,
+  });
+  const keyId = key.fingerprint.slice(-8).toLowerCase();
+  const lines = checked.output.split('\n').map((l) => l.trim());
+  const good = lines.some((l) => new RegExp(`^Header V4 RSA/SHA\\d+ Signature, key ID ${keyId}: OK$`).test(l));
+  const bad = lines.filter((l) => /: (BAD|NOKEY|NOTTRUSTED|NOTFOUND)/.test(l) || /not OK/i.test(l));
+  if (checked.exitCode === 0 && good && bad.length === 0) return undefined;
+  const said = lines
+    .filter((l) => l !== '' && !l.startsWith(file) && !l.startsWith('warning: Could not set GPG_TTY'))
+    .join('; ')
+    .slice(0, 400);
+  return good || bad.length > 0
+    ? `rpm -K does not accept it: ${said}`
+    : `it carries no header signature by key ${key.fingerprint} (rpm -K: ${said || 'no signature'})`;
 }

@@ -157,7 +157,7 @@ export async function signPackages(deps: SignPackagesDeps, input: SignPackagesIn
 
 /** Why `file` is not the builder's rpm (same content digests) signed by our key. */
 async function problemOf(deps: SignPackagesDeps, file: string, digests: string): Promise<string | undefined> {
-  const sig = await rpmSignatureProblem(file, deps.signer, deps.dir, deps.scope.signal);
+  const sig = await rpmSignatureProblem(file, deps.signer, deps.scope.signal);
   if (sig) return sig;
   const now = await rpmContentDigests(file, deps.scope.signal);
   return now === digests

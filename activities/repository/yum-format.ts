@@ -175,7 +175,7 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
           // Signed once at package time by this key: published as it is, never signed again.
           // The SHA-256 was checked against the reference on download; the signature is checked
           // here too, so a reference that merely claims a signer cannot publish an unsigned rpm.
-          const problem = await rpmSignatureProblem(c.file, ctx.signer, ctx.dir, ctx.signal);
+          const problem = await rpmSignatureProblem(c.file, ctx.signer, ctx.signal);
           if (problem) {
             throw nonRetryable(
               RepositoryFailure.BadPackage,

@@ -13,6 +13,7 @@ import { identityMetadata, identityOf, packageKey } from '../../activities/packa
 import { readObject, storeObject } from '../../activities/packaging/store-object';
 import { createRepositoryActivities, publicKeyOf, type RepositoryActivities } from '../../activities/repository';
 import { publicKeyFingerprints } from '../../activities/repository/gpg';
+import { rpmSignatureProblem } from '../../activities/repository/rpm-signature';
 import { signedKey } from '../../activities/repository/sign-packages';
 import type { ArtifactRef, RepositorySpec } from '../../common/types';
 import { parseS3Url, repositorySpec } from '../../config/conveyor';
@@ -137,6 +138,28 @@ describe('rpms signed once at package time', () => {
     const inst = await dnf.install(`tally-${ref.version}`);
     expect(inst.exitCode).toBe(0);
     expect((await dnf.installed('tally')).output.trim()).toBe(`tally-${ref.version}.noarch`);
+  });
+
+  it('checks many rpms at once against one key database: each verdict its own', async () => {
+    const { ref, file: unsigned } = await packaged(9);
+    const { artifacts } = await sign(9, [ref]);
+    const signedFile = path.join(tempDir('sign-many'), 'signed.rpm');
+    fs.writeFileSync(signedFile, await object(artifactsBucket, artifacts[0].key));
+    const signer = { fingerprint: artifacts[0].signer!, publicKey: await publicKeyOf(key) };
+    // The database holding the key is made once per key and shared by checks running side by side.
+    const verdicts = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => rpmSignatureProblem(i % 3 === 2 ? unsigned : signedFile, signer)),
+    );
+    verdicts.forEach((v, i) => {
+      if (i % 3 === 2) expect(v).toMatch(/^it carries no header signature by key [0-9A-F]{40}/);
+      else expect(v).toBeUndefined();
+    });
+    // Another key's database is another one: the same signed file is not accepted by it.
+    const other = await otherSigningKey(tempDir('sign-other'), 'other');
+    const wrong = { fingerprint: await fingerprint(other), publicKey: await publicKeyOf(other) };
+    expect(await rpmSignatureProblem(signedFile, wrong)).toMatch(
+      /rpm -K does not accept it|carries no header signature/,
+    );
   });
 
   it("refuses a reference to another build's object and a file planted at the signed key", async () => {
