@@ -148,7 +148,10 @@ export const concurrency: Benchmark = {
     const n = ctx.quick ? 10 : 100;
     const rows: Row[] = [];
     const figures: Record<string, string | number> = { runs: n };
-    const only = process.env.BENCH_CONCURRENCY_VARIANTS?.split(',');
+    // --quick runs the two SQLite variants (the pragmas' effect) and keeps `--quick` in all under 5
+    // minutes; BENCH_CONCURRENCY_VARIANTS picks any.
+    const only =
+      process.env.BENCH_CONCURRENCY_VARIANTS?.split(',') ?? (ctx.quick ? ['sqlite-defaults', 'wal'] : undefined);
     for (const tag of VARIANTS.filter((v) => !only || only.includes(v))) {
       const v = await variant(ctx, n, tag);
       const key = tag.replace(/-/g, '_');
