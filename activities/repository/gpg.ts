@@ -388,7 +388,7 @@ export async function openSigner(armoredPrivate: string | string[], signal?: Abo
   };
 }
 
-/** Closes every pooled keyring nobody holds now (tests; a worker that is shutting down). */
+/** Closes every pooled keyring nobody holds now (tests; the exit hook removes the rest). */
 export async function closeIdleSigners(): Promise<void> {
   const all = await Promise.allSettled([...pool.values()]);
   await Promise.all(
