@@ -182,3 +182,15 @@ export function stepEnv(extra: Record<string, string>, base: NodeJS.ProcessEnv =
   for (const k of keep) if (base[k] !== undefined) env[k] = base[k];
   return { ...env, ...extra };
 }
+
+/** `p`, or the signal's reason as soon as it is aborted: one waiter's cancellation, while the
+ * work behind `p` is shared with others and goes on. */
+export function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}

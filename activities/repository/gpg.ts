@@ -19,7 +19,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runChecked, runProcess } from '../exec/process';
+import { forgetAtExit, removeAtExit, removedAtExit } from '../exec/exit-cleanup';
+import { abortable, runChecked, runProcess } from '../exec/process';
 import { RepositoryFailure, nonRetryable } from './failures';
 
 export interface Signer {
@@ -67,9 +68,6 @@ interface Keyring {
 const GPG_TIMEOUT_MS = 60_000;
 const HOME_PREFIX = 'cgpg-';
 const OWNER_FILE = '.conveyor-owner';
-/** Homes still open in this process, removed when it exits. */
-const open = new Set<string>();
-let exitHook = false;
 
 /** `<pid> <start time>` of a running process from /proc (start time in clock ticks since boot);
  * undefined when there is no such process, or it has ended and is a zombie not yet reaped. */
@@ -86,18 +84,13 @@ function processIdentity(pid: number | 'self'): string | undefined {
 
 function stopAgentSync(home: string): void {
   spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore', timeout: 10_000 });
-  fs.rmSync(home, { recursive: true, force: true });
 }
 
 async function openKeyring(): Promise<Keyring> {
   const home = await fs.promises.mkdtemp(path.join(os.tmpdir(), HOME_PREFIX));
   await fs.promises.chmod(home, 0o700);
   await fs.promises.writeFile(path.join(home, OWNER_FILE), processIdentity('self') ?? `${process.pid} ?`);
-  open.add(home);
-  if (!exitHook) {
-    exitHook = true;
-    process.once('exit', () => open.forEach(stopAgentSync));
-  }
+  removeAtExit(home, stopAgentSync);
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, LANG: 'C', LC_ALL: 'C', HOME: home, GNUPGHOME: home };
   let n = 0;
   return {
@@ -111,7 +104,7 @@ async function openKeyring(): Promise<Keyring> {
         () => undefined,
       );
       await fs.promises.rm(home, { recursive: true, force: true });
-      open.delete(home);
+      forgetAtExit(home);
     },
   };
 }
@@ -124,7 +117,7 @@ export async function sweepStaleKeyrings(dir = os.tmpdir(), now = Date.now()): P
   for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
     if (!name.startsWith(HOME_PREFIX)) continue;
     const home = path.join(dir, name);
-    if (open.has(home)) continue;
+    if (removedAtExit(home)) continue;
     try {
       const owner = await fs.promises.readFile(path.join(home, OWNER_FILE), 'utf8').catch(() => undefined);
       if (owner !== undefined) {
@@ -270,17 +263,6 @@ async function release(held: Held): Promise<void> {
     clearTimeout(held.idle);
     await held.k.close();
   } else idleLater(held);
-}
-
-/** `p`, or the signal's reason as soon as it is aborted. */
-function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return p;
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 /** A signer for one key, or for several (a rotation's overlap: the first is the primary, every one

@@ -13,7 +13,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runProcess } from '../exec/process';
+import { forgetAtExit, removeAtExit } from '../exec/exit-cleanup';
+import { abortable, runProcess } from '../exec/process';
 
 export interface VerifyingKey {
   fingerprint: string;
@@ -34,42 +35,39 @@ export async function rpmContentDigests(file: string, signal?: AbortSignal): Pro
 
 const RPM_TIMEOUT_MS = 60_000;
 const databases = new Map<string, Promise<{ db: string; env: NodeJS.ProcessEnv }>>();
-let exitHook = false;
-const dirs = new Set<string>();
 
 /** An rpm database holding only `publicKey` (module comment); rejects with rpm's words when rpm
- * cannot import it (and the next call tries again). */
+ * cannot import it (and the next call tries again). Made under no caller's signal: other checks
+ * may be waiting for it; each waits under its own. */
 function keyDatabase(publicKey: string, signal?: AbortSignal): Promise<{ db: string; env: NodeJS.ProcessEnv }> {
   const id = createHash('sha256').update(publicKey).digest('hex');
   let made = databases.get(id);
   if (!made) {
-    made = (async () => {
+    const making = (async () => {
       const work = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'rpmkey-'));
-      dirs.add(work);
-      if (!exitHook) {
-        exitHook = true;
-        process.once('exit', () => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
-      }
+      removeAtExit(work);
       const keyFile = path.join(work, 'key.asc');
       await fs.promises.writeFile(keyFile, publicKey);
       const env = { PATH: process.env.PATH, LANG: 'C', LC_ALL: 'C', HOME: work };
       const db = path.join(work, 'db');
       const imported = await runProcess('rpm', ['--dbpath', db, '--import', keyFile], {
         env,
-        signal,
         timeoutMs: RPM_TIMEOUT_MS,
       });
       if (imported.exitCode !== 0) {
         await fs.promises.rm(work, { recursive: true, force: true });
-        dirs.delete(work);
+        forgetAtExit(work);
         throw new Error(`rpm cannot import the signing key: ${imported.tail.slice(-300)}`);
       }
       return { db, env };
     })();
-    databases.set(id, made);
-    made.catch(() => databases.delete(id));
+    databases.set(id, making);
+    making.catch(() => {
+      if (databases.get(id) === making) databases.delete(id);
+    });
+    made = making;
   }
-  return made;
+  return abortable(made, signal);
 }
 
 /** Why `file` is not an rpm carrying a valid header signature by `key`; undefined when it is. */

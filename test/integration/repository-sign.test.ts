@@ -160,6 +160,17 @@ describe('rpms signed once at package time', () => {
     expect(await rpmSignatureProblem(signedFile, wrong)).toMatch(
       /rpm -K does not accept it|carries no header signature/,
     );
+
+    // A check cancelled while the database for a new key is being made cancels only itself: the
+    // check waiting for the same database still gets its verdict.
+    const third = await otherSigningKey(tempDir('sign-third'), 'third');
+    const fresh = { fingerprint: await fingerprint(third), publicKey: await publicKeyOf(third) };
+    const stop = new AbortController();
+    const cancelled = rpmSignatureProblem(signedFile, fresh, stop.signal);
+    const waiting = rpmSignatureProblem(signedFile, fresh);
+    stop.abort(new Error('cancelled by the test'));
+    await expect(cancelled).rejects.toThrow('cancelled by the test');
+    expect(await waiting).toMatch(/^(rpm -K does not accept it|it carries no header signature)/);
   });
 
   it("refuses a reference to another build's object and a file planted at the signed key", async () => {
