@@ -222,21 +222,20 @@ async function storeAptIndex(
   o: { owner: Record<string, string>; signal?: AbortSignal; note: (line: string) => void },
 ): Promise<ArtifactRef['aptIndex']> {
   const key = aptIndexKey(ref.key);
+  let stored: Buffer | undefined;
   if (written) {
     const bytes = await readDebIndexFacts(local, ref, o.signal);
-    await storeObject(
+    const put = await storeObject(
       deps.s3,
       deps.artifactsBucket,
       key,
       { bytes },
-      {
-        contentType: 'application/json',
-        owner: o.owner,
-        signal: o.signal,
-      },
+      { contentType: 'application/json', owner: o.owner, signal: o.signal },
     );
+    // Read back only when another attempt's object was kept in place of ours.
+    if (put.written) stored = bytes;
   }
-  const stored = await getBytes(deps.s3, deps.artifactsBucket, key, o.signal);
+  stored ??= await getBytes(deps.s3, deps.artifactsBucket, key, o.signal);
   const facts = stored ? parseDebIndexFacts(stored, ref) : 'none was stored';
   if (!stored || typeof facts === 'string') {
     o.note(

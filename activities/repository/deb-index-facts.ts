@@ -98,7 +98,7 @@ export async function debFactsOf(
 /** The facts of one .deb as the builder stores them (one file: deb-archive.ts, else dpkg-deb). */
 export async function readDebIndexFacts(file: string, ref: ArtifactRef, signal?: AbortSignal): Promise<Buffer> {
   const [read] = await readDebs([file], signal);
-  const facts = await debFactsOf(file, ref, read, await hashFile(file), signal);
+  const facts = await debFactsOf(file, ref, read, undefined, signal);
   const { md5, sha1, sha256, sha512, size } = facts.hashes;
   return Buffer.from(
     JSON.stringify({ format: FORMAT, size, md5, sha1, sha256, sha512, control: facts.control, files: facts.files }),
