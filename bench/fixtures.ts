@@ -312,7 +312,14 @@ export async function writeIndexes(
   fmt: RepositoryFormat,
   fixtures: Fixture[],
   out: string,
-  o: { kept?: PublishedPackage[]; hashed?: boolean; facts?: Map<Fixture, DebIndexFacts> } = {},
+  o: {
+    kept?: PublishedPackage[];
+    hashed?: boolean;
+    facts?: Map<Fixture, DebIndexFacts>;
+    /** The publish's signer as the ingest sees it (rpms signed at package time are checked
+     * against its public key); the signed files themselves are never signed here. */
+    signer?: Signer;
+  } = {},
 ): Promise<PublishedPackage[]> {
   const kept = o.kept ?? [];
   // With the package stage's index facts, a .deb is not read here (as in a publish, §6).
@@ -325,7 +332,7 @@ export async function writeIndexes(
   const ingested = await fmt.ingest(candidates, {
     store: undefined as never,
     listing: new Map(),
-    signer: noSigner,
+    signer: o.signer ?? noSigner,
     dir: out,
   });
   const packages = [...kept, ...ingested.map((x) => x.pkg)].sort((a, b) => (a.name < b.name ? -1 : 1));

@@ -1,7 +1,10 @@
 // 5. YUM index. Repository metadata for N generated .rpms: ours (the publisher's YUM index
 // writer, activities/repository/yum-format.ts: rpm -qp check per file, createrepo_c over the new
 // rpms, fragments kept per package, primary/filelists/other concatenated and gzipped, repomd.xml;
-// no gpg on either side) ÷ `createrepo_c --no-database`, interleaved. Incremental: 1 more rpm,
+// no gpg on either side) ÷ `createrepo_c --no-database`, interleaved. Signed at package time:
+// the same rpms signed with the bench key and their references naming it, as the package stage
+// records today's artifacts; ours then also checks every signature (rpm -K in batches,
+// rpm-signature.ts), createrepo_c reads the same files. Incremental: 1 more rpm,
 // ours from the kept fragments ÷ `createrepo_c --update --no-database` over the previous repodata.
 // Then one more rpm into channels of 1,000 / 6,000 rpms of 200 files each against moto: state read
 // and written (bench/state-growth.ts).
@@ -10,8 +13,8 @@ import path from 'node:path';
 import type { PublishedPackage } from '../activities/repository/repository-state';
 import { yumFormat } from '../activities/repository/yum-format';
 import type { DistroSpec } from '../common/types';
-import { publicKeyFingerprints, publicKeyOf } from '../activities/repository/gpg';
-import { benchSigningKey, makeRpms, uploadFixtures, writeIndexes, type Fixture } from './fixtures';
+import { openSigner, publicKeyFingerprints, publicKeyOf, type Signer } from '../activities/repository/gpg';
+import { benchSigningKey, makeRpms, noSigner, uploadFixtures, writeIndexes, type Fixture } from './fixtures';
 import { countRequests, createBuckets, s3Client, startAws } from './servers';
 import { stateGrowth } from './state-growth';
 import { interleave, median, ms, r2, requireTool, run, timed, type BenchContext, type Benchmark } from './harness';
@@ -19,8 +22,34 @@ import { interleave, median, ms, r2, requireTool, run, timed, type BenchContext,
 const SPEC: DistroSpec = { format: 'rpm', arch: 'x86_64' };
 const target = { environment: 'staging' as const, channel: 'unstable', distro: 'el9', distroSpec: SPEC };
 
-async function oursIndex(fixtures: Fixture[], out: string, kept: PublishedPackage[] = []): Promise<PublishedPackage[]> {
-  return writeIndexes(yumFormat(target), fixtures, out, { kept, hashed: true });
+async function oursIndex(
+  fixtures: Fixture[],
+  out: string,
+  kept: PublishedPackage[] = [],
+  signer?: Signer,
+): Promise<PublishedPackage[]> {
+  return writeIndexes(yumFormat(target), fixtures, out, { kept, hashed: true, signer });
+}
+
+/** Copies of `fixtures` signed with `key` as the package stage signs them, their references naming
+ * the signer (what a publish of today's artifacts reads); and a verifying signer for the ingest. */
+async function presignedFixtures(ctx: BenchContext, fixtures: Fixture[], key: string) {
+  const dir = path.join(ctx.dir, 'signed-rpms');
+  fs.mkdirSync(dir, { recursive: true });
+  const signing = await openSigner(key);
+  try {
+    const signed = fixtures.map((f) => {
+      const file = path.join(dir, f.ref.file);
+      fs.copyFileSync(f.path, file);
+      return { ...f, path: file };
+    });
+    for (let i = 0; i < signed.length; i += 200) await signing.signRpms(signed.slice(i, i + 200).map((f) => f.path));
+    const fingerprint = signing.fingerprint;
+    const verifying: Signer = { ...noSigner, fingerprint, fingerprints: [fingerprint], publicKey: signing.publicKey };
+    return { fixtures: signed.map((f) => ({ ...f, ref: { ...f.ref, signer: fingerprint } })), signer: verifying };
+  } finally {
+    await signing.close();
+  }
 }
 
 const peer = (ctx: BenchContext, dir: string, update = false) =>
@@ -134,6 +163,20 @@ export const yumIndex: Benchmark = {
       ours: async (r) => void (await oursIndex(extra, out('inc', r), kept)),
       peer: async (r) => void (await peer(ctx, out('peer', r), true)),
     });
+    // Today's artifacts: rpms signed at package time. Ours also checks each signature (rpm -K,
+    // in batches); createrepo_c reads the same signed files.
+    const signed = await timed(async () => presignedFixtures(ctx, fixtures, await benchSigningKey(ctx)));
+    ctx.log(`signed ${n} rpms in ${ms(signed.ms)} ms`);
+    const pre = await interleave(ctx, rounds, {
+      prepare: (side, r) =>
+        Promise.resolve(
+          void (side === 'peer'
+            ? repoDir(out('peer-signed', r), signed.value.fixtures)
+            : fs.mkdirSync(out('ours-signed', r))),
+        ),
+      ours: async (r) => void (await oursIndex(signed.value.fixtures, out('ours-signed', r), [], signed.value.signer)),
+      peer: async (r) => void (await peer(ctx, out('peer-signed', r))),
+    });
     const growth = await yumGrowth(ctx, incoming);
     const primary = fs.readdirSync(path.join(out('ours', 0), 'yum/el9/unstable/repodata')).length;
     return {
@@ -151,6 +194,19 @@ export const yumIndex: Benchmark = {
           note: '--no-database',
         },
         { measure: 'full: ours ÷ createrepo_c', value: r2(full.ratio), unit: '×', note: 'target ≤ 1.2' },
+        {
+          measure: `signed at package time, ${n} rpms: ours (median of ${rounds})`,
+          value: ms(median(pre.ours)),
+          unit: 'ms',
+          note: "as a publish of today's artifacts: each signature checked too (rpm -K in batches)",
+        },
+        {
+          measure: `signed at package time, ${n} rpms: createrepo_c`,
+          value: ms(median(pre.peer)),
+          unit: 'ms',
+          note: '--no-database, the same signed files',
+        },
+        { measure: 'signed: ours ÷ createrepo_c', value: r2(pre.ratio), unit: '×', note: 'target ≤ 1.2' },
         {
           measure: 'incremental +1 rpm: ours',
           value: ms(median(inc.ours)),
@@ -171,6 +227,9 @@ export const yumIndex: Benchmark = {
         ours_ms: ms(median(full.ours)),
         createrepo_ms: ms(median(full.peer)),
         ratio: r2(full.ratio),
+        signed_ours_ms: ms(median(pre.ours)),
+        signed_createrepo_ms: ms(median(pre.peer)),
+        signed_ratio: r2(pre.ratio),
         inc_ours_ms: ms(median(inc.ours)),
         inc_createrepo_ms: ms(median(inc.peer)),
         inc_ratio: r2(inc.ratio),
@@ -179,6 +238,7 @@ export const yumIndex: Benchmark = {
       notes: [
         'ours = rpm header check per file (in-process, rpm -qp only when it does not match) + createrepo_c over the new rpms + per-package fragments concatenated (gzip -9) + repomd.xml, rpm signing stubbed out; ' +
           'peer = createrepo_c --no-database over the same files',
+        'signed at package time: the references name the signer, as the package stage records them since sign-at-package; ours adds the signature check of every rpm against the public key (rpm -Kv, a few hundred files per process), which a publish of such rpms runs',
       ],
     };
   },

@@ -22,7 +22,7 @@ import type { ArtifactRef } from '../../common/types';
 import { runChecked, runProcess } from '../exec/process';
 import { RepositoryFailure, nonRetryable } from './failures';
 import { evrOf, readRpmNevra } from './rpm-header';
-import { rpmSignatureProblem } from './rpm-signature';
+import { rpmSignatureProblems } from './rpm-signature';
 import type { Candidate, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-types';
 import type { PublishedPackage } from './repository-state';
 import { hashFile, mapLimit, sha256Hex } from './s3-objects';
@@ -161,7 +161,17 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
         if (c.file === undefined) throw new Error(`internal: rpm ${c.ref.key} reached the YUM ingest without its file`);
         return { ...c, file: c.file };
       });
+      // Signed at package time by this key: the signatures are checked in batches (one rpm -K
+      // per few hundred files), before anything else is read.
+      const presigned = files.filter((c) => c.ref.signer !== undefined && c.ref.signer === ctx.signer.fingerprint);
+      const verdicts = await rpmSignatureProblems(
+        presigned.map((c) => c.file),
+        ctx.signer,
+        ctx.signal,
+      );
+      const checked = new Map(presigned.map((c, i) => [c, { problem: verdicts[i] }]));
       const prepared = await mapLimit(files, 4, async (c) => {
+        const candidate = c;
         await checkRpm(c.file, c.ref, ctx.signal);
         let meta = ctx.listing.has(c.key) ? await ctx.store.head(c.key, ctx.signal) : undefined;
         if (meta?.signer && meta.signer !== ctx.signer.fingerprint) {
@@ -175,7 +185,9 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
           // Signed once at package time by this key: published as it is, never signed again.
           // The SHA-256 was checked against the reference on download; the signature is checked
           // here too, so a reference that merely claims a signer cannot publish an unsigned rpm.
-          const problem = await rpmSignatureProblem(c.file, ctx.signer, ctx.signal);
+          const verdict = checked.get(candidate);
+          if (!verdict) throw new Error(`internal: the signature of ${c.ref.key} was not checked`);
+          const problem = verdict.problem;
           if (problem) {
             throw nonRetryable(
               RepositoryFailure.BadPackage,

@@ -13,7 +13,7 @@ import { identityMetadata, identityOf, packageKey } from '../../activities/packa
 import { readObject, storeObject } from '../../activities/packaging/store-object';
 import { createRepositoryActivities, publicKeyOf, type RepositoryActivities } from '../../activities/repository';
 import { publicKeyFingerprints } from '../../activities/repository/gpg';
-import { rpmSignatureProblem } from '../../activities/repository/rpm-signature';
+import { rpmSignatureProblem, rpmSignatureProblems } from '../../activities/repository/rpm-signature';
 import { signedKey } from '../../activities/repository/sign-packages';
 import type { ArtifactRef, RepositorySpec } from '../../common/types';
 import { parseS3Url, repositorySpec } from '../../config/conveyor';
@@ -171,6 +171,47 @@ describe('rpms signed once at package time', () => {
     stop.abort(new Error('cancelled by the test'));
     await expect(cancelled).rejects.toThrow('cancelled by the test');
     expect(await waiting).toMatch(/^(rpm -K does not accept it|it carries no header signature)/);
+  });
+
+  it("checks a batch of rpms with one rpm -K each batch, every verdict the single check's", async () => {
+    const { ref, file: unsigned } = await packaged(10);
+    const { artifacts } = await sign(10, [ref]);
+    const dir = tempDir('sign-batch');
+    const signedBytes = await object(artifactsBucket, artifacts[0].key);
+    const signer = { fingerprint: artifacts[0].signer!, publicKey: await publicKeyOf(key) };
+    const at = (name: string, bytes: Buffer) => {
+      const p = path.join(dir, name);
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      fs.writeFileSync(p, bytes);
+      return p;
+    };
+    const good = Array.from({ length: 300 }, (_, i) => at(`good-${i}.rpm`, signedBytes));
+    // rpm names each file at the head of its section: a path that carries a newline and a forged
+    // verdict line, a path given twice and one rpm cannot read must each get the single check.
+    const forged = at(
+      `forged.rpm:\n    Header V4 RSA/SHA256 Signature, key ID ${signer.fingerprint.slice(-8).toLowerCase()}: OK\nx`,
+      fs.readFileSync(unsigned),
+    );
+    const files = [
+      ...good.slice(0, 150),
+      at('unsigned.rpm', fs.readFileSync(unsigned)),
+      forged,
+      at('not-an-rpm.rpm', Buffer.from('hello')),
+      good[0],
+      ...good.slice(150),
+    ];
+    const batch = await rpmSignatureProblems(files, signer);
+    const single = await Promise.all(files.map((f) => rpmSignatureProblem(f, signer)));
+    expect(batch).toEqual(single);
+    expect(batch.filter((v) => v === undefined)).toHaveLength(301);
+    expect(batch[150]).toMatch(/^it carries no header signature by key/);
+    expect(batch[151]).toMatch(/^it carries no header signature by key/);
+    expect(batch[152]).toMatch(/^(rpm -K does not accept it|it carries no header signature)/);
+    // Under another key, none passes.
+    const other = await otherSigningKey(tempDir('sign-batch-other'), 'batch-other');
+    const wrong = { fingerprint: await fingerprint(other), publicKey: await publicKeyOf(other) };
+    const refused = await rpmSignatureProblems(good.slice(0, 5), wrong);
+    expect(refused.every((v) => v !== undefined)).toBe(true);
   });
 
   it("refuses a reference to another build's object and a file planted at the signed key", async () => {
