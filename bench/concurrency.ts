@@ -6,7 +6,10 @@
 // as the local stack starts it (`--sqlite-pragma journal_mode=wal --sqlite-pragma
 // synchronous=normal`, cli/local-stack/servers.ts), the journal mode read back from the database
 // file each time; and WAL with one publish channel per branch, which takes the per-channel
-// publish lock (one publish at a time per channel, by design) out of the way of the runs.
+// publish lock (one publish at a time per channel, by design) out of the way of the runs. Over
+// the burst, the dev server's own metrics (bench/server-metrics.ts): how long tasks waited for a
+// worker, how long the server's own queues and database took, so a missed target says which
+// side bounded it.
 import type { Client } from '@temporalio/client';
 import type { PipelineResult } from '../common/types';
 import { startChainStack, type ChainStack } from './chain-stack';
@@ -25,6 +28,7 @@ import {
   type Row,
 } from './harness';
 import { activitySpans, childSpans, countTasks, historyOf } from './history';
+import { scrapeMetrics, serverBurst, type Latency, type ServerBurst } from './server-metrics';
 
 type Variant = 'sqlite-defaults' | 'wal' | 'wal-channel-per-branch';
 const VARIANTS: Variant[] = ['sqlite-defaults', 'wal', 'wal-channel-per-branch'];
@@ -89,6 +93,8 @@ async function variant(ctx: BenchContext, n: number, tag: Variant) {
   // Commit first (git, untimed, one at a time: one bare repository), then deliver all webhooks at once.
   const commits = [];
   for (let i = 0; i < n; i++) commits.push(await stack.commit(`b${i}`, `push ${i}`, `2.0.${i}`));
+  // Scraped outside the CPU window: a scrape costs the server a little CPU of its own.
+  const server0 = await scrapeMetrics(ctx, stack.temporal.metricsUrl);
   const cpu0 = cpuReading(stack);
   const t0 = performance.now();
   const pushes = await Promise.all(commits.map((c) => stack.deliver(c)));
@@ -97,6 +103,7 @@ async function variant(ctx: BenchContext, n: number, tag: Variant) {
   )) as PipelineResult[];
   const oursMs = performance.now() - t0;
   const cpu1 = cpuReading(stack);
+  const server = serverBurst(server0, await scrapeMetrics(ctx, stack.temporal.metricsUrl));
   const cpu = Object.fromEntries(Object.keys(cpu1).map((k) => [k, cpu1[k] - (cpu0[k] ?? 0)]));
   const failed = results.filter((r) => r.status !== 'succeeded').length;
   const memory = peaks(stack);
@@ -120,7 +127,7 @@ async function variant(ctx: BenchContext, n: number, tag: Variant) {
     ctx.log(`${tag}: ${JSON.stringify([...statuses])}; e.g. ${stage?.name}: ${stage?.error?.slice(0, 300)}`);
   }
   const mode = await journalMode(ctx, stack.temporal.dbFile);
-  return { tag, oursMs, capMs, capTasks: cap.tasks, failed, memory, tasks, mode, busy, cpu };
+  return { tag, oursMs, capMs, capTasks: cap.tasks, failed, memory, tasks, mode, busy, cpu, server };
 }
 
 /**
@@ -148,6 +155,7 @@ export const concurrency: Benchmark = {
     const n = ctx.quick ? 10 : 100;
     const rows: Row[] = [];
     const figures: Record<string, string | number> = { runs: n };
+    const server: Record<string, ServerBurst & { wallS: number }> = {};
     // --quick runs the two SQLite variants (the pragmas' effect) and keeps `--quick` in all under 5
     // minutes; BENCH_CONCURRENCY_VARIANTS picks any.
     const only =
@@ -170,7 +178,14 @@ export const concurrency: Benchmark = {
           `${r2(v.cpu.machine)} of ${r2(v.cpu.wall)}; ` +
           ['orchestrator', 'builder', 'api', 'temporal', 's3'].map((k) => r2(v.cpu[k] ?? 0)).join('/') +
           ` (tools they ran: orchestrator ${r2(v.cpu.orchestrator_tools ?? 0)}, builder ${r2(v.cpu.builder_tools ?? 0)})`,
+        'server: task scheduled → polled ms, workflow / activity: mean (p90) of tasks': `${latencyCell(v.server.workflowTaskWait, true)} / ${latencyCell(v.server.activityTaskWait, true)}`,
+        'server: own task queues wait ms mean (p90)': latencyCell(v.server.serverQueueWait),
+        'server: Respond*TaskCompleted ms mean (p90)': latencyCell(v.server.completions),
+        'server: database ops; ms mean (p90); op s summed ÷ wall': v.server.persistence
+          ? `${v.server.persistence.count.toLocaleString('en-US')}; ${latencyCell(v.server.persistence)}; ${r2(v.server.persistence.summedS / (v.oursMs / 1000))}`
+          : 'n/a',
       });
+      server[tag] = { ...v.server, wallS: r2(v.oursMs / 1000) };
       for (const k of [
         'machine',
         'orchestrator',
@@ -187,10 +202,14 @@ export const concurrency: Benchmark = {
       figures[`${key}_fraction`] = r2(v.capMs / v.oursMs);
       figures[`${key}_journal`] = v.mode;
       figures[`${key}_max_rss_MB`] = mb(Math.max(v.memory.orchestrator, v.memory.builder));
+      figures[`${key}_wft_wait_ms`] = meanCell(v.server.workflowTaskWait);
+      figures[`${key}_act_wait_ms`] = meanCell(v.server.activityTaskWait);
+      figures[`${key}_db_ms`] = meanCell(v.server.persistence);
     }
     return {
       rows,
       figures,
+      details: { server },
       notes: [
         'no staging hosts: every deploy of a channel takes one fleet lock, so N deploys would run one after the other by design',
         'capacity: N workflows shaped like a run (a parent with as many children, as many no-op activities, one at a time) on an in-process worker, same server; run before and after ours, mean',
@@ -199,11 +218,21 @@ export const concurrency: Benchmark = {
         'peak RSS = VmHWM of the node process of each worker (largest in its tsx process tree), after the burst',
         'CPU s: utime+stime of each process tree plus its reaped children (cutime+cstime: gpg, createrepo_c, rpmsign, dpkg-deb), between the first delivery and the last result; machine = /proc/stat busy time over all cores, of the total (wall × cores)',
         'activity s summed: started → completed of every activity of the runs and their stages, from the histories; against the wall time × 2 cores, what the burst asked of the machine besides orchestration',
+        "server: the dev server's own metrics over the burst (delta of two scrapes; p90 from its histogram buckets; n/a where this build lacks the metric, none where nothing was counted). Tasks waiting long to be polled while Respond*TaskCompleted, the own queues and the database stay fast: the workers bound the burst. Those slow (database op s summed ÷ wall above 1: operations queued for SQLite): the server did. Activity tasks counted are the build queues' only: the orchestrator's own activities start eagerly with its workflow task and skip matching (JSON details: by queue). Names: task_schedule_to_start_latency, task_latency_queue, frontend service_latency, persistence_latency + visibility_persistence_latency",
       ],
     };
   },
 };
 
+/** Milliseconds to one decimal below 10, whole above. */
+const msCell = (x: number) => (x >= 10 ? Math.round(x) : Math.round(x * 10) / 10);
+const latencyCell = (l: Latency | undefined, withCount = false) =>
+  !l
+    ? 'n/a'
+    : l.count === 0
+      ? 'none'
+      : `${msCell(l.meanMs)} (${msCell(l.p90Ms)})${withCount ? ` of ${l.count.toLocaleString('en-US')}` : ''}`;
+const meanCell = (l: Latency | undefined) => (!l ? 'n/a' : l.count === 0 ? 'none' : msCell(l.meanMs));
 const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 const top = (m: Map<string, number>, n: number) =>
   [...m.entries()]

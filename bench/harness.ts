@@ -17,6 +17,8 @@ export interface BenchResult {
   /** The benchmark's headline numbers, printed as its last line and kept in the JSON. */
   figures: Record<string, Cell>;
   notes: string[];
+  /** Measurements too detailed for the table or the last line, kept in the JSON only. */
+  details?: Record<string, unknown>;
 }
 
 export interface BenchContext {
