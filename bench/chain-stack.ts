@@ -143,13 +143,19 @@ export async function startChainStack(
   // refuses --cpu-prof in NODE_OPTIONS) and write V8 CPU profiles (open them in Chrome's DevTools)
   // under <run dir>/profiles/<role>/ when they exit; keep the run dir with CONVEYOR_BENCH_KEEP=1.
   const profiled = new Set((process.env.BENCH_CPU_PROF ?? '').split(',').filter(Boolean));
+  // BENCH_NODE_OPTIONS_ORCHESTRATOR='--max-old-space-size=256' (and _BUILDER, _API): Node options
+  // for that process alone, added to NODE_OPTIONS (memory settings to try under load).
+  const nodeOptions = (role: StackProcess, e: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
+    const extra = process.env[`BENCH_NODE_OPTIONS_${role.toUpperCase()}`];
+    return extra ? { ...e, NODE_OPTIONS: [e.NODE_OPTIONS, extra].filter(Boolean).join(' ') } : e;
+  };
   const spawnRole = (role: StackProcess, entry: string, args: string[] = []) => {
     const [command, pre] = profiled.has(role)
       ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'profiles', role)}`, '--import', 'tsx']]
       : [tsxBin(), []];
     const svc = ctx.service(
       spawnService(role, command, [...pre, path.join(ROOT, entry), ...args], {
-        env: processEnv(role, config, env),
+        env: nodeOptions(role, processEnv(role, config, env)),
         logFile: path.join(dir, `${role}.log`),
         cwd: ROOT,
       }),

@@ -8,9 +8,19 @@
 // - builder: runs repository code (in a sandbox); only the checkout credentials, which should be
 //   read-only. Never the webhook secret, the GitHub token or the signing key.
 // The same split is what the README's production section asks of systemd units or containers.
+//
+// The orchestrator also starts with a bounded V8 heap (ORCHESTRATOR_NODE_OPTIONS, the same flag as
+// deploy/systemd/conveyor-orchestrator.service). Under 100 concurrent runs its live heap was
+// ~85 MB (a heap snapshot at 430 MB RSS), yet with Node's default limit (a quarter of the
+// machine's memory, ~4 GB here) V8 let garbage pile up to a 456–567 MB RSS peak; with a 1 GB
+// limit the same load peaked at 413 MB, as fast (docs/benchmarks.md §2). 1 GB leaves room for
+// the largest index a publish holds in memory (Contents lists every file of every package).
 import { chatCredentialEnvNames, type ConveyorConfig } from '../../config/conveyor';
 
 export type StackProcess = 'api' | 'orchestrator' | 'builder';
+
+/** Node options of every orchestrator process: the heap limit (module comment). */
+export const ORCHESTRATOR_NODE_OPTIONS = '--max-old-space-size=1024';
 
 /** The env var names that hold secrets in this config, by the process that may hold each. */
 export function secretEnvNames(config: ConveyorConfig): Record<StackProcess, string[]> {
@@ -38,6 +48,7 @@ export function secretEnvNames(config: ConveyorConfig): Record<StackProcess, str
 /**
  * `base` (the stack's environment) less every secret the process must not hold. Variables the
  * config does not name stay: the stack's own settings (TEMPORAL_ADDRESS, AWS_ENDPOINT_URL, …).
+ * The orchestrator's NODE_OPTIONS gain its heap limit unless they set one already.
  */
 export function processEnv(role: StackProcess, config: ConveyorConfig, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const names = secretEnvNames(config);
@@ -56,6 +67,9 @@ export function processEnv(role: StackProcess, config: ConveyorConfig, base: Nod
     'SLACK_WEBHOOK_URL',
   ]) {
     if (!allowed.has(name)) delete env[name];
+  }
+  if (role === 'orchestrator' && !/--max-old-space-size\b/.test(env.NODE_OPTIONS ?? '')) {
+    env.NODE_OPTIONS = [env.NODE_OPTIONS, ORCHESTRATOR_NODE_OPTIONS].filter(Boolean).join(' ');
   }
   return env;
 }

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { processEnv } from '../../cli/local-stack/process-env';
+import { ORCHESTRATOR_NODE_OPTIONS, processEnv } from '../../cli/local-stack/process-env';
 import { loadConfig } from '../../config/conveyor';
 
 const CONFIG = `
@@ -39,7 +39,26 @@ describe('processEnv: each local stack process holds only its own secrets', () =
     expect(keys('api')).toEqual(['HOOK_SECRET', 'PATH', 'TEMPORAL_ADDRESS']);
   });
   it('orchestrator: the GitHub token, the signing key, the checkout credentials', () => {
-    expect(keys('orchestrator')).toEqual(['GH_TOKEN', 'PATH', 'SIGNING_KEY', 'TEMPORAL_ADDRESS', 'WIDGET_READ_TOKEN']);
+    expect(keys('orchestrator')).toEqual([
+      'GH_TOKEN',
+      'NODE_OPTIONS',
+      'PATH',
+      'SIGNING_KEY',
+      'TEMPORAL_ADDRESS',
+      'WIDGET_READ_TOKEN',
+    ]);
+  });
+  it("orchestrator: a bounded heap, added to the stack's NODE_OPTIONS unless they set one", () => {
+    expect(processEnv('orchestrator', config, base).NODE_OPTIONS).toBe(ORCHESTRATOR_NODE_OPTIONS);
+    expect(ORCHESTRATOR_NODE_OPTIONS).toBe('--max-old-space-size=1024');
+    const withOptions = { ...base, NODE_OPTIONS: '--enable-source-maps' };
+    expect(processEnv('orchestrator', config, withOptions).NODE_OPTIONS).toBe(
+      `--enable-source-maps ${ORCHESTRATOR_NODE_OPTIONS}`,
+    );
+    const own = { ...base, NODE_OPTIONS: '--max-old-space-size=4096' };
+    expect(processEnv('orchestrator', config, own).NODE_OPTIONS).toBe('--max-old-space-size=4096');
+    expect(processEnv('builder', config, withOptions).NODE_OPTIONS).toBe('--enable-source-maps');
+    expect(processEnv('api', config, base).NODE_OPTIONS).toBeUndefined();
   });
   it('builder: the read-only checkout credential, nothing else', () => {
     expect(keys('builder')).toEqual(['PATH', 'TEMPORAL_ADDRESS', 'WIDGET_READ_TOKEN']);

@@ -3,7 +3,7 @@
 // and keep the builder's hardening compatible with its bubblewrap sandbox.
 import fs from 'node:fs';
 import path from 'node:path';
-import { secretEnvNames, type StackProcess } from '../../cli/local-stack/process-env';
+import { ORCHESTRATOR_NODE_OPTIONS, secretEnvNames, type StackProcess } from '../../cli/local-stack/process-env';
 import { loadConfig } from '../../config/conveyor';
 import { shutdownGraceSeconds } from '../../workers/create';
 
@@ -115,6 +115,11 @@ describe('deploy/systemd: users, distros and stop timeouts', () => {
 
   it('serves the instance distro in the builder (`conveyor-builder@bookworm` → --distro bookworm)', () => {
     expect(units.builder.Service.ExecStart[0]).toMatch(/ --distro %i( |$)/);
+  });
+
+  it("bounds the orchestrator's heap as the local stack does", () => {
+    expect(units.orchestrator.Service.Environment).toContain(`NODE_OPTIONS=${ORCHESTRATOR_NODE_OPTIONS}`);
+    expect(units.builder.Service.Environment ?? []).not.toContainEqual(expect.stringMatching(/^NODE_OPTIONS=/));
   });
 
   it('gives workers longer to stop than their shutdown grace', () => {
