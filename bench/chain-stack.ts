@@ -12,7 +12,7 @@ import { defaultBaseDir, ensureLocalHost } from '../activities/fleet';
 import { generateSigningKey } from '../activities/repository';
 import { createAwsClients } from '../activities/storage/s3';
 import { commitSample, type PushedCommit } from '../cli/demo/sample-repo';
-import { processEnv, type StackProcess } from '../cli/local-stack/process-env';
+import { processEnv, withNodeOptions, type StackProcess } from '../cli/local-stack/process-env';
 import { provisionBuckets, provisionHosts } from '../cli/local-stack/provision';
 import { freePort, spawnService, waitFor, type Service } from '../cli/local-stack/services';
 import { ROOT, tsxBin } from '../cli/local-stack/tools';
@@ -147,7 +147,7 @@ export async function startChainStack(
   // for that process alone, added to NODE_OPTIONS (memory settings to try under load).
   const nodeOptions = (role: StackProcess, e: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
     const extra = process.env[`BENCH_NODE_OPTIONS_${role.toUpperCase()}`];
-    return extra ? { ...e, NODE_OPTIONS: [e.NODE_OPTIONS, extra].filter(Boolean).join(' ') } : e;
+    return extra ? withNodeOptions(e, extra) : e;
   };
   const spawnRole = (role: StackProcess, entry: string, args: string[] = []) => {
     const [command, pre] = profiled.has(role)

@@ -169,9 +169,8 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
         ctx.signer,
         ctx.signal,
       );
-      const checked = new Map(presigned.map((c, i) => [c, { problem: verdicts[i] }]));
+      const checked = new Map(presigned.map((c, i) => [c.file, { problem: verdicts[i] }]));
       const prepared = await mapLimit(files, 4, async (c) => {
-        const candidate = c;
         await checkRpm(c.file, c.ref, ctx.signal);
         let meta = ctx.listing.has(c.key) ? await ctx.store.head(c.key, ctx.signal) : undefined;
         if (meta?.signer && meta.signer !== ctx.signer.fingerprint) {
@@ -185,7 +184,7 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
           // Signed once at package time by this key: published as it is, never signed again.
           // The SHA-256 was checked against the reference on download; the signature is checked
           // here too, so a reference that merely claims a signer cannot publish an unsigned rpm.
-          const verdict = checked.get(candidate);
+          const verdict = checked.get(c.file);
           if (!verdict) throw new Error(`internal: the signature of ${c.ref.key} was not checked`);
           const problem = verdict.problem;
           if (problem) {

@@ -69,7 +69,12 @@ export function processEnv(role: StackProcess, config: ConveyorConfig, base: Nod
     if (!allowed.has(name)) delete env[name];
   }
   if (role === 'orchestrator' && !/--max-old-space-size\b/.test(env.NODE_OPTIONS ?? '')) {
-    env.NODE_OPTIONS = [env.NODE_OPTIONS, ORCHESTRATOR_NODE_OPTIONS].filter(Boolean).join(' ');
+    return withNodeOptions(env, ORCHESTRATOR_NODE_OPTIONS);
   }
   return env;
+}
+
+/** `env` with `options` after its NODE_OPTIONS (for a repeated V8 flag, the last one counts). */
+export function withNodeOptions(env: NodeJS.ProcessEnv, options: string): NodeJS.ProcessEnv {
+  return { ...env, NODE_OPTIONS: [env.NODE_OPTIONS, options].filter(Boolean).join(' ') };
 }
