@@ -36,6 +36,18 @@ export function causeOf(err: unknown): string {
   return cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err);
 }
 
+/** Heartbeats every 5 s while a sender runs inside an activity, so it is alive while it waits on
+ * the remote or on a Retry-After: the workflow's heartbeat timeout then finds a sender whose
+ * worker died in seconds, and the activity learns of a cancellation (it comes with a heartbeat's
+ * answer). Returns the function that stops it; a no-op outside an activity. */
+export function keepAlive(): () => void {
+  const ctx = activityContext();
+  if (!ctx) return noop;
+  ctx.heartbeat();
+  const beat = setInterval(() => ctx.heartbeat(), 5000);
+  return () => clearInterval(beat);
+}
+
 /** Waits `ms`, or less when `signal` aborts (never rejects). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

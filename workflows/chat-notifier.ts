@@ -21,8 +21,11 @@ const TERMINAL = new Set<ChatEvent['kind']>(['succeeded', 'superseded', 'aborted
 
 // The activity waits out rate limits itself (bounded, well inside this timeout) and answers
 // `sent: false` instead of throwing; one attempt, so a message is never posted twice by a retry.
+// It heartbeats every 5 s: a message whose worker died is skipped after 30 s instead of holding
+// the messages after it for the whole start-to-close timeout.
 const chat = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
   retry: { maximumAttempts: 1 },
 });
 

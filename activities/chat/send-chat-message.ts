@@ -2,14 +2,15 @@
 // token through chat.postMessage (threaded under the run's first message in the channel), or to
 // an incoming webhook. A message is a courtesy, never a gate: this activity NEVER throws, it
 // answers `sent: false` with the reason. Rate limits (HTTP 429, or `ratelimited`) are waited out
-// as Slack's Retry-After asks (https://api.slack.com/apis/rate-limits), a bounded number of times.
+// as Slack's Retry-After asks (https://api.slack.com/apis/rate-limits), a bounded number of times,
+// heartbeating all along.
 //
 // Credentials arrive by env var NAME only and are read here, at each call: a token or webhook URL
 // never enters a workflow input, a history or a log line. A name is honoured only when this
 // worker's own conveyor.yml names it (chat.slack.botTokenEnv, a notify rule's webhookUrlEnv), and
 // the API URL is this worker's config, not the input's: whoever can start a workflow cannot make
 // the orchestrator send another of its secrets (the signing key's env var) anywhere.
-import { activityContext, activityLogger, causeOf, redact, sleep, type QuietLogger } from '../best-effort';
+import { activityContext, activityLogger, causeOf, keepAlive, redact, sleep, type QuietLogger } from '../best-effort';
 import type { ChatRoute, SendChatMessageInput, SendChatMessageResult } from '../../common/chat';
 import type { Env } from '../../config/conveyor';
 import { slackMessage } from './slack-message';
@@ -47,6 +48,9 @@ export function createChatActivities(deps: ChatActivityDeps) {
     const log = deps.logger ?? activityLogger();
     const where = { workflowId: input?.run?.workflowId, event: input?.event?.kind, via: input?.route?.via?.kind };
     let secret: string | undefined;
+    // Alive while it waits on Slack or on a Retry-After (keepAlive): a message whose worker died
+    // is given up in seconds, not at the end of the notifier's start-to-close timeout.
+    const stopBeating = keepAlive();
     try {
       const credential = credentialOf(input?.route);
       if ('problem' in credential) return giveUp(log, where, credential.problem);
@@ -99,6 +103,8 @@ export function createChatActivities(deps: ChatActivityDeps) {
     } catch (err) {
       // Never thrown: a chat message must not fail anything.
       return giveUp(log, where, redact(`unexpected: ${(err as Error)?.message ?? String(err)}`, secret));
+    } finally {
+      stopBeating();
     }
   }
 

@@ -5,7 +5,7 @@
 // x-ratelimit-remaining) are waited out a bounded number of times, as GitHub asks
 // (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
 // The token is read per call and never logged or put into a reason.
-import { activityContext, activityLogger, causeOf, redact, sleep, type QuietLogger } from '../best-effort';
+import { activityContext, activityLogger, causeOf, keepAlive, redact, sleep, type QuietLogger } from '../best-effort';
 import type { Octokit } from '@octokit/rest';
 
 export type CommitState = 'pending' | 'success' | 'failure' | 'error';
@@ -69,7 +69,7 @@ export function createGithubActivities(deps: GithubActivityDeps) {
     const log = deps.logger ?? activityLogger();
     const where = { repository: input?.repository, sha: input?.sha, context: input?.context, state: input?.state };
     let token: string | undefined;
-    let beat: NodeJS.Timeout | undefined;
+    let stopBeating: () => void = () => undefined;
     try {
       token = deps.token() || undefined;
       const invalid = validate(input);
@@ -78,10 +78,9 @@ export function createGithubActivities(deps: GithubActivityDeps) {
       const [, owner, repo] = REPOSITORY.exec(input.repository)!;
       const { Octokit } = await loadOctokit();
       const cancelled = activitySignal();
-      // Alive while it waits on GitHub or on a Retry-After: the workflow's heartbeat timeout then
-      // finds a report whose worker died in seconds, and another attempt reports it.
-      const ctx = activityContext();
-      beat = ctx ? setInterval(() => ctx.heartbeat(), 5000) : undefined;
+      // Alive while it waits on GitHub or on a Retry-After: another attempt reports a status
+      // whose worker died (keepAlive).
+      stopBeating = keepAlive();
       for (let attempt = 1; ; attempt++) {
         const signal = cancelled
           ? AbortSignal.any([cancelled, AbortSignal.timeout(requestTimeoutMs)])
@@ -131,7 +130,7 @@ export function createGithubActivities(deps: GithubActivityDeps) {
       // Never thrown: a status must not fail the pipeline that reports it.
       return giveUp(log, where, redact(`unexpected: ${(err as Error)?.message ?? String(err)}`, token));
     } finally {
-      clearInterval(beat);
+      stopBeating();
     }
   }
 

@@ -221,3 +221,13 @@ export async function startSampleRun(
   const { workflowId } = await startPipeline(client, d.input, config.temporal.taskQueue);
   return { sha: commit.sha, workflowId };
 }
+
+/** A Temporal logger that says nothing (MockActivityEnvironment, bundlers). */
+export const silentLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};

@@ -1,10 +1,12 @@
 // The chat activity against a local Slack stand-in: it never throws, whatever Slack or the config
 // does; it reads only the credentials its own config names; a refused token is never repeated in
 // its reason; rate limits longer than it waits are given up on, saying so.
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { createChatActivities } from '../../activities/chat/send-chat-message';
 import type { SendChatMessageInput } from '../../common/chat';
 import { freePort } from '../../cli/local-stack/services';
 import { startFakeSlack, type FakeSlack } from '../helpers/fake-slack';
+import { silentLogger } from '../helpers/stack';
 
 const TOKEN = 'xoxb-chat-send-test';
 
@@ -92,6 +94,27 @@ describe('sendChatMessage', () => {
     expect(limited).toEqual({ sent: false, reason: 'rate limited by Slack (429); not waiting 120 s' });
     expect(warnings.join('\n')).not.toContain(TOKEN);
     expect(warnings.join('\n')).not.toContain('xoxb-wrong-token');
+  });
+
+  it('heartbeats while it waits out a rate limit, and a cancellation during the wait ends it at once', async () => {
+    const waited = new MockActivityEnvironment(undefined, { logger: silentLogger });
+    let beats = 0;
+    waited.on('heartbeat', () => void (beats += 1));
+    slack.rateLimit((r) => r.path === '/api/chat.postMessage', 6);
+    const t0 = Date.now();
+    const sent = await waited.run(activities({ BOT: TOKEN }).sendChatMessage, bot());
+    expect(sent).toMatchObject({ sent: true });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(6000);
+    // One at the start and one every 5 s: a worker that died during the wait is noticed.
+    expect(beats).toBeGreaterThanOrEqual(2);
+
+    const cancelled = new MockActivityEnvironment(undefined, { logger: silentLogger });
+    slack.rateLimit((r) => r.path === '/api/chat.postMessage', 30);
+    const t1 = Date.now();
+    const pending = cancelled.run(activities({ BOT: TOKEN }).sendChatMessage, bot());
+    setTimeout(() => cancelled.cancel(), 300);
+    expect(await pending).toEqual({ sent: false, reason: 'cancelled' });
+    expect(Date.now() - t1).toBeLessThan(10_000);
   });
 
   it('an incoming webhook: the URL from the env var, no token, no thread', async () => {

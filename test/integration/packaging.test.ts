@@ -20,7 +20,7 @@ import { commitSample, type PushedCommit } from '../../cli/demo/sample-repo';
 import type { BuiltinPackageSpec, DistroSpec, RepositorySpec, RepositorySteps } from '../../common/types';
 import { parseS3Url } from '../../config/conveyor';
 import { craftDeb } from '../helpers/packages';
-import { awsFor, tempDir, testConfig, uid } from '../helpers/stack';
+import { awsFor, silentLogger, tempDir, testConfig, uid } from '../helpers/stack';
 
 const DISTROS: Record<string, DistroSpec> = {
   bookworm: { format: 'deb', codename: 'bookworm', arch: 'amd64' },
@@ -644,8 +644,7 @@ describe('package stage activities: buildPackages, buildDocs', () => {
   });
 });
 
-const noop = () => undefined;
-const silent = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
+const silent = silentLogger;
 
 /** Live (not zombie) processes on the host whose command line holds `marker`, read from /proc. */
 function liveWith(marker: string): number[] {

@@ -18,7 +18,7 @@ import type { CommandFailureDetails } from '../../common/failures';
 import { DEFAULT_SANDBOX } from '../../common/sandbox';
 import type { RunStepInput, SandboxSpec, StepResult } from '../../common/types';
 import { parseS3Url } from '../../config/conveyor';
-import { awsFor, tempDir, testConfig, uid } from '../helpers/stack';
+import { awsFor, silentLogger, tempDir, testConfig, uid } from '../helpers/stack';
 
 jest.setTimeout(180_000);
 
@@ -370,8 +370,7 @@ describe('sandbox of repository steps (bubblewrap)', () => {
   });
 });
 
-const noop = () => undefined;
-const silent = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
+const silent = silentLogger;
 
 async function waitFor<T>(get: () => T | undefined, timeoutMs = 30_000): Promise<T> {
   const started = Date.now();

@@ -7,7 +7,7 @@ import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker
 import path from 'node:path';
 import { createControlActivities } from '../../activities/control';
 import { lockStateQuery } from '../../workflows/messages';
-import { clientFor, testConfig, uid } from '../helpers/stack';
+import { clientFor, silentLogger, testConfig, uid } from '../helpers/stack';
 import type { HolderResult } from '../workflows/fixtures/lock-holders';
 
 describe('lock leases', () => {
@@ -24,14 +24,7 @@ describe('lock leases', () => {
     connection = await NativeConnection.connect({ address: config.temporal.address });
     const bundle = await bundleWorkflowCode({
       workflowsPath: path.join(__dirname, '..', 'workflows', 'fixtures', 'lock-holders.ts'),
-      logger: {
-        trace: () => undefined,
-        debug: () => undefined,
-        info: () => undefined,
-        warn: () => undefined,
-        error: () => undefined,
-        log: () => undefined,
-      },
+      logger: silentLogger,
     });
     worker = await Worker.create({
       connection,
