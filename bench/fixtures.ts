@@ -18,7 +18,7 @@ import {
 import type { Signer } from '../activities/repository/gpg';
 import type { Candidate, RepositoryFormat } from '../activities/repository/publish-types';
 import type { PublishedPackage } from '../activities/repository/repository-state';
-import { mapLimit } from '../activities/repository/s3-objects';
+import { mapLimit, type FileHashes } from '../activities/repository/s3-objects';
 import type { ArtifactRef } from '../common/types';
 import { run, type BenchContext } from './harness';
 
@@ -319,6 +319,8 @@ export async function writeIndexes(
     /** The publish's signer as the ingest sees it (rpms signed at package time are checked
      * against its public key); the signed files themselves are never signed here. */
     signer?: Signer;
+    /** Each file's hashes as a publish has them from the download (taken while downloading). */
+    hashes?: Map<Fixture, FileHashes>;
   } = {},
 ): Promise<PublishedPackage[]> {
   const kept = o.kept ?? [];
@@ -327,7 +329,7 @@ export async function writeIndexes(
     const facts = o.facts?.get(f);
     return facts
       ? { ref: f.ref, key: fmt.poolKey(f.ref), facts }
-      : { ref: f.ref, file: f.path, key: fmt.poolKey(f.ref) };
+      : { ref: f.ref, file: f.path, key: fmt.poolKey(f.ref), hashes: o.hashes?.get(f) };
   });
   const ingested = await fmt.ingest(candidates, {
     store: undefined as never,

@@ -3,8 +3,9 @@
 // rpms, fragments kept per package, primary/filelists/other concatenated and gzipped, repomd.xml;
 // no gpg on either side) ÷ `createrepo_c --no-database`, interleaved. Signed at package time:
 // the same rpms signed with the bench key and their references naming it, as the package stage
-// records today's artifacts; ours then also checks every signature (rpm -K in batches,
-// rpm-signature.ts), createrepo_c reads the same files. Incremental: 1 more rpm,
+// records today's artifacts, with the hashes a publish takes while downloading them; ours then
+// also checks every signature (rpm -K in batches, rpm-signature.ts), createrepo_c reads the same
+// files. Incremental: 1 more rpm,
 // ours from the kept fragments ÷ `createrepo_c --update --no-database` over the previous repodata.
 // Then one more rpm into channels of 1,000 / 6,000 rpms of 200 files each against moto: state read
 // and written (bench/state-growth.ts).
@@ -12,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { PublishedPackage } from '../activities/repository/repository-state';
 import { yumFormat } from '../activities/repository/yum-format';
+import { hashFile, type FileHashes } from '../activities/repository/s3-objects';
 import type { DistroSpec } from '../common/types';
 import { openSigner, publicKeyFingerprints, publicKeyOf, type Signer } from '../activities/repository/gpg';
 import { benchSigningKey, makeRpms, noSigner, uploadFixtures, writeIndexes, type Fixture } from './fixtures';
@@ -26,9 +28,9 @@ async function oursIndex(
   fixtures: Fixture[],
   out: string,
   kept: PublishedPackage[] = [],
-  signer?: Signer,
+  signed?: { signer: Signer; hashes: Map<Fixture, FileHashes> },
 ): Promise<PublishedPackage[]> {
-  return writeIndexes(yumFormat(target), fixtures, out, { kept, hashed: true, signer });
+  return writeIndexes(yumFormat(target), fixtures, out, { kept, hashed: true, ...signed });
 }
 
 /** Copies of `fixtures` signed with `key` as the package stage signs them, their references naming
@@ -46,7 +48,10 @@ async function presignedFixtures(ctx: BenchContext, fixtures: Fixture[], key: st
     for (let i = 0; i < signed.length; i += 200) await signing.signRpms(signed.slice(i, i + 200).map((f) => f.path));
     const fingerprint = signing.fingerprint;
     const verifying: Signer = { ...noSigner, fingerprint, fingerprints: [fingerprint], publicKey: signing.publicKey };
-    return { fixtures: signed.map((f) => ({ ...f, ref: { ...f.ref, signer: fingerprint } })), signer: verifying };
+    const presigned = signed.map((f) => ({ ...f, ref: { ...f.ref, signer: fingerprint } }));
+    // What a publish has of each download: its hashes, taken while it was downloaded (untimed here).
+    const hashes = new Map(await Promise.all(presigned.map(async (f) => [f, await hashFile(f.path)] as const)));
+    return { fixtures: presigned, signed: { signer: verifying, hashes } };
   } finally {
     await signing.close();
   }
@@ -174,7 +179,7 @@ export const yumIndex: Benchmark = {
             ? repoDir(out('peer-signed', r), signed.value.fixtures)
             : fs.mkdirSync(out('ours-signed', r))),
         ),
-      ours: async (r) => void (await oursIndex(signed.value.fixtures, out('ours-signed', r), [], signed.value.signer)),
+      ours: async (r) => void (await oursIndex(signed.value.fixtures, out('ours-signed', r), [], signed.value.signed)),
       peer: async (r) => void (await peer(ctx, out('peer-signed', r))),
     });
     const growth = await yumGrowth(ctx, incoming);

@@ -208,9 +208,14 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
       // Artifacts of runs recorded before sign-at-package, and signed artifacts whose signer is no
       // longer the signing key (rotated since): signed here, at each publish, as before.
       await ctx.signer.signRpms(prepared.filter((p) => !p.reused && !p.presigned).map((p) => p.file));
-      // Our hashes and createrepo_c's reading of the same (signed) files, side by side.
+      // Our hashes and createrepo_c's reading of the same (signed) files, side by side. An rpm
+      // signed at package time is published byte for byte: the file is the downloaded artifact,
+      // and the hashes taken while it was downloaded are its hashes.
       const [withSha, { byId: xml, output }] = await Promise.all([
-        mapLimit(prepared, 8, async (p) => ({ ...p, ...(await hashFile(p.file)) })),
+        mapLimit(prepared, 8, async (p) => ({
+          ...p,
+          ...(p.presigned && p.hashes ? p.hashes : await hashFile(p.file)),
+        })),
         fragments(
           // The name under Packages/ is the location the index gives (a re-signed rpm's is in a subfolder).
           prepared.map((p) => ({ file: p.file, name: p.key.slice(`${root}Packages/`.length) })),
