@@ -143,8 +143,9 @@ export async function rpmSignatureProblems(
   if ('problem' in database) return files.map(() => database.problem);
   const unique = [...new Set(files)];
   const passed = new Set<string>();
+  // A single file goes straight to the single check below.
   const batches: string[][] = [];
-  for (let at = 0; unique.length > 1 && at < unique.length; at += BATCH) batches.push(unique.slice(at, at + BATCH));
+  if (unique.length > 1) for (let at = 0; at < unique.length; at += BATCH) batches.push(unique.slice(at, at + BATCH));
   // Two at a time: each rpm runs on one core.
   await mapLimit(batches, 2, async (batch) => {
     const { exitCode, sections } = await rpmCheck(batch, database, signal);

@@ -163,7 +163,8 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
       });
       // Signed at package time by this key: the signatures are checked in batches (one rpm -K
       // per few hundred files), before anything else is read.
-      const presigned = files.filter((c) => c.ref.signer !== undefined && c.ref.signer === ctx.signer.fingerprint);
+      const signedByThisKey = (ref: ArtifactRef) => ref.signer !== undefined && ref.signer === ctx.signer.fingerprint;
+      const presigned = files.filter((c) => signedByThisKey(c.ref));
       const verdicts = await rpmSignatureProblems(
         presigned.map((c) => c.file),
         ctx.signer,
@@ -180,7 +181,7 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
           c = { ...c, key: resignedKey(root, c.ref.file, ctx.signer.fingerprint) };
           meta = ctx.listing.has(c.key) ? await ctx.store.head(c.key, ctx.signal) : undefined;
         }
-        if (c.ref.signer !== undefined && c.ref.signer === ctx.signer.fingerprint) {
+        if (signedByThisKey(c.ref)) {
           // Signed once at package time by this key: published as it is, never signed again.
           // The SHA-256 was checked against the reference on download; the signature is checked
           // here too, so a reference that merely claims a signer cannot publish an unsigned rpm.
