@@ -80,7 +80,7 @@ const VERSITYGW = {
   h1: 'h1:au+wI+aybno/STsQiSm35Uu6Q6iK5MWReQxgO6SEMFc=',
 };
 const CACHE = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'conveyor');
-// What the chain runs → the Debian package that provides it. A bare name is looked up on PATH
+// What the chain, its tests and its benchmarks run → the Debian package that provides it. A bare name is looked up on PATH
 // (and /usr/sbin); an absolute path must exist.
 const DEBIAN_TOOLS = {
   'dpkg-deb': 'dpkg-dev',
@@ -93,6 +93,8 @@ const DEBIAN_TOOLS = {
   // `dnf download` (readers of published repositories in tests and on hosts)
   '/usr/lib/python3/dist-packages/dnf-plugins/download.py': 'dnf-plugins-core',
   'apt-ftparchive': 'apt-utils',
+  // the intake benchmark's latencies under load (bench/intake.ts says why not autocannon's)
+  wrk: 'wrk',
   // Packages.xz beside Packages.gz (activities/repository/apt-format.ts)
   xz: 'xz-utils',
   // the repository tests read Contents-<arch> the way apt-file does (its apt.conf.d index target)
