@@ -82,6 +82,23 @@ function processIdentity(pid: number | 'self'): string | undefined {
   }
 }
 
+/** This process's PID namespace (`pid:[<inode>]`), or undefined where /proc cannot say. A pid
+ * means a process only within its namespace: containers or sandboxes that share this temp
+ * directory each count their own pids. */
+function pidNamespace(): string | undefined {
+  try {
+    return fs.readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The owner line of a keyring home: `<pid> <start time> <pid namespace>`, the last two `?` where
+ * /proc cannot say. */
+function ownerLine(): string {
+  return `${processIdentity('self') ?? `${process.pid} ?`} ${pidNamespace() ?? '?'}`;
+}
+
 function stopAgentSync(home: string): void {
   spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore', timeout: 10_000 });
 }
@@ -89,7 +106,7 @@ function stopAgentSync(home: string): void {
 async function openKeyring(): Promise<Keyring> {
   const home = await fs.promises.mkdtemp(path.join(os.tmpdir(), HOME_PREFIX));
   await fs.promises.chmod(home, 0o700);
-  await fs.promises.writeFile(path.join(home, OWNER_FILE), processIdentity('self') ?? `${process.pid} ?`);
+  await fs.promises.writeFile(path.join(home, OWNER_FILE), ownerLine());
   removeAtExit(home, stopAgentSync);
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, LANG: 'C', LC_ALL: 'C', HOME: home, GNUPGHOME: home };
   let n = 0;
@@ -111,9 +128,12 @@ async function openKeyring(): Promise<Keyring> {
 
 /** Removes the keyring homes under `dir` whose owner process is gone (killed before it could
  * remove them), stopping their agents first; a home without an owner file (made by an older
- * version, or being made right now) only once it is older than ten minutes. The homes removed. */
+ * version, or being made right now) only once it is older than ten minutes. An owner in another
+ * PID namespace (a worker in another container sharing this directory) is never judged: its pid
+ * means nothing here, and a live owner's keyring would go. The homes removed. */
 export async function sweepStaleKeyrings(dir = os.tmpdir(), now = Date.now()): Promise<string[]> {
   const removed: string[] = [];
+  const ours = pidNamespace();
   for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
     if (!name.startsWith(HOME_PREFIX)) continue;
     const home = path.join(dir, name);
@@ -121,7 +141,9 @@ export async function sweepStaleKeyrings(dir = os.tmpdir(), now = Date.now()): P
     try {
       const owner = await fs.promises.readFile(path.join(home, OWNER_FILE), 'utf8').catch(() => undefined);
       if (owner !== undefined) {
-        const [pid, start] = owner.trim().split(' ');
+        // Owner lines of earlier versions have no namespace: taken as this one's.
+        const [pid, start, namespace] = owner.trim().split(' ');
+        if (namespace !== undefined && (namespace === '?' || namespace !== ours)) continue;
         const alive = processIdentity(Number(pid));
         // Where /proc cannot say, a live pid is taken as the owner.
         if (alive !== undefined && (start === '?' || alive === `${pid} ${start}`)) continue;

@@ -163,7 +163,7 @@ describe('signing keyrings, pooled per key set', () => {
     }
   }, 60000);
 
-  it('sweeps by owner: gone or another process with the same pid, never a live owner or a fresh home', async () => {
+  it('sweeps by owner: gone or another process with the same pid, never a live owner, a fresh home or another PID namespace', async () => {
     const dir = tempDir('sweep');
     const home = (name: string, owner?: string, ageMinutes = 0) => {
       const h = path.join(dir, `cgpg-${name}`);
@@ -176,15 +176,24 @@ describe('signing keyrings, pooled per key set', () => {
     const exited = spawnSync('true').pid;
     const self = fs.readFileSync('/proc/self/stat', 'utf8');
     const start = self.slice(self.lastIndexOf(')') + 2).split(' ')[19];
+    const ns = fs.readlinkSync('/proc/self/ns/pid');
     const homes = {
       gone: home('gone', `${exited} 12345`),
       reused: home('reused', `${process.pid} ${Number(start) + 1}`),
       live: home('live', `${process.pid} ${start}`),
       fresh: home('fresh'),
       old: home('old', undefined, 11),
+      // Owner lines of this version name the owner's PID namespace.
+      goneHere: home('gone-here', `${exited} 12345 ${ns}`),
+      liveHere: home('live-here', `${process.pid} ${start} ${ns}`),
+      // A worker in another container sharing the directory: its pid says nothing here.
+      elsewhere: home('elsewhere', `${exited} 12345 pid:[1]`, 60),
+      unknown: home('unknown', `${exited} 12345 ?`, 60),
     };
     const removed = await sweepStaleKeyrings(dir);
-    expect(removed.sort()).toEqual([homes.gone, homes.old, homes.reused].sort());
-    expect(fs.existsSync(homes.live) && fs.existsSync(homes.fresh)).toBe(true);
+    expect(removed.sort()).toEqual([homes.gone, homes.goneHere, homes.old, homes.reused].sort());
+    for (const kept of [homes.live, homes.fresh, homes.liveHere, homes.elsewhere, homes.unknown]) {
+      expect([kept, fs.existsSync(kept)]).toEqual([kept, true]);
+    }
   });
 });
