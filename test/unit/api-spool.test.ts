@@ -3,13 +3,13 @@
 // dropped at start, unreadable entries moved aside; and the metrics text.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pipelineId } from '../../common/ids';
 import type { PipelineInput } from '../../common/types';
 import type { PushFacts } from '../../api/github-push';
 import { createMetrics } from '../../api/metrics';
 import { openSpool, SpoolEntryError } from '../../api/spool';
+import { testTempDir } from '../helpers/temp';
 
 function facts(sha: string, deliveryId = 'd'): PushFacts {
   return {
@@ -66,7 +66,7 @@ function writeLegacy(dir: string, sha: string): string {
 describe('spool', () => {
   let dir: string;
   beforeEach(() => {
-    dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'api-spool-')), 'spool');
+    dir = path.join(testTempDir('api-spool-'), 'spool');
   });
 
   it('creates its directory only when it first spools, private to the user', async () => {

@@ -1,10 +1,10 @@
 // conveyor.yml's ChatOps keys: notify rules per repository and branch rule (credentials by env var
 // name only), the Slack settings, and the access map; every mistake reported as path: message.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { chatCredentialEnvNames, ConfigError, loadConfig, repositorySpec } from '../../config/conveyor';
 import { productionProblems } from '../../config/production';
+import { testTempDir } from '../helpers/temp';
 
 const BASE = `
 storage: { artifacts: s3://a-bucket, staging: s3://s-bucket, production: s3://p-bucket }
@@ -13,7 +13,7 @@ distros:
 `;
 
 function load(text: string) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-chat-config-'));
+  const dir = testTempDir('conveyor-chat-config-');
   const file = path.join(dir, 'conveyor.yml');
   fs.writeFileSync(file, BASE + text);
   return loadConfig(file, {});

@@ -1,14 +1,14 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig, parseS3Url, repositorySpec, resolveConfigPath } from '../../config/conveyor';
 import { loadDevConfig } from '../../config/temporal-dev';
 import { shutdownGraceSeconds } from '../../workers/create';
+import { testTempDir } from '../helpers/temp';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
 function write(text: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-config-'));
+  const dir = testTempDir('conveyor-config-');
   const file = path.join(dir, 'conveyor.yml');
   fs.writeFileSync(file, text);
   return file;
@@ -97,7 +97,7 @@ repositories:
 
   it('refuses a temporal-dev.yml that lacks a search attribute the workflows set', () => {
     const text = fs.readFileSync(path.join(ROOT, 'temporal-dev.yml'), 'utf8').replace(/ {4}ConveyorBuild: Int\n/, '');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-dev-'));
+    const dir = testTempDir('conveyor-dev-');
     fs.writeFileSync(path.join(dir, 'temporal-dev.yml'), text);
     expect(() => loadDevConfig(path.join(dir, 'temporal-dev.yml'))).toThrow(
       /temporal\.searchAttributes\.ConveyorBuild: must be Int/,

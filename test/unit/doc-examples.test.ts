@@ -4,7 +4,6 @@
 // (activities/fleet/run-examples.ts) is checked here too, on text a shell would print.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {
   checkExample,
@@ -19,10 +18,11 @@ import {
 import { regularFiles, selectDocuments } from '../../activities/examples/collect-examples';
 import { exampleScript, splitRuns } from '../../activities/fleet/run-examples';
 import { loadConfig, type ConveyorConfig } from '../../config/conveyor';
+import { testTempDir } from '../helpers/temp';
 
 /** A one-repository conveyor.yml whose `e2e` is `e2e`, loaded as the workers load it. */
 function loadConfigText(e2e: unknown): ConveyorConfig {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-examples-'));
+  const dir = testTempDir('conveyor-examples-');
   const file = path.join(dir, 'conveyor.yml');
   fs.writeFileSync(
     file,

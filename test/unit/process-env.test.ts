@@ -1,9 +1,9 @@
 // The local stack starts each process with only its own secrets.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ORCHESTRATOR_NODE_OPTIONS, processEnv } from '../../cli/local-stack/process-env';
 import { loadConfig } from '../../config/conveyor';
+import { testTempDir } from '../helpers/temp';
 
 const CONFIG = `
 github: { webhookSecretEnv: HOOK_SECRET, tokenEnv: GH_TOKEN }
@@ -20,7 +20,7 @@ repositories:
 `;
 
 describe('processEnv: each local stack process holds only its own secrets', () => {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-env-')), 'conveyor.yml');
+  const file = path.join(testTempDir('conveyor-env-'), 'conveyor.yml');
   fs.writeFileSync(file, CONFIG);
   const config = loadConfig(file, {});
   const base = {
@@ -64,7 +64,7 @@ describe('processEnv: each local stack process holds only its own secrets', () =
     expect(keys('builder')).toEqual(['PATH', 'TEMPORAL_ADDRESS', 'WIDGET_READ_TOKEN']);
   });
   it('the status token (api.statusTokenEnv) goes to the API only', () => {
-    const withToken = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-env-')), 'conveyor.yml');
+    const withToken = path.join(testTempDir('conveyor-env-'), 'conveyor.yml');
     fs.writeFileSync(withToken, CONFIG + 'api: { statusTokenEnv: STATUS_TOKEN }\n');
     const cfg = loadConfig(withToken, {});
     const env = { ...base, STATUS_TOKEN: 't' };
@@ -73,7 +73,7 @@ describe('processEnv: each local stack process holds only its own secrets', () =
     expect(processEnv('builder', cfg, env).STATUS_TOKEN).toBeUndefined();
   });
   it('Slack: the signing secret to the API only, the bot token and webhook URLs to the orchestrator only', () => {
-    const withChat = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-env-')), 'conveyor.yml');
+    const withChat = path.join(testTempDir('conveyor-env-'), 'conveyor.yml');
     fs.writeFileSync(
       withChat,
       CONFIG.replace(

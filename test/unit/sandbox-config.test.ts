@@ -2,14 +2,14 @@
 // cgroup bookkeeping that the machine running the tests cannot show: cgroup v2 (this machine kind
 // has v1 controllers), exercised on a directory laid out like one.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { createStepCgroup } from '../../activities/exec/sandbox-cgroup';
 import { DEFAULT_SANDBOX, sandboxOf, stepHasNetwork } from '../../common/sandbox';
 import { ConfigError, loadConfig, repositorySpec } from '../../config/conveyor';
+import { testTempDir } from '../helpers/temp';
 
 function write(text: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-sandbox-config-'));
+  const dir = testTempDir('conveyor-sandbox-config-');
   const file = path.join(dir, 'conveyor.yml');
   fs.writeFileSync(file, text);
   return file;
@@ -96,7 +96,7 @@ describe('sandbox settings in conveyor.yml', () => {
 
 describe('step cgroups on cgroup v2', () => {
   it('writes memory.max, memory.swap.max, memory.oom.group and pids.max, and reads the kill counters', () => {
-    const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-cgroup-v2-'));
+    const parent = testTempDir('conveyor-cgroup-v2-');
     const cg = createStepCgroup({ version: 2, parents: { memory: parent, pids: parent, cpu: parent } }, 'unit-1', {
       memoryBytes: 256 * 1024 * 1024,
       pids: 64,
@@ -119,7 +119,7 @@ describe('step cgroups on cgroup v2', () => {
   });
 
   it('does not take memory.max events (reclaim at the limit) for an OOM kill', () => {
-    const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-cgroup-v2-'));
+    const parent = testTempDir('conveyor-cgroup-v2-');
     const cg = createStepCgroup({ version: 2, parents: { memory: parent, pids: parent } }, 'unit-2', {
       memoryBytes: 64 * 1024 * 1024,
       pids: 16,

@@ -1,13 +1,12 @@
 // The local stack's restart of dead workers (cli/local-stack/supervise.ts), with real processes: a
 // process killed with SIGKILL is started again after the backoff and the restart is logged; one
 // that keeps dying is started again with a doubling delay; stop() ends it for good.
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { spawnService } from '../../cli/local-stack/services';
 import { supervise } from '../../cli/local-stack/supervise';
+import { testTempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'supervise-'));
+const dir = testTempDir('supervise-');
 const sleeper = () => spawnService('sleeper', 'sleep', ['60'], { logFile: path.join(dir, 'sleeper.log') });
 
 describe('supervise', () => {

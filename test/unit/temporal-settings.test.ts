@@ -2,7 +2,6 @@
 // the TOML profile > defaults, field by field, with real profile files read by the real package, and
 // one real connection made through a profile to the test stack's server.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../../config/conveyor';
 import {
@@ -11,8 +10,9 @@ import {
   temporalConnectionOptions,
 } from '../../config/temporal-settings';
 import { connectClient, temporalSettings } from '../../workers/temporal';
+import { testTempDir } from '../helpers/temp';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-temporal-settings-'));
+const dir = testTempDir('conveyor-temporal-settings-');
 
 function file(name: string, text: string): string {
   const p = path.join(dir, name);
@@ -91,7 +91,7 @@ describe('Temporal settings (envconfig conventions)', () => {
   });
 
   it('finds the profile file at $XDG_CONFIG_HOME/temporalio/temporal.toml', () => {
-    const xdg = fs.mkdtempSync(path.join(os.tmpdir(), 'conveyor-xdg-'));
+    const xdg = testTempDir('conveyor-xdg-');
     fs.mkdirSync(path.join(xdg, 'temporalio'));
     fs.copyFileSync(PROFILES, path.join(xdg, 'temporalio', 'temporal.toml'));
     expect(resolveTemporalSettings({}, { XDG_CONFIG_HOME: xdg }).address).toBe('profile-default.example:7233');
