@@ -19,7 +19,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { forgetAtExit, removeAtExit, removedAtExit } from '../exec/exit-cleanup';
+import { forgetAtExit, markOwner, removeAtExit, sweepOwnedDirs } from '../exec/exit-cleanup';
 import { abortable, runChecked, runProcess } from '../exec/process';
 import { RepositoryFailure, nonRetryable } from './failures';
 
@@ -67,38 +67,6 @@ interface Keyring {
 /** A gpg or gpgconf call: never longer than this (an agent that hangs must not hold a publish). */
 const GPG_TIMEOUT_MS = 60_000;
 const HOME_PREFIX = 'cgpg-';
-const OWNER_FILE = '.conveyor-owner';
-
-/** `<pid> <start time>` of a running process from /proc (start time in clock ticks since boot);
- * undefined when there is no such process, or it has ended and is a zombie not yet reaped. */
-function processIdentity(pid: number | 'self'): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
-    return `${pid === 'self' ? process.pid : pid} ${fields[19]}`;
-  } catch {
-    return undefined;
-  }
-}
-
-/** This process's PID namespace (`pid:[<inode>]`), or undefined where /proc cannot say. A pid
- * means a process only within its namespace: containers or sandboxes that share this temp
- * directory each count their own pids. */
-function pidNamespace(): string | undefined {
-  try {
-    return fs.readlinkSync('/proc/self/ns/pid');
-  } catch {
-    return undefined;
-  }
-}
-
-/** The owner line of a keyring home: `<pid> <start time> <pid namespace>`, the last two `?` where
- * /proc cannot say. */
-function ownerLine(): string {
-  return `${processIdentity('self') ?? `${process.pid} ?`} ${pidNamespace() ?? '?'}`;
-}
-
 function stopAgentSync(home: string): void {
   spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore', timeout: 10_000 });
 }
@@ -106,7 +74,7 @@ function stopAgentSync(home: string): void {
 async function openKeyring(): Promise<Keyring> {
   const home = await fs.promises.mkdtemp(path.join(os.tmpdir(), HOME_PREFIX));
   await fs.promises.chmod(home, 0o700);
-  await fs.promises.writeFile(path.join(home, OWNER_FILE), ownerLine());
+  await markOwner(home);
   removeAtExit(home, stopAgentSync);
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, LANG: 'C', LC_ALL: 'C', HOME: home, GNUPGHOME: home };
   let n = 0;
@@ -127,38 +95,17 @@ async function openKeyring(): Promise<Keyring> {
 }
 
 /** Removes the keyring homes under `dir` whose owner process is gone (killed before it could
- * remove them), stopping their agents first; a home without an owner file (made by an older
- * version, or being made right now) only once it is older than ten minutes. An owner in another
- * PID namespace (a worker in another container sharing this directory) is never judged: its pid
- * means nothing here, and a live owner's keyring would go. The homes removed. */
-export async function sweepStaleKeyrings(dir = os.tmpdir(), now = Date.now()): Promise<string[]> {
-  const removed: string[] = [];
-  const ours = pidNamespace();
-  for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
-    if (!name.startsWith(HOME_PREFIX)) continue;
-    const home = path.join(dir, name);
-    if (removedAtExit(home)) continue;
-    try {
-      const owner = await fs.promises.readFile(path.join(home, OWNER_FILE), 'utf8').catch(() => undefined);
-      if (owner !== undefined) {
-        // Owner lines of earlier versions have no namespace: taken as this one's.
-        const [pid, start, namespace] = owner.trim().split(' ');
-        if (namespace !== undefined && (namespace === '?' || namespace !== ours)) continue;
-        const alive = processIdentity(Number(pid));
-        // Where /proc cannot say, a live pid is taken as the owner.
-        if (alive !== undefined && (start === '?' || alive === `${pid} ${start}`)) continue;
-        if (alive === undefined && !fs.existsSync('/proc/self/stat')) continue;
-      } else if (now - (await fs.promises.stat(home)).mtimeMs < 10 * 60_000) {
-        continue;
-      }
+ * remove them), stopping their agents first (sweepOwnedDirs says how owners are judged); a home
+ * without an owner file (an older version's) once it is older than ten minutes: it holds a
+ * private key. The homes removed. */
+export function sweepStaleKeyrings(dir = os.tmpdir(), now = Date.now()): Promise<string[]> {
+  return sweepOwnedDirs(dir, HOME_PREFIX, {
+    now,
+    ownerlessAfterMs: 10 * 60_000,
+    before: async (home) => {
       await runProcess('gpgconf', ['--homedir', home, '--kill', 'all'], { timeoutMs: 10_000 }).catch(() => undefined);
-      await fs.promises.rm(home, { recursive: true, force: true });
-      removed.push(home);
-    } catch {
-      // another process's home, or gone meanwhile: not ours to judge
-    }
-  }
-  return removed;
+    },
+  });
 }
 
 /** Fingerprints of the secret primary keys in the keyring. */

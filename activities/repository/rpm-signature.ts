@@ -7,7 +7,8 @@
 //   unsigned file (and `rpm -K` checks each against the bytes).
 // Both run on the orchestrator: the bytes came from a build worker, which is not trusted.
 // The rpm database holding the key is made once per public key and process (under os.tmpdir(),
-// removed when the process exits) and shared by every check after: `rpm --import` per rpm was
+// removed when the process exits; one a killed process left is swept by the next that makes one)
+// and shared by every check after: `rpm --import` per rpm was
 // one of the two processes each check forked (issue 14 §2). It holds only a public key.
 // A publish of many rpms checks them in batches (rpmSignatureProblems): one `rpm -Kv` reads a
 // few hundred files and prints one section per file, headed by the file's path. Only a section
@@ -17,7 +18,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { forgetAtExit, removeAtExit } from '../exec/exit-cleanup';
+import { forgetAtExit, markOwner, removeAtExit, sweepOwnedDirs } from '../exec/exit-cleanup';
 import { abortable, runProcess } from '../exec/process';
 import { mapLimit } from './s3-objects';
 
@@ -39,7 +40,17 @@ export async function rpmContentDigests(file: string, signal?: AbortSignal): Pro
 }
 
 const RPM_TIMEOUT_MS = 60_000;
+const DATABASE_PREFIX = 'rpmkey-';
 const databases = new Map<string, Promise<{ db: string; env: NodeJS.ProcessEnv }>>();
+let swept: Promise<unknown> | undefined;
+
+/** Removes the key databases under `dir` that a process killed outright left behind
+ * (exit-cleanup.ts's sweepOwnedDirs); the first database a process makes sweeps once. One
+ * without an owner file is an older version's, maybe still in use: kept (it holds only a
+ * public key). */
+export function sweepStaleKeyDatabases(dir = os.tmpdir()): Promise<string[]> {
+  return sweepOwnedDirs(dir, DATABASE_PREFIX);
+}
 
 /** An rpm database holding only `publicKey` (module comment); rejects with rpm's words when rpm
  * cannot import it (and the next call tries again). Made under no caller's signal: other checks
@@ -49,8 +60,11 @@ function keyDatabase(publicKey: string, signal?: AbortSignal): Promise<{ db: str
   let made = databases.get(id);
   if (!made) {
     const making = (async () => {
-      const work = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'rpmkey-'));
+      swept ??= sweepStaleKeyDatabases().catch(() => undefined);
+      await swept;
+      const work = await fs.promises.mkdtemp(path.join(os.tmpdir(), DATABASE_PREFIX));
       removeAtExit(work);
+      await markOwner(work);
       const keyFile = path.join(work, 'key.asc');
       await fs.promises.writeFile(keyFile, publicKey);
       const env = { PATH: process.env.PATH, LANG: 'C', LC_ALL: 'C', HOME: work };

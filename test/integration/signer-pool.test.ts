@@ -7,7 +7,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runChecked, runProcess } from '../../activities/exec/process';
-import { closeIdleSigners, openSigner, pooledKeyrings, sweepStaleKeyrings } from '../../activities/repository/gpg';
+import {
+  closeIdleSigners,
+  openSigner,
+  pooledKeyrings,
+  publicKeyOf,
+  sweepStaleKeyrings,
+} from '../../activities/repository/gpg';
+import { rpmSignatureProblem, sweepStaleKeyDatabases } from '../../activities/repository/rpm-signature';
 import { ROOT, tsxBin } from '../../cli/local-stack/tools';
 import { otherSigningKey, testSigningKey } from '../helpers/packages';
 import { tempDir } from '../helpers/stack';
@@ -196,5 +203,37 @@ describe('signing keyrings, pooled per key set', () => {
     for (const kept of [homes.live, homes.fresh, homes.liveHere, homes.elsewhere, homes.unknown]) {
       expect([kept, fs.existsSync(kept)]).toEqual([kept, true]);
     }
+  });
+  it('marks the rpm key database with its owner, and sweeps only those whose owner is gone', async () => {
+    const dir = testTempDir('rpmkeys-');
+    const exited = spawnSync('true').pid;
+    const self = fs.readFileSync('/proc/self/stat', 'utf8');
+    const start = self.slice(self.lastIndexOf(')') + 2).split(' ')[19];
+    const ns = fs.readlinkSync('/proc/self/ns/pid');
+    const owned = (name: string, owner: string) => {
+      const d = path.join(dir, name);
+      fs.mkdirSync(d);
+      fs.writeFileSync(path.join(d, '.conveyor-owner'), owner);
+      return d;
+    };
+    const left = owned('rpmkey-left', `${exited} 12345 ${ns}`);
+    const live = owned('rpmkey-live', `${process.pid} ${start} ${ns}`);
+    const keyring = owned('cgpg-other', `${exited} 12345 ${ns}`);
+    const older = path.join(dir, 'rpmkey-older-version');
+    fs.mkdirSync(older);
+    const t = (Date.now() - 3600_000) / 1000;
+    fs.utimesSync(older, t, t);
+    expect(await sweepStaleKeyDatabases(dir)).toEqual([left]);
+    expect([live, keyring, older].map((d) => fs.existsSync(d))).toEqual([true, true, true]);
+
+    // A real check makes this process's database, named as its own.
+    const databases = () => new Set(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('rpmkey-')));
+    const before = databases();
+    const key = { fingerprint: 'F'.repeat(40), publicKey: await publicKeyOf(await testSigningKey()) };
+    expect(await rpmSignatureProblem(path.join(dir, 'missing.rpm'), key)).toBeDefined();
+    const made = [...databases()].filter((n) => !before.has(n));
+    expect(made).toHaveLength(1);
+    const owner = fs.readFileSync(path.join(os.tmpdir(), made[0], '.conveyor-owner'), 'utf8');
+    expect(owner.trim().split(' ')).toEqual([String(process.pid), start, ns]);
   });
 });
