@@ -128,7 +128,7 @@ describe('deploy stage: the next batch is prepared while the current one upgrade
   });
 
   /** A deploy of NEW to `n` hosts, each running OLD; a distro (and so a lock) of its own. */
-  function start(n: number) {
+  function start(n: number, format: 'deb' | 'rpm' = 'deb') {
     seen = [];
     refreshes = {};
     const distro = `prep-${uid()}`;
@@ -143,7 +143,7 @@ describe('deploy stage: the next batch is prepared while the current one upgrade
       branch: 'main',
       sha: 'a'.repeat(40),
       distro,
-      distroSpec: { format: 'deb', codename: 'bookworm', arch: 'amd64' },
+      distroSpec: format === 'deb' ? { format, codename: 'bookworm', arch: 'amd64' } : { format, arch: 'x86_64' },
       environment: 'staging',
       version: NEW,
       packages: ['widget'],
@@ -239,6 +239,15 @@ describe('deploy stage: the next batch is prepared while the current one upgrade
     // The first batch has nothing to overlap with: its prepare reads versions only, and its
     // upgrade refreshes; the hosts prepared ahead are refreshed.
     expect(refreshes).toEqual({ 'web-1': false, 'web-2': true, 'web-3': true });
+  });
+
+  it('rpm hosts are prepared ahead for their versions only: their upgrade downloads the metadata again anyway', async () => {
+    behaviour = {};
+    const run = start(3, 'rpm');
+    expect((await run.result).status).toBe('deployed');
+    const h = await historyOf(run.workflowId);
+    expect(h.order.filter((l) => l.startsWith('prepareHost'))).toHaveLength(3);
+    expect(refreshes).toEqual({ 'web-1': false, 'web-2': false, 'web-3': false });
   });
 
   it('a failed batch leaves the host prepared ahead not-started and not rolled back; its failed prepare is not reported', async () => {
