@@ -1,10 +1,11 @@
 // Fleet activities: the I/O of the staging deploy and verify stages. Find hosts by EC2 tags, read a
-// package's installed version, upgrade a host to an exact version from the PUBLISHED repository
-// (never the artifacts bucket: a broken publish must break the deploy), run a verify command on a
-// host, or (execOnHost) one argv for an e2e step's CONVEYOR_HOST_EXEC. Dependencies are injected
-// (shared/STYLE.md); workflows see only `typeof` the result. These activities hold the fleet's
-// reach (SSH key, SSM, the local hosts' directory): they run on the orchestrator's queue, on
-// workers that never run repository code, never on a builder.
+// package's installed version, prepare a host for a deploy (prepareHost: the versions of all its
+// packages and everything of the upgrade but the install), upgrade a host to an exact version from
+// the PUBLISHED repository (never the artifacts bucket: a broken publish must break the deploy),
+// run a verify command on a host, or (execOnHost) one argv for an e2e step's CONVEYOR_HOST_EXEC.
+// Dependencies are injected (shared/STYLE.md); workflows see only `typeof` the result. These
+// activities hold the fleet's reach (SSH key, SSM, the local hosts' directory): they run on the
+// orchestrator's queue, on workers that never run repository code, never on a builder.
 //
 // upgradeHost is idempotent from content (STYLE.md 6): it reads the host's version first and does
 // nothing on a host that has it, so a retried or replayed deploy never reinstalls. It trusts no
@@ -12,6 +13,13 @@
 // that has another one fails with VersionMismatch. The log of every attempt (all three steps,
 // with Conveyor's own notes) is uploaded before a failure leaves the activity, so the logKey in a
 // failure always names an existing object.
+//
+// prepareHost runs one script (scripts.ts prepareScript): the version of every package, then, on a
+// host not at the version yet, the upgrade's key check, source and keyring, metadata refresh and
+// published check, without the install. It validates and fails like upgradeHost (same types, exit
+// codes 93/94), is idempotent (it writes what an upgrade writes), heartbeats and uploads its log
+// the same way. upgradeHost does not rely on it: run alone (a rollback, a retry) it refreshes and
+// verifies in full; after a prepare its refresh is cheap (scripts.ts says why).
 import { countHostChange } from '../metrics';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -38,6 +46,8 @@ import {
   EXIT_REPOSITORY,
   execScript,
   parseVersionAnswer,
+  parseVersionsAnswer,
+  prepareScript,
   upgradeScript,
   versionScript,
 } from './scripts';
@@ -52,6 +62,9 @@ import type {
   HostVersionInput,
   HostVersionResult,
   PackageFormat,
+  PrepareHostInput,
+  PrepareHostResult,
+  PublishedRepo,
   RunOnHostInput,
   RunOnHostResult,
   SshSettings,
@@ -139,7 +152,7 @@ export function createFleetActivities(deps: FleetDeps) {
   }
 
   /** Local hosts are made on first use (a copy of the cached base root). */
-  async function prepare(scope: ActivityScope, host: Host, format: PackageFormat): Promise<void> {
+  async function ensureHost(scope: ActivityScope, host: Host, format: PackageFormat): Promise<void> {
     if (host.executor !== 'local') return;
     const root = localRoot(host, deps.hostsDir);
     const made = await ensureLocalHost(root, format, {
@@ -204,6 +217,19 @@ export function createFleetActivities(deps: FleetDeps) {
     else await put;
   }
 
+  /** The published key, fetched here (a minimal host has no curl), as the scripts' environment. */
+  async function repositoryKey(
+    scope: ActivityScope,
+    host: Host,
+    env: Record<string, string>,
+    note: (line: string) => void,
+  ): Promise<Record<string, string>> {
+    scope.heartbeat({ phase: 'key', host: host.name });
+    const key = await fetchRepositoryKey(env.CONVEYOR_KEY_URL, scope.signal);
+    note(`repository key ${key.fingerprint} (${env.CONVEYOR_KEY_URL}), source ${env.CONVEYOR_SOURCE_ID}`);
+    return { CONVEYOR_KEY: key.armored, CONVEYOR_KEYRING_ID: keyringIdFor(key.fingerprint) };
+  }
+
   return {
     /** Running instances with every tag and the distro, sorted by name. [] when there are none. */
     discoverHosts: async (input: DiscoverHostsInput): Promise<Host[]> => {
@@ -225,7 +251,7 @@ export function createFleetActivities(deps: FleetDeps) {
       const dir = scratch();
       try {
         checkPackageName(input.packageName);
-        await prepare(scope, input.host, input.format);
+        await ensureHost(scope, input.host, input.format);
         const version = await readVersion(
           scope,
           input.host,
@@ -234,6 +260,78 @@ export function createFleetActivities(deps: FleetDeps) {
           path.join(dir, 'version.log'),
         );
         return { version };
+      } finally {
+        scope.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+
+    /** The installed version of every package of a deploy, read in one script run with the
+     * upgrade's refresh (prepareScript): the key checked, the source and keyring installed, the
+     * host's lists updated and every package's version checked to be published. Nothing is
+     * installed. Fails like upgradeHost (RepositoryUnavailable, VersionNotPublished, …). With
+     * `refresh: false`, the versions only (no key fetched, nothing written). */
+    prepareHost: async (input: PrepareHostInput): Promise<PrepareHostResult> => {
+      const scope = activityScope();
+      const dir = scratch();
+      const logFile = path.join(dir, 'prepare.log');
+      const note = (line: string) => fs.appendFileSync(logFile, `conveyor: ${line}\n`);
+      const { host, format, packages, version } = input;
+      try {
+        if (!Array.isArray(packages) || packages.length === 0 || new Set(packages).size !== packages.length) {
+          throw fleetFailure(FleetFailure.BadInput, `refused package list ${JSON.stringify(packages)}`);
+        }
+        packages.forEach(checkPackageName);
+        const nonce = crypto.randomBytes(8).toString('hex');
+        const refresh = input.refresh !== false;
+        const env: Record<string, string> = {
+          CONVEYOR_PACKAGES: packages.join(' '),
+          CONVEYOR_VERSION: checkVersion(version),
+          CONVEYOR_NONCE: nonce,
+          CONVEYOR_REFRESH: refresh ? '1' : '0',
+          ...repositoryEnv(format, input.repo),
+        };
+        try {
+          await ensureHost(scope, host, format);
+          note(`${host.name}: preparing ${packages.join(', ')} ${version}${refresh ? '' : ' (versions only)'}`);
+          const outcome = await exec(
+            scope,
+            {
+              host,
+              script: prepareScript(format),
+              env: refresh ? { ...env, ...(await repositoryKey(scope, host, env, note)) } : env,
+              logFile,
+              purpose: `prepare ${packages.join(', ')} ${version}`,
+            },
+            'prepare',
+          );
+          const output = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
+          const versions = parseVersionsAnswer(output, nonce, packages);
+          if (!versions) {
+            const why =
+              outcome.exitCode === 0
+                ? 'it reported success without the answer the query prints (did the command run at all?)'
+                : `the script exited with ${outcome.exitCode ?? outcome.signal} before it printed them`;
+            throw fleetFailure(
+              FleetFailure.HostUnreadable,
+              `cannot read the ${format} versions of ${packages.join(', ')} on ${host.name}: ${why}\n${lastLines(outcome.tail, 10)}`,
+            );
+          }
+          note(
+            `${host.name}: ${packages.map((p) => `${p} ${versions[p] ?? '(not installed)'}`).join(', ')} installed, ${version} wanted`,
+          );
+          if (outcome.exitCode !== 0) {
+            throw scriptFailed({ ...input, step: 'prepare', doing: 'preparing' }, outcome, logFile);
+          }
+          const refreshed = refresh && packages.some((p) => versions[p] !== version);
+          note(refreshed || !refresh ? 'prepared: nothing installed' : 'already at the wanted version: nothing to do');
+          await uploadLog(scope, logFile, input.logKey);
+          return { host: host.name, versions, refreshed, logKey: input.logKey };
+        } catch (err) {
+          note(`failed: ${(err as Error).message.split('\n')[0]}`);
+          await uploadLog(scope, logFile, input.logKey);
+          throw err;
+        }
       } finally {
         scope.close();
         fs.rmSync(dir, { recursive: true, force: true });
@@ -252,20 +350,14 @@ export function createFleetActivities(deps: FleetDeps) {
       let change: 'upgrade' | 'rollback' = 'upgrade';
       try {
         checkPackageName(packageName);
-        checkVersion(version);
-        if (format !== 'deb' && format !== 'rpm') {
-          throw fleetFailure(FleetFailure.BadInput, `refused package format ${JSON.stringify(format)}`);
-        }
         const env: Record<string, string> = {
           CONVEYOR_PACKAGE: packageName,
-          CONVEYOR_VERSION: version,
-          CONVEYOR_REPO_URL: checkUrl('repository URL', input.repo.url),
-          CONVEYOR_KEY_URL: checkUrl('key URL', input.repo.keyUrl),
+          CONVEYOR_PACKAGES: packageName,
+          CONVEYOR_VERSION: checkVersion(version),
+          ...repositoryEnv(format, input.repo),
         };
-        if (format === 'deb') env.CONVEYOR_SUITE = checkSuite(input.repo.suite);
-        env.CONVEYOR_SOURCE_ID = sourceIdFor(env.CONVEYOR_REPO_URL, env.CONVEYOR_SUITE);
         try {
-          await prepare(scope, host, format);
+          await ensureHost(scope, host, format);
           const before = await readVersion(scope, host, format, packageName, logFile);
           note(`${host.name}: ${packageName} ${before ?? '(not installed)'} installed, ${version} wanted`);
           if (before === version) {
@@ -284,9 +376,6 @@ export function createFleetActivities(deps: FleetDeps) {
                 'only a rollback (allowDowngrade) goes back',
             );
           }
-          scope.heartbeat({ phase: 'key', host: host.name });
-          const key = await fetchRepositoryKey(env.CONVEYOR_KEY_URL, scope.signal);
-          note(`repository key ${key.fingerprint} (${env.CONVEYOR_KEY_URL}), source ${env.CONVEYOR_SOURCE_ID}`);
           const outcome = await exec(
             scope,
             {
@@ -294,8 +383,7 @@ export function createFleetActivities(deps: FleetDeps) {
               script: upgradeScript(format),
               env: {
                 ...env,
-                CONVEYOR_KEY: key.armored,
-                CONVEYOR_KEYRING_ID: keyringIdFor(key.fingerprint),
+                ...(await repositoryKey(scope, host, env, note)),
                 CONVEYOR_DOWNGRADE: downgrade ? '1' : '0',
               },
               logFile,
@@ -303,7 +391,13 @@ export function createFleetActivities(deps: FleetDeps) {
             },
             downgrade ? 'rollback' : 'upgrade',
           );
-          if (outcome.exitCode !== 0) throw upgradeFailed(input, outcome);
+          if (outcome.exitCode !== 0) {
+            throw scriptFailed(
+              { ...input, packages: [packageName], step: 'upgrade', doing: 'installing' },
+              outcome,
+              logFile,
+            );
+          }
           const after = await readVersion(scope, host, format, packageName, logFile);
           note(
             `${host.name}: ${packageName} ${after ?? '(not installed)'} installed after the ${downgrade ? 'rollback' : 'upgrade'}`,
@@ -460,14 +554,45 @@ function exitCodeOf(outcome: ExecOutcome): number {
   return n ? 128 + n : 255;
 }
 
-function upgradeFailed(input: UpgradeInput, outcome: ExecOutcome) {
+/** The repository values the refresh scripts read, validated (shared by upgradeHost and prepareHost). */
+function repositoryEnv(format: PackageFormat, repo: PublishedRepo): Record<string, string> {
+  if (format !== 'deb' && format !== 'rpm') {
+    throw fleetFailure(FleetFailure.BadInput, `refused package format ${JSON.stringify(format)}`);
+  }
+  const env: Record<string, string> = {
+    CONVEYOR_REPO_URL: checkUrl('repository URL', repo.url),
+    CONVEYOR_KEY_URL: checkUrl('key URL', repo.keyUrl),
+  };
+  if (format === 'deb') env.CONVEYOR_SUITE = checkSuite(repo.suite);
+  env.CONVEYOR_SOURCE_ID = sourceIdFor(env.CONVEYOR_REPO_URL, env.CONVEYOR_SUITE);
+  return env;
+}
+
+/** The failure of an upgrade or prepare script, by its exit code (scripts.ts). */
+function scriptFailed(
+  input: {
+    host: Host;
+    packages: string[];
+    version: string;
+    repo: PublishedRepo;
+    logKey: string;
+    step: string;
+    doing: string;
+  },
+  outcome: ExecOutcome,
+  logFile: string,
+) {
   const where = `${input.repo.url}${input.repo.suite ? ` ${input.repo.suite}` : ''}`;
   const tail = lastLines(outcome.tail, 20);
   if (outcome.exitCode === EXIT_NOT_PUBLISHED) {
+    // The script names each missing package: `conveyor: <package> <version> is not in …`.
+    const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
+    const named = input.packages.filter((p) => log.includes(`conveyor: ${p} ${input.version} is not in `));
+    const missing = named.length ? named : input.packages;
     return fleetFailure(
       FleetFailure.VersionNotPublished,
-      `host ${input.host.name}: ${input.packageName} ${input.version} is not in the published repository ${where}; ` +
-        `the host keeps its version\n${tail}`,
+      `host ${input.host.name}: ${missing.join(', ')} ${input.version} ${missing.length > 1 ? 'are' : 'is'} not in ` +
+        `the published repository ${where}; the host keeps its version\n${tail}`,
       { details: { host: input.host.name, logKey: input.logKey, tail } },
     );
   }
@@ -479,7 +604,7 @@ function upgradeFailed(input: UpgradeInput, outcome: ExecOutcome) {
     );
   }
   const details: CommandFailureDetails = {
-    step: 'upgrade',
+    step: input.step,
     exitCode: outcome.exitCode,
     signal: outcome.signal,
     logKey: input.logKey,
@@ -487,7 +612,7 @@ function upgradeFailed(input: UpgradeInput, outcome: ExecOutcome) {
   };
   return fleetFailure(
     FleetFailure.CommandFailed,
-    `host ${input.host.name}: installing ${input.packageName} ${input.version} ` +
+    `host ${input.host.name}: ${input.doing} ${input.packages.join(', ')} ${input.version} ` +
       `${outcome.exitCode === null ? `was stopped (${outcome.signal})` : `exited with code ${outcome.exitCode}`}\n${tail}`,
     { details },
   );

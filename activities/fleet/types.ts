@@ -40,25 +40,54 @@ export interface HostVersionResult {
   version: string | null;
 }
 
+/** The published repository a host installs from (UpgradeInput.repo, PrepareHostInput.repo). */
+export interface PublishedRepo {
+  /** The PUBLISHED repository, never the artifacts bucket. apt: http://…/<bucket>/apt;
+   * yum: http://…/<bucket>/yum/<distro>/<channel>. */
+  url: string;
+  /** apt: `<codename>-<channel>`. */
+  suite?: string;
+  /** The published public key (…/<bucket>/keys/conveyor.asc). */
+  keyUrl: string;
+}
+
 export interface UpgradeInput {
   host: Host;
   format: PackageFormat;
   packageName: string;
   /** `<version>-<build>` exactly. */
   version: string;
-  repo: {
-    /** The PUBLISHED repository, never the artifacts bucket. apt: http://…/<bucket>/apt;
-     * yum: http://…/<bucket>/yum/<distro>/<channel>. */
-    url: string;
-    /** apt: `<codename>-<channel>`. */
-    suite?: string;
-    /** The published public key (…/<bucket>/keys/conveyor.asc). */
-    keyUrl: string;
-  };
+  repo: PublishedRepo;
   /** Object key of the upgrade's log in the artifacts bucket (used as given). */
   logKey: string;
   /** A rollback: going to a lower version is refused (DowngradeRefused) unless this is set. */
   allowDowngrade?: boolean;
+}
+
+export interface PrepareHostInput {
+  host: Host;
+  format: PackageFormat;
+  /** Every package of the deploy (at least one, no repeats). */
+  packages: string[];
+  /** `<version>-<build>` exactly, of every package. */
+  version: string;
+  repo: PublishedRepo;
+  /** Object key of the prepare's log in the artifacts bucket (used as given). */
+  logKey: string;
+  /** false: the versions only, no refresh (a host about to be upgraded at once, whose upgrade
+   * refreshes it anyway). Default true. */
+  refresh?: boolean;
+}
+
+export interface PrepareHostResult {
+  /** The host's name. */
+  host: string;
+  /** Each package's installed version, as hostVersion reports it (null: not installed). */
+  versions: Record<string, string | null>;
+  /** False when asked for the versions only, or when every package is at the version already
+   * (upgradeHost does nothing on such a host either): nothing was refreshed. */
+  refreshed: boolean;
+  logKey: string;
 }
 
 export interface UpgradeResult {

@@ -16,6 +16,9 @@
 //                          on the staging host and match (patch e2e-examples)
 //   e2e-examples-mismatch  the same with one example changed so it differs: verify fails with its
 //                          file:line, the operator window passes, the run fails
+//   deploy-prepare-ahead   a main run deployed to two hosts in batches of one: each host prepared
+//                          (prepareHost), the second while the first upgrades (patch
+//                          deploy-prepare-ahead)
 // Usage: tsx test/replay/record-scenarios.ts [scenario…]   (default: all). Re-record only when the
 // workflow code that produced a scenario's history is what you mean to pin; replay.test.ts then
 // replays every file against the current code.
@@ -102,6 +105,7 @@ async function main(): Promise<void> {
         gated('expiring', 0.002),
         staged('examples', { examples: ['README.md'] }),
         staged('mismatch', { examples: ['README.md'] }),
+        staged('ahead'),
       ],
       { fleet: { hostsDir: path.join(dir, 'hosts') } },
     );
@@ -111,6 +115,13 @@ async function main(): Promise<void> {
       const root = await makeLocalHost(path.join(dir, 'hosts'), `${name}-1`, 'deb');
       await registerHosts(aws.ec2, [
         { name: `${name}-1`, distro, executor: 'local', tags: { Environment: 'staging', Role: role(name) }, root },
+      ]);
+    }
+    // Two hosts for the deploy prepared ahead: the second batch is prepared during the first.
+    for (const n of [1, 2]) {
+      const root = await makeLocalHost(path.join(dir, 'hosts'), `ahead-${n}`, 'deb');
+      await registerHosts(aws.ec2, [
+        { name: `ahead-${n}`, distro, executor: 'local', tags: { Environment: 'staging', Role: role('ahead') }, root },
       ]);
     }
     const client = await clientFor(config);
@@ -253,6 +264,14 @@ async function main(): Promise<void> {
               throw new Error(`${wf} first run is ${firstRun.status.name}, expected CONTINUED_AS_NEW`);
             await record(client, 'entity-continue-as-new', wf, first.firstExecutionRunId, '_run1');
             await record(client, 'entity-continue-as-new', wf, undefined, '_current');
+          })(),
+        );
+      }
+      if (want('deploy-prepare-ahead')) {
+        scenarios.push(
+          (async () => {
+            const c = await commit('ahead', 'deployed to two hosts, the second prepared ahead');
+            await recordEnded('deploy-prepare-ahead', await deliver('ahead', c), 'succeeded');
           })(),
         );
       }

@@ -2,7 +2,8 @@
 // approval and promotion, a rolled-back deploy, a deploy aborted and one terminated mid-batch; and, from test/replay/record-scenarios.ts, a
 // run whose rpm is signed at package time, a superseded deploy, a run superseded at its build number, a forced rerun, a failed verify, approval rejected and expired, a promote
 // skipped for a newer build, branch-state across continue-as-new, documented examples passing and
-// failing (patch e2e-examples)) replays against the current
+// failing (patch e2e-examples), a deploy to two hosts prepared ahead (patch deploy-prepare-ahead))
+// replays against the current
 // workflow code. A change that would break a running history must use patched(): an unpatched
 // incompatible change is caught, and so is a removed patched() guard (the promote stage's, the
 // package stage's sign-at-package). Record
@@ -159,6 +160,47 @@ describe('replay of recorded histories', () => {
       failure.applicationFailureInfo!.details!.payloads![0],
     );
     expect(details.tail).toMatch(/^README\.md:\d+ on mismatch-1: \$ widget add 2 3\n- 6\n\+ 5$/);
+  });
+
+  it('records a deploy prepared ahead (deploy-prepare-ahead); the deploys recorded before it read versions', () => {
+    const scheduled = (f: string) =>
+      historyOf(f).flatMap((e) => {
+        const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+        return name ? [name] : [];
+      });
+    const dir = path.join(DIR, 'deploy-prepare-ahead');
+    const found = fs.readdirSync(dir);
+    const pipeline = found.find((f) => /^pipeline_[^/]*_[0-9a-f]{40}\.json$/.test(f))!;
+    expect(outcomeOf(path.join(dir, pipeline)).result).toMatchObject({ status: 'succeeded' });
+    const deploy = path.join(
+      dir,
+      found.find((f) => /_deploy_[^/]*\.json$/.test(f))!,
+    );
+    expect(patchesIn(historyOf(deploy))).toContain('deploy-prepare-ahead');
+    // Two hosts in batches of one: the second is prepared in the same task as the first's upgrade.
+    expect(scheduled(deploy)).toEqual([
+      'requestLock',
+      'discoverHosts',
+      'prepareHost',
+      'prepareHost',
+      'upgradeHost',
+      'runOnHost',
+      'upgradeHost',
+      'runOnHost',
+    ]);
+    expect(outcomeOf(deploy).result).toMatchObject({
+      status: 'deployed',
+      hosts: [{ outcome: 'upgraded' }, { outcome: 'upgraded' }],
+    });
+    // The deploys recorded before the patch, rolled back ones included, replay on the old path (the
+    // first test): no marker, one hostVersion per host and package.
+    const older = files().filter(
+      (f) => /_deploy_[^/]*\.json$/.test(f) && !patchesIn(historyOf(f)).includes('deploy-prepare-ahead'),
+    );
+    expect(older.length).toBeGreaterThanOrEqual(10);
+    const reading = older.filter((f) => scheduled(f).includes('hostVersion'));
+    expect(reading.length).toBeGreaterThanOrEqual(10);
+    for (const f of older) expect(scheduled(f)).not.toContain('prepareHost');
   });
 
   it('records the rpm signed at package time (sign-at-package) and its promotion', () => {
