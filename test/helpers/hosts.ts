@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { DescribeImagesCommand, RunInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { ApplicationFailure } from '@temporalio/common';
 import { defaultBaseDir, ensureLocalHost } from '../../activities/fleet';
 import type { HostExecutor, PackageFormat } from '../../activities/fleet';
 import { createRepositoryActivities, PUBLIC_KEY_PATH } from '../../activities/repository';
@@ -158,4 +159,14 @@ export async function publishStaging(
     else repo.yum = { url: `${bucketUrl}/${published.repoUrlPath}` };
   }
   return repo;
+}
+
+/** The ApplicationFailure `p` rejects with (fails the test when it resolves or rejects otherwise). */
+export async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  return err as ApplicationFailure;
 }

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import {
@@ -20,20 +20,11 @@ import {
 import { runChecked } from '../../activities/exec/process';
 import { publicKeyOf } from '../../activities/repository';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
-import { makeLocalHost, publishStaging, registerHosts, type StagingRepo } from '../helpers/hosts';
+import { failureOf, makeLocalHost, publishStaging, registerHosts, type StagingRepo } from '../helpers/hosts';
 import { otherSigningKey } from '../helpers/packages';
 import { awsFor, DEB_AND_RPM, tempDir, testConfig, uid } from '../helpers/stack';
 
 const quiet = new DefaultLogger('ERROR');
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 async function leftovers(marker: string): Promise<string[]> {
   const ps = await runChecked('ps', ['-eo', 'pid,args']);

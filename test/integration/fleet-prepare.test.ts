@@ -9,7 +9,6 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { ApplicationFailure } from '@temporalio/common';
 import {
   createFleetActivities,
   sourceIdFor,
@@ -21,18 +20,9 @@ import {
 import { hostCommand } from '../../activities/fleet/local-host';
 import { publicKeyOf } from '../../activities/repository';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
-import { makeLocalHost, publishStaging, type StagingRepo } from '../helpers/hosts';
+import { failureOf, makeLocalHost, publishStaging, type StagingRepo } from '../helpers/hosts';
 import { otherSigningKey } from '../helpers/packages';
 import { awsFor, DEB_AND_RPM, tempDir, testConfig, uid } from '../helpers/stack';
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 /** Every file under `dir` with its size and mtime: what a step must leave as it was. */
 function snapshot(dir: string): Record<string, string> {
