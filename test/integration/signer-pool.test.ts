@@ -128,14 +128,18 @@ describe('signing keyrings, pooled per key set', () => {
       ].join('\n'),
     );
     fs.writeFileSync(path.join(dir, 'key.asc'), key);
+    // The children's temp directory is their own: other test files' processes (the other lane's
+    // publishes) make keyrings in the machine's at the same time.
+    const tmp = testTempDir('pool-tmp-');
+    const env = { ...process.env, TMPDIR: tmp };
     /** Keyring homes by owner pid (homes of older versions have no owner file). */
     const owners = () =>
       new Map(
         fs
-          .readdirSync(os.tmpdir())
+          .readdirSync(tmp)
           .filter((n) => n.startsWith('cgpg-'))
           .flatMap((n): [string, string][] => {
-            const home = path.join(os.tmpdir(), n);
+            const home = path.join(tmp, n);
             try {
               return [[home, fs.readFileSync(path.join(home, '.conveyor-owner'), 'utf8').split(' ')[0]]];
             } catch {
@@ -146,14 +150,14 @@ describe('signing keyrings, pooled per key set', () => {
     const before = owners();
 
     // A normal exit: the pooled keyring does not outlive its process.
-    const done = await runProcess(tsxBin(), [script]);
+    const done = await runProcess(tsxBin(), [script], { env });
     expect(done.output).toContain('signed');
 
     expect(done.exitCode).toBe(0);
     expect([...owners().keys()].filter((h) => !before.has(h))).toEqual([]);
 
     // Killed: its home (with the private key) stays until another process sweeps.
-    const child = spawn(tsxBin(), [script, 'hang'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(tsxBin(), [script, 'hang'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.includes('signed') && resolve()));
       // tsx runs the script in a node process of its own: the owner is the one that called openSigner.
@@ -163,7 +167,7 @@ describe('signing keyrings, pooled per key set', () => {
       process.kill(Number(pid), 'SIGKILL');
       await new Promise((r) => setTimeout(r, 300));
       expect(fs.existsSync(path.join(home, 'private-keys-v1.d'))).toBe(true);
-      expect(await sweepStaleKeyrings()).toContain(home);
+      expect(await sweepStaleKeyrings(tmp)).toContain(home);
       expect(fs.existsSync(home)).toBe(false);
       expect(agentsOf(home)).toBe(0);
     } finally {
