@@ -11,9 +11,10 @@
 // calls run under the lease's own cancellation signal, close() returns it, and a keyring nobody
 // holds is closed after IDLE_MS (its agent stopped, its home removed). A keyring whose signing
 // fails is dropped from the pool, so a retry starts from a new one. Every home carries its owner
-// (pid and start time): homes still open when the process exits normally are removed then, and
-// the first openSigner of a process removes the homes of owners that are gone (a killed worker
-// left its private key on disk before). gpg's calls each have a time limit of their own.
+// (pid, start time and PID namespace: exec/exit-cleanup.ts): homes still open when the process
+// exits normally are removed then, and the first openSigner of a process removes the homes of
+// owners that are gone (a killed worker left its private key on disk before); an owner in another
+// PID namespace is never judged. gpg's calls each have a time limit of their own.
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
