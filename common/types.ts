@@ -299,6 +299,12 @@ export interface ArtifactRef extends BuildIdentity {
    * A publish then copies the pool file server-side without downloading it. Absent: runs recorded
    * before, and artifacts adopted from an attempt that stored none; those are downloaded. */
   aptIndex?: { key: string; sha256: string };
+  /** rpms signed at package time: what the YUM index needs from the signed file (createrepo_c's
+   * fragments, hashes), made by signPackages and stored beside it, with that object's SHA-256
+   * (activities/repository/rpm-index-facts.ts). A publish by the same key then copies the pool file
+   * server-side without downloading it or running createrepo_c over it. Absent: runs recorded
+   * before; those rpms are downloaded and read. */
+  yumIndex?: { key: string; sha256: string };
 }
 
 /** A built documentation site in the artifacts bucket: a manifest of files with their SHA-256. */

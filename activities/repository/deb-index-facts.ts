@@ -136,6 +136,25 @@ export function parseDebIndexFacts(bytes: Buffer, ref: ArtifactRef): DebIndexFac
   };
 }
 
+/** Facts an artifact reference points at (`aptIndex`, `yumIndex`), read, held to the pointer's
+ * SHA-256 and parsed; the reason when they cannot be used (the publish then reads the artifact). */
+export async function readPointedFacts<T>(
+  s3: S3Client,
+  bucket: string,
+  pointer: { key: string; sha256: string } | undefined,
+  parse: (bytes: Buffer) => T | string,
+  signal?: AbortSignal,
+): Promise<T | string> {
+  if (!pointer) return 'the reference names none';
+  const bytes = await getBytes(s3, bucket, pointer.key, signal);
+  if (!bytes) return `s3://${bucket}/${pointer.key} does not exist`;
+  if (sha256Hex(bytes) !== pointer.sha256) {
+    return `s3://${bucket}/${pointer.key} has SHA-256 ${sha256Hex(bytes)}, the reference promises ${pointer.sha256}`;
+  }
+  const facts = parse(bytes);
+  return typeof facts === 'string' ? `s3://${bucket}/${pointer.key}: ${facts}` : facts;
+}
+
 /** A reference's facts, read and checked; the reason when they cannot be used (the publish then
  * reads the artifact itself). The stanza is checked against the reference here too. */
 export async function fetchDebIndexFacts(
@@ -144,14 +163,6 @@ export async function fetchDebIndexFacts(
   ref: ArtifactRef,
   signal?: AbortSignal,
 ): Promise<DebIndexFacts | string> {
-  const pointer = ref.aptIndex;
-  if (!pointer) return 'the reference names none';
-  const bytes = await getBytes(s3, bucket, pointer.key, signal);
-  if (!bytes) return `s3://${bucket}/${pointer.key} does not exist`;
-  if (sha256Hex(bytes) !== pointer.sha256) {
-    return `s3://${bucket}/${pointer.key} has SHA-256 ${sha256Hex(bytes)}, the reference promises ${pointer.sha256}`;
-  }
-  const facts = parseDebIndexFacts(bytes, ref);
-  if (typeof facts === 'string') return `s3://${bucket}/${pointer.key}: ${facts}`;
-  return { ...facts, control: controlStanza(facts.control, ref) };
+  const facts = await readPointedFacts(s3, bucket, ref.aptIndex, (bytes) => parseDebIndexFacts(bytes, ref), signal);
+  return typeof facts === 'string' ? facts : { ...facts, control: controlStanza(facts.control, ref) };
 }

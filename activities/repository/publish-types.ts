@@ -5,6 +5,7 @@ import type { ActivityScope } from './activity-scope';
 import type { DebIndexFacts } from './deb-index-facts';
 import type { Signer } from './gpg';
 import type { RepoStore } from './repo-store';
+import type { RpmIndexFacts } from './rpm-index-facts';
 import type { PublishedPackage } from './repository-state';
 import type { FileHashes, ListedObject } from './s3-objects';
 import type { Environment } from './types';
@@ -18,7 +19,8 @@ export interface IndexFile {
 }
 
 /** An artifact that is to become a published package: a verified local copy (`file`), or, for a
- * .deb whose builder stored its facts (deb-index-facts.ts), those facts and a way to fetch it. */
+ * .deb whose builder stored its facts (deb-index-facts.ts) or an rpm signed at package time with
+ * signPackages' facts (rpm-index-facts.ts), those facts and a way to fetch it. */
 export interface Candidate {
   ref: ArtifactRef;
   /** The verified local copy; absent when `facts` stand in for it. */
@@ -30,6 +32,9 @@ export interface Candidate {
   source?: { bucket: string; key: string };
   /** The builder's facts of a .deb, checked against the reference (deb-index-facts.ts). */
   facts?: DebIndexFacts;
+  /** signPackages' facts of an rpm signed at package time, checked against the reference
+   * (rpm-index-facts.ts). */
+  rpmFacts?: RpmIndexFacts;
   /** Downloads and verifies the artifact, for when it must be uploaded after all. */
   fetch?: () => Promise<string>;
 }

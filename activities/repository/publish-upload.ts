@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { fetchArtifact } from './artifacts';
 import { fetchDebIndexFacts } from './deb-index-facts';
+import { fetchRpmIndexFacts } from './rpm-index-facts';
 import type { PublishPlan } from './publish-plan';
 import { identity } from './publish-plan';
 import type { Candidate, EngineDeps, IndexFile, Ingested, RepositoryFormat } from './publish-types';
@@ -28,14 +29,25 @@ export async function makePackages(
     const file = path.join(deps.dir, `${i}-${p.artifact.file}`);
     const source = { bucket, key: p.artifact.key };
     const download = () => fetchArtifact(s3, bucket, p.artifact, file, scope.signal);
-    if (fmt.format === 'apt' && p.artifact.aptIndex) {
-      // The builder's facts stand in for the download (deb-index-facts.ts); the file is fetched
-      // only if the pool file cannot be a verified server-side copy.
-      const facts = await fetchDebIndexFacts(s3, bucket, p.artifact, scope.signal);
-      if (typeof facts !== 'string') {
-        scope.heartbeat({ phase: 'facts', done: ++fetched, total: plan.needed.length });
-        return { ref: p.artifact, key: p.key, source, facts, fetch: () => download().then(() => file) };
-      }
+    // The facts stand in for the download (deb-index-facts.ts, rpm-index-facts.ts); the file is
+    // fetched only if the pool file cannot be a verified server-side copy. An rpm's facts are
+    // used only when it is signed by the key this publish signs with (else it is signed here).
+    const { aptIndex, yumIndex, signer } = p.artifact;
+    const facts =
+      fmt.format === 'apt' && aptIndex
+        ? await fetchDebIndexFacts(s3, bucket, p.artifact, scope.signal).then((f) =>
+            typeof f === 'string' ? f : { facts: f },
+          )
+        : fmt.format === 'yum' && yumIndex && signer === deps.signer.fingerprint
+          ? await fetchRpmIndexFacts(s3, bucket, p.artifact, scope.signal).then((f) =>
+              typeof f === 'string' ? f : { rpmFacts: f },
+            )
+          : undefined;
+    if (typeof facts === 'object') {
+      scope.heartbeat({ phase: 'facts', done: ++fetched, total: plan.needed.length });
+      return { ref: p.artifact, key: p.key, source, ...facts, fetch: () => download().then(() => file) };
+    }
+    if (facts !== undefined) {
       scope.info(`publish: reading ${p.artifact.key} itself: its index facts cannot be used (${facts})`, {
         key: p.artifact.key,
       });

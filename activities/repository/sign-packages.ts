@@ -15,6 +15,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../../common/failures';
 import type { ArtifactRef, RepositorySpec } from '../../common/types';
 import { identityMetadata, packageKey } from '../packaging/packaging-env';
 import { storeObject } from '../packaging/store-object';
@@ -23,7 +25,8 @@ import { fetchArtifact } from './artifacts';
 import { RepositoryFailure, nonRetryable } from './failures';
 import type { Signer } from './gpg';
 import { rpmContentDigests, rpmSignatureProblem } from './rpm-signature';
-import { downloadToFile } from './s3-objects';
+import { readRpmIndexFacts, yumIndexKey } from './rpm-index-facts';
+import { downloadToFile, getBytes, sha256Hex } from './s3-objects';
 import { checkRpm } from './yum-format';
 
 export interface SignPackagesInput {
@@ -123,9 +126,12 @@ export async function signPackages(deps: SignPackagesDeps, input: SignPackagesIn
         signal,
       },
     );
+    // The local copy of the stored bytes: ours, or the earlier attempt's once checked.
+    let local = signed;
     if (!stored.written) {
       // Kept from an earlier attempt, or written by someone else: check what is there.
       const kept = path.join(dir, `kept-${ref.file}`);
+      local = kept;
       const got = await downloadToFile(deps.s3, deps.artifactsBucket, key, kept, signal);
       const problem = !got
         ? 'it vanished'
@@ -142,17 +148,61 @@ export async function signPackages(deps: SignPackagesDeps, input: SignPackagesIn
       }
     }
     scope.info('signed rpm at package time', { key, sha256: stored.sha256, signer: signer.fingerprint });
-    out.push({
+    const signedRef: ArtifactRef = {
       ...ref,
       key,
       sha256: stored.sha256,
       size: stored.size,
       signer: signer.fingerprint,
       unsigned: { key: ref.key, sha256: ref.sha256, size: ref.size },
-    });
+    };
+    scope.heartbeat({ phase: 'index facts', done: i, total: input.artifacts.length });
+    const yumIndex = await storeYumIndex(deps, input, signedRef, local, dir);
+    out.push(yumIndex ? { ...signedRef, yumIndex } : signedRef);
     await fs.promises.rm(dir, { recursive: true, force: true });
   }
   return { artifacts: out };
+}
+
+/** Stores what the YUM index needs from the signed rpm beside it (rpm-index-facts.ts: publishes
+ * then copy the pool file without downloading it) and returns the reference's pointer. The facts
+ * are made from the local copy of the stored bytes, and are a function of those bytes. Write-once,
+ * like the rpm: a retry finds the first attempt's facts and points at them only if they are byte
+ * for byte the ones it made (anything else at the key, planted or from another createrepo_c, is
+ * not used: the publishes then download the rpm, as for runs recorded before). */
+async function storeYumIndex(
+  deps: SignPackagesDeps,
+  input: SignPackagesInput,
+  ref: ArtifactRef,
+  local: string,
+  dir: string,
+): Promise<ArtifactRef['yumIndex']> {
+  const signal = deps.scope.signal;
+  const key = yumIndexKey(ref.key);
+  const bytes = await readRpmIndexFacts(local, ref, dir, signal);
+  let problem: string | undefined;
+  try {
+    const put = await storeObject(
+      deps.s3,
+      deps.artifactsBucket,
+      key,
+      { bytes },
+      { contentType: 'application/json', owner: identityMetadata(input), signal },
+    );
+    const stored = put.written ? bytes : await getBytes(deps.s3, deps.artifactsBucket, key, signal);
+    if (!stored) problem = 'they vanished';
+    else if (!stored.equals(bytes)) problem = `s3://${deps.artifactsBucket}/${key} holds other facts than the file's`;
+  } catch (err) {
+    // An object another build's metadata (or none) names: not adopted, and not the rpm's fault.
+    if (!(err instanceof ApplicationFailure && err.type === FailureType.ArtifactMismatch && err.nonRetryable))
+      throw err;
+    problem = err.message;
+  }
+  if (problem) {
+    deps.scope.info(`${ref.file}: no index facts (${problem}); publishes will download it`, { key });
+    return undefined;
+  }
+  return { key, sha256: sha256Hex(bytes) };
 }
 
 /** Why `file` is not the builder's rpm (same content digests) signed by our key. */

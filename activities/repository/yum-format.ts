@@ -31,6 +31,8 @@ import { compareRpmVersions } from './version-compare';
 
 const KINDS = ['primary', 'filelists', 'other'] as const;
 type Kind = (typeof KINDS)[number];
+/** One package's <package> elements of primary.xml, filelists.xml and other.xml. */
+export type YumFragments = Record<Kind, string>;
 
 const ROOTS: Record<Kind, string> = {
   primary:
@@ -87,12 +89,13 @@ export function primaryNevra(fragment: string): { name?: string; version?: strin
   return { name, version, arch };
 }
 
-/** createrepo_c over the given rpms; each package's XML fragments keyed by its sha256 (pkgid). */
-async function fragments(
+/** createrepo_c over the given rpms, each at `Packages/<name>`; each package's XML fragments keyed
+ * by its sha256 (pkgid). */
+export async function createrepoFragments(
   files: { file: string; name: string }[],
   dir: string,
   signal?: AbortSignal,
-): Promise<{ byId: Map<string, Record<Kind, string>>; output: string }> {
+): Promise<{ byId: Map<string, YumFragments>; output: string }> {
   const repo = path.join(dir, 'createrepo');
   const dirs = new Set([
     path.join(repo, 'Packages'),
@@ -118,7 +121,7 @@ async function fragments(
   );
   const read = (kind: Kind) =>
     zlib.gunzipSync(fs.readFileSync(path.join(repo, 'repodata', `${kind}.xml.gz`))).toString('utf8');
-  const byId = new Map<string, Record<Kind, string>>();
+  const byId = new Map<string, YumFragments>();
   // `</package>` cannot occur inside a package element: text content is escaped.
   for (const m of read('primary').matchAll(/<package type="rpm">[\s\S]*?<\/package>/g)) {
     const id = /<checksum type="sha256" pkgid="YES">([0-9a-f]{64})<\/checksum>/.exec(m[0])?.[1];
@@ -136,6 +139,16 @@ async function fragments(
 
 /** `<repository>/Packages/<last 16 hex of the fingerprint>/<file>`: where an rpm re-signed by
  * another key than the one it was published with goes. */
+/** The primary fragment with its `<location>` moved from `Packages/<file>` (where signPackages'
+ * facts put every rpm) to `location` (a re-signed rpm's subfolder). */
+export function relocated(primary: string, file: string, location: string): string {
+  const from = `<location href="Packages/${file}"/>`;
+  if (location === `Packages/${file}`) return primary;
+  if (!primary.includes(from)) throw new Error(`internal: the fragment of ${file} does not locate it at Packages/`);
+  const attr = location.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;');
+  return primary.replace(from, () => `<location href="${attr}"/>`);
+}
+
 export function resignedKey(root: string, file: string, fingerprint: string): string {
   return `${root}Packages/${fingerprint.slice(-16).toLowerCase()}/${file}`;
 }
@@ -156,23 +169,9 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
     stale: (pkg, fingerprint) => pkg.signer !== fingerprint,
 
     async ingest(candidates: Candidate[], ctx: IngestContext): Promise<Ingested[]> {
-      // Only debs come without a file (deb-index-facts.ts): createrepo_c reads every rpm itself.
-      const files = candidates.map((c) => {
-        if (c.file === undefined) throw new Error(`internal: rpm ${c.ref.key} reached the YUM ingest without its file`);
-        return { ...c, file: c.file };
-      });
-      // Signed at package time by this key: the signatures are checked in batches (one rpm -K
-      // per few hundred files), before anything else is read.
       const signedByThisKey = (ref: ArtifactRef) => ref.signer !== undefined && ref.signer === ctx.signer.fingerprint;
-      const presigned = files.filter((c) => signedByThisKey(c.ref));
-      const verdicts = await rpmSignatureProblems(
-        presigned.map((c) => c.file),
-        ctx.signer,
-        ctx.signal,
-      );
-      const checked = new Map(presigned.map((c, i) => [c.file, { problem: verdicts[i] }]));
-      const prepared = await mapLimit(files, 4, async (c) => {
-        await checkRpm(c.file, c.ref, ctx.signal);
+      /** Where the rpm goes, and what is there now. */
+      const placed = async <C extends Candidate>(c: C) => {
         let meta = ctx.listing.has(c.key) ? await ctx.store.head(c.key, ctx.signal) : undefined;
         if (meta?.signer && meta.signer !== ctx.signer.fingerprint) {
           // Published under another key (a rotation): the file stays where it is for clients that
@@ -181,6 +180,55 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
           c = { ...c, key: resignedKey(root, c.ref.file, ctx.signer.fingerprint) };
           meta = ctx.listing.has(c.key) ? await ctx.store.head(c.key, ctx.signal) : undefined;
         }
+        // Already there for this artifact, byte for byte (a retry, a re-publish).
+        const inPlace = meta?.['artifact-sha256'] === c.ref.sha256 && meta.sha256 === c.ref.sha256;
+        return { c, meta, inPlace };
+      };
+      // Signed at package time by this key, with signPackages' facts (rpm-index-facts.ts): not
+      // here as a file, and nothing of it is read again; the facts were checked against the
+      // reference when they were fetched. The pool file is a verified server-side copy.
+      const described = new Map<Candidate, Ingested>();
+      await mapLimit(
+        candidates.filter((c) => c.rpmFacts && signedByThisKey(c.ref)),
+        8,
+        async (candidate) => {
+          const { c, inPlace } = await placed(candidate);
+          const { fragments, hashes } = c.rpmFacts!;
+          const pkg: PublishedPackage = {
+            name: c.ref.name,
+            version: c.ref.version,
+            arch: c.ref.arch,
+            artifact: c.ref,
+            key: c.key,
+            sha256: hashes.sha256,
+            md5: hashes.md5,
+            size: hashes.size,
+            signer: ctx.signer.fingerprint,
+            meta: { ...fragments, primary: relocated(fragments.primary, c.ref.file, c.key.slice(root.length)) },
+          };
+          described.set(candidate, { pkg, upload: inPlace ? undefined : c.fetch, copyFrom: c.source });
+        },
+      );
+      // The rest are here as files (debs alone come with facts and no file otherwise).
+      const files = candidates
+        .filter((c) => !described.has(c))
+        .map((c) => {
+          if (c.file === undefined)
+            throw new Error(`internal: rpm ${c.ref.key} reached the YUM ingest without its file`);
+          return { ...c, file: c.file };
+        });
+      // Signed at package time by this key: the signatures are checked in batches (one rpm -K
+      // per few hundred files), before anything else is read.
+      const presigned = files.filter((c) => signedByThisKey(c.ref));
+      const verdicts = await rpmSignatureProblems(
+        presigned.map((c) => c.file),
+        ctx.signer,
+        ctx.signal,
+      );
+      const checked = new Map(presigned.map((c, i) => [c.file, { problem: verdicts[i] }]));
+      const prepared = await mapLimit(files, 4, async (candidate) => {
+        await checkRpm(candidate.file, candidate.ref, ctx.signal);
+        const { c, meta, inPlace } = await placed(candidate);
         if (signedByThisKey(c.ref)) {
           // Signed once at package time by this key: published as it is, never signed again.
           // The SHA-256 was checked against the reference on download; the signature is checked
@@ -195,7 +243,6 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
               { key: c.ref.key },
             );
           }
-          const inPlace = meta?.['artifact-sha256'] === c.ref.sha256 && meta.sha256 === c.ref.sha256;
           return { ...c, reused: inPlace, presigned: true };
         }
         // Uploaded before a crash, for this artifact and this key: reuse it as it is.
@@ -212,19 +259,20 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
       // Our hashes and createrepo_c's reading of the same (signed) files, side by side. An rpm
       // signed at package time is published byte for byte: the file is the downloaded artifact,
       // and the hashes taken while it was downloaded are its hashes.
+      if (files.length === 0) return candidates.map((c) => described.get(c)!);
       const [withSha, { byId: xml, output }] = await Promise.all([
         mapLimit(prepared, 8, async (p) => ({
           ...p,
           ...(p.presigned && p.hashes ? p.hashes : await hashFile(p.file)),
         })),
-        fragments(
+        createrepoFragments(
           // The name under Packages/ is the location the index gives (a re-signed rpm's is in a subfolder).
           prepared.map((p) => ({ file: p.file, name: p.key.slice(`${root}Packages/`.length) })),
           ctx.dir,
           ctx.signal,
         ),
       ]);
-      return withSha.map((p): Ingested => {
+      const read = withSha.map((p): Ingested => {
         const meta = xml.get(p.sha256);
         if (!meta?.filelists || !meta.other) {
           // createrepo_c exits 0 and leaves out a package whose header it cannot write as XML
@@ -267,6 +315,9 @@ export function yumFormat(input: RepositoryTarget): RepositoryFormat {
         // A presigned rpm is published byte for byte: a server-side copy of the artifact will do.
         return { pkg, upload: p.reused ? undefined : p.file, copyFrom: p.presigned ? p.source : undefined };
       });
+      // In the candidates' order: `files` kept it, without the described ones.
+      let next = 0;
+      return candidates.map((c) => described.get(c) ?? read[next++]);
     },
 
     indexFiles(packages, extra) {

@@ -3,15 +3,28 @@
 // keeps the first signature, and publishing it to staging and then production uploads exactly
 // those bytes, which dnf installs with gpgcheck. What a build worker could plant is refused: a
 // reference to another build's key, a file at the signed key that is not our signature on the
-// builder's rpm, a reference that claims a signer for an unsigned file.
+// builder's rpm, a reference that claims a signer for an unsigned file. The facts signPackages
+// stores beside each signed rpm (rpm-index-facts.ts) stand in for its download at publish time:
+// the index is the one reading the rpm makes, and facts changed, planted or not describing the
+// reference are not used (the rpm is read, and the log says why). The S3 client's GetObject
+// requests are recorded (a middleware on the real client) to show what was downloaded.
+import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
 import { runChecked } from '../../activities/exec/process';
 import { identityMetadata, identityOf, packageKey } from '../../activities/packaging/packaging-env';
 import { readObject, storeObject } from '../../activities/packaging/store-object';
-import { createRepositoryActivities, publicKeyOf, type RepositoryActivities } from '../../activities/repository';
+import {
+  createRepositoryActivities,
+  publicKeyOf,
+  type PublishPackagesInput,
+  type RepositoryActivities,
+} from '../../activities/repository';
+import { yumIndexKey } from '../../activities/repository/rpm-index-facts';
 import { publicKeyFingerprints } from '../../activities/repository/gpg';
 import { rpmSignatureProblem, rpmSignatureProblems } from '../../activities/repository/rpm-signature';
 import { signedKey } from '../../activities/repository/sign-packages';
@@ -34,10 +47,19 @@ describe('rpms signed once at package time', () => {
   let spec: RepositorySpec;
   let acts: RepositoryActivities;
   let key: string;
+  /** Keys of every GetObject the S3 client sent. */
+  const gets: string[] = [];
 
   beforeAll(async () => {
     const config = testConfig([{ name: 'acme/tally', cloneUrl: '/nonexistent', steps: { package: 'true' } }]);
     s3 = (await awsFor(config)).s3;
+    s3.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === 'GetObjectCommand') gets.push((args.input as { Key: string }).Key);
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordGets' },
+    );
     artifactsBucket = parseS3Url(config.storage.artifacts).bucket;
     buckets = {
       staging: parseS3Url(config.storage.staging).bucket,
@@ -295,5 +317,142 @@ describe('rpms signed once at package time', () => {
     expect((claimed as Error).message).toMatch(
       /is recorded as signed at package time by [0-9A-F]{40}, but it carries no header signature/,
     );
+  });
+
+  const staging = (channel: string, artifacts: ArtifactRef[]): PublishPackagesInput => ({
+    environment: 'staging',
+    channel,
+    distro: 'el9',
+    distroSpec: { format: 'rpm', arch: 'x86_64' },
+    artifacts,
+    keepBuilds: 3,
+    repository: 'acme/tally',
+    packages: ['tally'],
+  });
+  /** Runs a publish as an activity, with its log lines. */
+  const logged = async (input: PublishPackagesInput) => {
+    const lines: string[] = [];
+    const env = new MockActivityEnvironment(undefined, {
+      logger: new DefaultLogger('INFO', (entry) => lines.push(entry.message)),
+    });
+    type Result = Awaited<ReturnType<RepositoryActivities['publishPackages']>>;
+    const result = await env.run<[PublishPackagesInput], Result, RepositoryActivities['publishPackages']>(
+      acts.publishPackages,
+      input,
+    );
+    return { result, log: lines.join('\n') };
+  };
+  /** A staging channel's primary, filelists and other, as dnf reads them from repomd.xml. */
+  async function metadata(channel: string): Promise<string[]> {
+    const root = `yum/el9/${channel}/`;
+    const repomd = (await object(buckets.staging, `${root}repodata/repomd.xml`)).toString();
+    const hrefs = [...repomd.matchAll(/<location href="([^"]+)"\/>/g)].map((m) => m[1]);
+    expect(hrefs).toHaveLength(3);
+    return Promise.all(
+      hrefs.map(async (h) => zlib.gunzipSync(await object(buckets.staging, `${root}${h}`)).toString()),
+    );
+  }
+  /** Stored facts, changed by `edit`, under a key of their own that the reference then names. */
+  async function editedFacts(signed: ArtifactRef, name: string, edit: (o: Record<string, string>) => void) {
+    const o = JSON.parse((await object(artifactsBucket, signed.yumIndex!.key)).toString()) as Record<string, string>;
+    edit(o);
+    const body = Buffer.from(JSON.stringify(o));
+    const k = `${signed.key}.${name}.json`;
+    await s3.send(new PutObjectCommand({ Bucket: artifactsBucket, Key: k, Body: body }));
+    return { ...signed, yumIndex: { key: k, sha256: sha256(body) } };
+  }
+
+  it("publishes from signPackages' index facts without downloading the rpm: the index reading it makes", async () => {
+    const { ref } = await packaged(12);
+    const signed = (await sign(12, [ref])).artifacts[0];
+    expect(signed.yumIndex).toEqual({ key: yumIndexKey(signed.key), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(sha256(await object(artifactsBucket, signed.yumIndex!.key))).toBe(signed.yumIndex!.sha256);
+
+    gets.splice(0);
+    const fromFacts = await logged(staging('from-facts', [signed]));
+    expect(fromFacts.result.uploaded).toContain(`yum/el9/from-facts/Packages/${ref.file}`);
+    expect(gets).toContain(signed.yumIndex!.key);
+    expect(gets).not.toContain(signed.key);
+    expect(fromFacts.log).not.toContain('itself');
+
+    // The same reference without facts (a run recorded before them): the rpm is downloaded and read.
+    gets.splice(0);
+    const plain = { ...signed, yumIndex: undefined };
+    await acts.publishPackages(staging('read', [plain]));
+    expect(gets).toContain(signed.key);
+    // The same metadata but for the file's time: the facts give the build time (the same bytes
+    // make the same facts), createrepo_c over a downloaded file its download time.
+    const untimed = (xml: string) => xml.replace(/<time file="\d+"/, '<time file=""');
+    expect((await metadata('from-facts')).map(untimed)).toEqual((await metadata('read')).map(untimed));
+    expect(sha256(await object(buckets.staging, `yum/el9/from-facts/Packages/${ref.file}`))).toBe(signed.sha256);
+
+    // A second publish of the same reference finds the file in place: nothing uploaded, nothing read.
+    gets.splice(0);
+    const again = await acts.publishPackages(staging('from-facts', [signed]));
+    expect(again.uploaded).toEqual([]);
+    expect(gets).not.toContain(signed.key);
+  });
+
+  it('reads the rpm itself when its facts changed, could close the document or name another package', async () => {
+    const { ref } = await packaged(13);
+    const signed = (await sign(13, [ref])).artifacts[0];
+    // Facts the reference names (the pointer matches) but that are not fit for an index.
+    const injected = await editedFacts(signed, 'injected', (o) => {
+      o.primary = o.primary.replace('</package>', '</package><package type="rpm"><name>sudo</name></package>');
+    });
+    const renamed = await editedFacts(signed, 'renamed', (o) => {
+      o.primary = o.primary.replace('<name>tally</name>', '<name>sudo</name>');
+    });
+    for (const [channel, bad, why] of [
+      ['facts-injected', injected, 'its primary fragment is not one well-formed <package> element'],
+      ['facts-renamed', renamed, 'its primary fragment lists sudo 2.3.0-13 noarch, but the reference says tally'],
+    ] as const) {
+      gets.splice(0);
+      const read = await logged(staging(channel, [bad]));
+      expect(gets).toContain(signed.key);
+      expect(read.log).toContain(`its index facts cannot be used (s3://${artifactsBucket}/${bad.yumIndex.key}: ${why}`);
+      const [primary] = await metadata(channel);
+      expect(primary).not.toContain('sudo');
+      expect(primary).toContain('<name>tally</name>');
+    }
+
+    // Changed after the reference was made: not the bytes it names.
+    await s3.send(new PutObjectCommand({ Bucket: artifactsBucket, Key: signed.yumIndex!.key, Body: '{}' }));
+    gets.splice(0);
+    const changed = await logged(staging('facts-changed', [signed]));
+    expect(gets).toContain(signed.key);
+    expect(changed.log).toMatch(
+      new RegExp(
+        `publish: reading ${signed.key} itself: its index facts cannot be used \\(s3://${artifactsBucket}/` +
+          `${signed.yumIndex!.key} has SHA-256 [0-9a-f]{64}, the reference promises ${signed.yumIndex!.sha256}\\)`,
+      ),
+    );
+    // A retry of the signing does not point at them either: they are not the facts of the file.
+    expect((await sign(13, [ref])).artifacts[0]).toEqual({ ...signed, yumIndex: undefined });
+  });
+
+  it('does not point at facts it did not make: a planted object is left unused', async () => {
+    const { ref } = await packaged(14);
+    const ours = await fingerprint(key);
+    const at = yumIndexKey(signedKey('', ours, ref.key));
+    // Planted before the signing by a builder, with metadata that names the build: facts that
+    // would add a capability the rpm does not provide.
+    const body = JSON.stringify({ format: 'conveyor-yum-index/1', primary: '<rpm:entry name="sudo"/>' });
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: artifactsBucket,
+        Key: at,
+        Body: body,
+        Metadata: identityMetadata({ repository: spec, branch: 'main', sha: COMMIT, build: 14 }),
+      }),
+    );
+    const signed = (await sign(14, [ref])).artifacts[0];
+    expect(signed.signer).toBe(ours);
+    expect(signed.yumIndex).toBeUndefined();
+    expect((await object(artifactsBucket, at)).toString()).toBe(body);
+    gets.splice(0);
+    await acts.publishPackages(staging('facts-planted', [signed]));
+    expect(gets).toContain(signed.key);
+    expect((await metadata('facts-planted'))[0]).not.toContain('sudo');
   });
 });
