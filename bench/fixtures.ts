@@ -16,6 +16,7 @@ import {
   type DebIndexFacts,
 } from '../activities/repository/deb-index-facts';
 import type { Signer } from '../activities/repository/gpg';
+import type { RpmIndexFacts } from '../activities/repository/rpm-index-facts';
 import type { Candidate, RepositoryFormat } from '../activities/repository/publish-types';
 import type { PublishedPackage } from '../activities/repository/repository-state';
 import { mapLimit, type FileHashes } from '../activities/repository/s3-objects';
@@ -316,6 +317,8 @@ export async function writeIndexes(
     kept?: PublishedPackage[];
     hashed?: boolean;
     facts?: Map<Fixture, DebIndexFacts>;
+    /** signPackages' facts of rpms signed at package time (with `signer`, their key). */
+    rpmFacts?: Map<Fixture, RpmIndexFacts>;
     /** The publish's signer as the ingest sees it (rpms signed at package time are checked
      * against its public key); the signed files themselves are never signed here. */
     signer?: Signer;
@@ -327,9 +330,12 @@ export async function writeIndexes(
   // With the package stage's index facts, a .deb is not read here (as in a publish, §6).
   const candidates: Candidate[] = fixtures.map((f) => {
     const facts = o.facts?.get(f);
+    const rpmFacts = o.rpmFacts?.get(f);
     return facts
       ? { ref: f.ref, key: fmt.poolKey(f.ref), facts }
-      : { ref: f.ref, file: f.path, key: fmt.poolKey(f.ref), hashes: o.hashes?.get(f) };
+      : rpmFacts
+        ? { ref: f.ref, key: fmt.poolKey(f.ref), rpmFacts }
+        : { ref: f.ref, file: f.path, key: fmt.poolKey(f.ref), hashes: o.hashes?.get(f) };
   });
   const ingested = await fmt.ingest(candidates, {
     store: undefined as never,

@@ -72,23 +72,37 @@ export async function readRpmIndexFacts(
         { key: ref.key },
       );
     }
-    // The file's time is its mtime here, a moment of this attempt: the build time stands in for
-    // it, so the facts are a function of the file's bytes alone (a retry makes the same).
-    const fragments = {
-      ...made,
-      primary: made.primary.replace(
-        /<time file="\d+" build="(\d+)"\/>/,
-        (_m, build: string) => `<time file="${build}" build="${build}"/>`,
-      ),
-    };
-    const problem = fragmentProblem(fragments, { ...ref, sha256: hashes.sha256 });
-    if (problem)
-      throw nonRetryable(RepositoryFailure.BadPackage, `${ref.file} (${ref.key}): ${problem}`, { key: ref.key });
-    const { md5, sha256, size } = hashes;
-    return Buffer.from(JSON.stringify({ format: FORMAT, size, md5, sha256, ...fragments }));
+    const facts = rpmIndexFactsOf(made, hashes, ref);
+    if (typeof facts === 'string') {
+      throw nonRetryable(RepositoryFailure.BadPackage, `${ref.file} (${ref.key}): ${facts}`, { key: ref.key });
+    }
+    return facts;
   } finally {
     await fs.promises.rm(work, { recursive: true, force: true });
   }
+}
+
+/** The stored form of createrepo_c's fragments of one rpm (at `Packages/<file>`) and its hashes;
+ * the reason as a string when they do not describe `ref`. */
+export function rpmIndexFactsOf(
+  made: YumFragments,
+  hashes: RpmIndexFacts['hashes'],
+  ref: Pick<ArtifactRef, 'name' | 'version' | 'arch' | 'file'>,
+): Buffer | string {
+  // The file's time is its mtime when createrepo_c read it, a moment of this attempt: the build
+  // time stands in for it, so the facts are a function of the file's bytes alone (a retry makes
+  // the same).
+  const fragments = {
+    ...made,
+    primary: made.primary.replace(
+      /<time file="\d+" build="(\d+)"\/>/,
+      (_m, build: string) => `<time file="${build}" build="${build}"/>`,
+    ),
+  };
+  const problem = fragmentProblem(fragments, { ...ref, sha256: hashes.sha256 });
+  if (problem) return problem;
+  const { md5, sha256, size } = hashes;
+  return Buffer.from(JSON.stringify({ format: FORMAT, size, md5, sha256, ...fragments }));
 }
 
 /** Parses stored facts and holds them to `ref`; the reason they cannot be used, as a string. */
