@@ -18,8 +18,10 @@
 // host not at the version yet, the upgrade's key check, source and keyring, metadata refresh and
 // published check, without the install. It validates and fails like upgradeHost (same types, exit
 // codes 93/94), is idempotent (it writes what an upgrade writes), heartbeats and uploads its log
-// the same way. upgradeHost does not rely on it: run alone (a rollback, a retry) it refreshes and
-// verifies in full; after a prepare its refresh is cheap (scripts.ts says why).
+// the same way. A repository key that cannot be fetched makes it read versions only: a host at the
+// version never needs the key, and a host that does gets the failure from its own upgrade.
+// upgradeHost does not rely on it: run alone (a rollback, a retry) it refreshes and verifies in
+// full; after a prepare its refresh is cheap (scripts.ts says why).
 import { countHostChange } from '../metrics';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -28,7 +30,7 @@ import path from 'node:path';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { CommandFailureDetails } from '../../common/failures';
 import { HostExecLimits } from '../../common/host-exec';
 import { lastLines } from '../exec/run-step';
@@ -230,6 +232,22 @@ export function createFleetActivities(deps: FleetDeps) {
     return { CONVEYOR_KEY: key.armored, CONVEYOR_KEYRING_ID: keyringIdFor(key.fingerprint) };
   }
 
+  /** The key for a prepare's refresh, or undefined (noted) when it cannot be fetched now. */
+  async function keyForPrepare(
+    scope: ActivityScope,
+    host: Host,
+    env: Record<string, string>,
+    note: (line: string) => void,
+  ): Promise<Record<string, string> | undefined> {
+    try {
+      return await repositoryKey(scope, host, env, note);
+    } catch (err) {
+      if (!(err instanceof ApplicationFailure && err.type === FleetFailure.RepositoryUnavailable)) throw err;
+      note(`${err.message}: versions only, an upgrade of this host fetches the key itself`);
+      return undefined;
+    }
+  }
+
   return {
     /** Running instances with every tag and the distro, sorted by name. [] when there are none. */
     discoverHosts: async (input: DiscoverHostsInput): Promise<Host[]> => {
@@ -283,23 +301,28 @@ export function createFleetActivities(deps: FleetDeps) {
         }
         packages.forEach(checkPackageName);
         const nonce = crypto.randomBytes(8).toString('hex');
-        const refresh = input.refresh !== false;
         const env: Record<string, string> = {
           CONVEYOR_PACKAGES: packages.join(' '),
           CONVEYOR_VERSION: checkVersion(version),
           CONVEYOR_NONCE: nonce,
-          CONVEYOR_REFRESH: refresh ? '1' : '0',
           ...repositoryEnv(format, input.repo),
         };
         try {
           await ensureHost(scope, host, format);
-          note(`${host.name}: preparing ${packages.join(', ')} ${version}${refresh ? '' : ' (versions only)'}`);
+          note(
+            `${host.name}: preparing ${packages.join(', ')} ${version}${input.refresh !== false ? '' : ' (versions only)'}`,
+          );
+          // A key that cannot be fetched now makes this a versions-only prepare: a host already at
+          // the version never needs it (upgradeHost reads the version first), and one that does
+          // not gets the failure from its own upgrade, with its own batch.
+          const key = input.refresh !== false ? await keyForPrepare(scope, host, env, note) : undefined;
+          const refresh = key !== undefined;
           const outcome = await exec(
             scope,
             {
               host,
               script: prepareScript(format),
-              env: refresh ? { ...env, ...(await repositoryKey(scope, host, env, note)) } : env,
+              env: { ...env, ...key, CONVEYOR_REFRESH: refresh ? '1' : '0' },
               logFile,
               purpose: `prepare ${packages.join(', ')} ${version}`,
             },

@@ -237,4 +237,30 @@ describe('fleet: prepareHost on local hosts', () => {
       lists: snapshot(path.join(deb.root!, 'var/lib/apt/lists')),
     }).toEqual(before);
   });
+
+  it('a key that cannot be fetched makes it read versions only; the upgrade that needs the key fails for it', async () => {
+    const missing = { ...repoFor(deb), keyUrl: `${repo.bucketUrl}/keys/missing.asc` };
+    const lists = snapshot(path.join(deb.root!, 'var/lib/apt/lists'));
+    // At the version already: nothing needs the key, as upgradeHost alone would need nothing.
+    const current = { ...prepare(deb, '1.0.0-3', ['widget']), repo: missing };
+    expect(await acts.prepareHost(current)).toEqual({
+      host: deb.name,
+      versions: { widget: '1.0.0-3' },
+      refreshed: false,
+      logKey: current.logKey,
+    });
+    expect(await acts.upgradeHost({ ...upgrade(deb, '1.0.0-3'), repo: missing })).toMatchObject({ changed: false });
+    // Not at the version: the prepare still succeeds, noting why it read versions only, and the
+    // upgrade fails with the key's own error.
+    const behind = { ...prepare(deb, '1.0.0-4', ['widget']), repo: missing };
+    expect(await acts.prepareHost(behind)).toMatchObject({ versions: { widget: '1.0.0-3' }, refreshed: false });
+    expect(await logText(behind.logKey)).toContain(
+      `cannot use the repository key ${missing.keyUrl}: HTTP 404: versions only, an upgrade of this host fetches the key itself`,
+    );
+    const upgraded = await failureOf(acts.upgradeHost({ ...upgrade(deb, '1.0.0-4'), repo: missing }));
+    expect(upgraded.type).toBe('RepositoryUnavailable');
+    expect(upgraded.message).toContain(`cannot use the repository key ${missing.keyUrl}: HTTP 404`);
+    expect(snapshot(path.join(deb.root!, 'var/lib/apt/lists'))).toEqual(lists);
+    expect(installed(deb)).toBe('widget installed 1.0.0-3');
+  });
 });
