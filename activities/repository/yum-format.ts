@@ -5,7 +5,9 @@
 //   repodata/repomd.xml, repomd.xml.asc   the switch (dnf repo_gpgcheck=1 checks the .asc)
 // Incremental without the old rpms: createrepo_c reads only the new (signed) rpms, and each
 // package's three XML fragments are kept in the state manifest; the metadata files are those
-// fragments concatenated. createrepo_c XML-escapes every header value (`<`, `&`, quotes), so a
+// fragments concatenated. An rpm signed at package time by this key whose reference names
+// signPackages' facts (rpm-index-facts.ts, checked when fetched) is not read at all: its fragments
+// and hashes are the facts', and its pool file a server-side copy of the artifact. createrepo_c XML-escapes every header value (`<`, `&`, quotes), so a
 // fragment cannot close its <package>; a value XML cannot hold at all (a control character) makes
 // createrepo_c drop the package, which is refused here as BadPackage (and earlier by the package
 // stage, inspect-package.ts). An rpm signed once at package time by the current key (artifact
