@@ -8,7 +8,7 @@ import type { PipelineResult } from '../common/types';
 import { startChainStack } from './chain-stack';
 import { startFloor } from './floor';
 import { median, ms, type Benchmark, type Row } from './harness';
-import { activitySpans, childSpans, historyOf, unionMs } from './history';
+import { activitySpans, childSpans, eventMs, historyOf, unionMs } from './history';
 
 interface StageSample {
   wall: number;
@@ -35,6 +35,8 @@ export const overhead: Benchmark = {
     const totals: number[] = [];
     const webhook: number[] = [];
     const stages = new Map<string, StageSample[]>();
+    /** The last chain's timeline: each stage and its activities, ms from the webhook's answer. */
+    let timeline: string[] = [];
     for (let i = 0; i < chains; i++) {
       for (let k = 0; k < 5; k++) floors.push(await floor.childWithOneActivity());
       const t0 = performance.now();
@@ -44,9 +46,17 @@ export const overhead: Benchmark = {
       if (result.status !== 'succeeded') throw new Error(`${workflowId} ended ${result.status}`);
       totals.push(total);
       webhook.push(webhookMs);
-      for (const span of childSpans(await historyOf(stack.client, workflowId))) {
+      const pipeline = await historyOf(stack.client, workflowId);
+      const zero = eventMs(pipeline[0]);
+      const at = (t: number) => ms(t - zero);
+      timeline = [`pipeline: started 0, closed ${at(eventMs(pipeline[pipeline.length - 1]))}`];
+      for (const span of childSpans(pipeline)) {
         const label = span.workflowId.slice(workflowId.length + 1).replace(/#\d+$/, '');
         const acts = activitySpans(await historyOf(stack.client, span.workflowId));
+        timeline.push(
+          `${label}: ${at(span.startMs)}–${at(span.endMs)}: ` +
+            acts.map((a) => `${a.type} ${at(a.startMs)}–${at(a.endMs)}`).join(', '),
+        );
         const byType: Record<string, number> = {};
         for (const a of acts) byType[a.type] = (byType[a.type] ?? 0) + (a.endMs - a.startMs);
         const sample: StageSample = {
@@ -61,6 +71,7 @@ export const overhead: Benchmark = {
       }
       ctx.log(`chain ${i + 1}/${chains}: ${ms(total)} ms (${workflowId})`);
     }
+    for (const line of timeline) ctx.log(`last chain, ms from the pipeline's start: ${line}`);
     const floorMs = median(floors);
     const rows: Row[] = [];
     const overheads: number[] = [];
@@ -109,6 +120,7 @@ export const overhead: Benchmark = {
           '"in activities" column bounds what is not orchestration; "outside activities" = wall − activity time, ' +
           'the orchestration proper, compared with the floor (whose one activity is a no-op)',
         ...(staging ? [] : ['--quick: the repository has no staging hosts (no deploy, verify)']),
+        `the last chain, ms from the pipeline's start: ${timeline.join('; ')}`,
       ],
     };
   },
