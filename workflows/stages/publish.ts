@@ -6,7 +6,11 @@
 // from the run's recorded spec, so reruns and promotions of runs recorded before `packages`
 // existed get the default): it refuses names another repository owns in the channel and applies
 // retention to this repository's packages only. Inputs only: the command sequence is unchanged.
-import { proxyActivities } from '@temporalio/workflow';
+// Repositories that share nothing (an APT suite, each distro's YUM repository) and the docs site are
+// published side by side under the one lock (patch publish-repositories-side-by-side); distros that
+// share a suite still publish one after the other. The lock is released only after every publish
+// has ended, failed ones included.
+import { patched, proxyActivities } from '@temporalio/workflow';
 import type { OrchestratorActivities } from '../../activities';
 import { FailureType } from '../../common/failures';
 import { repositoryLockId } from '../../common/ids';
@@ -80,8 +84,7 @@ export async function publishUnderLock<R extends PublishStageResult = PublishSta
   return withLock<PublishStageResult | R>(lockId, undefined, async (grant) => {
     const early = await before?.();
     if (early) return { result: early };
-    const repositories: PublishStageResult['repositories'] = [];
-    for (const p of input.packages) {
+    const publishOne = async (p: PublishStageInput['packages'][number]) => {
       const r = await publisher.publishPackages.executeWithOptions(
         {
           summary: `publish ${p.artifacts.map((a) => `${a.name} ${a.version}`).join(', ')} to ${input.environment} ${input.channel} (${p.distro})`,
@@ -101,7 +104,7 @@ export async function publishUnderLock<R extends PublishStageResult = PublishSta
           },
         ],
       );
-      repositories.push({
+      return {
         distro: p.distro,
         path: r.repoUrlPath,
         suite: r.suite,
@@ -111,18 +114,51 @@ export async function publishUnderLock<R extends PublishStageResult = PublishSta
         ...(r.dropped?.length
           ? { dropped: r.dropped.map((d) => `${d.name} ${d.version} ${d.arch}: ${d.reason}`) }
           : {}),
-      });
-    }
-    let docs: PublishStageResult['docs'];
-    if (input.docs) {
+      };
+    };
+    const publishDocs = async (docsRef: DocsRef): Promise<PublishStageResult['docs']> => {
       const d = await publisher.publishDocs({
         environment: input.environment,
         repository: input.repository.name,
         channel: input.channel,
-        docs: input.docs,
+        docs: docsRef,
       });
-      docs = { site: d.sitePath, index: d.indexPath };
+      return { site: d.sitePath, index: d.indexPath };
+    };
+    const groups = repositoryGroups(input);
+    // Only a stage with two things to publish side by side asks: the others' histories are as before.
+    if (groups.length + (input.docs ? 1 : 0) > 1 && patched(PUBLISH_SIDE_BY_SIDE_PATCH)) {
+      const done = new Map<string, PublishStageResult['repositories'][number]>();
+      let docs: PublishStageResult['docs'];
+      const settled = await Promise.allSettled([
+        ...groups.map(async (group) => {
+          for (const p of group) done.set(p.distro, await publishOne(p));
+        }),
+        ...(input.docs ? [publishDocs(input.docs).then((d) => void (docs = d))] : []),
+      ]);
+      // Every publish has ended before the lock goes: the first failure (input order) is the stage's.
+      const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      if (failed) throw failed.reason;
+      const repositories = input.packages.map((p) => done.get(p.distro)!);
+      return { result: { environment: input.environment, channel: input.channel, repositories, docs } };
     }
+    const repositories: PublishStageResult['repositories'] = [];
+    for (const p of input.packages) repositories.push(await publishOne(p));
+    const docs = input.docs ? await publishDocs(input.docs) : undefined;
     return { result: { environment: input.environment, channel: input.channel, repositories, docs } };
   });
+}
+
+export const PUBLISH_SIDE_BY_SIDE_PATCH = 'publish-repositories-side-by-side';
+
+/** The packages by the repository they go to, in input order: an APT suite (its codename, which
+ * two distros may share: their publishes stay one after the other) or a distro's YUM repository. */
+function repositoryGroups(input: PublishStageInput): PublishStageInput['packages'][] {
+  const groups = new Map<string, PublishStageInput['packages']>();
+  for (const p of input.packages) {
+    const spec = input.repository.distroSpecs[p.distro];
+    const key = spec?.format === 'rpm' ? `yum ${p.distro}` : `apt ${spec?.codename ?? p.distro}`;
+    groups.set(key, [...(groups.get(key) ?? []), p]);
+  }
+  return [...groups.values()];
 }
