@@ -4,7 +4,7 @@
 // the run's CONVEYOR_* values; a command still running when the e2e step ends is cancelled and its
 // handler finishes before the stage completes; every accepted command is in the history.
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { WorkflowUpdateFailedError, WorkflowUpdateStage, type Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -45,6 +45,10 @@ describe('verify stage: the hostExec Update', () => {
   let workers: Worker[] = [];
   /** What each host runs, as hostVersion reports it. */
   const installed: Record<string, string> = {};
+  /** The same for a second package, gadget. */
+  const gadget: Record<string, string> = {};
+  /** How many version reads ran at once, at most. */
+  const versionReads = { inFlight: 0, most: 0 };
   let running: Promise<void>[] = [];
 
   const stepResult = (step: string): StepResult => ({
@@ -68,7 +72,15 @@ describe('verify stage: the hostExec Update', () => {
     client = await clientFor(config);
     connection = await NativeConnection.connect({ address: testEnv().temporal });
     const orchestrator: Partial<OrchestratorActivities> = {
-      hostVersion: async (i) => Promise.resolve({ version: installed[i.host.name] ?? null }),
+      hostVersion: async (i) => {
+        versionReads.inFlight++;
+        versionReads.most = Math.max(versionReads.most, versionReads.inFlight);
+        await new Promise((r) => setTimeout(r, 100));
+        versionReads.inFlight--;
+        return {
+          version: i.packageName === 'gadget' ? (gadget[i.host.name] ?? null) : (installed[i.host.name] ?? null),
+        };
+      },
       runOnHost: async (i) => {
         await smoke(Context.current().info.workflowExecution?.workflowId ?? '');
         return { exitCode: 0, tail: `smoke on ${i.host.name}`, logKey: i.logKey };
@@ -172,6 +184,32 @@ describe('verify stage: the hostExec Update', () => {
       args: [{ ...input(), packages: ['widget'] }],
     });
     expect(ok.smoke.map((x) => x.host)).toEqual(['web-1', 'web-2']);
+  });
+
+  it('reads every host and package at once, and names each one that moved in order', async () => {
+    installed['web-1'] = '1.2.0-7';
+    installed['web-2'] = '1.2.0-9';
+    gadget['web-1'] = '1.2.0-8';
+    gadget['web-2'] = '1.2.0-7';
+    versionReads.most = 0;
+    const workflowId = `${input().pipelineId}/verify-reads-${uid()}`;
+    const err = (await client.workflow
+      .execute<typeof verifyStage>('verifyStage', {
+        workflowId,
+        taskQueue: config.temporal.taskQueue,
+        args: [{ ...input(), packages: ['widget', 'gadget'] }],
+      })
+      .catch((e: unknown) => e)) as { cause?: ApplicationFailure };
+    expect(err.cause?.message).toBe(
+      'not verifying 1.2.0-7: web-1 runs gadget 1.2.0-8, web-2 runs widget 1.2.0-9 (another deploy changed the hosts after this one)',
+    );
+    expect(versionReads.most).toBe(4);
+    const markers = ((await client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).flatMap((e) => {
+      const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0];
+      return data ? [defaultPayloadConverter.fromPayload<{ id: string }>(data).id] : [];
+    });
+    expect(markers).toContain('verify-version-checks-side-by-side');
+    installed['web-2'] = '1.2.0-7';
   });
 
   it('runs commands for this run hosts during e2e, refuses the rest with the reason', async () => {

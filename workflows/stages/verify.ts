@@ -12,7 +12,9 @@
 //
 // Replay: registering the handler and waiting for handlers add no commands; `execOnHost` is only
 // scheduled by an Update, which no history recorded before it contains, so it needs no patch. The
-// smoke checks moved queue, hence trustedQueue().
+// smoke checks moved queue, hence trustedQueue(). The check that every host still runs this build
+// reads all hosts and packages at once (patch verify-version-checks-side-by-side), no longer one
+// after the other.
 import {
   ActivityCancellationType,
   ApplicationFailure,
@@ -93,6 +95,8 @@ function versionEnv(input: VerifyStageInput): Record<string, string> {
   };
 }
 
+export const VERSION_CHECKS_SIDE_BY_SIDE_PATCH = 'verify-version-checks-side-by-side';
+
 /** Fails the stage, naming the hosts, when one no longer runs `<version>-<build>` of a package. */
 async function stillThisBuild(
   input: VerifyStageInput,
@@ -100,13 +104,33 @@ async function stillThisBuild(
 ): Promise<void> {
   const wanted = `${input.version}-${input.build}`;
   const moved: string[] = [];
-  for (const g of input.hosts) {
-    const format = input.repository.distroSpecs[g.distro]?.format ?? 'deb';
-    for (const host of g.hosts) {
-      for (const packageName of input.packages ?? []) {
-        const { version } = await hostsOf(g.distro).hostVersion({ host, packageName, format });
-        if (version !== wanted) moved.push(`${host.name} runs ${packageName} ${version ?? '(none)'}`);
-      }
+  const checks = input.hosts.flatMap((g) =>
+    g.hosts.flatMap((host) =>
+      (input.packages ?? []).map((packageName) => ({
+        distro: g.distro,
+        host,
+        packageName,
+        format: input.repository.distroSpecs[g.distro]?.format ?? 'deb',
+      })),
+    ),
+  );
+  const report = (c: (typeof checks)[number], version: string | null) => {
+    if (version !== wanted) moved.push(`${c.host.name} runs ${c.packageName} ${version ?? '(none)'}`);
+  };
+  if (checks.length > 1 && patched(VERSION_CHECKS_SIDE_BY_SIDE_PATCH)) {
+    // Every host and package at once (each check is one short read on one host), reported in order.
+    const versions = await Promise.all(
+      checks.map((c) => hostsOf(c.distro).hostVersion({ host: c.host, packageName: c.packageName, format: c.format })),
+    );
+    checks.forEach((c, i) => report(c, versions[i].version));
+  } else {
+    for (const c of checks) {
+      const { version } = await hostsOf(c.distro).hostVersion({
+        host: c.host,
+        packageName: c.packageName,
+        format: c.format,
+      });
+      report(c, version);
     }
   }
   if (moved.length > 0) {
