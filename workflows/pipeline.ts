@@ -369,6 +369,20 @@ async function descendantWithEarlierBuild({ id, input }: Run, build: number) {
     pipelineId: id,
     build,
   });
+  // Since this patch, one activity asks about every earlier build: one fetch of the remote instead
+  // of one per build, in sequence, between test and package. Runs recorded before it asked one
+  // build at a time, and replay must see those same commands.
+  if (patched('earlier-builds-one-check')) {
+    const others = earlier.filter((e) => e.sha !== input.sha);
+    if (others.length === 0) return undefined;
+    const { relations } = await ancestry.descendantRelations({
+      cloneUrl: input.repository.cloneUrl,
+      ancestor: input.sha,
+      descendants: others.map((e) => e.sha),
+    });
+    // Newest first, as the loop below answers.
+    return others.find((_, i) => relations[i] === 'ancestor');
+  }
   for (const e of earlier) {
     if (e.sha === input.sha) continue;
     const { relation } = await ancestry.commitRelation({
