@@ -19,6 +19,13 @@
 //   deploy-prepare-ahead   a main run deployed to two hosts in batches of one: each host prepared
 //                          (prepareHost), the second while the first upgrades (patch
 //                          deploy-prepare-ahead)
+//   side-by-side           the second of two main runs of a repository with docs and two hosts:
+//                          its earlier build checked in one activity (patch earlier-builds-one-check),
+//                          the APT repository and the docs published side by side (patch
+//                          publish-repositories-side-by-side), both hosts' versions read at once
+//                          before verify (patch verify-version-checks-side-by-side)
+//   superseded-one-check   the superseded scenario on the current code: the descendant found by the
+//                          one check, the run ends at its build number
 // Usage: tsx test/replay/record-scenarios.ts [scenario…]   (default: all). Re-record only when the
 // workflow code that produced a scenario's history is what you mean to pin; replay.test.ts then
 // replays every file against the current code.
@@ -106,23 +113,28 @@ async function main(): Promise<void> {
         staged('examples', { examples: ['README.md'] }),
         staged('mismatch', { examples: ['README.md'] }),
         staged('ahead'),
+        { ...staged('sbs'), steps: { ...staged('sbs').steps, docs: 'make docs' } },
+        staged('superseded2'),
       ],
       { fleet: { hostsDir: path.join(dir, 'hosts') } },
     );
     const [distro] = Object.keys(config.distros);
     const aws = await awsFor(config);
-    for (const name of ['superseded', 'verify', 'examples', 'mismatch']) {
+    for (const name of ['superseded', 'verify', 'examples', 'mismatch', 'superseded2']) {
       const root = await makeLocalHost(path.join(dir, 'hosts'), `${name}-1`, 'deb');
       await registerHosts(aws.ec2, [
         { name: `${name}-1`, distro, executor: 'local', tags: { Environment: 'staging', Role: role(name) }, root },
       ]);
     }
-    // Two hosts for the deploy prepared ahead: the second batch is prepared during the first.
-    for (const n of [1, 2]) {
-      const root = await makeLocalHost(path.join(dir, 'hosts'), `ahead-${n}`, 'deb');
-      await registerHosts(aws.ec2, [
-        { name: `ahead-${n}`, distro, executor: 'local', tags: { Environment: 'staging', Role: role('ahead') }, root },
-      ]);
+    // Two hosts for the deploy prepared ahead (the second batch is prepared during the first), and
+    // for the side-by-side scenario.
+    for (const name of ['ahead', 'sbs']) {
+      for (const n of [1, 2]) {
+        const root = await makeLocalHost(path.join(dir, 'hosts'), `${name}-${n}`, 'deb');
+        await registerHosts(aws.ec2, [
+          { name: `${name}-${n}`, distro, executor: 'local', tags: { Environment: 'staging', Role: role(name) }, root },
+        ]);
+      }
     }
     const client = await clientFor(config);
     const workers = await startWorkers(config);
@@ -272,6 +284,26 @@ async function main(): Promise<void> {
           (async () => {
             const c = await commit('ahead', 'deployed to two hosts, the second prepared ahead');
             await recordEnded('deploy-prepare-ahead', await deliver('ahead', c), 'succeeded');
+          })(),
+        );
+      }
+      if (want('side-by-side')) {
+        scenarios.push(
+          (async () => {
+            const first = await deliver('sbs', await commit('sbs', 'first'));
+            expectStatus(first, await result(first), 'succeeded');
+            const second = await commit('sbs', 'second: its earlier build is checked in one activity');
+            await recordEnded('side-by-side', await deliver('sbs', second), 'succeeded');
+          })(),
+        );
+      }
+      if (want('superseded-one-check')) {
+        scenarios.push(
+          (async () => {
+            const older = await commit('superseded2', 'older');
+            const newer = await commit('superseded2', 'newer');
+            expectStatus('newer', await result(await deliver('superseded2', newer)), 'succeeded');
+            await recordEnded('superseded-one-check', await deliver('superseded2', older), 'superseded');
           })(),
         );
       }

@@ -203,6 +203,47 @@ describe('replay of recorded histories', () => {
     for (const f of older) expect(scheduled(f)).not.toContain('prepareHost');
   });
 
+  it('records the side-by-side paths: one check of earlier builds, publishes and version reads at once', () => {
+    const scheduled = (f: string) =>
+      historyOf(f).flatMap((e) => {
+        const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+        return name ? [name] : [];
+      });
+    const inDir = (scenario: string, pattern: RegExp) => {
+      const dir = path.join(DIR, scenario);
+      return path.join(
+        dir,
+        fs.readdirSync(dir).find((f) => pattern.test(f))!,
+      );
+    };
+    const pipelineOf = (scenario: string) => inDir(scenario, /^pipeline_[^/]*_[0-9a-f]{40}\.json$/);
+    // A second run of its branch: its earlier build asked about in one activity, not a descendant.
+    const run = pipelineOf('side-by-side');
+    expect(outcomeOf(run).result).toMatchObject({ status: 'succeeded' });
+    expect(patchesIn(historyOf(run))).toContain('earlier-builds-one-check');
+    expect(scheduled(run).filter((t) => t === 'descendantRelations' || t === 'commitRelation')).toEqual([
+      'descendantRelations',
+    ]);
+    // The APT repository and the docs, side by side, in staging and in production.
+    for (const stage of [/_publish\.json$/, /_promote\.json$/]) {
+      const f = inDir('side-by-side', stage);
+      expect(patchesIn(historyOf(f))).toContain('publish-repositories-side-by-side');
+      expect(scheduled(f)).toEqual(expect.arrayContaining(['publishPackages', 'publishDocs']));
+    }
+    // Both hosts' versions read at once before the smoke step.
+    const verify = inDir('side-by-side', /_verify\.json$/);
+    expect(patchesIn(historyOf(verify))).toContain('verify-version-checks-side-by-side');
+    expect(scheduled(verify).slice(0, 2)).toEqual(['hostVersion', 'hostVersion']);
+    // The superseded scenario on this path: the descendant found by the one check.
+    const superseded = pipelineOf('superseded-one-check');
+    expect(outcomeOf(superseded).result).toMatchObject({ status: 'superseded' });
+    expect(scheduled(superseded)).toContain('descendantRelations');
+    expect(scheduled(superseded)).not.toContain('commitRelation');
+    // Runs recorded before these patches replay on their old paths (the first test).
+    const older = files().filter((f) => /_publish\.json$/.test(f));
+    expect(older.some((f) => !patchesIn(historyOf(f)).includes('publish-repositories-side-by-side'))).toBe(true);
+  });
+
   it('records the rpm signed at package time (sign-at-package) and its promotion', () => {
     const dir = path.join(DIR, 'sign-at-package');
     const found = fs.readdirSync(dir);
