@@ -105,15 +105,23 @@ export async function readDebIndexFacts(file: string, ref: ArtifactRef, signal?:
   );
 }
 
-/** Parses stored facts and holds them to `ref`; the reason they cannot be used, as a string. */
-export function parseDebIndexFacts(bytes: Buffer, ref: ArtifactRef): DebIndexFacts | string {
-  let o: Record<string, unknown>;
+/** A stored facts object of `format` (deb or rpm facts), parsed; the reason when it is not one. */
+export function factsObject(bytes: Buffer, format: string): Record<string, unknown> | string {
+  let o: unknown;
   try {
-    o = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+    o = JSON.parse(bytes.toString('utf8'));
   } catch {
     return 'it is not JSON';
   }
-  if (typeof o !== 'object' || o === null || o.format !== FORMAT) return `it is not ${FORMAT}`;
+  if (typeof o !== 'object' || o === null || (o as { format?: unknown }).format !== format)
+    return `it is not ${format}`;
+  return o as Record<string, unknown>;
+}
+
+/** Parses stored facts and holds them to `ref`; the reason they cannot be used, as a string. */
+export function parseDebIndexFacts(bytes: Buffer, ref: ArtifactRef): DebIndexFacts | string {
+  const o = factsObject(bytes, FORMAT);
+  if (typeof o === 'string') return o;
   for (const [name, length] of Object.entries(HEX)) {
     const v = o[name];
     if (typeof v !== 'string' || v.length !== length || !/^[0-9a-f]+$/.test(v)) return `its ${name} is not a hash`;

@@ -21,7 +21,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ArtifactRef } from '../../common/types';
-import { readPointedFacts } from './deb-index-facts';
+import { factsObject, readPointedFacts } from './deb-index-facts';
 import { RepositoryFailure, nonRetryable } from './failures';
 import { hashFile, type FileHashes } from './s3-objects';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -107,13 +107,8 @@ export function rpmIndexFactsOf(
 
 /** Parses stored facts and holds them to `ref`; the reason they cannot be used, as a string. */
 export function parseRpmIndexFacts(bytes: Buffer, ref: ArtifactRef): RpmIndexFacts | string {
-  let o: Record<string, unknown>;
-  try {
-    o = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
-  } catch {
-    return 'it is not JSON';
-  }
-  if (typeof o !== 'object' || o === null || o.format !== FORMAT) return `it is not ${FORMAT}`;
+  const o = factsObject(bytes, FORMAT);
+  if (typeof o === 'string') return o;
   if (typeof o.md5 !== 'string' || !/^[0-9a-f]{32}$/.test(o.md5)) return 'its md5 is not a hash';
   if (o.sha256 !== ref.sha256.toLowerCase() || o.size !== ref.size) {
     return `it describes ${String(o.sha256)} (${String(o.size)} bytes), not the reference's ${ref.sha256} (${ref.size} bytes)`;

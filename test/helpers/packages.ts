@@ -10,9 +10,13 @@ import { runChecked } from '../../activities/exec/process';
 import {
   createRepositoryActivities,
   generateSigningKey,
+  type PublishPackagesInput,
+  type PublishPackagesResult,
   type RepositoryDeps,
   type RepositoryActivities,
 } from '../../activities/repository';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
 import type { ArtifactRef, BuildIdentity } from '../../common/types';
 import { parseS3Url, type ConveyorConfig } from '../../config/conveyor';
 import { tempDir, testEnv, uid } from './stack';
@@ -213,4 +217,20 @@ export async function otherSigningKey(dir: string, name: string): Promise<string
   const file = path.join(dir, `${name}-${uid()}.asc`);
   await generateSigningKey(file, `${name} <${name}@localhost>`);
   return fs.readFileSync(file, 'utf8');
+}
+
+/** Runs a publish as an activity (its log captured): the result and the log's lines, joined. */
+export async function publishLogged(
+  acts: RepositoryActivities,
+  input: PublishPackagesInput,
+): Promise<{ result: PublishPackagesResult; log: string }> {
+  const lines: string[] = [];
+  const env = new MockActivityEnvironment(undefined, {
+    logger: new DefaultLogger('INFO', (entry) => lines.push(entry.message)),
+  });
+  const result = await env.run<[PublishPackagesInput], PublishPackagesResult, RepositoryActivities['publishPackages']>(
+    acts.publishPackages,
+    input,
+  );
+  return { result, log: lines.join('\n') };
 }

@@ -11,12 +11,16 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { DefaultLogger } from '@temporalio/worker';
 import type { PublishPackagesInput, RepositoryActivities } from '../../activities/repository';
 import { aptIndexKey, readDebIndexFacts } from '../../activities/repository/deb-index-facts';
 import type { ArtifactRef } from '../../common/types';
-import { buildTestDeb, testPublisher, type ArtifactTarget, type TestArtifact } from '../helpers/packages';
+import {
+  buildTestDeb,
+  publishLogged,
+  testPublisher,
+  type ArtifactTarget,
+  type TestArtifact,
+} from '../helpers/packages';
 import { aptClient } from '../helpers/readers';
 import { awsFor, tempDir, testConfig, testEnv } from '../helpers/stack';
 
@@ -71,19 +75,7 @@ describe('publishing .debs from their index facts', () => {
     packages: (await get(`apt/dists/${suite}/main/binary-amd64/Packages`)).toString().replace(/^Filename: .*\n/gm, ''),
     contents: zlib.gunzipSync(await get(`apt/dists/${suite}/main/Contents-amd64.gz`)).toString(),
   });
-  /** Runs a publish as an activity, with its log lines. */
-  const logged = async (input: PublishPackagesInput) => {
-    const lines: string[] = [];
-    const env = new MockActivityEnvironment(undefined, {
-      logger: new DefaultLogger('INFO', (entry) => lines.push(entry.message)),
-    });
-    type Result = Awaited<ReturnType<RepositoryActivities['publishPackages']>>;
-    const result = await env.run<[PublishPackagesInput], Result, RepositoryActivities['publishPackages']>(
-      acts.publishPackages,
-      input,
-    );
-    return { result, lines };
-  };
+  const logged = (input: PublishPackagesInput) => publishLogged(acts, input);
 
   it('publishes without downloading them, the same repository a download makes, which apt-get reads', async () => {
     const a = await buildTestDeb({ name: 'alpha', version: '1.0-1', arch: 'all', payloadBytes: 200_000 }, target);
@@ -134,7 +126,7 @@ describe('publishing .debs from their index facts', () => {
     const changed = await logged(deb('changed', [fc]));
     expect(changed.result.changed).toBe(true);
     expect(gets).toContain(c.key);
-    expect(changed.lines.join('\n')).toMatch(
+    expect(changed.log).toMatch(
       new RegExp(
         `publish: reading ${c.key} itself: its index facts cannot be used \\(s3://${artifactsBucket}/${fc.aptIndex!.key} ` +
           `has SHA-256 [0-9a-f]{64}, the reference promises ${fc.aptIndex!.sha256}\\)`,
@@ -149,7 +141,7 @@ describe('publishing .debs from their index facts', () => {
     const fd = await withFacts(d, Buffer.from(JSON.stringify(facts)));
     const listed = await logged(deb('listed', [fd]));
     expect(gets).toContain(d.key);
-    expect(listed.lines.join('\n')).toContain('its file list holds a path Contents cannot list');
+    expect(listed.log).toContain('its file list holds a path Contents cannot list');
     const contents = zlib.gunzipSync(await get('apt/dists/bookworm-listed/main/Contents-amd64.gz')).toString();
     expect(contents).toMatch(/^usr\/share\/delta\/VERSION +misc\/delta$/m);
     expect(contents).not.toContain('sudo');

@@ -13,8 +13,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { DefaultLogger } from '@temporalio/worker';
 import { runChecked } from '../../activities/exec/process';
 import { identityMetadata, identityOf, packageKey } from '../../activities/packaging/packaging-env';
 import { readObject, storeObject } from '../../activities/packaging/store-object';
@@ -30,7 +28,7 @@ import { rpmSignatureProblem, rpmSignatureProblems } from '../../activities/repo
 import { signedKey } from '../../activities/repository/sign-packages';
 import type { ArtifactRef, RepositorySpec } from '../../common/types';
 import { parseS3Url, repositorySpec } from '../../config/conveyor';
-import { buildTestRpm, otherSigningKey, testSigningKey } from '../helpers/packages';
+import { buildTestRpm, otherSigningKey, publishLogged, testSigningKey } from '../helpers/packages';
 import { dnfClient } from '../helpers/readers';
 import { awsFor, tempDir, testConfig, testEnv } from '../helpers/stack';
 
@@ -329,19 +327,7 @@ describe('rpms signed once at package time', () => {
     repository: 'acme/tally',
     packages: ['tally'],
   });
-  /** Runs a publish as an activity, with its log lines. */
-  const logged = async (input: PublishPackagesInput) => {
-    const lines: string[] = [];
-    const env = new MockActivityEnvironment(undefined, {
-      logger: new DefaultLogger('INFO', (entry) => lines.push(entry.message)),
-    });
-    type Result = Awaited<ReturnType<RepositoryActivities['publishPackages']>>;
-    const result = await env.run<[PublishPackagesInput], Result, RepositoryActivities['publishPackages']>(
-      acts.publishPackages,
-      input,
-    );
-    return { result, log: lines.join('\n') };
-  };
+  const logged = (input: PublishPackagesInput) => publishLogged(acts, input);
   /** A staging channel's primary, filelists and other, as dnf reads them from repomd.xml. */
   async function metadata(channel: string): Promise<string[]> {
     const root = `yum/el9/${channel}/`;

@@ -19,6 +19,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { entry } from '../helpers/entry';
 import { testEnv } from '../helpers/stack';
+import { patchesIn } from '../helpers/doubles';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const DIR = path.join(__dirname, 'histories');
@@ -35,14 +36,6 @@ const EventType = temporal.api.enums.v1.EventType;
 function historyOf(file: string): temporal.api.history.v1.IHistoryEvent[] {
   const { history } = JSON.parse(fs.readFileSync(file, 'utf8')) as { history: string };
   return temporal.api.history.v1.History.decode(Buffer.from(history, 'base64')).events ?? [];
-}
-
-/** The patch IDs whose markers a history holds. */
-function patchesIn(events: temporal.api.history.v1.IHistoryEvent[]): string[] {
-  return events.flatMap((e) => {
-    const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0];
-    return data ? [defaultPayloadConverter.fromPayload<{ id: string }>(data).id] : [];
-  });
 }
 
 /** How a recorded workflow ended: its result (completed), failure message, or the close event. */

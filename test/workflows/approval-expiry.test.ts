@@ -11,6 +11,7 @@ import { statusQuery } from '../../workflows/messages';
 import type { pipeline } from '../../workflows/pipeline';
 import { testConfig, uid, waitForStatus } from '../helpers/stack';
 import { startTimeSkipping, startTimeSkippingWorkers } from '../helpers/time-skipping';
+import { publishedResult } from '../helpers/doubles';
 
 describe('approval gate on the time-skipping server', () => {
   let env: TestWorkflowEnvironment;
@@ -59,14 +60,7 @@ describe('approval gate on the time-skipping server', () => {
         reportCommitStatus: () => Promise.resolve({ reported: false, reason: 'no token' }),
         publishPackages: (i) => {
           published.push(`${i.environment}/${i.channel}`);
-          return Promise.resolve({
-            changed: true,
-            uploaded: [],
-            removed: [],
-            repoUrlPath: 'apt',
-            indexKeys: [],
-            keyPath: 'keys/conveyor.asc',
-          });
+          return Promise.resolve(publishedResult());
         },
         publishedVersions: () => Promise.resolve({ versions: [] }),
         // The release tag is pushed with the token: an orchestrator activity, never a builder's.

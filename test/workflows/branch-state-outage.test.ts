@@ -20,6 +20,7 @@ import type { pipeline } from '../../workflows/pipeline';
 import { testConfig, uid } from '../helpers/stack';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 import { startTimeSkipping, startTimeSkippingWorkers } from '../helpers/time-skipping';
+import { builtDeb, passedStep, publishedResult } from '../helpers/doubles';
 
 const EventType = temporal.api.enums.v1.EventType;
 
@@ -65,40 +66,13 @@ describe('branch-state unreachable from the orchestrator (time-skipping server)'
         publishPackages: (i) => {
           published.push(`${i.environment}/${i.channel} ${i.artifacts.map((a) => a.version).join(',')}`);
           if (i.environment === 'production' && cutAfterPromote) proxy.down();
-          return Promise.resolve({
-            changed: true,
-            uploaded: [],
-            removed: [],
-            repoUrlPath: 'apt',
-            indexKeys: [],
-            keyPath: 'keys/conveyor.asc',
-          });
+          return Promise.resolve(publishedResult());
         },
         publishedVersions: () => Promise.resolve({ versions: [] }),
       },
       build: {
-        runStep: (i) =>
-          Promise.resolve({ step: i.step, exitCode: 0, headSha: i.sha, logKey: 'l', tail: '', durationMs: 1 }),
-        buildPackages: (i) =>
-          Promise.resolve({
-            version: '1.0.0',
-            build: i.build,
-            artifacts: [
-              {
-                key: `k-${i.build}`,
-                sha256: 'a'.repeat(64),
-                size: 1,
-                name: 'outage',
-                version: `1.0.0-${i.build}`,
-                arch: 'all',
-                format: 'deb' as const,
-                distro,
-                file: `outage_1.0.0-${i.build}_all.deb`,
-              },
-            ],
-            logKey: 'l',
-            tail: '',
-          }),
+        runStep: passedStep,
+        buildPackages: (i) => builtDeb(i, 'outage', distro),
       },
     });
   });

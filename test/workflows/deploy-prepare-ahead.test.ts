@@ -16,6 +16,7 @@ import { MessageNames } from '../../common/message-names';
 import { repositorySpec, type ConveyorConfig } from '../../config/conveyor';
 import type { deployStage, DeployStageInput, DeployStageResult, HostReport } from '../../workflows/stages/deploy';
 import { clientFor, testConfig, testEnv, uid } from '../helpers/stack';
+import { patchesIn } from '../helpers/doubles';
 
 const EventType = temporal.api.enums.v1.EventType;
 const OLD = '1.0.0-1';
@@ -192,11 +193,7 @@ describe('deploy stage: the next batch is prepared while the current one upgrade
     const released = events.findIndex(
       (e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes?.signalName === MessageNames.releaseLock,
     );
-    const markers = events.flatMap((e) => {
-      const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0];
-      return data ? [defaultPayloadConverter.fromPayload<{ id: string }>(data).id] : [];
-    });
-    return { order, ended, scheduledAt, released, markers };
+    return { order, ended, scheduledAt, released, markers: patchesIn(events) };
   }
 
   const reportsOf = (err: unknown): HostReport[] => {

@@ -16,6 +16,7 @@ import { repositorySpec, type ConveyorConfig } from '../../config/conveyor';
 import { statusQuery } from '../../workflows/messages';
 import type { pipeline } from '../../workflows/pipeline';
 import { clientFor, testConfig, testEnv, uid } from '../helpers/stack';
+import { builtDeb, passedStep, publishedResult } from '../helpers/doubles';
 
 describe('pipeline: earlier builds of the branch checked with one activity', () => {
   const names = {
@@ -62,40 +63,12 @@ describe('pipeline: earlier builds of the branch checked with one activity', () 
         pairsAsked.push(`${i.ancestor} ${i.descendant}`);
         return Promise.resolve({ relation: answers.get(i.descendant) ?? 'not-ancestor' });
       },
-      publishPackages: () =>
-        Promise.resolve({
-          changed: true,
-          uploaded: [],
-          removed: [],
-          repoUrlPath: 'apt',
-          indexKeys: [],
-          keyPath: 'keys/conveyor.asc',
-        }),
+      publishPackages: () => Promise.resolve(publishedResult()),
       publishedVersions: () => Promise.resolve({ versions: [] }),
     };
     const build: Partial<BuildActivities> = {
-      runStep: (i) =>
-        Promise.resolve({ step: i.step, exitCode: 0, headSha: i.sha, logKey: 'l', tail: '', durationMs: 1 }),
-      buildPackages: (i) =>
-        Promise.resolve({
-          version: '1.0.0',
-          build: i.build,
-          artifacts: [
-            {
-              key: `k-${i.build}`,
-              sha256: 'a'.repeat(64),
-              size: 1,
-              name: 'earlier',
-              version: `1.0.0-${i.build}`,
-              arch: 'all',
-              format: 'deb' as const,
-              distro,
-              file: `earlier_1.0.0-${i.build}_all.deb`,
-            },
-          ],
-          logKey: 'l',
-          tail: '',
-        }),
+      runStep: passedStep,
+      buildPackages: (i) => builtDeb(i, 'earlier', distro),
     };
     const namespace = config.temporal.namespace;
     workers = [

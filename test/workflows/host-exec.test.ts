@@ -4,7 +4,7 @@
 // the run's CONVEYOR_* values; a command still running when the e2e step ends is cancelled and its
 // handler finishes before the stage completes; every accepted command is in the history.
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowUpdateFailedError, WorkflowUpdateStage, type Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -17,6 +17,7 @@ import { repositorySpec, type ConveyorConfig } from '../../config/conveyor';
 import { hostExecUpdate } from '../../workflows/messages';
 import type { verifyStage, VerifyStageInput } from '../../workflows/stages/verify';
 import { clientFor, testConfig, testEnv, uid } from '../helpers/stack';
+import { patchesIn } from '../helpers/doubles';
 
 const EventType = temporal.api.enums.v1.EventType;
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -204,10 +205,7 @@ describe('verify stage: the hostExec Update', () => {
       'not verifying 1.2.0-7: web-1 runs gadget 1.2.0-8, web-2 runs widget 1.2.0-9 (another deploy changed the hosts after this one)',
     );
     expect(versionReads.most).toBe(4);
-    const markers = ((await client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).flatMap((e) => {
-      const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0];
-      return data ? [defaultPayloadConverter.fromPayload<{ id: string }>(data).id] : [];
-    });
+    const markers = patchesIn((await client.workflow.getHandle(workflowId).fetchHistory()).events ?? []);
     expect(markers).toContain('verify-version-checks-side-by-side');
     installed['web-2'] = '1.2.0-7';
   });

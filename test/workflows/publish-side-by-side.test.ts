@@ -4,7 +4,7 @@
 // are published side by side under the one lock, distros that share an APT suite one after the
 // other; a failure fails the stage only once every publish has ended, and the lock is released
 // after that. A stage with one repository and no docs asks no patch: its history is as before.
-import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { OrchestratorActivities } from '../../activities';
@@ -14,6 +14,7 @@ import type { ArtifactRef, DocsRef } from '../../common/types';
 import { repositorySpec, type ConveyorConfig } from '../../config/conveyor';
 import type { publishStage, PublishStageInput } from '../../workflows/stages/publish';
 import { clientFor, testConfig, testEnv, uid } from '../helpers/stack';
+import { patchesIn, publishedResult } from '../helpers/doubles';
 
 describe('publish stage: independent repositories side by side', () => {
   let config: ConveyorConfig;
@@ -48,15 +49,11 @@ describe('publish stage: independent repositories side by side', () => {
         if (fails.has(i.distro)) {
           throw ApplicationFailure.create({ type: 'BadPackage', message: `${i.distro}: refused`, nonRetryable: true });
         }
-        return {
+        return publishedResult({
           repoUrlPath: i.distroSpec.format === 'deb' ? 'apt' : `yum/${i.distro}/${i.channel}`,
           suite: i.distroSpec.format === 'deb' ? `${i.distroSpec.codename}-${i.channel}` : undefined,
-          changed: true,
           uploaded: [`${i.distro}.pkg`],
-          removed: [],
-          indexKeys: [],
-          keyPath: 'keys/conveyor.asc',
-        };
+        });
       },
       publishDocs: async () => {
         await slow('docs', 300);
@@ -123,10 +120,7 @@ describe('publish stage: independent repositories side by side', () => {
 
   async function historyOf(workflowId: string) {
     const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-    const markers = events.flatMap((e) => {
-      const data = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0];
-      return data ? [defaultPayloadConverter.fromPayload<{ id: string }>(data).id] : [];
-    });
+    const markers = patchesIn(events);
     const lastActivityEnd = events.reduce(
       (at, e, i) => (e.activityTaskCompletedEventAttributes || e.activityTaskFailedEventAttributes ? i : at),
       -1,
