@@ -127,11 +127,20 @@ export function createFleetActivities(deps: FleetDeps) {
       );
     return executor;
   };
-  const scratch = () => {
+  /** The frame of every host activity: its scope and a scratch directory of its own, both
+   * closed and removed however `body` ends. */
+  async function inScratch<T>(body: (scope: ActivityScope, dir: string) => Promise<T>): Promise<T> {
+    const scope = activityScope();
     const root = deps.workDir ?? path.join(os.tmpdir(), 'conveyor-fleet');
     fs.mkdirSync(root, { recursive: true });
-    return fs.mkdtempSync(path.join(root, 'host-'));
-  };
+    const dir = fs.mkdtempSync(path.join(root, 'host-'));
+    try {
+      return await body(scope, dir);
+    } finally {
+      scope.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
 
   /** Runs one script and reports a cancellation as Temporal's CancelledFailure. */
   async function exec(
@@ -264,10 +273,8 @@ export function createFleetActivities(deps: FleetDeps) {
     },
 
     /** The installed version of a package on a host (null: not installed). */
-    hostVersion: async (input: HostVersionInput): Promise<HostVersionResult> => {
-      const scope = activityScope();
-      const dir = scratch();
-      try {
+    hostVersion: (input: HostVersionInput): Promise<HostVersionResult> =>
+      inScratch(async (scope, dir) => {
         checkPackageName(input.packageName);
         await ensureHost(scope, input.host, input.format);
         const version = await readVersion(
@@ -278,24 +285,18 @@ export function createFleetActivities(deps: FleetDeps) {
           path.join(dir, 'version.log'),
         );
         return { version };
-      } finally {
-        scope.close();
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    },
+      }),
 
     /** The installed version of every package of a deploy, read in one script run with the
      * upgrade's refresh (prepareScript): the key checked, the source and keyring installed, the
      * host's lists updated and every package's version checked to be published. Nothing is
      * installed. Fails like upgradeHost (RepositoryUnavailable, VersionNotPublished, …). With
      * `refresh: false`, the versions only (no key fetched, nothing written). */
-    prepareHost: async (input: PrepareHostInput): Promise<PrepareHostResult> => {
-      const scope = activityScope();
-      const dir = scratch();
-      const logFile = path.join(dir, 'prepare.log');
-      const note = (line: string) => fs.appendFileSync(logFile, `conveyor: ${line}\n`);
-      const { host, format, packages, version } = input;
-      try {
+    prepareHost: (input: PrepareHostInput): Promise<PrepareHostResult> =>
+      inScratch(async (scope, dir) => {
+        const logFile = path.join(dir, 'prepare.log');
+        const note = (line: string) => fs.appendFileSync(logFile, `conveyor: ${line}\n`);
+        const { host, format, packages, version } = input;
         if (!Array.isArray(packages) || packages.length === 0 || new Set(packages).size !== packages.length) {
           throw fleetFailure(FleetFailure.BadInput, `refused package list ${JSON.stringify(packages)}`);
         }
@@ -355,23 +356,17 @@ export function createFleetActivities(deps: FleetDeps) {
           await uploadLog(scope, logFile, input.logKey);
           throw err;
         }
-      } finally {
-        scope.close();
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    },
+      }),
 
     /** Upgrades (or, with allowDowngrade, rolls back) one host to exactly `version`. */
-    upgradeHost: async (input: UpgradeInput): Promise<UpgradeResult> => {
-      const scope = activityScope();
-      const dir = scratch();
-      const logFile = path.join(dir, 'upgrade.log');
-      const note = (line: string) => fs.appendFileSync(logFile, `conveyor: ${line}\n`);
-      const { host, format, packageName, version } = input;
-      // Counted by direction: going back to an older version is a rollback (a deploy's, or a forced
-      // redeploy of an older build), anything else an upgrade.
-      let change: 'upgrade' | 'rollback' = 'upgrade';
-      try {
+    upgradeHost: (input: UpgradeInput): Promise<UpgradeResult> =>
+      inScratch(async (scope, dir) => {
+        const logFile = path.join(dir, 'upgrade.log');
+        const note = (line: string) => fs.appendFileSync(logFile, `conveyor: ${line}\n`);
+        const { host, format, packageName, version } = input;
+        // Counted by direction: going back to an older version is a rollback (a deploy's, or a forced
+        // redeploy of an older build), anything else an upgrade.
+        let change: 'upgrade' | 'rollback' = 'upgrade';
         checkPackageName(packageName);
         const env: Record<string, string> = {
           CONVEYOR_PACKAGE: packageName,
@@ -442,18 +437,12 @@ export function createFleetActivities(deps: FleetDeps) {
           await uploadLog(scope, logFile, input.logKey);
           throw err;
         }
-      } finally {
-        scope.close();
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    },
+      }),
 
     /** Runs a trusted command on a host; a non-zero exit is reported, not thrown. */
-    runOnHost: async (input: RunOnHostInput): Promise<RunOnHostResult> => {
-      const scope = activityScope();
-      const dir = scratch();
-      const logFile = path.join(dir, 'run.log');
-      try {
+    runOnHost: (input: RunOnHostInput): Promise<RunOnHostResult> =>
+      inScratch(async (scope, dir) => {
+        const logFile = path.join(dir, 'run.log');
         checkEnv(input.env);
         fs.writeFileSync(logFile, `$ ${input.command}\n`);
         let outcome: ExecOutcome;
@@ -484,38 +473,26 @@ export function createFleetActivities(deps: FleetDeps) {
           timedOut: outcome.timedOut || undefined,
           durationMs: outcome.durationMs,
         };
-      } finally {
-        scope.close();
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    },
+      }),
 
     /** The documented examples of a run on one host (run-examples.ts); mismatches are reported,
      * not thrown. The transcript goes to `logKey`, whatever happens. */
-    runExamples: async (input: RunExamplesInput): Promise<RunExamplesResult> => {
-      const scope = activityScope();
-      const dir = scratch();
-      try {
+    runExamples: (input: RunExamplesInput): Promise<RunExamplesResult> =>
+      inScratch(async (scope, dir) => {
         checkEnv(input.env);
         try {
           return await runExamplesOnHost({ exec: (req) => exec(scope, req, 'examples'), dir }, input);
         } finally {
           await uploadLog(scope, path.join(dir, 'examples.log'), input.logKey);
         }
-      } finally {
-        scope.close();
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    },
+      }),
 
     /** One command of an e2e step on a host of its run (the verify stage's hostExec update):
      * argv `exec`'d by sh on the host, stdin given, stdout and stderr kept apart and capped. A
      * non-zero exit is reported, not thrown. Nothing is logged to the bucket: the request and the
      * answer are in the run's history. */
-    execOnHost: async (input: ExecOnHostInput): Promise<ExecOnHostResult> => {
-      const scope = activityScope();
-      const dir = scratch();
-      try {
+    execOnHost: (input: ExecOnHostInput): Promise<ExecOnHostResult> =>
+      inScratch(async (scope, dir) => {
         checkEnv(input.env);
         const argv = checkArgv(input.argv);
         const stdin = checkStdin(input.stdin);
@@ -548,11 +525,7 @@ export function createFleetActivities(deps: FleetDeps) {
           ...(outcome.timedOut ? { timedOut: true } : {}),
           durationMs: outcome.durationMs,
         };
-      } finally {
-        scope.close();
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    },
+      }),
   };
 }
 
