@@ -1,6 +1,7 @@
 // What the YUM index needs from an rpm signed at package time (createrepo_c's three XML fragments
 // for it, its size, MD5 and SHA-256), made once by signPackages from the very file it signed and
-// stored, and stored beside it as `<signed key>.yum-index.json`. The ArtifactRef names that object and
+// stored (one createrepo_c over all the rpms it signed for a build), and stored beside it as
+// `<signed key>.yum-index.json`. The ArtifactRef names that object and
 // its SHA-256 (`yumIndex`). A publish (staging, then production: the same bytes twice) then neither
 // downloads the rpm nor runs createrepo_c and `rpm -K` over it: the pool file is a server-side copy,
 // verified by S3's own SHA-256 against the reference's. Before, each publish downloaded every rpm,
@@ -49,34 +50,45 @@ function factsLocation(file: string): string {
   return `Packages/${file}`;
 }
 
-/** The facts of one local rpm, as signPackages stores them: createrepo_c over that file alone, in
- * a directory of `dir`. Refused as BadPackage when createrepo_c cannot describe it or describes
- * another package than the reference. */
+/** The facts of local rpms, as signPackages stores them (one object each, in order): one
+ * createrepo_c over all of them, in a directory of `dir`. Refused as BadPackage when createrepo_c
+ * cannot describe one or describes another package than its reference. */
 export async function readRpmIndexFacts(
-  file: string,
-  ref: ArtifactRef,
+  rpms: { file: string; ref: ArtifactRef }[],
   dir: string,
   signal?: AbortSignal,
-): Promise<Buffer> {
+): Promise<Buffer[]> {
+  if (rpms.length === 0) return [];
   const work = await fs.promises.mkdtemp(path.join(dir, 'yum-facts-'));
   try {
     const [hashes, { byId, output }] = await Promise.all([
-      hashFile(file),
-      createrepoFragments([{ file, name: ref.file }], work, signal),
+      Promise.all(rpms.map((r) => hashFile(r.file))),
+      createrepoFragments(
+        rpms.map((r) => ({ file: r.file, name: r.ref.file })),
+        work,
+        signal,
+      ),
     ]);
-    const made = byId.get(hashes.sha256);
-    if (!made?.filelists || !made.other) {
-      throw nonRetryable(
-        RepositoryFailure.BadPackage,
-        `${ref.file} (${ref.key}): createrepo_c cannot describe it in the repository metadata: ${output.slice(-500) || '(no metadata for it)'}`,
-        { key: ref.key },
-      );
-    }
-    const facts = rpmIndexFactsOf(made, hashes, ref);
-    if (typeof facts === 'string') {
-      throw nonRetryable(RepositoryFailure.BadPackage, `${ref.file} (${ref.key}): ${facts}`, { key: ref.key });
-    }
-    return facts;
+    return rpms.map(({ ref }, i) => {
+      const made = byId.get(hashes[i].sha256);
+      if (!made?.filelists || !made.other) {
+        const said = output
+          .split('\n')
+          .filter((l) => l.includes(ref.file))
+          .join(' / ')
+          .slice(-500);
+        throw nonRetryable(
+          RepositoryFailure.BadPackage,
+          `${ref.file} (${ref.key}): createrepo_c cannot describe it in the repository metadata: ${said || '(no metadata for it)'}`,
+          { key: ref.key },
+        );
+      }
+      const facts = rpmIndexFactsOf(made, hashes[i], ref);
+      if (typeof facts === 'string') {
+        throw nonRetryable(RepositoryFailure.BadPackage, `${ref.file} (${ref.key}): ${facts}`, { key: ref.key });
+      }
+      return facts;
+    });
   } finally {
     await fs.promises.rm(work, { recursive: true, force: true });
   }
@@ -84,7 +96,7 @@ export async function readRpmIndexFacts(
 
 /** The stored form of createrepo_c's fragments of one rpm (at `Packages/<file>`) and its hashes;
  * the reason as a string when they do not describe `ref`. */
-export function rpmIndexFactsOf(
+function rpmIndexFactsOf(
   made: YumFragments,
   hashes: RpmIndexFacts['hashes'],
   ref: Pick<ArtifactRef, 'name' | 'version' | 'arch' | 'file'>,

@@ -88,6 +88,8 @@ export async function signPackages(deps: SignPackagesDeps, input: SignPackagesIn
   const signal = scope.signal;
   for (const ref of input.artifacts) checkRef(deps, input, ref);
   const out: ArtifactRef[] = [];
+  /** The rpms signed (or kept) here, by their place in `out`, with the local copy of the stored bytes. */
+  const signedHere: { at: number; file: string; ref: ArtifactRef }[] = [];
   for (const [i, ref] of input.artifacts.entries()) {
     if (ref.format !== 'rpm') {
       out.push(ref);
@@ -156,17 +158,24 @@ export async function signPackages(deps: SignPackagesDeps, input: SignPackagesIn
       signer: signer.fingerprint,
       unsigned: { key: ref.key, sha256: ref.sha256, size: ref.size },
     };
-    scope.heartbeat({ phase: 'index facts', done: i, total: input.artifacts.length });
-    const yumIndex = await storeYumIndex(deps, input, signedRef, local, dir);
-    out.push(yumIndex ? { ...signedRef, yumIndex } : signedRef);
-    await fs.promises.rm(dir, { recursive: true, force: true });
+    // Only the stored bytes stay (for the index facts below), until the caller removes deps.dir.
+    for (const f of [unsigned, signed]) if (f !== local) await fs.promises.rm(f, { force: true });
+    out.push(signedRef);
+    signedHere.push({ at: out.length - 1, file: local, ref: signedRef });
+  }
+  // The index facts of every signed rpm, from one createrepo_c over all of them.
+  scope.heartbeat({ phase: 'index facts', total: signedHere.length });
+  const facts = await readRpmIndexFacts(signedHere, deps.dir, signal);
+  for (const [j, { at, ref }] of signedHere.entries()) {
+    const yumIndex = await storeYumIndex(deps, input, ref, facts[j]);
+    if (yumIndex) out[at] = { ...ref, yumIndex };
   }
   return { artifacts: out };
 }
 
 /** Stores what the YUM index needs from the signed rpm beside it (rpm-index-facts.ts: publishes
  * then copy the pool file without downloading it) and returns the reference's pointer. The facts
- * are made from the local copy of the stored bytes, and are a function of those bytes. Write-once,
+ * (`bytes`) are made from the local copy of the stored bytes, and are a function of those bytes. Write-once,
  * like the rpm: a retry finds the first attempt's facts and points at them only if they are byte
  * for byte the ones it made (anything else at the key, planted or from another createrepo_c, is
  * not used: the publishes then download the rpm, as for runs recorded before). */
@@ -174,12 +183,10 @@ async function storeYumIndex(
   deps: SignPackagesDeps,
   input: SignPackagesInput,
   ref: ArtifactRef,
-  local: string,
-  dir: string,
+  bytes: Buffer,
 ): Promise<ArtifactRef['yumIndex']> {
   const signal = deps.scope.signal;
   const key = yumIndexKey(ref.key);
-  const bytes = await readRpmIndexFacts(local, ref, dir, signal);
   let problem: string | undefined;
   try {
     const put = await storeObject(

@@ -71,10 +71,10 @@ describe('rpms signed once at package time', () => {
   });
 
   /** An rpm of build `build`, stored where and as the package stage stores it (unsigned). */
-  async function packaged(build: number): Promise<{ ref: ArtifactRef; file: string }> {
+  async function packaged(build: number, name = 'tally'): Promise<{ ref: ArtifactRef; file: string }> {
     const ctx = { repository: spec, branch: 'main', sha: COMMIT, build };
     const built = await buildTestRpm(
-      { name: 'tally', version: '2.3.0', release: String(build) },
+      { name, version: '2.3.0', release: String(build) },
       { s3, bucket: artifactsBucket, distro: 'el9', dir: tempDir('sign-build') },
     );
     const k = packageKey('', ctx, 'el9', built.file);
@@ -83,7 +83,7 @@ describe('rpms signed once at package time', () => {
       key: k,
       sha256: stored.sha256,
       size: stored.size,
-      name: 'tally',
+      name,
       version: built.version,
       arch: 'noarch',
       format: 'rpm',
@@ -325,7 +325,7 @@ describe('rpms signed once at package time', () => {
     artifacts,
     keepBuilds: 3,
     repository: 'acme/tally',
-    packages: ['tally'],
+    packages: ['tally', 'tally-docs'],
   });
   const logged = (input: PublishPackagesInput) => publishLogged(acts, input);
   /** A staging channel's primary, filelists and other, as dnf reads them from repomd.xml. */
@@ -377,6 +377,25 @@ describe('rpms signed once at package time', () => {
     const again = await acts.publishPackages(staging('from-facts', [signed]));
     expect(again.uploaded).toEqual([]);
     expect(gets).not.toContain(signed.key);
+  });
+
+  it("makes every signed rpm's facts of a build at once, each its own", async () => {
+    const [a, b] = [await packaged(16), await packaged(16, 'tally-docs')];
+    const signed = (await sign(16, [a.ref, b.ref])).artifacts;
+    expect(signed.map((x) => x.yumIndex?.key)).toEqual([yumIndexKey(signed[0].key), yumIndexKey(signed[1].key)]);
+    for (const x of signed) {
+      const facts = JSON.parse((await object(artifactsBucket, x.yumIndex!.key)).toString()) as Record<string, string>;
+      expect(facts.sha256).toBe(x.sha256);
+      expect(facts.primary).toContain(`<name>${x.name}</name>`);
+      expect(facts.primary).toContain(`<location href="Packages/${x.file}"/>`);
+    }
+    gets.splice(0);
+    await acts.publishPackages(staging('facts-two', signed));
+    expect(gets).not.toContain(signed[0].key);
+    expect(gets).not.toContain(signed[1].key);
+    const [primary] = await metadata('facts-two');
+    expect(primary).toContain('<name>tally</name>');
+    expect(primary).toContain('<name>tally-docs</name>');
   });
 
   it('reads the rpm itself when its facts changed, could close the document or name another package', async () => {
