@@ -1,10 +1,10 @@
 // What the YUM index needs from an rpm signed at package time (createrepo_c's three XML fragments
 // for it, its size, MD5 and SHA-256), made once by signPackages from the very file it signed and
 // stored (one createrepo_c over all the rpms it signed for a build), and stored beside it as
-// `<signed key>.yum-index.json`. The ArtifactRef names that object and
-// its SHA-256 (`yumIndex`). A publish (staging, then production: the same bytes twice) then neither
-// downloads the rpm nor runs createrepo_c and `rpm -K` over it: the pool file is a server-side copy,
-// verified by S3's own SHA-256 against the reference's. Before, each publish downloaded every rpm,
+// `<signed key>.yum-index.json`. The ArtifactRef names that object and its SHA-256 (`yumIndex`).
+// A publish (staging, then production: the same bytes twice) then neither downloads the rpm nor
+// runs createrepo_c and `rpm -K` over it: the pool file is a server-side copy, verified by S3's own
+// SHA-256 against the reference's. Before, each publish downloaded every rpm,
 // checked its header and signature and ran createrepo_c over all of them (issue 14 §5: 4.3–4.8×
 // createrepo_c alone for 2,000 rpms).
 //

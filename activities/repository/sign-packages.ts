@@ -4,6 +4,8 @@
 // artifact at `<prefix>signed/<fingerprint>/packages/<build path>/<distro>/<file>`. Every publish
 // (staging, production, a rollback) then uploads exactly that file: its SHA-256 is the one the
 // package stage result records. debs pass through unchanged (apt signs the index, not the file).
+// Beside each signed rpm it stores the rpm's YUM index facts (rpm-index-facts.ts), made by one
+// createrepo_c over the build's signed rpms, so publishes need not download and read the rpms.
 //
 // The references come from a build worker's result, so nothing in them is taken on trust: each
 // key must be exactly the one the package stage stores for this build (repository, branch,
@@ -175,8 +177,8 @@ export async function signPackages(deps: SignPackagesDeps, input: SignPackagesIn
 
 /** Stores what the YUM index needs from the signed rpm beside it (rpm-index-facts.ts: publishes
  * then copy the pool file without downloading it) and returns the reference's pointer. The facts
- * (`bytes`) are made from the local copy of the stored bytes, and are a function of those bytes. Write-once,
- * like the rpm: a retry finds the first attempt's facts and points at them only if they are byte
+ * (`bytes`) are made from the local copy of the stored bytes, and are a function of those bytes.
+ * Write-once, like the rpm: a retry finds the first attempt's facts and points at them only if they are byte
  * for byte the ones it made (anything else at the key, planted or from another createrepo_c, is
  * not used: the publishes then download the rpm, as for runs recorded before). */
 async function storeYumIndex(

@@ -7,8 +7,9 @@
 // package's three XML fragments are kept in the state manifest; the metadata files are those
 // fragments concatenated. An rpm signed at package time by this key whose reference names
 // signPackages' facts (rpm-index-facts.ts, checked when fetched) is not read at all: its fragments
-// and hashes are the facts', and its pool file a server-side copy of the artifact. createrepo_c XML-escapes every header value (`<`, `&`, quotes), so a
-// fragment cannot close its <package>; a value XML cannot hold at all (a control character) makes
+// and hashes are the facts', and its pool file a server-side copy of the artifact.
+// createrepo_c XML-escapes every header value (`<`, `&`, quotes), so a fragment cannot close its
+// <package>; a value XML cannot hold at all (a control character) makes
 // createrepo_c drop the package, which is refused here as BadPackage (and earlier by the package
 // stage, inspect-package.ts). An rpm signed once at package time by the current key (artifact
 // `signer`, patch sign-at-package, sign-packages.ts) is uploaded byte for byte: staging and
@@ -139,8 +140,6 @@ export async function createrepoFragments(
   return { byId, output };
 }
 
-/** `<repository>/Packages/<last 16 hex of the fingerprint>/<file>`: where an rpm re-signed by
- * another key than the one it was published with goes. */
 /** The primary fragment with its `<location>` moved from `Packages/<file>` (where signPackages'
  * facts put every rpm) to `location` (a re-signed rpm's subfolder). */
 export function relocated(primary: string, file: string, location: string): string {
@@ -151,6 +150,8 @@ export function relocated(primary: string, file: string, location: string): stri
   return primary.replace(from, () => `<location href="${attr}"/>`);
 }
 
+/** `<repository>/Packages/<last 16 hex of the fingerprint>/<file>`: where an rpm re-signed by
+ * another key than the one it was published with goes. */
 export function resignedKey(root: string, file: string, fingerprint: string): string {
   return `${root}Packages/${fingerprint.slice(-16).toLowerCase()}/${file}`;
 }
