@@ -4,7 +4,10 @@
 // closed), time inside its activities, time inside its commands (StepResult.durationMs), and
 // overhead = wall − commands. Floor, measured in the same run on the same dev server, between
 // the chains: a child workflow running one no-op activity.
+import fs from 'node:fs';
+import path from 'node:path';
 import type { PipelineResult } from '../common/types';
+import { DEV_DYNAMIC_CONFIG } from '../cli/local-stack/servers';
 import { startChainStack } from './chain-stack';
 import { startFloor } from './floor';
 import { median, ms, type Benchmark, type Row } from './harness';
@@ -50,9 +53,12 @@ export const overhead: Benchmark = {
       const zero = eventMs(pipeline[0]);
       const at = (t: number) => ms(t - zero);
       timeline = [`pipeline: started 0, closed ${at(eventMs(pipeline[pipeline.length - 1]))}`];
+      const histories: Record<string, unknown[]> = { [workflowId]: pipeline };
       for (const span of childSpans(pipeline)) {
         const label = span.workflowId.slice(workflowId.length + 1).replace(/#\d+$/, '');
-        const acts = activitySpans(await historyOf(stack.client, span.workflowId));
+        const events = await historyOf(stack.client, span.workflowId);
+        histories[span.workflowId] = events;
+        const acts = activitySpans(events);
         timeline.push(
           `${label}: ${at(span.startMs)}–${at(span.endMs)}: ` +
             acts.map((a) => `${a.type} ${at(a.startMs)}–${at(a.endMs)}`).join(', '),
@@ -70,6 +76,9 @@ export const overhead: Benchmark = {
         stages.set(label, [...(stages.get(label) ?? []), sample]);
       }
       ctx.log(`chain ${i + 1}/${chains}: ${ms(total)} ms (${workflowId})`);
+      // With CONVEYOR_BENCH_KEEP, the last chain's histories stay in the run dir to be read event by event.
+      if (process.env.CONVEYOR_BENCH_KEEP && i === chains - 1)
+        fs.writeFileSync(path.join(ctx.dir, 'last-chain-histories.json'), JSON.stringify(histories));
     }
     for (const line of timeline) ctx.log(`last chain, ms from the pipeline's start: ${line}`);
     const floorMs = median(floors);
@@ -107,6 +116,7 @@ export const overhead: Benchmark = {
       rows,
       figures: {
         staging: staging ? '2x2-hosts' : 'none',
+        server_config: process.env.BENCH_DYNAMIC_CONFIG?.trim() || 'local-stack',
         chain_ms: ms(median(totals)),
         floor_ms: ms(floorMs),
         median_stage_overhead_ms: ms(medOver),
@@ -120,6 +130,7 @@ export const overhead: Benchmark = {
           '"in activities" column bounds what is not orchestration; "outside activities" = wall − activity time, ' +
           'the orchestration proper, compared with the floor (whose one activity is a no-op)',
         ...(staging ? [] : ['--quick: the repository has no staging hosts (no deploy, verify)']),
+        `the dev server's dynamic config: ${process.env.BENCH_DYNAMIC_CONFIG?.trim() || `the local stack's (${DEV_DYNAMIC_CONFIG.join(' ')})`}; BENCH_DYNAMIC_CONFIG=server for its own defaults`,
         `the last chain, ms from the pipeline's start: ${timeline.join('; ')}`,
       ],
     };

@@ -1,5 +1,8 @@
 // The servers a benchmark needs, on free ports with their state in the benchmark's temp dir:
 // Temporal's dev server (our search attributes registered) and moto. Stopped by the harness.
+// BENCH_DYNAMIC_CONFIG sets the dev server's dynamic config for a comparison run: `server` for
+// the server's own defaults, or space-separated key=value pairs; unset, the local stack's
+// (DEV_DYNAMIC_CONFIG in cli/local-stack/servers.ts).
 import path from 'node:path';
 import { S3Client, CreateBucketCommand, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { startMoto, startTemporalServer } from '../cli/local-stack/servers';
@@ -34,6 +37,7 @@ export async function startTemporal(
       logFile: path.join(ctx.dir, `${tag}.log`),
       headless: true,
       sqlitePragmas,
+      dynamicConfig: benchDynamicConfig(),
     }),
   );
   return {
@@ -42,6 +46,17 @@ export async function startTemporal(
     pid: svc.child.pid!,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
   };
+}
+
+/** The dev server's dynamic config from BENCH_DYNAMIC_CONFIG (see the header); undefined: ours. */
+export function benchDynamicConfig(env = process.env): readonly string[] | undefined {
+  const raw = env.BENCH_DYNAMIC_CONFIG?.trim();
+  if (!raw) return undefined;
+  if (raw === 'server') return [];
+  const values = raw.split(/\s+/);
+  const bad = values.filter((v) => !/^[A-Za-z][\w.]*=\S+$/.test(v));
+  if (bad.length > 0) throw new Error(`BENCH_DYNAMIC_CONFIG: not key=value: ${bad.join(' ')}`);
+  return values;
 }
 
 export async function startAws(ctx: BenchContext): Promise<{ endpoint: string; pid: number }> {

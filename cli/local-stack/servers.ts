@@ -31,6 +31,18 @@
 // (not the process), which is no loss for a local stack or a test run. The journal mode is a
 // property of the database file (PRAGMA journal_mode reads back `wal`); synchronous is per
 // connection, so it is passed at every start.
+//
+// The dev server's history service hands each new workflow and activity task to matching through
+// its transfer queue, and reads that queue at most history.transferProcessorMaxPollRPS times a
+// second (default 20). The dev server has one history shard, so every workflow shares the one
+// queue: a workflow task made within 50 ms of the last read waited for the next one. Each stage
+// child paid it several times (its first task, every activity completion, every signal), the
+// floor of issue 14 (a child with one no-op activity) was 189 ms, and the whole no-op chain
+// with staging hosts 5.3 s. At 1,000 reads a second (DEV_DYNAMIC_CONFIG) the floor is 26 ms and
+// the chain 4.1 s (`npm run bench -- overhead`, docs/benchmarks.md §1). The reads are made only
+// when a task is written, so an idle server does no more work; under 100 chains at once, see
+// §2. A production cluster has many shards, each with its own queue, and is tuned by its
+// operators (README, "Temporal cluster").
 import fs from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -50,15 +62,19 @@ export interface TemporalServerOptions {
   headless?: boolean;
   /** `--sqlite-pragma` settings; default DEV_SQLITE_PRAGMAS, [] for SQLite's own defaults. */
   sqlitePragmas?: readonly string[];
+  /** `--dynamic-config-value` settings; default DEV_DYNAMIC_CONFIG, [] for the server's own defaults. */
+  dynamicConfig?: readonly string[];
   /** More `start-dev` flags. */
   extraArgs?: string[];
 }
 
 export const DEV_SQLITE_PRAGMAS: readonly string[] = ['journal_mode=wal', 'synchronous=normal'];
 
-export async function startTemporalServer(o: TemporalServerOptions): Promise<Service> {
-  fs.mkdirSync(path.dirname(o.dbFile), { recursive: true });
-  const args = [
+export const DEV_DYNAMIC_CONFIG: readonly string[] = ['history.transferProcessorMaxPollRPS=1000'];
+
+/** The `temporal server start-dev` arguments for `o`. */
+export function devServerArgs(o: Omit<TemporalServerOptions, 'logFile'>): string[] {
+  return [
     'server',
     'start-dev',
     '--ip',
@@ -81,9 +97,14 @@ export async function startTemporalServer(o: TemporalServerOptions): Promise<Ser
     ...(!o.headless && temporalCliAtLeast(1, 9) ? ['--ui-disable-news-fetch'] : []),
     ...Object.entries(o.searchAttributes).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
     ...(o.sqlitePragmas ?? DEV_SQLITE_PRAGMAS).flatMap((p) => ['--sqlite-pragma', p]),
+    ...(o.dynamicConfig ?? DEV_DYNAMIC_CONFIG).flatMap((v) => ['--dynamic-config-value', v]),
     ...(o.extraArgs ?? []),
   ];
-  const svc = spawnService('temporal', temporalBin(), args, { logFile: o.logFile });
+}
+
+export async function startTemporalServer(o: TemporalServerOptions): Promise<Service> {
+  fs.mkdirSync(path.dirname(o.dbFile), { recursive: true });
+  const svc = spawnService('temporal', temporalBin(), devServerArgs(o), { logFile: o.logFile });
   await waitFor(
     `Temporal at 127.0.0.1:${o.port}`,
     async () => {
