@@ -70,7 +70,11 @@ export interface TemporalServerOptions {
 
 export const DEV_SQLITE_PRAGMAS: readonly string[] = ['journal_mode=wal', 'synchronous=normal'];
 
-export const DEV_DYNAMIC_CONFIG: readonly string[] = ['history.transferProcessorMaxPollRPS=1000'];
+/** Dynamic config that hands tasks to the workers without waiting on the transfer queue's read
+ * rate (see the header); the test cluster's dynamic config file sets the same (test/helpers/cluster.ts). */
+export const TASK_HANDOFF_CONFIG: Readonly<Record<string, number>> = { 'history.transferProcessorMaxPollRPS': 1000 };
+
+export const DEV_DYNAMIC_CONFIG: readonly string[] = Object.entries(TASK_HANDOFF_CONFIG).map(([k, v]) => `${k}=${v}`);
 
 /** The `temporal server start-dev` arguments for `o`. */
 export function devServerArgs(o: Omit<TemporalServerOptions, 'logFile'>): string[] {

@@ -7,7 +7,8 @@
 //   - the schema: temporal-sql-tool creates both databases, sets up versioning and applies the
 //     versioned schema files of the server's own module version (kept beside the binaries);
 //   - the server: one process running frontend, history, matching and worker, from a generated
-//     config file (each service with its own gRPC and membership port, as on separate hosts);
+//     config file (each service with its own gRPC and membership port, as on separate hosts), and
+//     a dynamic config file with the dev server's prompt task hand-off (TASK_HANDOFF_CONFIG);
 //   - the namespace and search attributes: registered by `conveyor setup`, the command operators run
 //     against a new cluster, not by the server's flags.
 // Missing binaries are an error that names the bootstrap step, never a skip.
@@ -18,6 +19,7 @@ import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { BuildKey, RepositoryKey } from '../../common/search-attributes';
 import { stringify } from 'yaml';
+import { TASK_HANDOFF_CONFIG } from '../../cli/local-stack/servers';
 import { ROOT } from '../../cli/local-stack/tools';
 import { freePort, isPortFree, spawnService, type Service } from '../../cli/local-stack/services';
 import { conveyor, type CliResult } from './cli';
@@ -191,7 +193,11 @@ async function setupSchema(tools: ReturnType<typeof clusterTools>, pgPort: numbe
   );
 }
 
-function serverConfig(pgPort: number, ports: Record<string, number>): Record<string, unknown> {
+function serverConfig(
+  pgPort: number,
+  ports: Record<string, number>,
+  dynamicConfigFile: string,
+): Record<string, unknown> {
   const datastore = (databaseName: string, maxConns: number) => ({
     sql: {
       pluginName: 'postgres12',
@@ -247,6 +253,7 @@ function serverConfig(pgPort: number, ports: Record<string, number>): Record<str
       },
     },
     dcRedirectionPolicy: { policy: 'noop' },
+    dynamicConfigClient: { filepath: dynamicConfigFile, pollInterval: '10s' },
     archival: { history: { state: 'disabled' }, visibility: { state: 'disabled' } },
     namespaceDefaults: { archival: { history: { state: 'disabled' }, visibility: { state: 'disabled' } } },
   };
@@ -271,7 +278,14 @@ export async function startCluster(dir: string): Promise<Cluster> {
     const ports: Record<string, number> = {};
     for (const n of names) ports[n] = await lowPort(taken);
     const configFile = path.join(dir, 'temporal-server.yaml');
-    fs.writeFileSync(configFile, stringify(serverConfig(pg.port, ports)));
+    // The same prompt task hand-off as the dev server's (cli/local-stack/servers.ts), in the
+    // dynamic config file format an operator's cluster uses (docs/operations.md).
+    const dynamicConfigFile = path.join(dir, 'dynamic-config.yaml');
+    fs.writeFileSync(
+      dynamicConfigFile,
+      stringify(Object.fromEntries(Object.entries(TASK_HANDOFF_CONFIG).map(([k, value]) => [k, [{ value }]]))),
+    );
+    fs.writeFileSync(configFile, stringify(serverConfig(pg.port, ports, dynamicConfigFile)));
     const server = spawnService(
       'temporal-server',
       tools.server,
