@@ -55,10 +55,12 @@ function run({ name, command, args, env }, o) {
 }
 
 // Jest runs in lanes (test/setup/lanes-runner.ts): the stack-heavy files on CONVEYOR_TEST_BAND
-// workers (default 2), each with a Temporal server and an AWS endpoint of its own, beside one pool
-// worker for the unit, workflow and replay files. `CONVEYOR_TEST_BAND=1 npm test -- --runInBand`
+// workers (default 3), each with a Temporal server and an AWS endpoint of its own, beside one pool
+// worker for the unit, workflow and replay files. Three, measured on 2 cores (docs/benchmarks.md,
+// Test suite, session 12): jest 674 s with two, 563 s with three, 553 s with four, each file slower
+// as they share the machine. `CONVEYOR_TEST_BAND=1 npm test -- --runInBand`
 // runs every file one after another in one process, as before.
-const JEST_ENV = { ...process.env, CONVEYOR_TEST_BAND: process.env.CONVEYOR_TEST_BAND || '2' };
+const JEST_ENV = { ...process.env, CONVEYOR_TEST_BAND: process.env.CONVEYOR_TEST_BAND || '3' };
 
 const children = new Set();
 for (const sig of ['SIGINT', 'SIGTERM']) {

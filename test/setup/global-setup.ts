@@ -5,7 +5,7 @@
 // touch a running `npm run dev` stack. Addresses reach the tests through env vars (CONVEYOR_TEST_*).
 //
 // One stack per band lane (CONVEYOR_TEST_BAND, test/setup/lanes-runner.ts): the stack-heavy files
-// of two lanes run at the same time, and each lane's worker process talks to a server and an
+// of several lanes (scripts/test.js: 3) run at the same time, and each lane's worker process talks to a server and an
 // endpoint of its own (test/setup/lane-env.ts picks them by JEST_WORKER_ID). What one file sees
 // server-wide (list and count queries, entity workflows of a shared repository name, EC2 instances
 // by tag) is then only ever its own lane's, where files still run one after another. Stack 1's

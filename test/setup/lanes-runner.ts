@@ -1,11 +1,11 @@
 // Jest runner with two lanes that run at the same time, each in worker processes of its own:
 //   band — the stack-heavy files (integration, e2e, reliability): `CONVEYOR_TEST_BAND` workers
-//          (scripts/test.js: 2), each with a Temporal dev server and an AWS endpoint of its own
+//          (scripts/test.js: 3), each with a Temporal dev server and an AWS endpoint of its own
 //          (global-setup.ts starts one stack per band worker, lane-env.ts points each worker at
 //          its own). Files on one stack run one after another, as `jest --runInBand` ran
 //          everything: some read what is visible server-wide (list and count queries, entity
 //          workflows of a shared repository name), so they never overlap on one server. What the
-//          two stacks share is this machine: its CPU, the hosts' base roots (built once, renamed
+//          stacks share is this machine: its CPU, the hosts' base roots (built once, renamed
 //          into place) and process listings, which the tests read by markers of their own;
 //   pool — unit, workflow and replay files: `CONVEYOR_TEST_POOL` workers (default 1: the band is the
 //          long pole, and one pool worker beside it already ends long before it). They use no
