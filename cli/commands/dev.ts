@@ -11,7 +11,7 @@ export function devCommand(): Command {
     .summary('start the local stack until Ctrl-C (--stop stops it)')
     .description('start the local stack (Temporal dev server, local AWS, workers, webhook API) until Ctrl-C')
     .option('--dev-config <file>', 'the local stack description', path.join(ROOT, 'temporal-dev.yml'))
-    .option('--stop', 'stop a running local stack and exit')
+    .option('--stop', 'stop a running local stack (SIGKILL after 30 s) and exit once it is gone')
     .option('--reset-hosts', 'remove the local staging hosts first, so this start makes them afresh')
     .option(
       '--reset',
@@ -21,13 +21,11 @@ export function devCommand(): Command {
       const [
         { loadConfig },
         { loadDevConfig },
-        { resetHosts, resetStores, runningStack, startStack, stopServices },
-        services,
+        { resetHosts, resetStores, runningStack, startStack, stopRunningStack, stopServices },
       ] = await Promise.all([
         import('../../config/conveyor'),
         import('../../config/temporal-dev'),
         import('../local-stack/stack'),
-        import('../local-stack/services'),
       ]);
       const dev = loadDevConfig(o.devConfig);
       if (o.resetHosts) {
@@ -44,11 +42,10 @@ export function devCommand(): Command {
           console.log('no local stack is running');
           return;
         }
-        process.kill(info.pid, 'SIGTERM');
-        const t0 = Date.now();
-        while (runningStack(dev) && Date.now() - t0 < 30000) await new Promise((r) => setTimeout(r, 200));
-        if (runningStack(dev)) services.signalGroup(info.pid, 'SIGKILL');
-        console.log(`stopped the local stack (pid ${info.pid})`);
+        const how = await stopRunningStack(info.pid);
+        console.log(
+          `stopped the local stack (pid ${info.pid})${how === 'killed' ? ' with SIGKILL: it did not stop within 30 s' : ''}`,
+        );
         return;
       }
       const config = loadConfig(configPath(cmd));

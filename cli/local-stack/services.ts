@@ -52,6 +52,27 @@ export function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void 
   }
 }
 
+/** True once `pid` has exited: no such process, or a zombie its parent has not reaped yet. */
+export function hasExited(pid: number): boolean {
+  if (!isAlive(pid)) return true;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return !isAlive(pid);
+  }
+}
+
+/** Polls until `pid` has exited (hasExited); false when it is still there after `ms`. */
+export async function exitedWithin(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!hasExited(pid)) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

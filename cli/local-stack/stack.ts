@@ -23,7 +23,16 @@ import { connectClient } from '../../workers/temporal';
 import { processEnv } from './process-env';
 import { provisionBuckets, provisionHosts, type ProvisionedHost } from './provision';
 import { startLocalAws, startTemporalServer } from './servers';
-import { isAlive, isPortFree, spawnService, tailOf, waitFor, type Service } from './services';
+import {
+  exitedWithin,
+  isAlive,
+  isPortFree,
+  signalGroup,
+  spawnService,
+  tailOf,
+  waitFor,
+  type Service,
+} from './services';
 import { supervise } from './supervise';
 import { ROOT, tsxBin } from './tools';
 
@@ -273,6 +282,25 @@ export async function resetHosts(dev: DevConfig, log: (line: string) => void): P
     if (name.startsWith('.')) continue;
     if (await resetLocalHost(path.join(dir, name))) log(`removed local host ${name}`);
   }
+}
+
+/**
+ * `conveyor dev --stop`: SIGTERM to the running stack's process, up to `graceMs` for it to stop its
+ * services and exit, then SIGKILL to its process group. Resolves once the process is gone, not
+ * when its stack file is: the stack removes that file after stopping its services and before it
+ * exits, and on a loaded machine its exit can come a moment later. How it ended; an error when
+ * even SIGKILL left it running.
+ */
+export async function stopRunningStack(pid: number, graceMs = 30_000): Promise<'stopped' | 'killed'> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return 'stopped'; // gone already
+  }
+  if (await exitedWithin(pid, graceMs)) return 'stopped';
+  signalGroup(pid, 'SIGKILL');
+  if (await exitedWithin(pid, 5_000)) return 'killed';
+  throw new Error(`the local stack (pid ${pid}) is still running after SIGKILL`);
 }
 
 /** Stops services newest first (workers and API before the servers they use), then forgets the stack. */
