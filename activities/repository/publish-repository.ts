@@ -5,7 +5,8 @@
 //   3. by-hash (hashed index files: by-hash/SHA256/…, repodata/<sha>-…): new names, nothing live changes;
 //   4. plain index files (Packages, Packages.gz/.xz, Contents) for clients without Acquire-By-Hash;
 //   5. sign and 6. switch (publish-switch.ts): Release, Release.gpg, InRelease; repomd.xml, .asc;
-//   7. state: the manifest of the generation now live (repository-state.ts);
+//   7. state: the manifest of the generation now live (repository-state.ts). A channel's first
+//      publish also stores its empty state before step 5, so a crash after the switch finds one;
 //   8. collect (publish-collect.ts): delete what no generation within the retention window names.
 // Readers never see an index before its files. A crash anywhere leaves the previous generation
 // readable; the retry recomputes the same generation from the old manifest (everything but the
@@ -24,6 +25,7 @@ import type { Signer } from './gpg';
 import type { EngineDeps, RepositoryFormat } from './publish-types';
 import { makePackages, uploadIndexes, uploadPool } from './publish-upload';
 import {
+  emptyState,
   generationKey,
   type GenerationChange,
   type GenerationSnapshot,
@@ -70,6 +72,20 @@ function headText(h: StateHead): string {
 
 const byCode = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
 
+/** Writes the empty state (generation 0, no packages) of a channel that has none. */
+async function storeEmptyState(deps: EngineDeps, fmt: RepositoryFormat, uploaded: string[]): Promise<void> {
+  const empty = emptyState(fmt.format);
+  const planned = planLayout(fmt.stateKey, [], {}, undefined);
+  await writeLayout(deps.store, planned, { cacheDir: deps.stateCache, signal: deps.scope.signal, uploaded });
+  await deps.store.put(
+    fmt.stateKey,
+    Buffer.from(JSON.stringify(headOf(empty, planned.layout), null, 1)),
+    { contentType: 'application/json', immutable: false },
+    deps.scope.signal,
+  );
+  uploaded.push(fmt.stateKey);
+}
+
 export async function publishRepository(
   deps: EngineDeps,
   fmt: RepositoryFormat,
@@ -111,6 +127,10 @@ export async function publishPlan(
   const signedDamaged = state.signed.length === 0 || !state.signed.every(inPlace);
   const resign = indexChanged || signerChanged || signedDamaged;
   const generation = resign ? state.generation + 1 : state.generation;
+  // A channel's first publish stores its empty state before the switch. Otherwise a crash between
+  // the switch and step 7 would leave a live index with no state, which the retry must refuse as
+  // a lost state (publish-plan.ts, readLiveState): the first generation would never finish.
+  if (resign && state.generation === 0 && !state.layout) await storeEmptyState(deps, fmt, uploaded);
   const signed = resign
     ? await signAndSwitch(deps, fmt, files, extra, generation, opts.environment, uploaded)
     : state.signed;

@@ -23,6 +23,7 @@ import type { RepositoryState } from '../../activities/repository/repository-sta
 import { mapLimit } from '../../activities/repository/s3-objects';
 import { loadState, without } from '../../activities/repository/state-shards';
 import type { ArtifactRef } from '../../common/types';
+import type { ConveyorConfig } from '../../config/conveyor';
 import {
   buildTestDeb,
   buildTestRpm,
@@ -46,6 +47,7 @@ describe('repository publishing: increments, retention, generations, crashes', (
   let target: ArtifactTarget;
   let rpmTarget: ArtifactTarget;
   let artifactsBucket: string;
+  let config: ConveyorConfig;
   // The publisher's clock: retention is by time, so tests move it past the window (24 h default).
   // Each test starts it three days back: apt refuses a Release dated in the future.
   let clock = Date.now();
@@ -141,7 +143,7 @@ describe('repository publishing: increments, retention, generations, crashes', (
   }
 
   beforeAll(async () => {
-    const config = testConfig([]);
+    config = testConfig([]);
     s3 = (await awsFor(config)).s3;
     ({ acts, artifactsBucket, bucket, target } = await testPublisher(config, s3, 'publish', {
       now: () => new Date(clock),
@@ -356,6 +358,41 @@ describe('repository publishing: increments, retention, generations, crashes', (
     expect(retry.uploaded.filter((k) => k.includes('/pool/'))).toEqual([]);
     expect(await aptView('bookworm-crash2')).toEqual(['eta 1.0-2']);
     expect(await acts.publishPackages(deb('crash2', [b], 1))).toMatchObject({ changed: false });
+  });
+
+  it("finishes a channel's first publish after a crash between its switch and its state (APT and YUM)", async () => {
+    // The same publisher on a client of its own that dies once a signed file has landed: every
+    // later write to the state fails, as if the process had been killed right after the switch.
+    const dying = (await awsFor(config)).s3;
+    let switched = false;
+    dying.middlewareStack.add(
+      (next, context) => async (args) => {
+        const key = (args.input as { Key?: string }).Key ?? '';
+        if (context.commandName === 'PutObjectCommand' && switched && key.startsWith('conveyor-state/'))
+          throw new Error(`the publisher died before writing ${key}`);
+        const out = await next(args);
+        if (context.commandName === 'PutObjectCommand' && /(\/InRelease|\/repodata\/repomd\.xml(\.asc)?)$/.test(key))
+          switched = true;
+        return out;
+      },
+      { step: 'initialize', name: 'dieAfterTheSwitch' },
+    );
+    const dead = (await testPublisher(config, dying, 'publish-dying', { now: () => new Date(clock) })).acts;
+    const a = await buildTestDeb({ name: 'iota', version: '1.0-1', arch: 'amd64' }, target);
+    const r = await buildTestRpm({ name: 'kappa', version: '1.0', release: '1' }, rpmTarget);
+    for (const [input, index, view, listed] of [
+      [deb('first', [a]), 'apt/dists/bookworm-first/InRelease', () => aptView('bookworm-first'), 'iota 1.0-1'],
+      [rpm('first', [r]), 'yum/el9/first/repodata/repomd.xml', () => yumView('yum/el9/first'), 'kappa 1.0-1'],
+    ] as const) {
+      switched = false;
+      await expect(dead.publishPackages(input)).rejects.toThrow('the publisher died before writing conveyor-state/');
+      expect(await exists(index)).toBe(true);
+      // The retry takes the channel's empty state, stored before the switch, and finishes.
+      const retry = await acts.publishPackages(input);
+      expect(retry.changed).toBe(true);
+      expect(await view()).toEqual([listed]);
+      expect(await acts.publishPackages(input)).toMatchObject({ changed: false });
+    }
   });
 
   it('reuses an rpm signed before a crash instead of signing it again', async () => {
