@@ -34,7 +34,7 @@ import {
   type StateHead,
   type Yank,
 } from './repository-state';
-import { headOf, listGenerationNumbers, planLayout, storedKeys, writeLayout } from './state-shards';
+import { headOf, listGenerationNumbers, planLayout, storedKeys, writeLayout, type PlannedLayout } from './state-shards';
 import type { Environment, PublishPackagesInput, PublishPackagesResult } from './types';
 
 export type { Candidate, EngineDeps, IndexFile, Ingested, IngestContext, RepositoryFormat } from './publish-types';
@@ -72,14 +72,18 @@ function headText(h: StateHead): string {
 
 const byCode = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
 
-/** Writes the empty state (generation 0, no packages) of a channel that has none. */
-async function storeEmptyState(deps: EngineDeps, fmt: RepositoryFormat, uploaded: string[]): Promise<void> {
-  const empty = emptyState(fmt.format);
-  const planned = planLayout(fmt.stateKey, [], {}, undefined);
+/** Stores a state: the shards of its layout, then the head that names them. */
+async function storeState(
+  deps: EngineDeps,
+  fmt: RepositoryFormat,
+  planned: PlannedLayout,
+  head: StateHead,
+  uploaded: string[],
+): Promise<void> {
   await writeLayout(deps.store, planned, { cacheDir: deps.stateCache, signal: deps.scope.signal, uploaded });
   await deps.store.put(
     fmt.stateKey,
-    Buffer.from(JSON.stringify(headOf(empty, planned.layout), null, 1)),
+    Buffer.from(JSON.stringify(head, null, 1)),
     { contentType: 'application/json', immutable: false },
     deps.scope.signal,
   );
@@ -130,7 +134,10 @@ export async function publishPlan(
   // A channel's first publish stores its empty state before the switch. Otherwise a crash between
   // the switch and step 7 would leave a live index with no state, which the retry must refuse as
   // a lost state (publish-plan.ts, readLiveState): the first generation would never finish.
-  if (resign && state.generation === 0 && !state.layout) await storeEmptyState(deps, fmt, uploaded);
+  if (resign && state.generation === 0 && !state.layout) {
+    const empty = planLayout(fmt.stateKey, [], {}, undefined);
+    await storeState(deps, fmt, empty, headOf(emptyState(fmt.format), empty.layout), uploaded);
+  }
   const signed = resign
     ? await signAndSwitch(deps, fmt, files, extra, generation, opts.environment, uploaded)
     : state.signed;
@@ -173,15 +180,8 @@ export async function publishPlan(
   const head = headOf(next, planned.layout);
   // A schema 1 state is always rewritten: that is its migration.
   if (!state.layout || headText(head) !== headText(headOf(state, state.layout))) {
-    // Shards before the head that names them; the head after the switch, like the state before it.
-    await writeLayout(store, planned, { cacheDir: deps.stateCache, signal, uploaded });
-    await store.put(
-      fmt.stateKey,
-      Buffer.from(JSON.stringify(head, null, 1)),
-      { contentType: 'application/json', immutable: false },
-      signal,
-    );
-    uploaded.push(fmt.stateKey);
+    // The head after the switch, like the state before it.
+    await storeState(deps, fmt, planned, head, uploaded);
   }
   if (resign) {
     // After the state: a snapshot never describes a generation that did not go live. It names
