@@ -67,8 +67,28 @@ export default async function globalSetup(): Promise<void> {
   }
 }
 
-/** One Temporal dev server and one local AWS endpoint, their state under `dir`. */
+/**
+ * startStackOnce, again on other free ports when it fails: stacks start side by side, and a port
+ * one of them was given can be taken by another stack's server before it binds it (seen once with
+ * three lanes: the AWS router's port, EADDRINUSE). Three attempts; the last failure is thrown.
+ */
 async function startStack(dir: string, services: Service[]): Promise<{ temporal: string; aws: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const mine: Service[] = [];
+    try {
+      const stack = await startStackOnce(dir, mine);
+      services.push(...mine);
+      return stack;
+    } catch (err) {
+      await Promise.all(mine.map((s) => s.stop()));
+      if (attempt === 3) throw err;
+      process.stderr.write(`global setup: the stack in ${dir} did not start (${(err as Error).message}); again\n`);
+    }
+  }
+}
+
+/** One Temporal dev server and one local AWS endpoint, their state under `dir`. */
+async function startStackOnce(dir: string, services: Service[]): Promise<{ temporal: string; aws: string }> {
   fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
   const [port, httpPort, metricsPort, uiPort, awsPort] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
   // Each joins `services` as soon as it is up, so a failure of the other still stops it.
