@@ -1,8 +1,11 @@
 // Steps 5–6 of a publish (publish-repository.ts): sign the new generation and switch to it. The
-// signed files are written one at a time, in order, the last of them (InRelease, repomd.xml's
-// signature) being what clients read first: the switch. Right before the first of them the
-// caller's fence runs: a publisher whose lock lease has passed must not overwrite the index its
-// successor may already have written.
+// signed files are written one at a time, in order. For APT the last of them, InRelease, is what
+// clients read first: the switch is one object. For YUM it is two (repomd.xml, then its .asc),
+// and a publisher that dies between them leaves dnf reading a bad signature until the retry; an
+// .asc signing both generations would not help, as librepo checks only its first signature
+// (README, Repositories, "Known gap"). Right before the first of them the caller's fence runs: a
+// publisher whose lock lease has passed must not overwrite the index its successor may already
+// have written.
 import type { EngineDeps, IndexFile, ReleaseFacts, RepositoryFormat } from './publish-types';
 import type { IndexRecord } from './repository-state';
 import { recordOf } from './publish-upload';

@@ -107,6 +107,43 @@ describe('YUM repository read by dnf', () => {
     expect((await pkgCheck.installed('tally')).exitCode).not.toBe(0);
   });
 
+  it('leaves dnf refusing a torn switch (the known gap) until the retry rewrites both files', async () => {
+    // YUM's switch is two objects. A publisher that dies once repomd.xml has landed leaves its old
+    // .asc beside it, and no .asc could cover both: librepo reads only the first signature in it
+    // (measured in session 13 with two signatures in either order). README, Repositories.
+    const acts = createRepositoryActivities({ s3, artifactsBucket, buckets, signingKey: () => key });
+    const torn = { ...input, channel: 'torn' };
+    await acts.publishPackages(torn);
+    const dying = (await awsFor(testConfig([]))).s3;
+    dying.middlewareStack.add(
+      (next, context) => async (args) => {
+        const object = (args.input as { Key?: string }).Key ?? '';
+        if (context.commandName === 'PutObjectCommand' && object.endsWith('/repodata/repomd.xml.asc'))
+          throw new Error('the publisher died after repomd.xml');
+        return next(args);
+      },
+      { step: 'initialize', name: 'dieBetweenRepomdAndAsc' },
+    );
+    const next = await buildTestRpm(
+      { name: 'tally', version: '2.3.0', release: '6' },
+      { s3, bucket: artifactsBucket, distro: 'el9', dir: tempDir('yum-build') },
+    );
+    const newer = { ...torn, artifacts: [tally, next] };
+    await expect(
+      createRepositoryActivities({ s3: dying, artifactsBucket, buckets, signingKey: () => key }).publishPackages(newer),
+    ).rejects.toThrow('the publisher died after repomd.xml');
+    const opts = { baseUrl: `${http.staging}/yum/el9/torn`, keyUrl: `${http.staging}/keys/conveyor.asc` };
+    const during = await dnfClient(dir(), opts).makecache();
+    expect(during.exitCode).not.toBe(0);
+    expect(during.output).toMatch(/repomd\.xml GPG signature verification error: Bad GPG signature/);
+
+    expect(await acts.publishPackages(newer)).toMatchObject({ changed: true });
+    const after = dnfClient(dir(), opts);
+    expect((await after.makecache()).exitCode).toBe(0);
+    const dl = await after.download('tally-2.3.0-6');
+    expect(dl.exitCode).toBe(0);
+  });
+
   it('refuses an unsigned rpm at install', async () => {
     const repo = dir();
     fs.mkdirSync(path.join(repo, 'Packages'));

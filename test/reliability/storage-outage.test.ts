@@ -5,7 +5,8 @@
 // (default 20) right after a publish's first write, and (b) the publishing worker (the
 // orchestrator) is killed with SIGKILL right after chosen writes of a publish have landed:
 // RELIABILITY_PUBLISH_KILL_AT, writes counted from each (re)start, default "1,4,8"; `all` kills
-// after write 1 of the first attempt, write 2 of the next, and so on until an attempt finishes.
+// after write 1 of the first attempt, write 2 of the next, and so on until an attempt finishes. A
+// kill point that falls on a YUM repomd.xml moves to the write after it (the known gap below).
 // Both publishes complete, each version is in its index once, and no reader ever saw a hash
 // mismatch, a missing file or a bad signature.
 import fs from 'node:fs';
@@ -153,7 +154,16 @@ describe('reliability: storage outage and crashes mid-publish never break a read
       if (!w.path.startsWith(`/${stagingBucket}/`) || next === undefined) return;
       since++;
       if (since !== next) return;
-      kills.push(`after write ${since} (${w.method} ${w.path.split('?')[0].split('/').slice(-2).join('/')})`);
+      const object = w.path.split('?')[0];
+      if (object.endsWith('/repodata/repomd.xml')) {
+        // Between repomd.xml and its .asc is the known gap of YUM's two-object switch (README,
+        // Repositories): dnf checks only the first signature in the .asc, so no .asc can cover
+        // both generations. That tear is tested on its own (repository-publish.test.ts); here the
+        // kill moves to the next write.
+        next++;
+        return;
+      }
+      kills.push(`after write ${since} (${w.method} ${object.split('/').slice(-2).join('/')})`);
       workers.kill('orchestrator');
       lives.n++;
       since = 0;
