@@ -4,7 +4,7 @@
 // (TEMPORAL_* env > conveyor.yml > the TOML profile: config/temporal-settings.ts). Secrets come by
 // reference (env var names, file paths, the profile file) and never appear in config or logs.
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import type { ConveyorConfig, Env } from '../config/conveyor';
 import {
   describeTemporalSettings,
@@ -48,6 +48,9 @@ export async function connectClient(config: ConveyorConfig, env: Env = process.e
 export async function connectNative(config: ConveyorConfig, env: Env = process.env): Promise<NativeConnection> {
   const settings = temporalSettings(config, env);
   const options = temporalConnectionOptions(settings);
+  // Imported here, not at the top: the CLI and the API connect clients only, and loading the
+  // worker package (its native bridge) costs them ~120 ms of CPU per process.
+  const { NativeConnection } = await import('@temporalio/worker');
   try {
     return await NativeConnection.connect(options);
   } catch (err) {

@@ -1,8 +1,13 @@
 // S3 client and the few object operations every domain needs. Locally the endpoint is moto
 // (path-style addressing, any credentials); in production the default credential chain.
-import { EC2Client } from '@aws-sdk/client-ec2';
+// The EC2 and SSM clients are made, and their SDK packages loaded, on first use: most processes
+// that hold AwsClients (the CLI's repo, keys, audit, promote and rerun commands, the builder, the
+// API) never touch them, and loading @aws-sdk/client-ec2 alone costs ~120 ms of CPU per process.
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type * as Ec2Sdk from '@aws-sdk/client-ec2';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import type * as SsmSdk from '@aws-sdk/client-ssm';
 import type { ConveyorConfig } from '../../config/conveyor';
 
 export interface AwsClients {
@@ -45,10 +50,18 @@ export function createAwsClients(config: Pick<ConveyorConfig, 'aws'>, env = proc
     endpoint: endpointFor(service, config, env),
     credentials: credentialsFor(service, config, env),
   });
+  let ec2: EC2Client | undefined;
+  let ssm: SSMClient | undefined;
   return {
     s3: new S3Client({ ...common('s3'), forcePathStyle: Boolean(endpointFor('s3', config, env)) }),
-    ec2: new EC2Client(common('ec2')),
-    ssm: new SSMClient(common('ssm')),
+    get ec2() {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (header)
+      return (ec2 ??= new (require('@aws-sdk/client-ec2') as typeof Ec2Sdk).EC2Client(common('ec2')));
+    },
+    get ssm() {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (header)
+      return (ssm ??= new (require('@aws-sdk/client-ssm') as typeof SsmSdk).SSMClient(common('ssm')));
+    },
   };
 }
 

@@ -7,7 +7,6 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { commandConfig, withClient } from './context';
 
 const UNITS: Record<string, number> = { m: 60e3, h: 3600e3, d: 86400e3 };
@@ -32,6 +31,8 @@ export function replayCommand(): Command {
       const query = o.query
         ? `WorkflowType = 'pipeline' AND (${o.query})`
         : `WorkflowType = 'pipeline' AND StartTime > '${sinceToIso(o.since)}'`;
+      // The worker package (webpack, the native bridge) is loaded by this command only.
+      const { bundleWorkflowCode, DefaultLogger, Runtime, Worker } = await import('@temporalio/worker');
       Runtime.install({ logger: new DefaultLogger('ERROR', () => undefined) });
       const quiet = () => undefined;
       const bundle = await bundleWorkflowCode({
