@@ -1,6 +1,6 @@
 // Conveyor's own series from activities, through the activity context's metric meter
 // (`Context.current().metricMeter`): it goes to the worker runtime's Prometheus exporter
-// (workers/logging.ts installRuntime) with the activity's tags (namespace, task_queue,
+// (workers/runtime.ts installRuntime) with the activity's tags (namespace, task_queue,
 // activity_type, and stage/distro from workers/activity-context.ts). Outside an activity (a
 // script, a unit test calling a function directly) nothing is recorded.
 import fs from 'node:fs';

@@ -3,7 +3,8 @@
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { ConfigError, loadConfig, resolveConfigPath, type ConveyorConfig } from '../config/conveyor';
 import { secretEnvNames } from '../cli/local-stack/process-env';
-import { createLogger, installRuntime, registerSecretValues } from './logging';
+import { createLogger, registerSecretValues } from './logging';
+import { installRuntime } from './runtime';
 import { connectNative } from './temporal';
 
 export interface WorkerArgv {

@@ -49,7 +49,8 @@ export async function connectNative(config: ConveyorConfig, env: Env = process.e
   const settings = temporalSettings(config, env);
   const options = temporalConnectionOptions(settings);
   // Imported here, not at the top: the CLI and the API connect clients only, and loading the
-  // worker package (its native bridge) costs them ~120 ms of CPU per process.
+  // worker package (its native bridge) costs them ~120 ms of CPU per process
+  // (test/unit/cli-startup.test.ts).
   const { NativeConnection } = await import('@temporalio/worker');
   try {
     return await NativeConnection.connect(options);

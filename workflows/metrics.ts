@@ -1,6 +1,6 @@
 // Conveyor's own series from workflow code, through the SDK's workflow metric meter: workflow code
 // may do no I/O, and the meter hands each value to the worker's runtime (a sink), which exports it
-// on the worker's Prometheus endpoint beside the SDK's series (workers/logging.ts installRuntime).
+// on the worker's Prometheus endpoint beside the SDK's series (workers/runtime.ts installRuntime).
 // Emitting a metric adds no command to the history, so no patch is needed, and the SDK drops
 // emissions while a history is replayed: a run counted once is not counted again when a worker
 // rebuilds it from its history. The SDK's own series are named `temporal_…`; ours keep their names,

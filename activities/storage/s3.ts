@@ -1,19 +1,17 @@
 // S3 client and the few object operations every domain needs. Locally the endpoint is moto
 // (path-style addressing, any credentials); in production the default credential chain.
-// The EC2 and SSM clients are made, and their SDK packages loaded, on first use: most processes
-// that hold AwsClients (the CLI's repo, keys, audit, promote and rerun commands, the builder, the
-// API) never touch them, and loading @aws-sdk/client-ec2 alone costs ~120 ms of CPU per process.
-import type { EC2Client } from '@aws-sdk/client-ec2';
+// The EC2 and SSM clients are made, and their SDK packages loaded, on first use: the CLI's repo,
+// keys, audit, promote and rerun commands hold AwsClients for S3 alone, and loading
+// @aws-sdk/client-ec2 costs ~120 ms of CPU per process (test/unit/cli-startup.test.ts).
 import type * as Ec2Sdk from '@aws-sdk/client-ec2';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import type { SSMClient } from '@aws-sdk/client-ssm';
 import type * as SsmSdk from '@aws-sdk/client-ssm';
 import type { ConveyorConfig } from '../../config/conveyor';
 
 export interface AwsClients {
   s3: S3Client;
-  ec2: EC2Client;
-  ssm: SSMClient;
+  ec2: Ec2Sdk.EC2Client;
+  ssm: SsmSdk.SSMClient;
 }
 
 type Service = keyof AwsClients;
@@ -50,8 +48,8 @@ export function createAwsClients(config: Pick<ConveyorConfig, 'aws'>, env = proc
     endpoint: endpointFor(service, config, env),
     credentials: credentialsFor(service, config, env),
   });
-  let ec2: EC2Client | undefined;
-  let ssm: SSMClient | undefined;
+  let ec2: Ec2Sdk.EC2Client | undefined;
+  let ssm: SsmSdk.SSMClient | undefined;
   return {
     s3: new S3Client({ ...common('s3'), forcePathStyle: Boolean(endpointFor('s3', config, env)) }),
     get ec2() {

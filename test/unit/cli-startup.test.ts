@@ -1,10 +1,12 @@
-// What a CLI process loads before it does anything: the worker package (webpack, the native
-// bridge) and the EC2 and SSM SDKs are loaded on first use only (workers/temporal.ts,
-// activities/storage/s3.ts, cli/commands/replay.ts), so `conveyor --help` and the operator
-// commands start without them. The prebuilt CLI runs with a preload that lists, at exit, every
-// module it loaded.
+// What a CLI or API process loads before it does anything: the worker package (webpack, the
+// native bridge) and the EC2 and SSM SDKs are loaded on first use only (workers/temporal.ts,
+// workers/runtime.ts, activities/storage/s3.ts, cli/commands/replay.ts), so `conveyor --help`,
+// the operator commands and the API start without them. The prebuilt CLI runs with a preload that
+// lists, at exit, every module it loaded; the API, a server, is read for what it imports before
+// it runs (esbuild's import graph of api/main.ts: a dynamic import() is loaded on first use).
 import fs from 'node:fs';
 import path from 'node:path';
+import { build } from 'esbuild';
 import { runProcess } from '../../activities/exec/process';
 import { entry } from '../helpers/entry';
 import { tempDir } from '../helpers/stack';
@@ -42,5 +44,28 @@ describe('CLI start', () => {
         ]).toEqual([name, pkg, []]);
       }
     }
+  });
+
+  it('the API imports the worker package nowhere but on first use', async () => {
+    const graph = await build({
+      entryPoints: [path.join(__dirname, '..', '..', 'api', 'main.ts')],
+      bundle: true,
+      platform: 'node',
+      packages: 'external',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    });
+    const imports = Object.entries(graph.metafile.inputs).flatMap(([file, input]) =>
+      input.imports.filter((i) => i.external).map((i) => ({ file, path: i.path, kind: i.kind })),
+    );
+    // The check itself: the API does import the client package, and the worker's on first use.
+    expect(imports).toContainEqual({
+      file: 'workers/temporal.ts',
+      path: '@temporalio/client',
+      kind: 'import-statement',
+    });
+    expect(imports).toContainEqual({ file: 'workers/temporal.ts', path: '@temporalio/worker', kind: 'dynamic-import' });
+    expect(imports.filter((i) => LAZY.includes(i.path) && i.kind !== 'dynamic-import')).toEqual([]);
   });
 });
