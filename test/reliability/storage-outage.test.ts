@@ -158,7 +158,7 @@ describe('reliability: storage outage and crashes mid-publish never break a read
       if (object.endsWith('/repodata/repomd.xml')) {
         // Between repomd.xml and its .asc is the known gap of YUM's two-object switch (README,
         // Repositories): dnf checks only the first signature in the .asc, so no .asc can cover
-        // both generations. That tear is tested on its own (repository-publish.test.ts); here the
+        // both generations. That tear is tested on its own (repository-yum.test.ts); here the
         // kill moves to the next write.
         next++;
         return;
