@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { stringify } from 'yaml';
@@ -140,6 +141,24 @@ export async function awsFor(config: ConveyorConfig): Promise<AwsClients> {
   const aws = createAwsClients(config, {});
   await provisionBuckets(aws, config, ['staging', 'production']);
   return aws;
+}
+
+/**
+ * An S3 client of the stack that plays a publisher dying mid-publish: a PutObject whose key
+ * `dies` names a reason for fails with that reason, before anything is sent.
+ */
+export function dyingS3(config: ConveyorConfig, dies: (key: string) => string | undefined): S3Client {
+  const s3 = createAwsClients(config, {}).s3;
+  s3.middlewareStack.add(
+    (next, context) => async (args) => {
+      const reason =
+        context.commandName === 'PutObjectCommand' ? dies((args.input as { Key?: string }).Key ?? '') : undefined;
+      if (reason) throw new Error(reason);
+      return next(args);
+    },
+    { step: 'initialize', name: 'dyingPublisher' },
+  );
+  return s3;
 }
 
 export async function clientFor(config: ConveyorConfig): Promise<Client> {

@@ -33,7 +33,7 @@ import {
   type ArtifactTarget,
 } from '../helpers/packages';
 import { aptClient, dnfClient } from '../helpers/readers';
-import { awsFor, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
+import { awsFor, dyingS3, tempDir, testConfig, testEnv, uid } from '../helpers/stack';
 
 // The SDK logs every failed activity as a warning; these failures are the point of the tests.
 const quiet = new DefaultLogger('ERROR');
@@ -363,20 +363,12 @@ describe('repository publishing: increments, retention, generations, crashes', (
   it("finishes a channel's first publish after a crash between its switch and its state (APT and YUM)", async () => {
     // The same publisher on a client of its own that dies once a signed file has landed: every
     // later write to the state fails, as if the process had been killed right after the switch.
-    const dying = (await awsFor(config)).s3;
     let switched = false;
-    dying.middlewareStack.add(
-      (next, context) => async (args) => {
-        const key = (args.input as { Key?: string }).Key ?? '';
-        if (context.commandName === 'PutObjectCommand' && switched && key.startsWith('conveyor-state/'))
-          throw new Error(`the publisher died before writing ${key}`);
-        const out = await next(args);
-        if (context.commandName === 'PutObjectCommand' && /(\/InRelease|\/repodata\/repomd\.xml(\.asc)?)$/.test(key))
-          switched = true;
-        return out;
-      },
-      { step: 'initialize', name: 'dieAfterTheSwitch' },
-    );
+    const dying = dyingS3(config, (key) => {
+      if (switched && key.startsWith('conveyor-state/')) return `the publisher died before writing ${key}`;
+      if (/(\/InRelease|\/repodata\/repomd\.xml(\.asc)?)$/.test(key)) switched = true;
+      return undefined;
+    });
     const dead = (await testPublisher(config, dying, 'publish-dying', { now: () => new Date(clock) })).acts;
     const a = await buildTestDeb({ name: 'iota', version: '1.0-1', arch: 'amd64' }, target);
     const r = await buildTestRpm({ name: 'kappa', version: '1.0', release: '1' }, rpmTarget);

@@ -15,7 +15,7 @@ import {
 import { parseS3Url } from '../../config/conveyor';
 import { buildTestRpm, otherSigningKey, testSigningKey, type TestArtifact } from '../helpers/packages';
 import { dnfClient } from '../helpers/readers';
-import { awsFor, tempDir, testConfig, testEnv } from '../helpers/stack';
+import { awsFor, dyingS3, tempDir, testConfig, testEnv } from '../helpers/stack';
 
 const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
@@ -114,15 +114,8 @@ describe('YUM repository read by dnf', () => {
     const acts = createRepositoryActivities({ s3, artifactsBucket, buckets, signingKey: () => key });
     const torn = { ...input, channel: 'torn' };
     await acts.publishPackages(torn);
-    const dying = (await awsFor(testConfig([]))).s3;
-    dying.middlewareStack.add(
-      (next, context) => async (args) => {
-        const object = (args.input as { Key?: string }).Key ?? '';
-        if (context.commandName === 'PutObjectCommand' && object.endsWith('/repodata/repomd.xml.asc'))
-          throw new Error('the publisher died after repomd.xml');
-        return next(args);
-      },
-      { step: 'initialize', name: 'dieBetweenRepomdAndAsc' },
+    const dying = dyingS3(testConfig([]), (key) =>
+      key.endsWith('/repodata/repomd.xml.asc') ? 'the publisher died after repomd.xml' : undefined,
     );
     const next = await buildTestRpm(
       { name: 'tally', version: '2.3.0', release: '6' },
